@@ -1,0 +1,20 @@
+"""A real single-node Apache Kafka 4.x broker for development, tests and the demo.
+
+The jars come from Maven Central once (``provision_kafka``); ``LocalBroker`` runs them
+on loopback with the machine's Java. ``shadow-eval kafka start|stop|status`` wraps it.
+"""
+
+from __future__ import annotations
+
+from streams.broker.errors import BrokerError
+from streams.broker.local import BrokerStatus, LocalBroker
+from streams.broker.provision import KafkaRuntime, find_runtime, provision_kafka
+
+__all__ = [
+    "BrokerError",
+    "BrokerStatus",
+    "KafkaRuntime",
+    "LocalBroker",
+    "find_runtime",
+    "provision_kafka",
+]

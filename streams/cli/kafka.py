@@ -1,0 +1,155 @@
+"""``shadow-eval kafka``: a local single-node Kafka 4.x broker (KRaft) on loopback."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+import click
+
+from streams.broker import BrokerError, BrokerStatus, LocalBroker, provision_kafka
+from streams.settings import load_settings
+
+__all__ = ["kafka"]
+
+EXIT_STOPPED = 3
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _clean_errors(command: F) -> F:
+    """Print a ``BrokerError`` as one clear message (no traceback) and exit 1."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except BrokerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _broker(data_dir: Path | None, **kwargs: Any) -> LocalBroker:
+    return LocalBroker(load_settings(), data_dir, progress=_progress, **kwargs)
+
+
+def _echo_status(status: BrokerStatus, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(status.to_dict()))
+    elif status.running:
+        click.echo(
+            f"running  pid {status.pid}  bootstrap {status.bootstrap}  "
+            f"Kafka {status.version}  data {status.data_dir}"
+        )
+    else:
+        click.echo(f"stopped  data {status.data_dir}")
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Broker state and logs [default: <cache_dir>/broker].",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@click.group()
+def kafka() -> None:
+    """Run a real single-node Kafka 4.x broker on 127.0.0.1 (Java 17 + Maven, no Docker)."""
+
+
+@kafka.command()
+@click.option("--force", is_flag=True, help="Resolve again even if the jars are cached.")
+@_clean_errors
+def provision(force: bool) -> None:
+    """Fetch the Kafka jars from Maven Central into the cache (once)."""
+    runtime = provision_kafka(load_settings().cache_dir, force=force, progress=_progress)
+    click.echo(f"Kafka {runtime.version} in {runtime.libs}")
+
+
+@kafka.command()
+@click.option("--port", type=click.IntRange(1, 65535), help="Broker port [default: free port].")
+@click.option(
+    "--controller-port",
+    type=click.IntRange(1, 65535),
+    help="KRaft controller port [default: free].",
+)
+@data_dir_option
+@click.option(
+    "--foreground/--background",
+    default=False,
+    help="Stay attached and stop the broker on Ctrl-C, or detach [default: background].",
+)
+@click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait.")
+@json_option
+@_clean_errors
+def start(
+    port: int | None,
+    controller_port: int | None,
+    data_dir: Path | None,
+    foreground: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Start the broker and print its bootstrap address (127.0.0.1:PORT)."""
+    broker = _broker(
+        data_dir, port=port, controller_port=controller_port, die_with_parent=foreground
+    )
+    was_running = broker.status().running
+    bootstrap = broker.start(timeout=timeout)
+    if was_running:
+        _progress(f"already running from {broker.data_dir}")
+    if as_json:
+        _echo_status(broker.status(), as_json=True)
+    else:
+        click.echo(bootstrap)
+    if foreground:
+        _run_in_foreground(broker)
+
+
+def _run_in_foreground(broker: LocalBroker) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    _progress(f"broker log: {broker.log_path}; Ctrl-C stops it")
+    try:
+        code = broker.wait()
+    except KeyboardInterrupt:
+        _progress("stopping the broker...")
+        broker.stop()
+        return
+    raise BrokerError(f"the Kafka broker exited (exit code {code}); see {broker.log_path}")
+
+
+@kafka.command()
+@data_dir_option
+@json_option
+def status(data_dir: Path | None, as_json: bool) -> None:
+    """Report running/stopped, pid, bootstrap and Kafka version (exit 0 running, 3 stopped)."""
+    current = _broker(data_dir).status()
+    _echo_status(current, as_json)
+    if not current.running:
+        sys.exit(EXIT_STOPPED)
+
+
+@kafka.command()
+@data_dir_option
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="SIGKILL after.")
+@_clean_errors
+def stop(data_dir: Path | None, timeout: float) -> None:
+    """Stop the broker (SIGTERM, then SIGKILL after the timeout)."""
+    broker = _broker(data_dir)
+    click.echo("stopped" if broker.stop(timeout=timeout) else "not running")
