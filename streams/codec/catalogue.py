@@ -1,0 +1,110 @@
+"""The local schema catalogue: every schema version in ``schemas/`` with its permanent id."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fastavro import parse_schema
+
+__all__ = ["SchemaCatalogue", "SchemaEntry", "find_schema_dir"]
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaEntry:
+    """One version of one schema."""
+
+    id: int
+    name: str
+    version: int
+    file: str
+    raw: dict[str, Any]
+    """The schema as written in its file (may refer to other named schemas)."""
+    expanded: dict[str, Any]
+    """Self-contained schema, every named reference inlined (what a registry stores)."""
+    parsed: dict[str, Any]
+    """fastavro's parsed form, ready for the reader and writer."""
+
+
+def find_schema_dir() -> Path:
+    """``schemas/`` of a source checkout, else the copy packed into an installed wheel."""
+    package_dir = Path(__file__).resolve().parent.parent
+    for candidate in (package_dir.parent / "schemas", package_dir / "_schemas"):
+        if (candidate / "catalogue.json").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"no schemas/catalogue.json beside {package_dir}; is shadow-eval installed completely?"
+    )
+
+
+class SchemaCatalogue:
+    """Every schema version listed in ``catalogue.json``, by id and by name.
+
+    Examples
+    --------
+    >>> catalogue = SchemaCatalogue.default()
+    >>> catalogue.latest("dev.shadoweval.ModelInput").id
+    1
+    """
+
+    def __init__(self, schema_dir: Path) -> None:
+        self.schema_dir = schema_dir
+        listing = json.loads((schema_dir / "catalogue.json").read_text())
+        self._by_id: dict[int, SchemaEntry] = {}
+        self._versions: dict[str, list[SchemaEntry]] = {}
+        named: dict[str, Any] = {}
+        expanded_named: dict[str, Any] = {}
+        for item in listing["schemas"]:
+            raw = json.loads((schema_dir / item["file"]).read_text())
+            full_name = f"{raw['namespace']}.{raw['name']}"
+            if full_name != item["name"]:
+                raise ValueError(
+                    f"catalogue.json: {item['file']} defines {full_name}, listed as {item['name']}"
+                )
+            if item["id"] in self._by_id:
+                raise ValueError(f"catalogue.json: schema id {item['id']} is used twice")
+            # Each version parses against the named types known so far (a copy, so a
+            # newer version of a name may redefine it); its own names are then kept
+            # for the schemas listed after it.
+            scratch, expanded_scratch = dict(named), dict(expanded_named)
+            parsed = parse_schema(raw, named_schemas=scratch)
+            expanded = parse_schema(raw, named_schemas=expanded_scratch, expand=True)
+            named.update(scratch)
+            expanded_named.update(expanded_scratch)
+            entry = SchemaEntry(
+                item["id"], full_name, item["version"], item["file"], raw, expanded, parsed
+            )
+            self._by_id[entry.id] = entry
+            self._versions.setdefault(full_name, []).append(entry)
+        for versions in self._versions.values():
+            versions.sort(key=lambda e: e.version)
+
+    @classmethod
+    def default(cls) -> SchemaCatalogue:
+        return _default_catalogue()
+
+    def by_id(self, schema_id: int) -> SchemaEntry | None:
+        return self._by_id.get(schema_id)
+
+    def latest(self, name: str) -> SchemaEntry:
+        try:
+            return self._versions[name][-1]
+        except KeyError:
+            raise KeyError(f"no schema named {name!r} in {self.schema_dir}") from None
+
+    def versions(self, name: str) -> list[SchemaEntry]:
+        return list(self._versions[name])
+
+    def names(self) -> list[str]:
+        return list(self._versions)
+
+    def entries(self) -> list[SchemaEntry]:
+        return list(self._by_id.values())
+
+
+@cache
+def _default_catalogue() -> SchemaCatalogue:
+    return SchemaCatalogue(find_schema_dir())

@@ -1,0 +1,85 @@
+"""Create shadow-eval's topics and check that the per-request ones are co-partitioned.
+
+One join worker must own every record of a request, so the topics keyed by request id
+need the same partition count (and the same default partitioner, which every producer
+of ours uses).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.settings import Settings
+
+__all__ = ["TopicError", "TopicStatus", "check_topics", "create_topics"]
+
+log = logging.getLogger(__name__)
+
+
+class TopicError(RuntimeError):
+    """A topic problem that stops shadow-eval from running correctly."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicStatus:
+    name: str
+    partitions: int | None
+    """None when the topic does not exist."""
+
+
+def _admin(settings: Settings) -> AdminClient:
+    return AdminClient(settings.confluent_config())
+
+
+def describe_topics(settings: Settings, timeout: float = 10.0) -> list[TopicStatus]:
+    try:
+        metadata = _admin(settings).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise TopicError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from exc
+    return [
+        TopicStatus(name, len(metadata.topics[name].partitions) if name in metadata.topics else None)
+        for name in settings.topics.all
+    ]
+
+
+def create_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Create every missing topic with ``settings.partitions``; returns the names created."""
+    existing = {s.name for s in describe_topics(settings) if s.partitions is not None}
+    wanted = [
+        NewTopic(name, settings.partitions, settings.replication_factor)
+        for name in settings.topics.all
+        if name not in existing
+    ]
+    if wanted:
+        futures = _admin(settings).create_topics(wanted, operation_timeout=timeout)
+        for name, future in futures.items():
+            try:
+                future.result(timeout=timeout)
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise TopicError(f"cannot create topic {name}: {exc}") from exc
+            log.info("created topic %s with %d partitions", name, settings.partitions)
+    check_topics(settings)
+    return [topic.topic for topic in wanted]
+
+
+def check_topics(settings: Settings) -> list[TopicStatus]:
+    """Every topic exists and the per-request topics share one partition count."""
+    statuses = describe_topics(settings)
+    missing = [s.name for s in statuses if s.partitions is None]
+    if missing:
+        raise TopicError(
+            f"missing topics: {', '.join(missing)} (run `shadow-eval topics create`)"
+        )
+    per_request = {s.name: s.partitions for s in statuses if s.name in settings.topics.per_request}
+    if len(set(per_request.values())) > 1:
+        listing = ", ".join(f"{name}={count}" for name, count in per_request.items())
+        raise TopicError(
+            "per-request topics are not co-partitioned (the join would miss pairs): "
+            f"{listing}; give them one partition count"
+        )
+    return statuses
