@@ -1,0 +1,403 @@
+"""Paired tests on per-request differences ``d = candidate - live``.
+
+* :class:`PairedT` -- paired t-test (``scipy.stats.ttest_rel(cand, live)``), O(1) update.
+* :class:`Wilcoxon` -- signed-rank test (``scipy.stats.wilcoxon(cand, live)``), O(log n) update.
+* :class:`SignTest` -- sign test (``scipy.stats.binomtest`` on positive vs negative signs).
+* :class:`McNemar` -- McNemar on 0/1 correctness: exact binomial below 25 discordant pairs,
+  chi-square with continuity correction above.
+
+``alternative="greater"`` means the candidate's values are larger than live's.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Self
+
+import numpy as np
+import numpy.typing as npt
+from scipy import special, stats
+
+from streams.stats._common import (
+    NAN,
+    binom_test,
+    interval,
+    p_from_t,
+    p_from_z,
+    proportion_ci,
+    z_quantile,
+)
+from streams.stats._sorted import SortedList
+from streams.stats.results import TestResult, check_alternative
+
+__all__ = ["McNemar", "PairedT", "SignTest", "Wilcoxon"]
+
+
+class PairedT:
+    """Paired t-test on ``cand - live`` with running mean and variance (Welford, revertible).
+
+    Examples
+    --------
+    >>> t = PairedT()
+    >>> for live, cand in [(1.0, 1.4), (2.0, 2.1), (3.0, 3.5), (2.0, 2.2)]:
+    ...     _ = t.update(live, cand)
+    >>> r = t.get()
+    >>> round(r.effect, 3), round(r.pvalue, 4)
+    (0.3, 0.0462)
+    """
+
+    __slots__ = ("_m2", "_mean", "_sum_x", "alternative", "confidence", "n")
+
+    def __init__(self, alternative: str = "two-sided", confidence: float = 0.95) -> None:
+        self.alternative = check_alternative(alternative)
+        self.confidence = confidence
+        self.reset()
+
+    def reset(self) -> Self:
+        """Forget everything."""
+        self.n = 0
+        self._mean = 0.0
+        self._m2 = 0.0
+        self._sum_x = 0.0
+        return self
+
+    def update(self, x: float, y: float) -> Self:
+        """Add the pair (live ``x``, candidate ``y``)."""
+        d = y - x
+        n = self.n + 1
+        self.n = n
+        delta = d - self._mean
+        self._mean += delta / n
+        self._m2 += delta * (d - self._mean)
+        self._sum_x += x
+        return self
+
+    def revert(self, x: float, y: float) -> Self:
+        """Remove a pair added earlier."""
+        d = y - x
+        n = self.n - 1
+        if n <= 0:
+            return self.reset()
+        mean = (self.n * self._mean - d) / n
+        self._m2 = max(0.0, self._m2 - (d - mean) * (d - self._mean))
+        self._mean = mean
+        self.n = n
+        self._sum_x -= x
+        return self
+
+    def merge(self, other: PairedT) -> Self:
+        """Fold another partial state in (Chan et al. parallel variance)."""
+        if other.n == 0:
+            return self
+        n = self.n + other.n
+        delta = other._mean - self._mean
+        self._m2 += other._m2 + delta * delta * self.n * other.n / n
+        self._mean += delta * other.n / n
+        self._sum_x += other._sum_x
+        self.n = n
+        return self
+
+    @property
+    def mean(self) -> float:
+        """Mean difference ``cand - live``."""
+        return self._mean if self.n else NAN
+
+    @property
+    def live_mean(self) -> float:
+        """Mean of the live values."""
+        return self._sum_x / self.n if self.n else NAN
+
+    @property
+    def variance(self) -> float:
+        """Sample variance (ddof=1) of the differences."""
+        return self._m2 / (self.n - 1) if self.n > 1 else NAN
+
+    def get(self) -> TestResult:
+        """t statistic, p-value, mean difference and its t interval."""
+        n, alt = self.n, self.alternative
+        if n < 2:
+            return TestResult("paired_t", NAN, NAN, self.mean, (NAN, NAN), n, alternative=alt)
+        se = math.sqrt(self.variance / n)
+        mean = self._mean
+        if se == 0.0:
+            t = NAN if mean == 0.0 else math.copysign(math.inf, mean)
+        else:
+            t = mean / se
+        df = n - 1
+        tail = 1.0 - self.confidence if alt != "two-sided" else (1.0 - self.confidence) / 2
+        half = float(special.stdtrit(df, 1.0 - tail)) * se
+        ci = interval(mean, half, half, alt)
+        return TestResult("paired_t", t, p_from_t(t, df, alt), mean, ci, n, alternative=alt)
+
+
+@lru_cache(maxsize=64)
+def _signed_rank_pmf(n: int) -> npt.NDArray[np.float64]:
+    """Exact null pmf of the signed-rank sum R+ for ``n`` untied non-zero differences."""
+    top = n * (n + 1) // 2
+    counts = np.zeros(top + 1)
+    counts[0] = 1.0
+    for k in range(1, n + 1):
+        counts[k:] = counts[k:] + counts[: top + 1 - k].copy()
+    out: npt.NDArray[np.float64] = counts / 2.0**n
+    return out
+
+
+def _midranks(a: npt.NDArray[np.float64], v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    lo = np.searchsorted(a, v, "left")
+    hi = np.searchsorted(a, v, "right")
+    out: npt.NDArray[np.float64] = (lo + hi + 1) / 2.0
+    return out
+
+
+def tie_term(a: npt.NDArray[np.float64]) -> float:
+    """``sum(t**3 - t)`` over runs of equal values in the sorted array ``a``."""
+    if a.size < 2:
+        return 0.0
+    edges = np.flatnonzero(np.diff(a)) + 1
+    t = np.diff(np.concatenate(([0], edges, [a.size]))).astype(np.float64)
+    return float(np.sum(t**3 - t))
+
+
+class Wilcoxon:
+    """Wilcoxon signed-rank test on ``cand - live`` (zeros dropped, ``zero_method="wilcox"``).
+
+    Exact null distribution when there are at most ``exact_max`` differences and no ties or zeros
+    (as scipy's ``method="auto"``); normal approximation with tie correction otherwise (scipy
+    ``method="asymptotic"``; scipy's auto mode would run a permutation test for n <= 13 with
+    ties). ``effect`` is the matched-pairs rank-biserial correlation ``(R+ - R-) / (R+ + R-)``
+    with a normal-approximation interval.
+
+    Examples
+    --------
+    >>> w = Wilcoxon()
+    >>> for live, cand in [(1.0, 1.4), (2.0, 2.1), (3.0, 3.7), (2.0, 2.2), (5.0, 4.9)]:
+    ...     _ = w.update(live, cand)
+    >>> w.get().statistic, round(w.get().pvalue, 4)
+    (1.0, 0.125)
+    """
+
+    __slots__ = ("_abs", "_pos", "alternative", "confidence", "exact_max", "n", "n_zero")
+
+    def __init__(
+        self, alternative: str = "two-sided", confidence: float = 0.95, exact_max: int = 50
+    ) -> None:
+        self.alternative = check_alternative(alternative)
+        self.confidence = confidence
+        self.exact_max = exact_max
+        self._abs = SortedList()
+        self._pos = SortedList()
+        self.reset()
+
+    def reset(self) -> Self:
+        """Forget everything."""
+        self.n = 0
+        self.n_zero = 0
+        self._abs.clear()
+        self._pos.clear()
+        return self
+
+    def update(self, x: float, y: float) -> Self:
+        """Add the pair (live ``x``, candidate ``y``)."""
+        d = y - x
+        self.n += 1
+        if d == 0.0:
+            self.n_zero += 1
+        elif d > 0.0:
+            self._abs.add(d)
+            self._pos.add(d)
+        else:
+            self._abs.add(-d)
+        return self
+
+    def revert(self, x: float, y: float) -> Self:
+        """Remove a pair added earlier."""
+        d = y - x
+        self.n -= 1
+        if d == 0.0:
+            self.n_zero -= 1
+        elif d > 0.0:
+            self._abs.remove(d)
+            self._pos.remove(d)
+        else:
+            self._abs.remove(-d)
+        return self
+
+    def merge(self, other: Wilcoxon) -> Self:
+        """Fold another partial state in."""
+        self.n += other.n
+        self.n_zero += other.n_zero
+        self._abs.update(other._abs)
+        self._pos.update(other._pos)
+        return self
+
+    def get(self) -> TestResult:
+        """Signed-rank statistic (min(R+, R-) two-sided, R+ one-sided), p-value, rank-biserial."""
+        alt = self.alternative
+        a = self._abs.to_array()
+        m = a.size
+        if m == 0:
+            return TestResult("wilcoxon", NAN, NAN, NAN, (NAN, NAN), self.n, "all",
+                              "rank_biserial", alt)
+        r_plus = float(np.sum(_midranks(a, self._pos.to_array())))
+        total = m * (m + 1) / 2.0
+        r_minus = total - r_plus
+        ties = tie_term(a)
+        se = math.sqrt((m * (m + 1) * (2 * m + 1) - ties / 2.0) / 24.0)
+        if ties == 0.0 and self.n_zero == 0 and self.n <= self.exact_max:
+            pmf = _signed_rank_pmf(m)
+            k = round(r_plus)
+            cdf, sf = float(pmf[: k + 1].sum()), float(pmf[k:].sum())
+            p = {"less": cdf, "greater": sf}.get(alt, min(1.0, 2.0 * min(cdf, sf)))
+        else:
+            p = p_from_z((r_plus - total / 2.0) / se, alt)
+        stat = min(r_plus, r_minus) if alt == "two-sided" else r_plus
+        effect = (r_plus - r_minus) / total
+        half = z_quantile(self.confidence, alt) * 2.0 * se / total
+        lo, hi = interval(effect, half, half, alt)
+        ci = (max(-1.0, lo), min(1.0, hi))
+        return TestResult("wilcoxon", stat, p, effect, ci, self.n, "all", "rank_biserial", alt)
+
+
+class SignTest:
+    """Sign test: binomial test of positive vs negative differences (zeros dropped).
+
+    ``effect`` is the share of positive differences among non-zero ones, with a Clopper-Pearson
+    interval.
+
+    Examples
+    --------
+    >>> s = SignTest()
+    >>> for live, cand in [(1.0, 2.0)] * 9 + [(2.0, 1.0)]:
+    ...     _ = s.update(live, cand)
+    >>> round(s.get().pvalue, 4), s.get().effect
+    (0.0215, 0.9)
+    """
+
+    __slots__ = ("alternative", "confidence", "n", "n_neg", "n_pos")
+
+    def __init__(self, alternative: str = "two-sided", confidence: float = 0.95) -> None:
+        self.alternative = check_alternative(alternative)
+        self.confidence = confidence
+        self.reset()
+
+    def reset(self) -> Self:
+        """Forget everything."""
+        self.n = self.n_pos = self.n_neg = 0
+        return self
+
+    def update(self, x: float, y: float) -> Self:
+        """Add the pair (live ``x``, candidate ``y``)."""
+        self.n += 1
+        if y > x:
+            self.n_pos += 1
+        elif y < x:
+            self.n_neg += 1
+        return self
+
+    def revert(self, x: float, y: float) -> Self:
+        """Remove a pair added earlier."""
+        self.n -= 1
+        if y > x:
+            self.n_pos -= 1
+        elif y < x:
+            self.n_neg -= 1
+        return self
+
+    def merge(self, other: SignTest) -> Self:
+        """Fold another partial state in."""
+        self.n += other.n
+        self.n_pos += other.n_pos
+        self.n_neg += other.n_neg
+        return self
+
+    def get(self) -> TestResult:
+        """Number of positive differences, exact binomial p-value, share positive."""
+        k, m, alt = self.n_pos, self.n_pos + self.n_neg, self.alternative
+        p = binom_test(k, m, 0.5, alt)
+        eff = k / m if m else NAN
+        ci = proportion_ci(k, m, self.confidence, "exact")
+        return TestResult("sign", float(k), p, eff, ci, self.n, "all", "share_positive", alt)
+
+
+class McNemar:
+    """McNemar test on paired 0/1 outcomes (e.g. ``correct``).
+
+    ``b`` counts live-right/candidate-wrong pairs and ``c`` live-wrong/candidate-right ones.
+    Below ``exact_below`` discordant pairs the p-value is the exact binomial test of ``c`` out
+    of ``b + c`` (statistic ``min(b, c)``); above, the continuity-corrected chi-square
+    ``(|b - c| - 1)**2 / (b + c)`` (one-sided: the signed square root).  ``effect`` is the
+    accuracy difference ``(c - b) / n`` with a Wald interval for paired proportions.
+
+    Examples
+    --------
+    >>> m = McNemar()
+    >>> for live, cand in [(1, 0)] * 10 + [(0, 1)] * 2 + [(1, 1)] * 88:
+    ...     _ = m.update(live, cand)
+    >>> round(m.get().pvalue, 4), m.get().effect
+    (0.0386, -0.08)
+    """
+
+    __slots__ = ("alternative", "b", "c", "confidence", "exact_below", "n")
+
+    def __init__(
+        self, alternative: str = "two-sided", confidence: float = 0.95, exact_below: int = 25
+    ) -> None:
+        self.alternative = check_alternative(alternative)
+        self.confidence = confidence
+        self.exact_below = exact_below
+        self.reset()
+
+    def reset(self) -> Self:
+        """Forget everything."""
+        self.n = self.b = self.c = 0
+        return self
+
+    def update(self, x: float, y: float) -> Self:
+        """Add the pair (live ``x``, candidate ``y``), values 0/1 (> 0.5 counts as 1)."""
+        self.n += 1
+        if x > 0.5:
+            if y <= 0.5:
+                self.b += 1
+        elif y > 0.5:
+            self.c += 1
+        return self
+
+    def revert(self, x: float, y: float) -> Self:
+        """Remove a pair added earlier."""
+        self.n -= 1
+        if x > 0.5:
+            if y <= 0.5:
+                self.b -= 1
+        elif y > 0.5:
+            self.c -= 1
+        return self
+
+    def merge(self, other: McNemar) -> Self:
+        """Fold another partial state in."""
+        self.n += other.n
+        self.b += other.b
+        self.c += other.c
+        return self
+
+    def get(self) -> TestResult:
+        """Statistic, p-value, accuracy difference (candidate - live) and Wald interval."""
+        b, c, n, alt = self.b, self.c, self.n, self.alternative
+        m = b + c
+        if n == 0:
+            return TestResult("mcnemar", NAN, NAN, NAN, (NAN, NAN), 0, "all", "accuracy_diff", alt)
+        if m < self.exact_below:
+            stat = float(min(b, c))
+            p = binom_test(c, m, 0.5, alt) if m else 1.0
+        elif alt == "two-sided":
+            stat = (abs(b - c) - 1.0) ** 2 / m
+            p = float(stats.chi2.sf(stat, 1))
+        else:
+            sign = 1.0 if alt == "greater" else -1.0
+            stat = (c - b - sign) / math.sqrt(m)
+            p = p_from_z(stat, alt)
+        eff = (c - b) / n
+        se = math.sqrt(max(0.0, m - (c - b) ** 2 / n)) / n
+        half = z_quantile(self.confidence, alt) * se
+        ci = interval(eff, half, half, alt)
+        return TestResult("mcnemar", stat, p, eff, ci, n, "all", "accuracy_diff", alt)
