@@ -1,0 +1,72 @@
+"""Helpers of integration tests: create and delete topics with a confluent AdminClient.
+
+The product command ``shadow-eval topics create`` lives in ``streams.cli.topics``; these
+helpers only give tests their own throw-away topics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.settings import Settings
+
+__all__ = ["admin_client", "broker_answers", "create_topics", "delete_topics"]
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    """An AdminClient with the settings' bootstrap and security options."""
+    return AdminClient(settings.confluent_config())
+
+
+def broker_answers(bootstrap: str, timeout: float = 10.0) -> str | None:
+    """``None`` if a broker at ``bootstrap`` answers a metadata request, else the reason."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        return f"no metadata from {bootstrap} within {timeout:.0f}s: {exc}"
+    return None if metadata.brokers else f"{bootstrap} answered with no brokers"
+
+
+def create_topics(
+    settings: Settings,
+    names: Iterable[str] | None = None,
+    *,
+    partitions: int | None = None,
+    timeout: float = 30.0,
+) -> list[str]:
+    """Create ``names`` (default: every topic of ``settings.topics``); existing ones are fine.
+
+    Returns the topic names, for convenience.
+    """
+    topics = list(names) if names is not None else list(settings.topics.all)
+    count = partitions if partitions is not None else settings.partitions
+    new = [
+        NewTopic(t, num_partitions=count, replication_factor=settings.replication_factor)
+        for t in topics
+    ]
+    admin = admin_client(settings)  # keep a reference: a destroyed client fails its futures
+    futures = admin.create_topics(new, operation_timeout=timeout)
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise AssertionError(f"creating topic {topic!r} failed: {exc}") from exc
+    return topics
+
+
+def delete_topics(settings: Settings, prefix: str | None = None, timeout: float = 10.0) -> None:
+    """Best-effort deletion of every topic starting with ``prefix`` (the settings' prefix)."""
+    admin = admin_client(settings)
+    prefix = f"{prefix or settings.topic_prefix}."
+    names = [t for t in admin.list_topics(timeout=timeout).topics if t.startswith(prefix)]
+    if not names:
+        return
+    for future in admin.delete_topics(names, operation_timeout=timeout).values():
+        with contextlib.suppress(KafkaException):
+            future.result(timeout=timeout)
