@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streams.settings import Settings
 
@@ -41,7 +41,9 @@ def describe_topics(settings: Settings, timeout: float = 10.0) -> list[TopicStat
     except KafkaException as exc:
         raise TopicError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from exc
     return [
-        TopicStatus(name, len(metadata.topics[name].partitions) if name in metadata.topics else None)
+        TopicStatus(
+            name, len(metadata.topics[name].partitions) if name in metadata.topics else None
+        )
         for name in settings.topics.all
     ]
 
@@ -72,9 +74,7 @@ def check_topics(settings: Settings) -> list[TopicStatus]:
     statuses = describe_topics(settings)
     missing = [s.name for s in statuses if s.partitions is None]
     if missing:
-        raise TopicError(
-            f"missing topics: {', '.join(missing)} (run `shadow-eval topics create`)"
-        )
+        raise TopicError(f"missing topics: {', '.join(missing)} (run `shadow-eval topics create`)")
     per_request = {s.name: s.partitions for s in statuses if s.name in settings.topics.per_request}
     if len(set(per_request.values())) > 1:
         listing = ", ".join(f"{name}={count}" for name, count in per_request.items())

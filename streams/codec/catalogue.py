@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastavro import parse_schema
 
@@ -70,8 +70,10 @@ class SchemaCatalogue:
             # newer version of a name may redefine it); its own names are then kept
             # for the schemas listed after it.
             scratch, expanded_scratch = dict(named), dict(expanded_named)
-            parsed = parse_schema(raw, named_schemas=scratch)
-            expanded = parse_schema(raw, named_schemas=expanded_scratch, expand=True)
+            parsed = cast(dict[str, Any], parse_schema(raw, named_schemas=scratch))
+            expanded = cast(
+                dict[str, Any], parse_schema(raw, named_schemas=expanded_scratch, expand=True)
+            )
             named.update(scratch)
             expanded_named.update(expanded_scratch)
             entry = SchemaEntry(

@@ -6,6 +6,7 @@ named type inlined), reporting each incompatibility with the path where it occur
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 from streams.codec.catalogue import SchemaCatalogue
@@ -107,7 +108,7 @@ def check_catalogue(catalogue: SchemaCatalogue) -> dict[str, list[str]]:
     report: dict[str, list[str]] = {}
     for name in catalogue.names():
         versions = catalogue.versions(name)
-        for previous, current in zip(versions, versions[1:], strict=False):
+        for previous, current in pairwise(versions):
             label = f"{name} v{current.version} (id {current.id}) reading v{previous.version}"
             report[label] = backward_incompatibilities(current.expanded, previous.expanded)
     return report

@@ -45,6 +45,8 @@ class EncodeError(ValueError):
 
 
 def _join_names(names: Mapping[str, Any], what: str) -> str:
+    if "" in names:
+        raise EncodeError(f"{what} feature names must not be empty")
     joined = FEATURE_SEPARATOR.join(names)
     if joined.count(FEATURE_SEPARATOR) != max(len(names) - 1, 0):
         bad = next(n for n in names if FEATURE_SEPARATOR in n)
@@ -52,32 +54,19 @@ def _join_names(names: Mapping[str, Any], what: str) -> str:
     return joined
 
 
-def _split_names(joined: str) -> list[str]:
-    return joined.split(FEATURE_SEPARATOR) if joined else []
-
-
 def _pack_numeric(numeric: Mapping[str, float]) -> bytes:
     try:
         packed = array("d", numeric.values())
     except TypeError:
         bad = next(
-            (k, v) for k, v in numeric.items() if not isinstance(v, int | float) or isinstance(v, bool)
+            (k, v)
+            for k, v in numeric.items()
+            if not isinstance(v, int | float) or isinstance(v, bool)
         )
         raise EncodeError(f"numeric feature {bad[0]!r} is not a number: {bad[1]!r}") from None
     if _SWAP_BYTES:
         packed.byteswap()
     return packed.tobytes()
-
-
-def _unpack_numeric(names: str, values: bytes) -> dict[str, float]:
-    unpacked = array("d")
-    unpacked.frombytes(values)
-    if _SWAP_BYTES:
-        unpacked.byteswap()
-    keys = _split_names(names)
-    if len(keys) != len(unpacked):
-        raise ValueError(f"{len(keys)} numeric feature names but {len(unpacked)} values")
-    return dict(zip(keys, unpacked.tolist(), strict=True))
 
 
 def model_input_to_avro(r: ModelInput) -> Datum:
@@ -98,20 +87,46 @@ def model_input_to_avro(r: ModelInput) -> Datum:
     }
 
 
+_NAME_CACHE_LIMIT = 4096
+_split_cache: dict[str, list[str]] = {}
+
+
+def _feature_names(joined: str) -> list[str]:
+    """Split joined feature names; a service sends the same few name lists over and over."""
+    names = _split_cache.get(joined)
+    if names is None:
+        if len(_split_cache) >= _NAME_CACHE_LIMIT:
+            _split_cache.clear()
+        names = _split_cache[joined] = joined.split(FEATURE_SEPARATOR) if joined else []
+    return names
+
+
 def model_input_from_avro(d: Datum) -> ModelInput:
-    cat_names = _split_names(d["categorical_names"])
-    cat_values = _split_names(d["categorical_values"])
-    if len(cat_names) != len(cat_values):
-        raise ValueError(
-            f"{len(cat_names)} categorical feature names but {len(cat_values)} values"
-        )
+    # The hot path of every worker: kept inline and allocation-light on purpose.
+    values = array("d")
+    values.frombytes(d["numeric_values"])
+    if _SWAP_BYTES:
+        values.byteswap()
+    keys = _feature_names(d["numeric_names"])
+    if len(keys) != len(values):
+        raise ValueError(f"{len(keys)} numeric feature names but {len(values)} values")
+    categorical: dict[str, str] = {}
+    cat_keys = _feature_names(d["categorical_names"])
+    if cat_keys:
+        # Values may be empty strings, so only the names tell how many there are.
+        cat_values = d["categorical_values"].split(FEATURE_SEPARATOR)
+        if len(cat_keys) != len(cat_values):
+            raise ValueError(
+                f"{len(cat_keys)} categorical feature names but {len(cat_values)} values"
+            )
+        categorical = dict(zip(cat_keys, cat_values, strict=False))  # lengths checked
     extra = d["extra_json"]
     return ModelInput(
         d["request_id"],
         d["model"],
         d["timestamp_ms"],
-        _unpack_numeric(d["numeric_names"], d["numeric_values"]),
-        dict(zip(cat_names, cat_values, strict=True)),
+        dict(zip(keys, values.tolist(), strict=False)),  # lengths checked above
+        categorical,
         d["segments"],
         None if extra is None else json.loads(extra),
     )

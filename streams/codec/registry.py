@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from fastavro import parse_schema
 
@@ -50,8 +50,8 @@ class RegistryIds:
             fetched = self._client.get_schema(schema_id)
         except SchemaRegistryError:
             return None
-        raw = json.loads(fetched.schema_str)
+        raw = json.loads(fetched.schema_str or "null")
         if not isinstance(raw, dict) or raw.get("type") != "record":
             return None
         name = raw["name"] if "." in raw["name"] else f"{raw.get('namespace', '')}.{raw['name']}"
-        return name, dict(parse_schema(raw))
+        return name, cast(dict[str, Any], parse_schema(raw))

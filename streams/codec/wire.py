@@ -175,7 +175,7 @@ class Codec:
             datum = schemaless_reader(buffer, reader.writer_schema, reader.reader_schema)
             if buffer.tell() != len(data):
                 raise ValueError(f"{len(data) - buffer.tell()} bytes left after the record")
-            return reader.convert(datum)
+            return reader.convert(datum)  # type: ignore[arg-type]
         except Exception as exc:  # fastavro raises many types on bad bytes; one error out
             raise CodecError(
                 f"schema id {schema_id} body is corrupt or truncated ({type(exc).__name__}: {exc})",
@@ -238,4 +238,3 @@ class Codec:
         reader = _Reader(record_type, writer_schema, reader_schema, convert)
         self._readers[schema_id] = reader
         return reader
-
