@@ -1,0 +1,374 @@
+"""Alert rules and verdict settings of one experiment, parsed from its TOML table.
+
+Experiments-file reference (``[[experiments]]`` table; keys not listed here belong to other
+components and are ignored by this parser)::
+
+    [[experiments]]
+    name = "churn-v2"               # required, used in alert keys
+    primary_metric = "log_loss"     # verdict primary metric (optional: without it the verdict
+                                    #   stays "continue")
+    primary_min_effect = 0.0        # superiority must exceed this (effect units, >= 0)
+    guardrails = [                  # non-inferiority checks for "promote"
+      {metric = "latency_ms", margin = 0.30, relative = true},  # +30% of live's mean at most
+      {metric = "error", margin = 0.01},                        # +1 point at most (absolute)
+    ]
+    alpha = 0.05                    # in (0, 1); default level of rules and of the verdict
+    min_samples = 100               # >= 1; burn-in before any alert or verdict
+    segments = ["country"]          # segment keys tracked (default for rules' segments)
+    max_segment_values = 20         # per key; further values share "<key>=__other__"
+    window = 10000                  # count window for fixed-horizon tests (>= 1) ...
+    # window_seconds = 3600         # ... or a time window (> 0); not both
+    correction = "bonferroni"       # "bonferroni": split each rule's alpha over rules and
+                                    #   segment values; "none": use alpha as given
+    tune_n = 2000                   # sample size the sequential boundary is tuned for
+
+    [[experiments.metrics]]         # custom metrics (business KPIs)
+    name = "revenue"
+    higher_is_better = true
+    kind = "paired"                 # paired | categorical | distribution
+    binary = false
+
+    [[experiments.rules]]
+    name = "worse-accuracy"         # required, unique within the experiment
+    metric = "correct"              # built-in or declared metric
+    test = "msprt"                  # msprt (anytime-valid, default) | paired_t | wilcoxon |
+                                    #   sign | mcnemar | two_proportions | mannwhitney |
+                                    #   quantile_ratio | ks | chi2 | psi | agreement
+    direction = "worse"             # worse | better | different (distribution tests: any)
+    alpha = 0.05                    # default: experiment alpha
+    min_samples = 100               # default: experiment min_samples
+    min_effect = 0.0                # >= 0, in the test's effect units; smaller never alerts
+    segments = ["country"]          # default: experiment segments
+    severity = "critical"           # info | warning | critical
+    fire_after = 2                  # consecutive evaluations meeting the condition to fire
+    resolve_after = 3               # consecutive evaluations not meeting it to resolve
+    quantile = 0.95                 # quantile_ratio only
+    # window / window_seconds override the experiment's (not allowed with msprt)
+
+Without ``[[experiments.rules]]`` the default rules are anytime-valid ``msprt`` rules in the
+``worse`` direction on the primary metric (``critical``), ``latency_ms`` and ``error``
+(``warning``), overall segment, each at ``alpha / 3``, fire after 1, resolve after 3.
+Invalid values raise :class:`ConfigError` naming the rule and the field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.stats.catalog import FIXED_HORIZON_TESTS, TEST_KINDS, TESTS
+from streams.stats.metrics import KINDS, MetricRegistry, MetricSpec
+
+__all__ = [
+    "DEFAULT_MIN_SAMPLES",
+    "DEFAULT_TUNE_N",
+    "DIRECTIONS",
+    "SEVERITIES",
+    "ConfigError",
+    "ExperimentRules",
+    "Guardrail",
+    "Rule",
+]
+
+DEFAULT_MIN_SAMPLES = 100
+DEFAULT_TUNE_N = 2000.0
+DIRECTIONS = ("worse", "better", "different")
+SEVERITIES = ("info", "warning", "critical")
+_RULE_KEYS = frozenset(
+    {"name", "metric", "test", "direction", "alpha", "min_samples", "min_effect", "segments",
+     "severity", "fire_after", "resolve_after", "quantile", "window", "window_seconds"}
+)
+
+
+class ConfigError(ValueError):
+    """Invalid experiment configuration; the message names the rule and the field."""
+
+
+class _Reader:
+    """Typed field access that raises :class:`ConfigError` with the location."""
+
+    def __init__(self, d: Mapping[str, Any], where: str) -> None:
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"{where}: expected a table, got {type(d).__name__}")
+        self.d, self.where = d, where
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.where}.{key}: {problem} (got {self.d.get(key)!r})")
+
+    def str_(self, key: str, default: str | None = None, choices: Sequence[str] = ()) -> str:
+        v = self.d.get(key, default)
+        if not isinstance(v, str) or not v:
+            raise self.fail(key, "required non-empty string")
+        if choices and v not in choices:
+            raise self.fail(key, f"must be one of {', '.join(choices)}")
+        return v
+
+    def num(self, key: str, default: float, lo: float, hi: float = math.inf,
+            open_lo: bool = False, open_hi: bool = False) -> float:
+        v = self.d.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
+            raise self.fail(key, "must be a number")
+        if v < lo or (open_lo and v == lo) or v > hi or (open_hi and v == hi):
+            lb, rb = "(" if open_lo else "[", ")" if open_hi else "]"
+            raise self.fail(key, f"must be in {lb}{lo:g}, {hi:g}{rb}")
+        return float(v)
+
+    def int_(self, key: str, default: int, lo: int) -> int:
+        v = self.d.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise self.fail(key, f"must be an integer >= {lo}")
+        return v
+
+    def bool_(self, key: str, default: bool) -> bool:
+        v = self.d.get(key, default)
+        if not isinstance(v, bool):
+            raise self.fail(key, "must be true or false")
+        return v
+
+    def strs(self, key: str, default: Sequence[str]) -> tuple[str, ...]:
+        v = self.d.get(key, default)
+        if isinstance(v, str) or not isinstance(v, Sequence) or not all(
+            isinstance(s, str) and s for s in v
+        ):
+            raise self.fail(key, "must be a list of strings")
+        return tuple(v)
+
+    def window(self, default: tuple[int | None, float | None]) -> tuple[int | None, float | None]:
+        if "window" in self.d and "window_seconds" in self.d:
+            raise self.fail("window", "give window or window_seconds, not both")
+        if "window" in self.d:
+            return (self.int_("window", 0, 1), None)
+        if "window_seconds" in self.d:
+            return (None, self.num("window_seconds", 0.0, 0.0, open_lo=True))
+        return default
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One alert rule (see the module docstring for the fields).
+
+    Examples
+    --------
+    >>> r = Rule.from_dict({"name": "acc", "metric": "correct", "min_effect": 0.01},
+    ...                    where="experiments[0].rules[0]")
+    >>> r.test, r.direction, r.alpha
+    ('msprt', 'worse', 0.05)
+    >>> Rule.from_dict({"name": "x", "metric": "correct", "alpha": 2}, where="e.rules[1]")
+    Traceback (most recent call last):
+    ...
+    streams.stats.rules.ConfigError: e.rules[1] ('x').alpha: must be in (0, 1) (got 2)
+    """
+
+    name: str
+    metric: str
+    test: str = "msprt"
+    direction: str = "worse"
+    alpha: float = 0.05
+    min_samples: int = DEFAULT_MIN_SAMPLES
+    min_effect: float = 0.0
+    segments: tuple[str, ...] = ()
+    severity: str = "warning"
+    fire_after: int = 1
+    resolve_after: int = 3
+    quantile: float = 0.95
+    window: int | None = None
+    window_seconds: float | None = None
+
+    @classmethod
+    def from_dict(
+        cls,
+        d: Mapping[str, Any],
+        where: str = "rule",
+        *,
+        metrics: MetricRegistry | None = None,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> Rule:
+        """Parse one ``[[experiments.rules]]`` table; ``defaults`` come from the experiment."""
+        dflt = dict(defaults or {})
+        name = d.get("name")
+        loc = f"{where} ({name!r})" if isinstance(name, str) else where
+        r = _Reader(d, loc)
+        unknown = sorted(set(d) - _RULE_KEYS)
+        if unknown:
+            raise ConfigError(f"{loc}.{unknown[0]}: unknown field (known: {sorted(_RULE_KEYS)})")
+        reg = metrics or MetricRegistry()
+        metric = r.str_("metric")
+        if metric not in reg:
+            raise r.fail("metric", "unknown metric; declare it in [[experiments.metrics]]")
+        test = r.str_("test", "msprt", TESTS)
+        spec = reg[metric]
+        kinds = ("binary", spec.kind) if spec.binary else (spec.kind,)
+        if not set(kinds) & set(TEST_KINDS[test]):
+            raise r.fail("test", f"does not apply to {spec.kind} metric {metric!r}")
+        win = r.window((dflt.get("window"), dflt.get("window_seconds")))
+        if test == "msprt" and ("window" in d or "window_seconds" in d):
+            raise r.fail("window", "msprt is cumulative (anytime-valid); a window is not allowed")
+        fire = r.int_("fire_after", 1, 1)
+        return cls(
+            name=r.str_("name"),
+            metric=metric,
+            test=test,
+            direction=r.str_("direction", "worse", DIRECTIONS),
+            alpha=r.num("alpha", dflt.get("alpha", 0.05), 0.0, 1.0, open_lo=True, open_hi=True),
+            min_samples=r.int_("min_samples", dflt.get("min_samples", DEFAULT_MIN_SAMPLES), 1),
+            min_effect=r.num("min_effect", 0.0, 0.0),
+            segments=r.strs("segments", dflt.get("segments", ())),
+            severity=r.str_("severity", "warning", SEVERITIES),
+            fire_after=fire,
+            resolve_after=r.int_("resolve_after", 3, 1),
+            quantile=r.num("quantile", 0.95, 0.0, 1.0, open_lo=True, open_hi=True),
+            window=None if test == "msprt" else win[0],
+            window_seconds=None if test == "msprt" else win[1],
+        )
+
+    def alternative(self, spec: MetricSpec) -> str:
+        """scipy-style alternative (candidate vs live) this rule tests."""
+        if self.direction == "different":
+            return "two-sided"
+        worse = spec.worse_alternative
+        if self.direction == "worse":
+            return worse
+        return "greater" if worse == "less" else "less"
+
+    @property
+    def fixed_horizon(self) -> bool:
+        """Whether the rule's test is a fixed-horizon (windowed) test."""
+        return self.test in FIXED_HORIZON_TESTS
+
+
+@dataclass(frozen=True, slots=True)
+class Guardrail:
+    """Non-inferiority requirement for promotion: the candidate may be worse by ``margin``.
+
+    ``relative=True`` reads ``margin`` as a fraction of live's mean.
+    """
+
+    metric: str
+    margin: float
+    relative: bool = False
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str, metrics: MetricRegistry) -> Guardrail:
+        """Parse one entry of ``guardrails``."""
+        r = _Reader(d, where)
+        metric = r.str_("metric")
+        if metric not in metrics or metrics[metric].kind != "paired":
+            raise r.fail("metric", "unknown or non-numeric metric")
+        return cls(metric, r.num("margin", 0.0, 0.0), r.bool_("relative", False))
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentRules:
+    """Rules and verdict settings of one experiment (see the module docstring).
+
+    Examples
+    --------
+    >>> cfg = ExperimentRules.from_dict({"name": "churn-v2", "primary_metric": "log_loss"})
+    >>> [r.name for r in cfg.rules], round(cfg.rules[0].alpha, 4)
+    (['default-log_loss', 'default-latency_ms', 'default-error'], 0.0167)
+    """
+
+    name: str
+    primary_metric: str | None = None
+    primary_min_effect: float = 0.0
+    guardrails: tuple[Guardrail, ...] = ()
+    alpha: float = 0.05
+    min_samples: int = DEFAULT_MIN_SAMPLES
+    segments: tuple[str, ...] = ()
+    max_segment_values: int = 20
+    window: int | None = 10_000
+    window_seconds: float | None = None
+    correction: str = "bonferroni"
+    tune_n: float = DEFAULT_TUNE_N
+    custom_metrics: tuple[MetricSpec, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    default_rules: bool = False
+    metrics: MetricRegistry = field(default_factory=MetricRegistry, compare=False)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "experiments[0]") -> ExperimentRules:
+        """Parse one ``[[experiments]]`` table (as returned by ``tomllib``)."""
+        r = _Reader(d, where)
+        name = r.str_("name")
+        custom = tuple(_metric(m, f"{where}.metrics[{i}]") for i, m in
+                       enumerate(_list(r, "metrics")))
+        reg = MetricRegistry(custom)
+        primary = d.get("primary_metric")
+        if primary is not None:
+            primary = r.str_("primary_metric")
+            if primary not in reg or reg[primary].kind != "paired":
+                raise r.fail("primary_metric", "unknown or non-numeric metric")
+        guards = tuple(Guardrail.from_dict(g, f"{where}.guardrails[{i}]", reg)
+                       for i, g in enumerate(_list(r, "guardrails")))
+        alpha = r.num("alpha", 0.05, 0.0, 1.0, open_lo=True, open_hi=True)
+        min_samples = r.int_("min_samples", DEFAULT_MIN_SAMPLES, 1)
+        segments = r.strs("segments", ())
+        win = r.window((10_000, None))
+        dflt = {"alpha": alpha, "min_samples": min_samples, "segments": segments,
+                "window": win[0], "window_seconds": win[1]}
+        rules = tuple(Rule.from_dict(x, f"{where}.rules[{i}]", metrics=reg, defaults=dflt)
+                      for i, x in enumerate(_list(r, "rules")))
+        names = [x.name for x in rules]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise r.fail("rules", f"duplicate rule name {sorted(dup)[0]!r}")
+        defaults = not rules
+        if defaults:
+            rules = default_rules(primary, alpha, min_samples)
+        return cls(
+            name=name, primary_metric=primary,
+            primary_min_effect=r.num("primary_min_effect", 0.0, 0.0), guardrails=guards,
+            alpha=alpha, min_samples=min_samples, segments=segments,
+            max_segment_values=r.int_("max_segment_values", 20, 1), window=win[0],
+            window_seconds=win[1],
+            correction=r.str_("correction", "bonferroni", ("bonferroni", "none")),
+            tune_n=r.num("tune_n", DEFAULT_TUNE_N, 1.0), custom_metrics=custom, rules=rules,
+            default_rules=defaults, metrics=reg,
+        )
+
+    def segment_keys(self) -> tuple[str, ...]:
+        """Every segment key tracked: the experiment's and the rules'."""
+        keys = dict.fromkeys(self.segments)
+        for rule in self.rules:
+            keys.update(dict.fromkeys(rule.segments))
+        return tuple(keys)
+
+    def effective_alpha(self, rule: Rule) -> float:
+        """The rule's alpha after the configured split over rules and segment values."""
+        a = rule.alpha
+        if self.correction == "none":
+            return a
+        if not self.default_rules:
+            a /= len(self.rules)
+        return a / (1 + len(rule.segments) * (self.max_segment_values + 1))
+
+
+def default_rules(primary: str | None, alpha: float, min_samples: int) -> tuple[Rule, ...]:
+    """Anytime-valid worse-direction rules on the primary metric, latency and error."""
+    metrics = list(dict.fromkeys([m for m in (primary, "latency_ms", "error") if m]))
+    a = alpha / len(metrics)
+    return tuple(
+        Rule(name=f"default-{m}", metric=m, test="msprt", direction="worse", alpha=a,
+             min_samples=min_samples, severity="critical" if m == primary else "warning")
+        for m in metrics
+    )
+
+
+def _list(r: _Reader, key: str) -> list[Mapping[str, Any]]:
+    v = r.d.get(key, [])
+    if not isinstance(v, list):
+        raise r.fail(key, "must be a list of tables")
+    return v
+
+
+def _metric(d: Mapping[str, Any], where: str) -> MetricSpec:
+    r = _Reader(d, where)
+    return MetricSpec(r.str_("name"), r.bool_("higher_is_better", False) if "higher_is_better"
+                      in d else _required_bool(r), r.str_("kind", "paired", KINDS),
+                      r.bool_("binary", False))
+
+
+def _required_bool(r: _Reader) -> bool:
+    raise r.fail("higher_is_better", "required: true or false")
