@@ -33,8 +33,8 @@ from scipy import special, stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streams.stats.rules import DEFAULT_MIN_SAMPLES, DEFAULT_TUNE_N  # noqa: E402
-from streams.stats.sequential import log_evalue, mixture_rho  # noqa: E402
+from streams.stats.rules import DEFAULT_MIN_SAMPLES, DEFAULT_TUNE_N
+from streams.stats.sequential import log_evalue, mixture_rho
 
 Arr = npt.NDArray[np.float64]
 ALPHA = 0.05
@@ -57,7 +57,9 @@ def first_alert_sequential(d: Arr, worse_is_positive: bool, alpha: float) -> Arr
     pos = v[:, burn - 1 :] > 0
     idx = np.where(pos.any(axis=1), pos.argmax(axis=1) + burn - 1, events - 1)
     scale = v[np.arange(runs), idx] / (idx + 1.0)
-    active = (n[None, :] >= np.maximum(idx + 1, DEFAULT_MIN_SAMPLES)[:, None]) & (scale[:, None] > 0)
+    active = (n[None, :] >= np.maximum(idx + 1, DEFAULT_MIN_SAMPLES)[:, None]) & (
+        scale[:, None] > 0
+    )
     rho = mixture_rho(np.where(scale > 0, scale, 1.0), alpha, DEFAULT_TUNE_N)[:, None]
     le = log_evalue(s, v, rho, two_sided=False)
     hit = active & (le >= math.log(1.0 / alpha))
@@ -66,7 +68,7 @@ def first_alert_sequential(d: Arr, worse_is_positive: bool, alpha: float) -> Arr
 
 def first_alert_naive(d: Arr, worse_is_positive: bool, alpha: float, every: int = 100) -> Arr:
     """First checkpoint (every ``every`` events) where a one-sided paired t-test rejects."""
-    runs, events = d.shape
+    _runs, events = d.shape
     x = d if worse_is_positive else -d
     s = np.cumsum(x, axis=1)[:, every - 1 :: every]
     q = np.cumsum(x * x, axis=1)[:, every - 1 :: every]
@@ -79,8 +81,9 @@ def first_alert_naive(d: Arr, worse_is_positive: bool, alpha: float, every: int 
     return np.where(hit.any(axis=1), (hit.argmax(axis=1) + 1.0) * every, np.inf)
 
 
-def sim_correct(rng: np.random.Generator, shape: tuple[int, int], p_live: float,
-                p_cand: float) -> Arr:
+def sim_correct(
+    rng: np.random.Generator, shape: tuple[int, int], p_live: float, p_cand: float
+) -> Arr:
     live = rng.random(shape) < p_live
     cand = rng.random(shape) < p_cand
     return cand.astype(np.float64) - live.astype(np.float64)

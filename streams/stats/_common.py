@@ -37,9 +37,7 @@ def z_quantile(confidence: float, alternative: str) -> float:
     return float(special.ndtri(1.0 - tail))
 
 
-def interval(
-    est: float, half_lo: float, half_hi: float, alternative: str
-) -> tuple[float, float]:
+def interval(est: float, half_lo: float, half_hi: float, alternative: str) -> tuple[float, float]:
     """``(est - half_lo, est + half_hi)`` opened to infinity on the side the test ignores."""
     lo = -math.inf if alternative == "less" else est - half_lo
     hi = math.inf if alternative == "greater" else est + half_hi

@@ -45,8 +45,16 @@ TEST_KINDS: Mapping[str, tuple[str, ...]] = {
 }
 TESTS = tuple(TEST_KINDS)
 DIRECTIONAL_TESTS = frozenset(
-    {"msprt", "paired_t", "wilcoxon", "sign", "mcnemar", "two_proportions", "mannwhitney",
-     "quantile_ratio"}
+    {
+        "msprt",
+        "paired_t",
+        "wilcoxon",
+        "sign",
+        "mcnemar",
+        "two_proportions",
+        "mannwhitney",
+        "quantile_ratio",
+    }
 )
 FIXED_HORIZON_TESTS = frozenset(TESTS) - {"msprt"}
 
@@ -109,11 +117,20 @@ def battery(name: str, kind: str, binary: bool) -> tuple[tuple[str, str, float],
     if kind == "distribution":
         return (("ks", "ks", 0.0), ("mannwhitney", "mannwhitney", 0.0))
     if binary:
-        return (("msprt", "msprt", 0.0), ("mcnemar", "mcnemar", 0.0),
-                ("two_proportions", "two_proportions", 0.0))
-    out = [("msprt", "msprt", 0.0), ("paired_t", "paired_t", 0.0),
-           ("wilcoxon", "wilcoxon", 0.0), ("sign", "sign", 0.0)]
+        return (
+            ("msprt", "msprt", 0.0),
+            ("mcnemar", "mcnemar", 0.0),
+            ("two_proportions", "two_proportions", 0.0),
+        )
+    out = [
+        ("msprt", "msprt", 0.0),
+        ("paired_t", "paired_t", 0.0),
+        ("wilcoxon", "wilcoxon", 0.0),
+        ("sign", "sign", 0.0),
+    ]
     if name.startswith("latency"):
         out += [("mannwhitney", "mannwhitney", 0.0)]
-        out += [(f"quantile_ratio_p{round(q * 100)}", "quantile_ratio", q) for q in (0.5, 0.95, 0.99)]
+        out += [
+            (f"quantile_ratio_p{round(q * 100)}", "quantile_ratio", q) for q in (0.5, 0.95, 0.99)
+        ]
     return tuple(out)

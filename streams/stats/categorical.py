@@ -116,7 +116,13 @@ class ChiSquare(_Counts):
         lo, hi = _ncp_interval(chi2, df, self.confidence)
         v = math.sqrt(chi2 / total)
         return TestResult(
-            "chi2", chi2, p, v, (math.sqrt(lo / total), math.sqrt(hi / total)), self.n, "all",
+            "chi2",
+            chi2,
+            p,
+            v,
+            (math.sqrt(lo / total), math.sqrt(hi / total)),
+            self.n,
+            "all",
             "cramers_v",
         )
 
@@ -205,8 +211,7 @@ class Agreement:
     def get(self) -> TestResult:
         """Agreement rate, p-value against ``1 - tolerance``, Wilson interval."""
         if self.n == 0:
-            return TestResult("agreement", NAN, NAN, NAN, (NAN, NAN), 0, "all", "agreement",
-                              "less")
+            return TestResult("agreement", NAN, NAN, NAN, (NAN, NAN), 0, "all", "agreement", "less")
         rate = self.k / self.n
         p = binom_test(self.k, self.n, 1.0 - self.tolerance, "less")
         ci = proportion_ci(self.k, self.n, self.confidence, "wilson")

@@ -46,7 +46,9 @@ class MetricSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"metric {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+            raise ValueError(
+                f"metric {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}"
+            )
 
     @property
     def worse_alternative(self) -> str:

@@ -120,10 +120,7 @@ class PairedT:
             return TestResult("paired_t", NAN, NAN, self.mean, (NAN, NAN), n, alternative=alt)
         se = math.sqrt(self.variance / n)
         mean = self._mean
-        if se == 0.0:
-            t = NAN if mean == 0.0 else math.copysign(math.inf, mean)
-        else:
-            t = mean / se
+        t = (NAN if mean == 0.0 else math.copysign(math.inf, mean)) if se == 0.0 else mean / se
         df = n - 1
         tail = 1.0 - self.confidence if alt != "two-sided" else (1.0 - self.confidence) / 2
         half = float(special.stdtrit(df, 1.0 - tail)) * se
@@ -237,8 +234,9 @@ class Wilcoxon:
         a = self._abs.to_array()
         m = a.size
         if m == 0:
-            return TestResult("wilcoxon", NAN, NAN, NAN, (NAN, NAN), self.n, "all",
-                              "rank_biserial", alt)
+            return TestResult(
+                "wilcoxon", NAN, NAN, NAN, (NAN, NAN), self.n, "all", "rank_biserial", alt
+            )
         r_plus = float(np.sum(_midranks(a, self._pos.to_array())))
         total = m * (m + 1) / 2.0
         r_minus = total - r_plus

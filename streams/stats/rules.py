@@ -77,8 +77,22 @@ DEFAULT_TUNE_N = 2000.0
 DIRECTIONS = ("worse", "better", "different")
 SEVERITIES = ("info", "warning", "critical")
 _RULE_KEYS = frozenset(
-    {"name", "metric", "test", "direction", "alpha", "min_samples", "min_effect", "segments",
-     "severity", "fire_after", "resolve_after", "quantile", "window", "window_seconds"}
+    {
+        "name",
+        "metric",
+        "test",
+        "direction",
+        "alpha",
+        "min_samples",
+        "min_effect",
+        "segments",
+        "severity",
+        "fire_after",
+        "resolve_after",
+        "quantile",
+        "window",
+        "window_seconds",
+    }
 )
 
 
@@ -105,8 +119,15 @@ class _Reader:
             raise self.fail(key, f"must be one of {', '.join(choices)}")
         return v
 
-    def num(self, key: str, default: float, lo: float, hi: float = math.inf,
-            open_lo: bool = False, open_hi: bool = False) -> float:
+    def num(
+        self,
+        key: str,
+        default: float,
+        lo: float,
+        hi: float = math.inf,
+        open_lo: bool = False,
+        open_hi: bool = False,
+    ) -> float:
         v = self.d.get(key, default)
         if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
             raise self.fail(key, "must be a number")
@@ -129,8 +150,10 @@ class _Reader:
 
     def strs(self, key: str, default: Sequence[str]) -> tuple[str, ...]:
         v = self.d.get(key, default)
-        if isinstance(v, str) or not isinstance(v, Sequence) or not all(
-            isinstance(s, str) and s for s in v
+        if (
+            isinstance(v, str)
+            or not isinstance(v, Sequence)
+            or not all(isinstance(s, str) and s for s in v)
         ):
             raise self.fail(key, "must be a list of strings")
         return tuple(v)
@@ -292,24 +315,34 @@ class ExperimentRules:
         """Parse one ``[[experiments]]`` table (as returned by ``tomllib``)."""
         r = _Reader(d, where)
         name = r.str_("name")
-        custom = tuple(_metric(m, f"{where}.metrics[{i}]") for i, m in
-                       enumerate(_list(r, "metrics")))
+        custom = tuple(
+            _metric(m, f"{where}.metrics[{i}]") for i, m in enumerate(_list(r, "metrics"))
+        )
         reg = MetricRegistry(custom)
         primary = d.get("primary_metric")
         if primary is not None:
             primary = r.str_("primary_metric")
             if primary not in reg or reg[primary].kind != "paired":
                 raise r.fail("primary_metric", "unknown or non-numeric metric")
-        guards = tuple(Guardrail.from_dict(g, f"{where}.guardrails[{i}]", reg)
-                       for i, g in enumerate(_list(r, "guardrails")))
+        guards = tuple(
+            Guardrail.from_dict(g, f"{where}.guardrails[{i}]", reg)
+            for i, g in enumerate(_list(r, "guardrails"))
+        )
         alpha = r.num("alpha", 0.05, 0.0, 1.0, open_lo=True, open_hi=True)
         min_samples = r.int_("min_samples", DEFAULT_MIN_SAMPLES, 1)
         segments = r.strs("segments", ())
         win = r.window((10_000, None))
-        dflt = {"alpha": alpha, "min_samples": min_samples, "segments": segments,
-                "window": win[0], "window_seconds": win[1]}
-        rules = tuple(Rule.from_dict(x, f"{where}.rules[{i}]", metrics=reg, defaults=dflt)
-                      for i, x in enumerate(_list(r, "rules")))
+        dflt = {
+            "alpha": alpha,
+            "min_samples": min_samples,
+            "segments": segments,
+            "window": win[0],
+            "window_seconds": win[1],
+        }
+        rules = tuple(
+            Rule.from_dict(x, f"{where}.rules[{i}]", metrics=reg, defaults=dflt)
+            for i, x in enumerate(_list(r, "rules"))
+        )
         names = [x.name for x in rules]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
@@ -318,14 +351,22 @@ class ExperimentRules:
         if defaults:
             rules = default_rules(primary, alpha, min_samples)
         return cls(
-            name=name, primary_metric=primary,
-            primary_min_effect=r.num("primary_min_effect", 0.0, 0.0), guardrails=guards,
-            alpha=alpha, min_samples=min_samples, segments=segments,
-            max_segment_values=r.int_("max_segment_values", 20, 1), window=win[0],
+            name=name,
+            primary_metric=primary,
+            primary_min_effect=r.num("primary_min_effect", 0.0, 0.0),
+            guardrails=guards,
+            alpha=alpha,
+            min_samples=min_samples,
+            segments=segments,
+            max_segment_values=r.int_("max_segment_values", 20, 1),
+            window=win[0],
             window_seconds=win[1],
             correction=r.str_("correction", "bonferroni", ("bonferroni", "none")),
-            tune_n=r.num("tune_n", DEFAULT_TUNE_N, 1.0), custom_metrics=custom, rules=rules,
-            default_rules=defaults, metrics=reg,
+            tune_n=r.num("tune_n", DEFAULT_TUNE_N, 1.0),
+            custom_metrics=custom,
+            rules=rules,
+            default_rules=defaults,
+            metrics=reg,
         )
 
     def segment_keys(self) -> tuple[str, ...]:
@@ -350,8 +391,15 @@ def default_rules(primary: str | None, alpha: float, min_samples: int) -> tuple[
     metrics = list(dict.fromkeys([m for m in (primary, "latency_ms", "error") if m]))
     a = alpha / len(metrics)
     return tuple(
-        Rule(name=f"default-{m}", metric=m, test="msprt", direction="worse", alpha=a,
-             min_samples=min_samples, severity="critical" if m == primary else "warning")
+        Rule(
+            name=f"default-{m}",
+            metric=m,
+            test="msprt",
+            direction="worse",
+            alpha=a,
+            min_samples=min_samples,
+            severity="critical" if m == primary else "warning",
+        )
         for m in metrics
     )
 
@@ -365,9 +413,12 @@ def _list(r: _Reader, key: str) -> list[Mapping[str, Any]]:
 
 def _metric(d: Mapping[str, Any], where: str) -> MetricSpec:
     r = _Reader(d, where)
-    return MetricSpec(r.str_("name"), r.bool_("higher_is_better", False) if "higher_is_better"
-                      in d else _required_bool(r), r.str_("kind", "paired", KINDS),
-                      r.bool_("binary", False))
+    return MetricSpec(
+        r.str_("name"),
+        r.bool_("higher_is_better", False) if "higher_is_better" in d else _required_bool(r),
+        r.str_("kind", "paired", KINDS),
+        r.bool_("binary", False),
+    )
 
 
 def _required_bool(r: _Reader) -> bool:

@@ -9,7 +9,8 @@ situation where live and candidate are exchangeable, including 0/1 correctness, 
 and heavy-tailed latency.  Mixing ``theta`` over a (half-)normal with precision ``rho`` gives
 the closed-form e-process
 
-* one-sided: ``E_n = 2 Phi(S_n / sqrt(V_n + rho)) exp(S_n**2 / (2 (V_n + rho))) sqrt(rho / (V_n + rho))``
+* one-sided: ``E_n = 2 Phi(S_n / sqrt(V_n + rho)) exp(S_n**2 / (2 (V_n + rho)))
+  sqrt(rho / (V_n + rho))``
 * two-sided: ``E_n = exp(S_n**2 / (2 (V_n + rho))) sqrt(rho / (V_n + rho))``
 
 and by Ville's inequality ``P(sup_n E_n >= 1/alpha) <= alpha``: ``p_n = min(1, 1/E_n)`` is an
@@ -45,7 +46,7 @@ def mixture_rho(scale: A, alpha: float, tune_n: float) -> A:
     with intrinsic time ``m = tune_n * scale``.
     """
     la = 2.0 * math.log(1.0 / alpha)
-    return scale * (tune_n / (la + math.log1p(la)))  # type: ignore[return-value]
+    return scale * (tune_n / (la + math.log1p(la)))
 
 
 def log_evalue(s: A, v: A, rho: A, two_sided: bool) -> A:
@@ -58,8 +59,8 @@ def log_evalue(s: A, v: A, rho: A, two_sided: bool) -> A:
     if not two_sided:
         base = base + math.log(2.0) + special.log_ndtr(np.asarray(s) / np.sqrt(a))
     if isinstance(s, float):
-        return float(base)  # type: ignore[return-value]
-    return base  # type: ignore[no-any-return]
+        return float(base)
+    return base
 
 
 class MixtureSPRT:
@@ -93,9 +94,9 @@ class MixtureSPRT:
 
     __slots__ = (
         "_burn",
-        "_scale",
         "_s1",
         "_s2",
+        "_scale",
         "_sx",
         "alpha",
         "alternative",
@@ -209,6 +210,14 @@ class MixtureSPRT:
         e = math.exp(min(le, 700.0))
         p = min(1.0, math.exp(-le)) if le > -700.0 else 1.0
         return TestResult(
-            "msprt", e, p, self.mean, self.confidence_sequence(), self.n, "cumulative",
-            "mean_diff", self.alternative, e,
+            "msprt",
+            e,
+            p,
+            self.mean,
+            self.confidence_sequence(),
+            self.n,
+            "cumulative",
+            "mean_diff",
+            self.alternative,
+            e,
         )

@@ -31,7 +31,7 @@ __all__ = ["KS", "MannWhitney", "QuantileRatio", "TwoProportions"]
 class _TwoSorted:
     """Shared state: the live sample and the candidate sample, each sorted."""
 
-    __slots__ = ("live", "cand", "n")
+    __slots__ = ("cand", "live", "n")
 
     def __init__(self) -> None:
         self.live = SortedList()
@@ -145,10 +145,7 @@ class MannWhitney(_TwoSorted):
         ties = tie_term(np.sort(np.concatenate([x, y])))
         s = math.sqrt(n1 * n2 / 12.0 * ((n + 1) - ties / (n * (n - 1))))
         u, f = {"greater": (u1, 1.0), "less": (u2, 1.0)}.get(alt, (max(u1, u2), 2.0))
-        if s == 0.0:
-            p = 1.0
-        else:
-            p = min(1.0, f * p_from_z((u - n1 * n2 / 2.0 - 0.5) / s, "greater"))
+        p = 1.0 if s == 0.0 else min(1.0, f * p_from_z((u - n1 * n2 / 2.0 - 0.5) / s, "greater"))
         eff = u1 / (n1 * n2)
         half = z_quantile(self.confidence, alt) * s / (n1 * n2)
         lo_ci, hi_ci = interval(eff, half, half, alt)
@@ -269,8 +266,9 @@ class TwoProportions:
         """z statistic, p-value, rate difference with interval."""
         n, alt = self.n, self.alternative
         if n == 0:
-            return TestResult("two_proportions", NAN, NAN, NAN, (NAN, NAN), 0, "all", "rate_diff",
-                              alt)
+            return TestResult(
+                "two_proportions", NAN, NAN, NAN, (NAN, NAN), 0, "all", "rate_diff", alt
+            )
         p1, p0 = self.k_cand / n, self.k_live / n
         pool = (self.k_cand + self.k_live) / (2.0 * n)
         se0 = math.sqrt(pool * (1.0 - pool) * 2.0 / n)

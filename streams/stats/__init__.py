@@ -1,0 +1,75 @@
+"""Pure statistics core of shadow-eval: online tests, anytime-valid monitoring, rules, verdicts.
+
+No Kafka, faust or fastavro import anywhere in this package (enforced by a test).
+
+Stable interface for the join agent's stage 2::
+
+    from streams.stats import ExperimentMonitor, ExperimentRules, Observation
+
+    rules = ExperimentRules.from_dict(toml_table, where="experiments[0]")   # ConfigError on bad
+    mon = ExperimentMonitor(rules)                                          # picklable
+    mon.update(Observation(ts_ms, {"country": "FR"},
+                           {"correct": (1.0, 0.0), "latency_ms": (12.0, 14.0)},
+                           {"predicted_class": ("a", "b")}))
+    ev = mon.evaluate(now_ms)        # ev.results, ev.alerts (FIRING/RESOLVED), ev.verdict
+
+Online tests (river-style ``update(live, cand)`` / ``revert`` / ``get`` / ``merge`` / ``reset``,
+``get()`` returns a frozen :class:`TestResult`): :class:`PairedT`, :class:`Wilcoxon`,
+:class:`SignTest`, :class:`McNemar`, :class:`KS`, :class:`MannWhitney`, :class:`QuantileRatio`,
+:class:`TwoProportions`, :class:`ChiSquare`, :class:`PSI`, :class:`Agreement`,
+:class:`MixtureSPRT` (anytime-valid); :class:`Window` wraps any of them (count or time).
+The experiments-file reference is the docstring of :mod:`streams.stats.rules`.
+"""
+
+from streams.stats.catalog import TESTS, make_test
+from streams.stats.categorical import PSI, Agreement, ChiSquare
+from streams.stats.metrics import BUILTIN_METRICS, MetricRegistry, MetricSpec
+from streams.stats.monitor import Alert, Evaluation, ExperimentMonitor, Observation
+from streams.stats.multiple import benjamini_hochberg, bonferroni, e_bh
+from streams.stats.noise import NoiseFloor, Tolerance, noise_floor
+from streams.stats.paired import McNemar, PairedT, SignTest, Wilcoxon
+from streams.stats.results import TestResult
+from streams.stats.rules import ConfigError, ExperimentRules, Guardrail, Rule
+from streams.stats.sequential import MixtureSPRT
+from streams.stats.twosample import KS, MannWhitney, QuantileRatio, TwoProportions
+from streams.stats.verdict import GuardrailResult, Verdict
+from streams.stats.windows import Statistic, Window
+
+__all__ = [
+    "BUILTIN_METRICS",
+    "KS",
+    "PSI",
+    "TESTS",
+    "Agreement",
+    "Alert",
+    "ChiSquare",
+    "ConfigError",
+    "Evaluation",
+    "ExperimentMonitor",
+    "ExperimentRules",
+    "Guardrail",
+    "GuardrailResult",
+    "MannWhitney",
+    "McNemar",
+    "MetricRegistry",
+    "MetricSpec",
+    "MixtureSPRT",
+    "NoiseFloor",
+    "Observation",
+    "PairedT",
+    "QuantileRatio",
+    "Rule",
+    "SignTest",
+    "Statistic",
+    "TestResult",
+    "Tolerance",
+    "TwoProportions",
+    "Verdict",
+    "Wilcoxon",
+    "Window",
+    "benjamini_hochberg",
+    "bonferroni",
+    "e_bh",
+    "make_test",
+    "noise_floor",
+]

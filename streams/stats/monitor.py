@@ -1,0 +1,354 @@
+"""Rolling state of one experiment (live vs one candidate) across segments, alerts and verdicts.
+
+The join agent's stage 2 feeds one :class:`Observation` per request to
+:meth:`ExperimentMonitor.update` and periodically calls :meth:`ExperimentMonitor.evaluate`,
+which returns an :class:`Evaluation`: every test per metric and segment, the alert transitions
+since the previous evaluation (``FIRING`` / ``RESOLVED``, dedup key
+``"<experiment>:<rule>:<segment>"``, segment ``"all"`` for the whole experiment) and the
+:class:`~streams.stats.verdict.Verdict`.  The monitor is picklable (checkpoint it as is).
+
+State kept: for the overall segment a battery of tests per metric (windowed fixed-horizon tests,
+cumulative sequential ones); per segment value of the tracked keys a two-sided sequential test
+per numeric metric; per rule and segment value the rule's own test; the verdict's sequential
+tests.  Metric names that are neither built in nor declared are counted in ``ignored``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from streams.stats.catalog import DIRECTIONAL_TESTS, battery, centred_effect, make_test
+from streams.stats.metrics import MetricSpec
+from streams.stats.multiple import benjamini_hochberg, e_bh
+from streams.stats.results import TestResult
+from streams.stats.rules import ExperimentRules, Rule
+from streams.stats.sequential import MixtureSPRT
+from streams.stats.verdict import Verdict, decide
+from streams.stats.windows import Statistic, Window
+
+__all__ = ["ALL", "Alert", "Evaluation", "ExperimentMonitor", "Observation"]
+
+ALL = "all"
+OTHER = "__other__"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One request as seen by stage 2: per-metric (live, candidate) pairs and segment tags.
+
+    Examples
+    --------
+    >>> obs = Observation(1_700_000_000_000, {"country": "FR"},
+    ...                   {"correct": (1.0, 0.0), "latency_ms": (12.0, 15.5)},
+    ...                   {"predicted_class": ("churn", "stay")})
+    >>> obs.paired["latency_ms"]
+    (12.0, 15.5)
+    """
+
+    timestamp_ms: int
+    segments: Mapping[str, str] = field(default_factory=dict)
+    paired: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    categorical: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A rule changed state (``FIRING`` or ``RESOLVED``) for one segment."""
+
+    key: str
+    state: str
+    experiment: str
+    rule: str
+    metric: str
+    segment: str
+    severity: str
+    timestamp_ms: int
+    alpha: float
+    result: TestResult
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """Everything one :meth:`ExperimentMonitor.evaluate` call found.
+
+    ``results[metric][segment][test_key]``; ``rule_results[rule][segment]``; ``qvalues`` are
+    Benjamini-Hochberg adjusted p-values of the fixed-horizon results, keyed
+    ``(metric, segment, test_key)``; ``ebh`` the e-BH decisions over the sequential rules at the
+    experiment alpha, keyed ``(rule, segment)``; ``firing`` the keys of alerts now firing.
+    """
+
+    experiment: str
+    timestamp_ms: int
+    counts: Mapping[str, int]
+    results: Mapping[str, Mapping[str, Mapping[str, TestResult]]]
+    rule_results: Mapping[str, Mapping[str, TestResult]]
+    qvalues: Mapping[tuple[str, str, str], float]
+    ebh: Mapping[tuple[str, str], bool]
+    alerts: tuple[Alert, ...]
+    firing: tuple[str, ...]
+    verdict: Verdict
+
+
+def _window(stat: Statistic, size: int | None, seconds: float | None) -> Statistic | Window:
+    if size is None and seconds is None:
+        return stat
+    return Window(stat, size=size, seconds=seconds)
+
+
+class ExperimentMonitor:
+    """Rolling tests, alert rules with hysteresis and the verdict for one experiment.
+
+    Parameters
+    ----------
+    config : ExperimentRules or mapping
+        Parsed rules, or the experiment's TOML table (parsed with
+        :meth:`ExperimentRules.from_dict`).
+
+    Examples
+    --------
+    >>> mon = ExperimentMonitor({"name": "exp", "primary_metric": "correct", "min_samples": 20})
+    >>> for i in range(500):
+    ...     _ = mon.update(Observation(i, {}, {"correct": (1.0, float(i % 3 != 0))}))
+    >>> ev = mon.evaluate(now_ms=500)
+    >>> ev.counts["correct"], ev.verdict.decision, [a.key for a in ev.alerts]
+    (500, 'reject', ['exp:default-correct:all'])
+    """
+
+    def __init__(self, config: ExperimentRules | Mapping[str, Any]) -> None:
+        cfg = config if isinstance(config, ExperimentRules) else ExperimentRules.from_dict(config)
+        self.cfg = cfg
+        self.keys = cfg.segment_keys()
+        self.counts: dict[str, int] = {}
+        self.ignored: dict[str, int] = {}
+        self._seen: dict[str, set[str]] = {k: set() for k in self.keys}
+        self._battery: dict[str, dict[str, Statistic | Window]] = {}
+        self._seg_seq: dict[tuple[str, str], MixtureSPRT] = {}
+        self._rules_by_metric: dict[str, list[Rule]] = {}
+        for rule in cfg.rules:
+            self._rules_by_metric.setdefault(rule.metric, []).append(rule)
+        self._rule_stats: dict[tuple[str, str], Statistic | Window] = {}
+        self._hyst: dict[tuple[str, str], list[int]] = {}
+        a_v = cfg.alpha / (1 + len(cfg.guardrails))
+        mk = {"alpha": a_v, "min_samples": cfg.min_samples, "tune_n": cfg.tune_n}
+        self._v_primary = MixtureSPRT(**mk) if cfg.primary_metric else None  # type: ignore[arg-type]
+        self._v_guards = {g.metric: MixtureSPRT(**mk) for g in cfg.guardrails}  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ update
+    def _labels(self, tags: Mapping[str, str]) -> list[tuple[str, str]]:
+        out = []
+        for k in self.keys:
+            v = tags.get(k)
+            if v is None:
+                continue
+            seen = self._seen[k]
+            if v not in seen:
+                if len(seen) >= self.cfg.max_segment_values:
+                    v = OTHER
+                else:
+                    seen.add(v)
+            out.append((k, f"{k}={v}"))
+        return out
+
+    def _spec(self, metric: str) -> MetricSpec | None:
+        if metric in self.cfg.metrics:
+            return self.cfg.metrics[metric]
+        self.ignored[metric] = self.ignored.get(metric, 0) + 1
+        return None
+
+    def _new_battery(self, name: str, spec: MetricSpec) -> dict[str, Statistic | Window]:
+        cfg = self.cfg
+        out: dict[str, Statistic | Window] = {}
+        for key, test, q in battery(name, spec.kind, spec.binary):
+            stat = make_test(
+                test,
+                alpha=cfg.alpha,
+                min_samples=cfg.min_samples,
+                quantile=q or 0.95,
+                tune_n=cfg.tune_n,
+            )
+            out[key] = stat if test == "msprt" else _window(stat, cfg.window, cfg.window_seconds)
+        return out
+
+    def _rule_stat(self, rule: Rule, spec: MetricSpec) -> Statistic | Window:
+        alt = rule.alternative(spec)
+        null = {"greater": rule.min_effect, "less": -rule.min_effect}.get(alt, 0.0)
+        if rule.test == "agreement":
+            null = rule.min_effect
+        stat = make_test(
+            rule.test,
+            alt,
+            null=null,
+            alpha=self.cfg.effective_alpha(rule),
+            min_samples=rule.min_samples,
+            quantile=rule.quantile,
+            tune_n=self.cfg.tune_n,
+        )
+        return _window(stat, rule.window, rule.window_seconds) if rule.fixed_horizon else stat
+
+    def update(self, obs: Observation) -> Self:
+        """Add one request's observation."""
+        t = obs.timestamp_ms / 1000.0
+        labels = self._labels(obs.segments) if self.keys else []
+        for metric, (x, y) in obs.paired.items():
+            self._add(metric, x, y, t, labels, numeric=True)
+        for metric, (a, b) in obs.categorical.items():
+            self._add(metric, a, b, t, labels, numeric=False)
+        return self
+
+    def _add(
+        self, metric: str, x: Any, y: Any, t: float, labels: list[tuple[str, str]], numeric: bool
+    ) -> None:
+        spec = self._spec(metric)
+        if spec is None or (spec.kind == "categorical") == numeric:
+            return
+        self.counts[metric] = self.counts.get(metric, 0) + 1
+        bat = self._battery.get(metric)
+        if bat is None:
+            bat = self._battery[metric] = self._new_battery(metric, spec)
+        for stat in bat.values():
+            if isinstance(stat, Window):
+                stat.update(x, y, t)
+            else:
+                stat.update(x, y)
+        if numeric and spec.kind == "paired":
+            for _, label in labels:
+                seq = self._seg_seq.get((metric, label))
+                if seq is None:
+                    seq = self._seg_seq[(metric, label)] = MixtureSPRT(
+                        alpha=self.cfg.alpha,
+                        min_samples=self.cfg.min_samples,
+                        tune_n=self.cfg.tune_n,
+                    )
+                seq.update(x, y)
+            if metric == self.cfg.primary_metric and self._v_primary is not None:
+                self._v_primary.update(x, y)
+            g = self._v_guards.get(metric)
+            if g is not None:
+                g.update(x, y)
+        for rule in self._rules_by_metric.get(metric, ()):
+            for seg in [ALL] + [lab for k, lab in labels if k in rule.segments]:
+                st = self._rule_stats.get((rule.name, seg))
+                if st is None:
+                    st = self._rule_stats[(rule.name, seg)] = self._rule_stat(rule, spec)
+                if isinstance(st, Window):
+                    st.update(x, y, t)
+                else:
+                    st.update(x, y)
+
+    # ---------------------------------------------------------------- evaluate
+    def evaluate(self, now_ms: int) -> Evaluation:
+        """Run every test, apply the rules (with hysteresis) and decide the verdict."""
+        now = now_ms / 1000.0
+        results: dict[str, dict[str, dict[str, TestResult]]] = {}
+        for metric, bat in self._battery.items():
+            results[metric] = {ALL: {k: _get(s, now) for k, s in bat.items()}}
+        for (metric, label), seq in self._seg_seq.items():
+            results[metric].setdefault(label, {})["msprt"] = seq.get()
+        fixed = [
+            (m, s, k, r.pvalue)
+            for m, segs in results.items()
+            for s, rs in segs.items()
+            for k, r in rs.items()
+            if r.test != "msprt"
+        ]
+        q = benjamini_hochberg([p for *_, p in fixed])
+        qvalues = {(m, s, k): qv for (m, s, k, _), qv in zip(fixed, q, strict=True)}
+        rule_results: dict[str, dict[str, TestResult]] = {}
+        alerts: list[Alert] = []
+        for (rname, seg), st in self._rule_stats.items():
+            rule = next(r for r in self.cfg.rules if r.name == rname)
+            res = _get(st, now)
+            rule_results.setdefault(rname, {})[seg] = res
+            alert = self._hysteresis(rule, seg, res, now_ms)
+            if alert is not None:
+                alerts.append(alert)
+        seq_keys = [
+            (r, s)
+            for r, segs in rule_results.items()
+            for s, res in segs.items()
+            if res.evalue is not None
+        ]
+        ebh_rej = e_bh([rule_results[r][s].evalue or 0.0 for r, s in seq_keys], self.cfg.alpha)
+        firing = tuple(sorted(self._key(r, s) for (r, s), h in self._hyst.items() if h[0]))
+        verdict = decide(self.cfg, self._v_primary, self._v_guards)
+        return Evaluation(
+            self.cfg.name,
+            now_ms,
+            dict(self.counts),
+            results,
+            rule_results,
+            qvalues,
+            dict(zip(seq_keys, ebh_rej, strict=True)),
+            tuple(alerts),
+            firing,
+            verdict,
+        )
+
+    def _key(self, rule: str, seg: str) -> str:
+        return f"{self.cfg.name}:{rule}:{seg}"
+
+    def _hysteresis(self, rule: Rule, seg: str, res: TestResult, now_ms: int) -> Alert | None:
+        alpha = self.cfg.effective_alpha(rule)
+        cond = rule_condition(rule, self.cfg.metrics[rule.metric], res, alpha)
+        h = self._hyst.setdefault((rule.name, seg), [0, 0, 0])  # firing, hits, misses
+        if cond:
+            h[1], h[2] = h[1] + 1, 0
+            if not h[0] and h[1] >= rule.fire_after:
+                h[0] = 1
+                return self._alert("FIRING", rule, seg, res, alpha, now_ms)
+        else:
+            h[1], h[2] = 0, h[2] + 1
+            if h[0] and h[2] >= rule.resolve_after:
+                h[0] = 0
+                return self._alert("RESOLVED", rule, seg, res, alpha, now_ms)
+        return None
+
+    def _alert(
+        self, state: str, rule: Rule, seg: str, res: TestResult, alpha: float, now_ms: int
+    ) -> Alert:
+        msg = (
+            f"[{rule.severity}] {self.cfg.name}: rule {rule.name} {state} on {rule.metric} "
+            f"({rule.direction}) segment {seg}: {res.explain()}; alpha={alpha:.3g} "
+            f"min_effect={rule.min_effect:g}"
+        )
+        return Alert(
+            self._key(rule.name, seg),
+            state,
+            self.cfg.name,
+            rule.name,
+            rule.metric,
+            seg,
+            rule.severity,
+            now_ms,
+            alpha,
+            res,
+            msg,
+        )
+
+
+def _get(stat: Statistic | Window, now: float) -> TestResult:
+    if isinstance(stat, Window):
+        stat.expire(now)
+    return stat.get()
+
+
+def rule_condition(rule: Rule, spec: MetricSpec, res: TestResult, alpha: float) -> bool:
+    """Whether ``res`` meets the rule: enough samples, significant, and beyond ``min_effect``."""
+    if res.n < rule.min_samples:
+        return False
+    c = centred_effect(rule.test, res.effect)
+    if math.isnan(c):
+        return False
+    directional = rule.test in DIRECTIONAL_TESTS and rule.direction != "different"
+    sign = 1.0 if rule.alternative(spec) == "greater" else -1.0
+    if rule.test == "quantile_ratio":
+        lo, hi = (b - 1.0 for b in res.ci)
+        if directional:
+            return (lo if sign > 0 else -hi) > rule.min_effect
+        return lo > rule.min_effect or -hi > rule.min_effect
+    beyond = sign * c > rule.min_effect if directional else abs(c) > rule.min_effect
+    return beyond and res.significant(alpha)

@@ -1,0 +1,157 @@
+"""Promotion verdicts: promote, reject or continue, each with the evidence behind it.
+
+The verdict uses anytime-valid confidence sequences (:class:`~streams.stats.sequential.
+MixtureSPRT`, cumulative, overall segment) at ``alpha / (1 + number of guardrails)`` each:
+
+* **reject** -- the primary metric is significantly worse (its confidence sequence lies on the
+  worse side of 0), or a guardrail is significantly worse than its margin;
+* **promote** -- the primary metric is significantly better (by more than
+  ``primary_min_effect``) and every guardrail's worse-side bound is within its margin;
+* **continue** -- otherwise, with the reason evidence is insufficient.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from streams.stats.metrics import MetricSpec
+from streams.stats.results import TestResult
+from streams.stats.rules import ExperimentRules, Guardrail
+from streams.stats.sequential import MixtureSPRT
+
+__all__ = ["DECISIONS", "GuardrailResult", "Verdict", "decide"]
+
+DECISIONS = ("promote", "reject", "continue")
+
+
+@dataclass(frozen=True, slots=True)
+class GuardrailResult:
+    """Non-inferiority status of one guardrail.
+
+    ``worse_bound`` is the confidence-sequence bound of the candidate's excess on the worse
+    side (``upper`` for lower-is-better metrics, sign-flipped for higher-is-better), ``limit``
+    the margin in absolute units, ``status`` ``"ok"``, ``"violated"`` or ``"pending"``.
+    """
+
+    metric: str
+    limit: float
+    worse_bound: float
+    best_bound: float
+    status: str
+    result: TestResult
+
+    def explain(self) -> str:
+        """One line with the evidence."""
+        return (
+            f"guardrail {self.metric} {self.status}: excess in [{self.best_bound:.4g}, "
+            f"{self.worse_bound:.4g}] vs margin {self.limit:.4g} ({self.result.explain()})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Decision about the candidate with its reason and evidence.
+
+    Examples
+    --------
+    >>> v = Verdict("continue", "insufficient evidence: no observations yet", None, ())
+    >>> v.decision
+    'continue'
+    """
+
+    decision: str
+    reason: str
+    primary: TestResult | None
+    guardrails: tuple[GuardrailResult, ...]
+
+
+def _oriented(result: TestResult, spec: MetricSpec) -> tuple[float, float, float]:
+    """(effect, low, high) with positive meaning "candidate better"."""
+    lo, hi = result.ci
+    if spec.higher_is_better:
+        return result.effect, lo, hi
+    return -result.effect, -hi, -lo
+
+
+def _guardrail(g: Guardrail, seq: MixtureSPRT, spec: MetricSpec) -> GuardrailResult:
+    res = seq.get()
+    _eff, lo, hi = _oriented(res, spec)  # positive = better; excess (worse) = -value
+    worse_bound, best_bound = -lo, -hi
+    live = seq.live_mean
+    limit = g.margin * abs(live) if g.relative and not math.isnan(live) else g.margin
+    if seq.n < seq.min_samples or math.isinf(worse_bound):
+        status = "pending"
+    elif best_bound > limit:
+        status = "violated"
+    elif worse_bound <= limit:
+        status = "ok"
+    else:
+        status = "pending"
+    return GuardrailResult(g.metric, limit, worse_bound, best_bound, status, res)
+
+
+def decide(
+    cfg: ExperimentRules, primary: MixtureSPRT | None, guards: dict[str, MixtureSPRT]
+) -> Verdict:
+    """Verdict from the verdict statistics kept by the monitor."""
+    if cfg.primary_metric is None:
+        return Verdict("continue", "no primary_metric configured", None, ())
+    spec = cfg.metrics[cfg.primary_metric]
+    g_res = tuple(
+        _guardrail(g, guards[g.metric], cfg.metrics[g.metric])
+        if g.metric in guards and guards[g.metric].n
+        else GuardrailResult(
+            g.metric,
+            g.margin,
+            math.inf,
+            -math.inf,
+            "pending",
+            TestResult(
+                "msprt", math.nan, math.nan, math.nan, (-math.inf, math.inf), 0, "cumulative"
+            ),
+        )
+        for g in cfg.guardrails
+    )
+    if primary is None or primary.n < cfg.min_samples:
+        n = 0 if primary is None else primary.n
+        return Verdict(
+            "continue",
+            f"insufficient evidence: {cfg.primary_metric} n={n} < min_samples={cfg.min_samples}",
+            None if primary is None else primary.get(),
+            g_res,
+        )
+    res = primary.get()
+    _eff, lo, hi = _oriented(res, spec)
+    ev = res.explain()
+    if hi < 0:
+        return Verdict(
+            "reject", f"primary {cfg.primary_metric} significantly worse: {ev}", res, g_res
+        )
+    bad = [g for g in g_res if g.status == "violated"]
+    if bad:
+        return Verdict("reject", "; ".join(g.explain() for g in bad), res, g_res)
+    if lo > cfg.primary_min_effect:
+        pending = [g for g in g_res if g.status != "ok"]
+        if not pending:
+            return Verdict(
+                "promote",
+                f"primary {cfg.primary_metric} significantly better and "
+                f"all guardrails within margin: {ev}",
+                res,
+                g_res,
+            )
+        return Verdict(
+            "continue",
+            "insufficient evidence: primary better but " + "; ".join(g.explain() for g in pending),
+            res,
+            g_res,
+        )
+    return Verdict(
+        "continue",
+        f"insufficient evidence: primary {cfg.primary_metric} "
+        f"improvement interval [{lo:.4g}, {hi:.4g}] not above "
+        f"{cfg.primary_min_effect:g}: {ev}",
+        res,
+        g_res,
+    )
