@@ -23,6 +23,7 @@ __all__ = ["KafkaRuntime", "deploy_file", "find_runtime", "provision_kafka"]
 Progress = Callable[[str], None]
 _KAFKA_JAR = re.compile(r"^kafka_2\.13-(?P<version>\d+\.\d+\.\d+[\w.-]*)\.jar$")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,8 @@ def _run_maven(mvn: str, pom: Path, output: Path) -> None:
     except subprocess.TimeoutExpired as exc:
         raise BrokerError("Maven did not finish resolving Kafka within 15 minutes") from exc
     if done.returncode != 0:
-        lines = (done.stdout + done.stderr).rstrip().splitlines()[-TAIL_LINES:]
+        text = _ANSI.sub("", done.stdout + done.stderr)
+        lines = [line for line in text.rstrip().splitlines() if line.strip()][-TAIL_LINES:]
         raise BrokerError(
             f"Maven failed (exit code {done.returncode}) resolving Kafka with {pom}",
             log_tail="\n".join(lines),
