@@ -51,9 +51,11 @@ def binom_test(k: int, n: int, p: float, alternative: str) -> float:
     return float(stats.binomtest(k, n, p, alternative=alternative).pvalue)
 
 
-def proportion_ci(k: int, n: int, confidence: float, method: str) -> tuple[float, float]:
+def proportion_ci(
+    k: int, n: int, confidence: float, method: str, alternative: str = "two-sided"
+) -> tuple[float, float]:
     """Binomial proportion interval from scipy (``exact`` Clopper-Pearson or ``wilson``)."""
     if n == 0:
         return (NAN, NAN)
-    ci = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method=method)
+    ci = stats.binomtest(k, n, alternative=alternative).proportion_ci(confidence_level=confidence, method=method)
     return (float(ci.low), float(ci.high))

@@ -314,7 +314,7 @@ class SignTest:
         k, m, alt = self.n_pos, self.n_pos + self.n_neg, self.alternative
         p = binom_test(k, m, 0.5, alt)
         eff = k / m if m else NAN
-        ci = proportion_ci(k, m, self.confidence, "exact")
+        ci = proportion_ci(k, m, self.confidence, "exact", alt)
         return TestResult("sign", float(k), p, eff, ci, self.n, "all", "share_positive", alt)
 
 
