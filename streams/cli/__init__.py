@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, str] = {
     "kafka": "streams.cli.kafka:kafka",
     "topics": "streams.cli.topics:topics",
     "schemas": "streams.cli.schemas:schemas",
+    "worker": "streams.cli.worker:worker",
 }
 
 
