@@ -24,6 +24,7 @@ The experiments-file reference is the docstring of :mod:`streams.stats.rules`.
 from streams.stats.catalog import TESTS, make_test
 from streams.stats.categorical import PSI, Agreement, ChiSquare
 from streams.stats.metrics import BUILTIN_METRICS, MetricRegistry, MetricSpec
+from streams.stats.monitor import ALL as ALL_SEGMENT
 from streams.stats.monitor import Alert, Evaluation, ExperimentMonitor, Observation
 from streams.stats.multiple import benjamini_hochberg, bonferroni, e_bh
 from streams.stats.noise import NoiseFloor, Tolerance, noise_floor
@@ -36,6 +37,7 @@ from streams.stats.verdict import GuardrailResult, Verdict
 from streams.stats.windows import Statistic, Window
 
 __all__ = [
+    "ALL_SEGMENT",
     "BUILTIN_METRICS",
     "KS",
     "PSI",

@@ -57,5 +57,7 @@ def proportion_ci(
     """Binomial proportion interval from scipy (``exact`` Clopper-Pearson or ``wilson``)."""
     if n == 0:
         return (NAN, NAN)
-    ci = stats.binomtest(k, n, alternative=alternative).proportion_ci(confidence_level=confidence, method=method)
+    ci = stats.binomtest(k, n, alternative=alternative).proportion_ci(
+        confidence_level=confidence, method=method
+    )
     return (float(ci.low), float(ci.high))

@@ -7,7 +7,6 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-
 from streams.stats.results import TestResult
 
 
@@ -35,5 +34,3 @@ def quiet(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return fn(*args, **kw)
-
-

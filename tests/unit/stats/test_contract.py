@@ -37,14 +37,16 @@ def numeric(n: int) -> list[tuple[float, float]]:
 
 
 def binary(n: int) -> list[tuple[float, float]]:
-    return [(float(a), float(b)) for a, b in zip(rng.random(n) < 0.9, rng.random(n) < 0.85,
-                                                 strict=True)]
+    return [
+        (float(a), float(b)) for a, b in zip(rng.random(n) < 0.9, rng.random(n) < 0.85, strict=True)
+    ]
 
 
 def cat(n: int) -> list[tuple[str, str]]:
     labs = np.array(["a", "b", "c"])
-    return list(zip(labs[rng.integers(0, 3, n)].tolist(), labs[rng.integers(0, 3, n)].tolist(),
-                    strict=True))
+    return list(
+        zip(labs[rng.integers(0, 3, n)].tolist(), labs[rng.integers(0, 3, n)].tolist(), strict=True)
+    )
 
 
 CASES: list[tuple[str, Callable[[], Any], Callable[[int], list[Any]]]] = [

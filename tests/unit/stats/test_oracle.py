@@ -155,8 +155,10 @@ def test_mannwhitney_matches_scipy_asymptotic(data, alt):  # type: ignore[no-unt
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(grid.map(abs), grid.map(abs)), min_size=1, max_size=60),
-       st.sampled_from([0.5, 0.95, 0.99]))
+@given(
+    st.lists(st.tuples(grid.map(abs), grid.map(abs)), min_size=1, max_size=60),
+    st.sampled_from([0.5, 0.95, 0.99]),
+)
 def test_quantile_ratio_matches_numpy(data, q):  # type: ignore[no-untyped-def]
     r = feed(QuantileRatio(q), data)
     x, y = arrays(data)
@@ -224,8 +226,9 @@ def test_agreement_matches_binomtest(data, tol):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("two_sided", [False, True])
-@pytest.mark.parametrize(("s", "v", "rho"), [(0.0, 1.0, 1.0), (3.0, 10.0, 2.0),
-                                             (-2.0, 5.0, 0.5), (25.0, 400.0, 30.0)])
+@pytest.mark.parametrize(
+    ("s", "v", "rho"), [(0.0, 1.0, 1.0), (3.0, 10.0, 2.0), (-2.0, 5.0, 0.5), (25.0, 400.0, 30.0)]
+)
 def test_mixture_closed_form_matches_numerical_integral(s, v, rho, two_sided):  # type: ignore[no-untyped-def]
     dens = math.sqrt(rho / (2 * math.pi))
 

@@ -12,7 +12,10 @@ TOML = """
 [[experiments]]
 name = "churn-v2"
 primary_metric = "log_loss"
-guardrails = [{metric = "latency_ms", margin = 0.30, relative = true}, {metric = "error", margin = 0.01}]
+guardrails = [
+  {metric = "latency_ms", margin = 0.30, relative = true},
+  {metric = "error", margin = 0.01},
+]
 alpha = 0.05
 min_samples = 200
 segments = ["country"]
@@ -56,7 +59,12 @@ def test_parses_full_example() -> None:
     assert [g.metric for g in cfg.guardrails] == ["latency_ms", "error"]
     assert cfg.guardrails[0].relative and cfg.guardrails[0].margin == 0.30
     acc, p95, rev = cfg.rules
-    assert (acc.test, acc.fire_after, acc.resolve_after, acc.severity) == ("msprt", 2, 3, "critical")
+    assert (acc.test, acc.fire_after, acc.resolve_after, acc.severity) == (
+        "msprt",
+        2,
+        3,
+        "critical",
+    )
     assert acc.window is None and acc.segments == ("country",)
     assert p95.window_seconds == 600 and p95.window is None and p95.segments == ("country",)
     assert p95.min_samples == 200 and p95.quantile == 0.95
@@ -71,7 +79,9 @@ def test_default_rules_split_alpha() -> None:
     cfg = ExperimentRules.from_dict({"name": "e", "primary_metric": "correct", "alpha": 0.06})
     assert cfg.default_rules
     assert [(r.metric, r.test, r.direction) for r in cfg.rules] == [
-        ("correct", "msprt", "worse"), ("latency_ms", "msprt", "worse"), ("error", "msprt", "worse")
+        ("correct", "msprt", "worse"),
+        ("latency_ms", "msprt", "worse"),
+        ("error", "msprt", "worse"),
     ]
     assert all(cfg.effective_alpha(r) == pytest.approx(0.02) for r in cfg.rules)
     assert cfg.rules[0].severity == "critical"
@@ -127,8 +137,13 @@ def test_window_zero_is_an_error() -> None:
         ({"name": ""}, "name"),
         ({"name": "e", "guardrails": [{"metric": "latency_ms", "margin": -1}]}, "margin"),
         ({"name": "e", "metrics": [{"name": "kpi"}]}, "higher_is_better"),
-        ({"name": "e", "rules": [{"name": "a", "metric": "error"}, {"name": "a", "metric": "error"}]},
-         "rules"),
+        (
+            {
+                "name": "e",
+                "rules": [{"name": "a", "metric": "error"}, {"name": "a", "metric": "error"}],
+            },
+            "rules",
+        ),
         ({"name": "e", "correction": "holm"}, "correction"),
     ],
 )
