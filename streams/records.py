@@ -17,15 +17,18 @@ __all__ = [
     "AlertState",
     "DeadLetter",
     "Decision",
+    "ExpiryReason",
     "GroundTruth",
     "JoinEvent",
     "JoinKind",
     "MetricResult",
     "MetricsSnapshot",
     "ModelInput",
+    "PendingRequest",
     "Prediction",
     "Record",
     "Role",
+    "StoredPrediction",
     "Verdict",
 ]
 
@@ -41,6 +44,16 @@ class Role(StrEnum):
 class JoinKind(StrEnum):
     PAIRED = "PAIRED"
     LABELLED = "LABELLED"
+    EXPIRED = "EXPIRED"
+
+
+class ExpiryReason(StrEnum):
+    """Why a request's join state timed out unmatched."""
+
+    NO_SHADOW = "no_shadow"
+    NO_LIVE = "no_live"
+    NO_LABEL = "no_label"
+    LABEL_UNKNOWN = "label_unknown"
 
 
 class AlertState(StrEnum):
@@ -114,16 +127,54 @@ class GroundTruth:
 
 @dataclass(frozen=True, slots=True)
 class JoinEvent:
-    """A live and a candidate prediction of one request, with the label once known."""
+    """A live and a candidate prediction of one request, with the label once known.
+
+    EXPIRED events carry whichever side arrived and the ``reason``.
+    """
 
     kind: JoinKind
     experiment: str
     request_id: str
     timestamp_ms: int
-    live: Prediction
-    candidate: Prediction
+    live: Prediction | None
+    candidate: Prediction | None
     segments: Mapping[str, str] = field(default_factory=dict)
     label: Label | None = None
+    reason: str | None = None
+
+    @property
+    def dedup_key(self) -> str:
+        """Identifies this event; a re-emitted copy has the same key."""
+        return f"{self.experiment}\x1f{self.request_id}\x1f{self.kind.value}\x1f{self.reason or ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPrediction:
+    """A prediction inside :class:`PendingRequest`, without what the request already holds."""
+
+    version: str
+    timestamp_ms: int
+    value: Label | None = None
+    probabilities: Mapping[str, float] | None = None
+    latency_ms: float = 0.0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRequest:
+    """Join stage 1 state of one request: what arrived, what was emitted."""
+
+    model: str
+    first_seen_ms: int
+    segments: Mapping[str, str] = field(default_factory=dict)
+    live: StoredPrediction | None = None
+    candidates: tuple[StoredPrediction, ...] = ()
+    label: Label | None = None
+    label_ms: int = 0
+    closed: tuple[str, ...] = ()
+    """Experiments whose pairing is settled (PAIRED emitted, or expired unpaired)."""
+    labelled: tuple[str, ...] = ()
+    """Experiments whose LABELLED event was emitted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,4 +262,5 @@ Record = (
     | Alert
     | Verdict
     | DeadLetter
+    | PendingRequest
 )

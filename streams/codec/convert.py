@@ -26,9 +26,11 @@ from streams.records import (
     MetricResult,
     MetricsSnapshot,
     ModelInput,
+    PendingRequest,
     Prediction,
     Record,
     Role,
+    StoredPrediction,
     Verdict,
 )
 
@@ -193,22 +195,71 @@ def join_event_to_avro(r: JoinEvent) -> Datum:
         "request_id": r.request_id,
         "timestamp_ms": r.timestamp_ms,
         "segments": r.segments,
-        "live": prediction_to_avro(r.live),
-        "candidate": prediction_to_avro(r.candidate),
+        "live": None if r.live is None else prediction_to_avro(r.live),
+        "candidate": None if r.candidate is None else prediction_to_avro(r.candidate),
         "label": _label_to_avro(r.label),
+        "reason": r.reason,
     }
 
 
 def join_event_from_avro(d: Datum) -> JoinEvent:
+    live, candidate = d["live"], d["candidate"]
     return JoinEvent(
         JoinKind(d["kind"]),
         d["experiment"],
         d["request_id"],
         d["timestamp_ms"],
-        prediction_from_avro(d["live"]),
-        prediction_from_avro(d["candidate"]),
+        None if live is None else prediction_from_avro(live),
+        None if candidate is None else prediction_from_avro(candidate),
         d["segments"],
         d["label"],
+        d["reason"],
+    )
+
+
+def _stored_to_avro(r: StoredPrediction) -> Datum:
+    return {
+        "version": r.version,
+        "timestamp_ms": r.timestamp_ms,
+        "value": _label_to_avro(r.value),
+        "probabilities": r.probabilities,
+        "latency_ms": r.latency_ms,
+        "error": r.error,
+    }
+
+
+def _stored_from_avro(d: Datum) -> StoredPrediction:
+    return StoredPrediction(
+        d["version"], d["timestamp_ms"], d["value"], d["probabilities"], d["latency_ms"], d["error"]
+    )
+
+
+def pending_request_to_avro(r: PendingRequest) -> Datum:
+    return {
+        "model": r.model,
+        "first_seen_ms": r.first_seen_ms,
+        "segments": r.segments,
+        "live": None if r.live is None else _stored_to_avro(r.live),
+        "candidates": [_stored_to_avro(c) for c in r.candidates],
+        "label": _label_to_avro(r.label),
+        "label_ms": r.label_ms,
+        "closed": list(r.closed),
+        "labelled": list(r.labelled),
+    }
+
+
+def pending_request_from_avro(d: Datum) -> PendingRequest:
+    live = d["live"]
+    return PendingRequest(
+        d["model"],
+        d["first_seen_ms"],
+        d["segments"],
+        None if live is None else _stored_from_avro(live),
+        tuple(_stored_from_avro(c) for c in d["candidates"]),
+        d["label"],
+        d["label_ms"],
+        tuple(d["closed"]),
+        tuple(d["labelled"]),
     )
 
 
@@ -363,6 +414,7 @@ TO_AVRO: dict[type[Any], tuple[str, Callable[[Any], Datum]]] = {
     Alert: ("dev.shadoweval.Alert", alert_to_avro),
     Verdict: ("dev.shadoweval.Verdict", verdict_to_avro),
     DeadLetter: ("dev.shadoweval.DeadLetter", dead_letter_to_avro),
+    PendingRequest: ("dev.shadoweval.PendingRequest", pending_request_to_avro),
 }
 
 FROM_AVRO: dict[str, tuple[type[Any], Callable[[Datum], Record]]] = {
@@ -375,4 +427,5 @@ FROM_AVRO: dict[str, tuple[type[Any], Callable[[Datum], Record]]] = {
     "dev.shadoweval.Alert": (Alert, alert_from_avro),
     "dev.shadoweval.Verdict": (Verdict, verdict_from_avro),
     "dev.shadoweval.DeadLetter": (DeadLetter, dead_letter_from_avro),
+    "dev.shadoweval.PendingRequest": (PendingRequest, pending_request_from_avro),
 }

@@ -11,14 +11,17 @@ from streams.records import (
     AlertState,
     DeadLetter,
     Decision,
+    ExpiryReason,
     GroundTruth,
     JoinEvent,
     JoinKind,
     MetricResult,
     MetricsSnapshot,
     ModelInput,
+    PendingRequest,
     Prediction,
     Role,
+    StoredPrediction,
     Verdict,
 )
 
@@ -73,10 +76,34 @@ join_events = st.builds(
     experiment=text,
     request_id=text,
     timestamp_ms=timestamps,
-    live=predictions,
-    candidate=predictions,
+    live=st.one_of(st.none(), predictions),
+    candidate=st.one_of(st.none(), predictions),
     segments=segments,
     label=st.one_of(st.none(), labels),
+    reason=st.one_of(st.none(), st.sampled_from(ExpiryReason)).map(lambda r: r and r.value),
+)
+
+stored_predictions = st.builds(
+    StoredPrediction,
+    version=text,
+    timestamp_ms=timestamps,
+    value=st.one_of(st.none(), labels),
+    probabilities=st.one_of(st.none(), st.dictionaries(text, finite, max_size=3)),
+    latency_ms=finite,
+    error=st.one_of(st.none(), text),
+)
+
+pending_requests = st.builds(
+    PendingRequest,
+    model=text,
+    first_seen_ms=timestamps,
+    segments=segments,
+    live=st.one_of(st.none(), stored_predictions),
+    candidates=st.lists(stored_predictions, max_size=3).map(tuple),
+    label=st.one_of(st.none(), labels),
+    label_ms=timestamps,
+    closed=st.lists(text, max_size=3).map(tuple),
+    labelled=st.lists(text, max_size=3).map(tuple),
 )
 
 optional_float = st.one_of(st.none(), finite)
@@ -155,4 +182,5 @@ ALL_RECORDS = {
     "Alert": alerts,
     "Verdict": verdicts,
     "DeadLetter": dead_letters,
+    "PendingRequest": pending_requests,
 }
