@@ -1,0 +1,234 @@
+"""The hook's background thread: builds records, encodes them, produces, serves reports.
+
+It owns the confluent-kafka ``Producer``; no other thread touches it while it runs. Each
+wake-up takes every pending item from the buffer at once, so the per-record cost is the
+record itself (split, encode, ``produce``), not thread hand-offs.
+
+Delivery reports come back for failures only (``delivery.report.only.error``): a Python
+callback per delivered record would cost more than the rest of the hook's per-record
+work. Delivered records are counted as *produced - failed - still queued* (``len(producer)``
+counts every record librdkafka holds, reports not yet served included), which is exact
+once the queue is empty and never over-counts before.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from streams.codec import Codec, EncodeError
+from streams.hook.buffer import InFlightBuffer
+from streams.hook.features import Privacy, split_features, to_label, to_probabilities
+from streams.hook.ratelimit import RateLimitedLog
+from streams.records import GroundTruth, ModelInput, Prediction, Role
+from streams.settings import TopicNames
+
+__all__ = ["LABEL", "PREDICTION", "Item", "Sender"]
+
+log = logging.getLogger("streams.hook")
+
+PREDICTION = 0
+LABEL = 1
+
+Item = tuple[Any, ...]
+"""What a request thread hands over, built in the background (see ``Sender._emit``):
+
+``(PREDICTION, request_id, timestamp_ms, model, version, inputs, value, probabilities,
+latency_ms, error, segments)`` with ``inputs`` ``None`` or ``(features, numeric,
+categorical, extra)``; or ``(LABEL, request_id, timestamp_ms, model, value)``.
+"""
+
+
+class Sender:
+    """Runs the producer in a daemon thread until :meth:`stop`."""
+
+    def __init__(
+        self,
+        producer_config: dict[str, Any],
+        topics: TopicNames,
+        buffer: InFlightBuffer[Item],
+        codec: Codec,
+        privacy: Privacy,
+        ratelog: RateLimitedLog,
+        *,
+        interval: float,
+        on_error: Callable[[str, BaseException], None],
+        name: str,
+    ) -> None:
+        self.topics = topics
+        self.buffer = buffer
+        self.codec = codec
+        self.privacy = privacy
+        self.ratelog = ratelog
+        self.interval = interval
+        self.on_error = on_error
+        self.produced = 0
+        self.delivered = 0
+        self.failed = 0
+        self.unencodable = 0
+        config = dict(producer_config)
+        config["on_delivery"] = self._on_delivery
+        config["error_cb"] = self._on_kafka_error
+        self.producer = Producer(config)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    # -- thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        buffer, producer = self.buffer, self.producer
+        while True:
+            try:
+                items = buffer.take()
+                if items:
+                    self._emit_all(items)
+                producer.poll(0 if buffer.pending else self.interval)
+                self._count_delivered()
+            except Exception as exc:  # keep serving whatever happens
+                self.on_error("background thread", exc)
+                time.sleep(self.interval)
+            if self._stopping.is_set() and not buffer.pending:
+                return
+
+    def _emit_all(self, items: list[Item]) -> None:
+        emit = self._emit
+        for item in items:
+            try:
+                emit(item)
+            except Exception as exc:
+                # A bug or a hostile object in one item: give up its records, go on.
+                self.on_error("building a record", exc)
+                self.buffer.drop(1 if item[0] == LABEL or item[5] is None else 2)
+
+    def _emit(self, item: Item) -> None:
+        if item[0] == LABEL:
+            _, request_id, timestamp_ms, model, value = item
+            truth = GroundTruth(request_id, model, timestamp_ms, to_label(value))  # type: ignore[arg-type]
+            self._send(self.topics.ground_truth, request_id.encode(), truth)
+            return
+        (_, request_id, timestamp_ms, model, version, inputs, value, probabilities,
+         latency_ms, error, segments) = item  # fmt: skip
+        key = request_id.encode()
+        tags = _text_map(segments)
+        if tags and self.privacy.active:
+            tags = self.privacy.apply_segments(tags)
+        if inputs is not None:
+            record = self._model_input(request_id, timestamp_ms, model, inputs, tags)
+            self._send(self.topics.inputs, key, record)
+        prediction = Prediction(
+            request_id,
+            model,
+            version,
+            Role.LIVE,
+            timestamp_ms,
+            value if type(value) is float else to_label(value),
+            None if probabilities is None else to_probabilities(probabilities),
+            latency_ms if type(latency_ms) is float else float(latency_ms),
+            error,
+            tags,
+        )
+        self._send(self.topics.live_predictions, key, prediction)
+
+    def _model_input(
+        self,
+        request_id: str,
+        timestamp_ms: int,
+        model: str,
+        inputs: tuple[Any, ...],
+        tags: dict[str, str],
+    ) -> ModelInput:
+        features, numeric, categorical, extra = inputs
+        split = split_features(features)
+        if numeric:
+            split.numeric.update(numeric)
+        if categorical:
+            split.categorical.update(categorical)
+        loose = extra is not None and not isinstance(extra, Mapping)
+        if isinstance(extra, Mapping):
+            split.extra.update(extra)
+        elif loose and split.extra:
+            split.extra["extra"] = extra
+        if self.privacy.active:
+            split = self.privacy.apply(split)
+        free: Any = split.extra or (extra if loose else None)
+        return ModelInput(
+            request_id, model, timestamp_ms, split.numeric, split.categorical, tags, free
+        )
+
+    def _send(self, topic: str, key: bytes, record: Any) -> None:
+        try:
+            data = self.codec.encode(record)
+        except EncodeError as exc:
+            self.unencodable += 1
+            self.buffer.settle(1)
+            self.ratelog.warning("encode", "shadow hook: record not published: %s", exc)
+            return
+        try:
+            self.producer.produce(topic, data, key)
+        except BufferError:
+            self.buffer.drop(1)
+            self.ratelog.warning("queue", "shadow hook: producer queue full, record dropped")
+            return
+        except KafkaException as exc:
+            self.failed += 1
+            self.buffer.settle(1)
+            self.ratelog.warning("produce", "shadow hook: produce to %s failed: %s", topic, exc)
+            return
+        self.produced += 1
+
+    def _count_delivered(self) -> None:
+        # Read len() before the counters: a report served in between only lowers the estimate.
+        queued = len(self.producer)
+        delivered = self.produced - self.failed - queued
+        if delivered > self.delivered:
+            self.buffer.settle(delivered - self.delivered)
+            self.delivered = delivered
+
+    # -- callbacks (run inside poll/flush on the thread that owns the producer) ---------
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            return
+        self.failed += 1
+        self.buffer.settle(1)
+        self.ratelog.warning(
+            "delivery", "shadow hook: delivery to %s failed: %s", msg.topic(), err.str()
+        )
+
+    def _on_kafka_error(self, err: KafkaError) -> None:
+        self.ratelog.warning("kafka", "shadow hook: Kafka client error: %s", err.str())
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def stop(self, timeout: float) -> None:
+        """Let the thread hand over what is pending, then end it (within ``timeout`` s)."""
+        self._stopping.set()
+        self._thread.join(timeout)
+
+    def abandon(self, timeout: float) -> None:
+        """After :meth:`stop`: purge what Kafka has not acknowledged; it counts as failed."""
+        if self._thread.is_alive():
+            return  # still busy; it owns the producer
+        try:
+            self.producer.purge()
+            self.producer.flush(timeout)
+        except Exception as exc:
+            self.on_error("closing the producer", exc)
+        self._count_delivered()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+def _text_map(values: dict[Any, Any] | None) -> dict[str, str]:
+    """Segment tags as text (the caller's copy is reused when it already is)."""
+    if not values:
+        return {}
+    for k, v in values.items():
+        if type(k) is not str or type(v) is not str:
+            return {str(k): str(v) for k, v in values.items()}
+    return values
