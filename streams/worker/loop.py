@@ -128,7 +128,7 @@ class ShadowWorker:
                 "group.id": self.group_id,
                 "client.id": f"{self.group_id}-consumer",
                 "enable.auto.commit": True,
-                "auto.commit.interval.ms": 2000,
+                "auto.commit.interval.ms": 1000,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": self.config.start,
                 "session.timeout.ms": session,
