@@ -1,7 +1,11 @@
-"""A small bucketed sorted list: O(log n) search, O(sqrt n)-bounded moves per insert/remove."""
+"""A small bucketed sorted list: O(log n) search, bounded moves per insert/remove.
+
+Buckets are ``array('d')`` so that :meth:`SortedList.to_array` is a contiguous copy.
+"""
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, insort
 from collections.abc import Iterator
 from itertools import chain
@@ -15,7 +19,7 @@ _LOAD = 512
 
 
 class SortedList:
-    """Multiset of floats kept sorted in buckets of at most ``2 * 512`` values.
+    """Multiset of floats kept sorted in buckets of at most ``2 * 512`` values (float64).
 
     Examples
     --------
@@ -28,7 +32,7 @@ class SortedList:
     __slots__ = ("_len", "_lists", "_maxes")
 
     def __init__(self, values: list[float] | None = None) -> None:
-        self._lists: list[list[float]] = []
+        self._lists: list[array[float]] = []
         self._maxes: list[float] = []
         self._len = 0
         for v in sorted(values or ()):
@@ -50,7 +54,7 @@ class SortedList:
         maxes = self._maxes
         self._len += 1
         if not maxes:
-            self._lists.append([v])
+            self._lists.append(array("d", (v,)))
             maxes.append(v)
             return
         i = bisect_left(maxes, v)
@@ -108,11 +112,13 @@ class SortedList:
         merged = sorted(chain(self, other))
         self.clear()
         for k in range(0, len(merged), _LOAD):
-            chunk = merged[k : k + _LOAD]
+            chunk = array("d", merged[k : k + _LOAD])
             self._lists.append(chunk)
             self._maxes.append(chunk[-1])
         self._len = len(merged)
 
     def to_array(self) -> npt.NDArray[np.float64]:
         """Sorted values as a float64 array."""
-        return np.fromiter(chain.from_iterable(self._lists), dtype=np.float64, count=self._len)
+        if not self._lists:
+            return np.empty(0, dtype=np.float64)
+        return np.concatenate([np.frombuffer(b, dtype=np.float64) for b in self._lists])

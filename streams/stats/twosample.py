@@ -23,7 +23,6 @@ from scipy import stats
 
 from streams.stats._common import NAN, interval, p_from_z, z_quantile
 from streams.stats._sorted import SortedList
-from streams.stats.paired import tie_term
 from streams.stats.results import TestResult, check_alternative
 
 __all__ = ["KS", "MannWhitney", "QuantileRatio", "TwoProportions"]
@@ -150,7 +149,7 @@ class MannWhitney(_TwoSorted):
         u1 = float(np.sum(lo) + 0.5 * np.sum(hi - lo))
         u2 = n1 * n2 - u1
         n = n1 + n2
-        ties = tie_term(np.sort(np.concatenate([x, y])))
+        ties = _combined_tie_term(x, y, hi - lo)
         s = math.sqrt(n1 * n2 / 12.0 * ((n + 1) - ties / (n * (n - 1))))
         u, f = {"greater": (u1, 1.0), "less": (u2, 1.0)}.get(alt, (max(u1, u2), 2.0))
         p = 1.0 if s == 0.0 else min(1.0, f * p_from_z((u - n1 * n2 / 2.0 - 0.5) / s, "greater"))
@@ -159,6 +158,23 @@ class MannWhitney(_TwoSorted):
         lo_ci, hi_ci = interval(eff, half, half, alt)
         ci = (max(0.0, lo_ci), min(1.0, hi_ci))
         return TestResult("mannwhitney", u1, p, eff, ci, self.n, "all", "cles", alt)
+
+
+def _runs(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of sorted ``a`` and how often each occurs."""
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(a)) + 1))
+    return a[starts], np.diff(np.concatenate((starts, [a.size])))
+
+
+def _combined_tie_term(x: np.ndarray, y: np.ndarray, x_count_at_y: np.ndarray) -> float:
+    """``sum(t**3 - t)`` over ties of the pooled sample, without sorting it."""
+    _, cx = _runs(x)
+    first = np.concatenate(([0], np.flatnonzero(np.diff(y)) + 1))
+    cy = np.diff(np.concatenate((first, [y.size]))).astype(np.float64)
+    cxy = x_count_at_y[first].astype(np.float64)  # live values equal to each distinct y
+    t = cy + cxy
+    cxf = cx.astype(np.float64)
+    return float(np.sum(cxf**3 - cxf) + np.sum(t**3 - t) - np.sum(cxy**3 - cxy))
 
 
 def _quantile(s: SortedList, q: float) -> float:
