@@ -4,8 +4,8 @@ Layout (RFC 9562 section 5.7): 48-bit Unix epoch milliseconds, version ``0b0111`
 ``rand_a``, variant ``0b10``, 62 bits ``rand_b``. ``rand_a`` holds the sub-millisecond
 fraction of the clock (section 6.2, method 3), and a process-wide guard makes the 60-bit
 timestamp strictly increase, so ids made one after another sort in creation order even
-within one millisecond. ``rand_b`` comes from ``os.urandom`` (a CSPRNG, as section 6.9 asks), read 4 KiB at a
-time and discarded in a forked child.
+within one millisecond. ``rand_b`` comes from ``os.urandom`` (a CSPRNG, as section 6.9
+asks), read 4 KiB at a time and discarded in a forked child.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from streams.hook.buffer import InFlightBuffer
 from streams.hook.features import Privacy
 from streams.hook.ids import uuid7
 from streams.hook.metrics import HookCounters, register_publisher
-from streams.hook.ratelimit import RateLimitedLog
+from streams.hook.ratelimit import LibrdkafkaLog, RateLimitedLog
 from streams.hook.sampling import Sampler
 from streams.hook.sender import LABEL, PREDICTION, Item, Sender
 from streams.hook.wrap import Tracked
@@ -62,7 +62,7 @@ def producer_config(
             "linger.ms": 20,
             "reconnect.backoff.max.ms": 1000,
             "delivery.report.only.error": True,
-            "logger": logging.getLogger("streams.hook.librdkafka"),
+            "logger": LibrdkafkaLog(RateLimitedLog(logging.getLogger("streams.hook.librdkafka"))),
         }
     )
     config.update(overrides or {})

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["RateLimitedLog"]
+__all__ = ["LibrdkafkaLog", "RateLimitedLog"]
 
 
 class RateLimitedLog:
@@ -45,3 +45,22 @@ class RateLimitedLog:
             message += f" ({suppressed} similar messages suppressed)"
         self.logger.warning(message, *args)
         return True
+
+
+class LibrdkafkaLog:
+    """A ``logger`` for librdkafka's ``logger`` setting that cannot flood the app's logs.
+
+    librdkafka repeats a line such as "Connect ... failed: Connection refused" on every
+    reconnect attempt during an outage; each facility logs at most once per interval.
+    """
+
+    def __init__(self, limited: RateLimitedLog) -> None:
+        self._limited = limited
+
+    def log(self, level: int, message: str, *args: Any) -> None:
+        """Called by confluent-kafka as ``log(level, "%s [%s] %s", facility, name, text)``."""
+        facility = str(args[0]) if args else message
+        if level >= logging.WARNING:
+            self._limited.warning(f"librdkafka:{facility}", message, *args)
+        else:
+            self._limited.logger.log(level, message, *args)

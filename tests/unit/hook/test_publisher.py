@@ -1,0 +1,191 @@
+"""The publisher with no broker to talk to: it never raises, never blocks, counts exactly.
+
+The bootstrap address is a closed loopback port, so nothing is ever delivered; delivery
+itself is tested on a real broker in ``tests/integration/test_hook*.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from streams.hook import HookCounters, ShadowPublisher, current_request_id, shadow_predict
+from streams.settings import Settings
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def make_publisher() -> Iterator[Callable[..., ShadowPublisher]]:
+    made: list[ShadowPublisher] = []
+    settings = Settings(kafka_bootstrap=f"127.0.0.1:{_closed_port()}", topic_prefix="offline")
+
+    def make(**options: Any) -> ShadowPublisher:
+        options.setdefault("export_metrics", False)
+        options.setdefault("close_at_exit", False)
+        publisher = ShadowPublisher(settings, model="m", version="v1", **options)
+        made.append(publisher)
+        return publisher
+
+    yield make
+    for publisher in made:
+        publisher.close(timeout=0.5)
+
+
+def test_calls_are_fast_and_drops_exact_with_no_broker(
+    make_publisher: Callable[..., ShadowPublisher],
+) -> None:
+    publisher = make_publisher(buffer_size=100)
+    slowest = 0.0
+    for i in range(80):  # 2 records each
+        start = time.perf_counter()
+        publisher.publish({"x": float(i), "c": "a"}, 0.5)
+        publisher.label(f"r{i}", 1.0)  # 1 record each
+        slowest = max(slowest, time.perf_counter() - start)
+    assert slowest < 0.05
+    counters = publisher.counters
+    assert counters.published == 100
+    assert counters.dropped == 80 * 3 - 100
+    assert counters.in_flight == 100
+    assert counters.delivered == counters.failed == counters.errors == 0
+
+
+def test_close_gives_up_what_is_in_flight(make_publisher: Callable[..., ShadowPublisher]) -> None:
+    publisher = make_publisher(buffer_size=10)
+    for i in range(7):
+        publisher.label(f"r{i}", "yes")
+    wait_for(lambda: publisher._buffer.pending == 0)
+    assert publisher.flush(0.05) == 7
+    assert publisher.close(timeout=1.0) == 7
+    counters = publisher.counters
+    assert (counters.failed, counters.in_flight, counters.delivered) == (7, 0, 0)
+    assert publisher.publish(None, 1.0)  # still returns an id
+    assert publisher.counters.dropped == 1
+    assert publisher.close() == 0  # idempotent
+
+
+def test_sampling_counts_and_agrees_between_publish_and_label(
+    make_publisher: Callable[..., ShadowPublisher],
+) -> None:
+    publisher = make_publisher(sample_rate=0.3)
+    ids = [publisher.publish({"x": 1.0}, 0.5) for _ in range(2000)]
+    kept = [rid for rid in ids if publisher.sampled(rid)]
+    labelled = [rid for rid in ids if publisher.label(rid, 1.0)]
+    assert labelled == kept
+    assert 450 < len(kept) < 750
+    counters = publisher.counters
+    assert counters.published == 3 * len(kept)
+    assert counters.sampled_out == 3 * (len(ids) - len(kept))
+
+
+def test_unencodable_records_are_counted_not_raised(
+    make_publisher: Callable[..., ShadowPublisher],
+) -> None:
+    publisher = make_publisher()
+    publisher.publish({"bad\x1fname": 1.0}, 0.5)  # the input cannot be encoded
+    publisher.publish(None, 0.5, extra={"x": float("nan")})  # JSON refuses NaN
+    wait_for(lambda: publisher.counters.unencodable == 2)
+    assert publisher.counters.in_flight == 2  # the two predictions wait for Kafka
+
+
+def test_bad_arguments_are_counted_not_raised(
+    make_publisher: Callable[..., ShadowPublisher],
+) -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    class BrokenMapping(Mapping[str, Any]):
+        def __getitem__(self, key: str) -> Any:
+            raise RuntimeError("boom")
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(["a"])
+
+        def __len__(self) -> int:
+            return 1
+
+    publisher = make_publisher()
+    rid = publisher.publish({"x": 1.0}, 0.5, segments=5)  # type: ignore[arg-type]
+    assert isinstance(rid, str) and len(rid) == 36
+    publisher.publish(BrokenMapping(), 0.5)  # fails on the request thread
+    assert publisher.counters.errors == 2
+    publisher.publish({"x": 1.0}, Unprintable())  # fails in the background thread
+    wait_for(lambda: publisher.counters.errors == 3)
+    wait_for(lambda: publisher.counters.dropped == 2)  # both records of that call
+    assert publisher.counters.published == 2
+
+
+def test_wrapped_exception_reaches_the_caller_unchanged(
+    make_publisher: Callable[..., ShadowPublisher],
+) -> None:
+    publisher = make_publisher()
+    error = ZeroDivisionError("model blew up")
+
+    @shadow_predict(publisher)
+    def predict(features: dict[str, float]) -> float:
+        raise error
+
+    with pytest.raises(ZeroDivisionError) as caught:
+        predict({"x": 1.0})
+    assert caught.value is error
+    assert current_request_id() is not None
+    assert publisher.counters.published == 2  # input and failed prediction
+
+
+def test_wrapped_async_function_returns_and_raises_unchanged(
+    make_publisher: Callable[..., ShadowPublisher],
+) -> None:
+    publisher = make_publisher()
+    result = object()
+
+    @shadow_predict(publisher, outputs=lambda _: 1.0)
+    async def predict(features: dict[str, float], fail: bool = False) -> object:
+        await asyncio.sleep(0)
+        if fail:
+            raise KeyError("missing")
+        return result
+
+    assert asyncio.run(predict({"x": 1.0})) is result
+    with pytest.raises(KeyError, match="missing"):
+        asyncio.run(predict({"x": 1.0}, fail=True))
+    assert publisher.counters.published == 4
+
+
+def test_counters_are_exported_to_prometheus(
+    make_publisher: Callable[..., ShadowPublisher],
+) -> None:
+    registry = CollectorRegistry()
+    one = make_publisher(export_metrics=True, registry=registry, buffer_size=1, name="one")
+    two = make_publisher(export_metrics=True, registry=registry, name="two")
+    one.label("a", 1.0)
+    one.label("b", 1.0)
+    two.label("c", 1.0)
+
+    def sample(publisher: str, outcome: str) -> float | None:
+        labels = {"publisher": publisher, "outcome": outcome}
+        return registry.get_sample_value("shadow_hook_records_total", labels)
+
+    assert sample("one", "published") == 1.0
+    assert sample("one", "dropped") == 1.0
+    assert sample("two", "published") == 1.0
+    assert registry.get_sample_value("shadow_hook_in_flight", {"publisher": "two"}) == 1.0
+    assert isinstance(one.counters, HookCounters)
