@@ -6,7 +6,8 @@ and the self-normalising variance process ``V_n = sum((d_i - mu0)**2)``.  For ev
 whenever the ``d_i - mu0`` are conditionally symmetric (de la Pena 1999; Howard et al. 2021,
 "Time-uniform Chernoff bounds", case "conditionally symmetric") -- which is exactly the A/A
 situation where live and candidate are exchangeable, including 0/1 correctness, rare errors
-and heavy-tailed latency.  Mixing ``theta`` over a (half-)normal with precision ``rho`` gives
+and heavy-tailed latency (for 0/1 metrics equal rates already imply symmetric differences,
+since then P(d = 1) = P(d = -1)).  Mixing ``theta`` over a (half-)normal with precision ``rho`` gives
 the closed-form e-process
 
 * one-sided: ``E_n = 2 Phi(S_n / sqrt(V_n + rho)) exp(S_n**2 / (2 (V_n + rho)))
@@ -15,7 +16,8 @@ the closed-form e-process
 
 and by Ville's inequality ``P(sup_n E_n >= 1/alpha) <= alpha``: ``p_n = min(1, 1/E_n)`` is an
 always-valid p-value, so alerts may be checked after every event.  For non-symmetric nulls the
-guarantee is asymptotic (``V_n / n`` is then a consistent variance estimate); the burn-in
+guarantee is asymptotic (``V_n / n`` is then a consistent variance estimate; a strongly skewed
+mean-zero difference measured 0.064 at alpha 0.05 over 10,000 looks); the burn-in
 ``min_samples`` keeps early decisions off.  The mixing precision ``rho`` is tuned to be tightest
 around ``tune_n`` observations, using the scale ``V / n`` seen at the end of the burn-in (a
 function of the magnitudes only, so validity under symmetry is kept).  The reported ``ci`` is the
