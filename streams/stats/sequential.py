@@ -7,8 +7,8 @@ whenever the ``d_i - mu0`` are conditionally symmetric (de la Pena 1999; Howard 
 "Time-uniform Chernoff bounds", case "conditionally symmetric") -- which is exactly the A/A
 situation where live and candidate are exchangeable, including 0/1 correctness, rare errors
 and heavy-tailed latency (for 0/1 metrics equal rates already imply symmetric differences,
-since then P(d = 1) = P(d = -1)).  Mixing ``theta`` over a (half-)normal with precision ``rho`` gives
-the closed-form e-process
+since then P(d = 1) = P(d = -1)).  Mixing ``theta`` over a (half-)normal with precision
+``rho`` gives the closed-form e-process
 
 * one-sided: ``E_n = 2 Phi(S_n / sqrt(V_n + rho)) exp(S_n**2 / (2 (V_n + rho)))
   sqrt(rho / (V_n + rho))``
