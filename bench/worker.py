@@ -165,12 +165,16 @@ def main() -> None:
         worker_runs: list[float] = []
         passthrough_runs: list[float] = []
         for _ in range(args.rounds):
-            passthrough_runs.append(run_passthrough(settings, args.inputs, args.batch_size, out_topic))
+            passthrough_runs.append(
+                run_passthrough(settings, args.inputs, args.batch_size, out_topic)
+            )
             worker_runs.append(run_worker(settings, args.inputs, args.batch_size))
             if not args.json:
                 print(f"passthrough {passthrough_runs[-1]:,.0f}/s  worker {worker_runs[-1]:,.0f}/s",
                       file=sys.stderr)  # fmt: skip
-        admin.delete_topics([*settings.topics.all, out_topic])
+        for future in admin.delete_topics(names).values():
+            future.result(30)
+        del admin
     worker_median = statistics.median(worker_runs)
     passthrough_median = statistics.median(passthrough_runs)
     result = {
