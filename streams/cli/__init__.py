@@ -12,6 +12,7 @@ __all__ = ["main"]
 # name -> "module:attribute"; imported lazily so `shadow-eval --help` stays fast and a
 # broken optional dependency only breaks its own subcommand.
 SUBCOMMANDS: dict[str, str] = {
+    "alerts": "streams.cli.alerts:alerts",
     "kafka": "streams.cli.kafka:kafka",
     "topics": "streams.cli.topics:topics",
     "schemas": "streams.cli.schemas:schemas",
