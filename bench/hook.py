@@ -4,11 +4,14 @@
 ``--calls`` calls with the same payloads (a model input of 20 numeric and 5 categorical
 features, and a regression prediction):
 
-- hook: ``publisher.publish(features, prediction, latency_ms=..., segments=...)``, which
-  publishes a ModelInput and a live Prediction (Avro, keyed by a new UUIDv7);
+- hook: ``publisher.publish(features, prediction, request_id=..., latency_ms=...,
+  segments=...)``, which publishes a ModelInput and a live Prediction (Avro, keyed by the
+  request id);
 - baseline: ``producer.produce(topic, json.dumps(payload).encode())`` for the input and for
-  the prediction, to the same two topics, plus ``producer.poll(0)``, per call; the
-  baseline's request ids are made before the clock starts.
+  the prediction, to the same two topics, plus ``producer.poll(0)``, per call.
+
+Both sides get the same request ids, made before the clock starts (the app already has
+one). ``--hook-makes-ids`` lets the hook make a UUIDv7 per call instead (about 1 us more).
 
 Per-call latency is the calling thread's (``time.perf_counter_ns``); CPU is the process's
 (``time.process_time``, every thread, librdkafka's too) from the first call to the end of
@@ -83,15 +86,24 @@ def percentiles(samples_ns: list[int]) -> tuple[float, float]:
     return p50 / 1000, p99 / 1000
 
 
-def run_hook(publisher: ShadowPublisher, payloads: list[dict[str, Any]]) -> dict[str, float]:
+def run_hook(
+    publisher: ShadowPublisher, payloads: list[dict[str, Any]], make_ids: bool = False
+) -> dict[str, float]:
     clock, publish = time.perf_counter_ns, publisher.publish
+    ids: list[str | None] = [None if make_ids else p["request_id"] for p in payloads]
     samples = [0] * len(payloads)
     segments = {"country": "de"}
     gc.collect()
     cpu0 = time.process_time()
     for i, payload in enumerate(payloads):
         t0 = clock()
-        publish(payload["features"], payload["prediction"], latency_ms=1.5, segments=segments)
+        publish(
+            payload["features"],
+            payload["prediction"],
+            request_id=ids[i],
+            latency_ms=1.5,
+            segments=segments,
+        )
         samples[i] = clock() - t0
     remaining = publisher.flush(60)
     cpu = time.process_time() - cpu0
@@ -106,7 +118,7 @@ def run_baseline(
 ) -> dict[str, float]:
     clock, produce, poll, dumps = time.perf_counter_ns, producer.produce, producer.poll, json.dumps
     inputs, live = settings.topics.inputs, settings.topics.live_predictions
-    ids = [str(uuid.uuid4()) for _ in payloads]
+    ids = [p["request_id"] for p in payloads]
     samples = [0] * len(payloads)
     gc.collect()
     cpu0 = time.process_time()
@@ -154,10 +166,15 @@ def median_of(rounds: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in rounds)
 
 
-def bench(rounds: int, calls: int, seed: int) -> dict[str, Any]:
+def bench(rounds: int, calls: int, seed: int, make_ids: bool = False) -> dict[str, Any]:
     rng = random.Random(seed)
     payloads = [
-        {"features": make_features(rng), "prediction": rng.uniform(0, 1)} for _ in range(calls)
+        {
+            "request_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "features": make_features(rng),
+            "prediction": rng.uniform(0, 1),
+        }
+        for _ in range(calls)
     ]
     with broker_settings(f"bench{uuid.uuid4().hex[:8]}") as settings:
         create_topics(settings)
@@ -169,19 +186,20 @@ def bench(rounds: int, calls: int, seed: int) -> dict[str, Any]:
         base_rounds: list[dict[str, float]] = []
         try:
             warm = payloads[: min(2000, calls)]
-            run_hook(publisher, warm)
+            run_hook(publisher, warm, make_ids)
             run_baseline(producer, settings, warm)
             for r in range(rounds):
                 if r % 2 == 0:
-                    hook_rounds.append(run_hook(publisher, payloads))
+                    hook_rounds.append(run_hook(publisher, payloads, make_ids))
                     base_rounds.append(run_baseline(producer, settings, payloads))
                 else:
                     base_rounds.append(run_baseline(producer, settings, payloads))
-                    hook_rounds.append(run_hook(publisher, payloads))
+                    hook_rounds.append(run_hook(publisher, payloads, make_ids))
             counters = publisher.counters
         finally:
             publisher.close()
             producer.flush(10)
+            del producer  # before the broker stops
     hook = {k: round(median_of(hook_rounds, k), 3) for k in hook_rounds[0]}
     base = {k: round(median_of(base_rounds, k), 3) for k in base_rounds[0]}
     return {
@@ -189,6 +207,7 @@ def bench(rounds: int, calls: int, seed: int) -> dict[str, Any]:
         "rounds": rounds,
         "calls_per_round": calls,
         "records_per_call": 2,
+        "hook_makes_ids": make_ids,
         "hook": hook,
         "baseline": base,
         "p50_ratio": round(hook["p50_us"] / base["p50_us"], 3),
@@ -206,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--hook-makes-ids", action="store_true", help="hook makes UUIDv7s")
     args = parser.parse_args(argv)
-    result = bench(args.rounds, args.calls, args.seed)
+    result = bench(args.rounds, args.calls, args.seed, args.hook_makes_ids)
     if args.json:
         print(json.dumps(result))
     else:

@@ -47,7 +47,7 @@ def producer_config(
     - ``message.timeout.ms`` (10 minutes by default): records wait out a broker outage.
     - ``queue.buffering.max.messages`` above the hook's capacity: librdkafka's queue never
       fills first, the hook's own count decides what is dropped.
-    - ``linger.ms=20``: bigger batches, less CPU per record; nobody waits for these.
+    - ``linger.ms=50``: bigger batches, less CPU per record; nobody waits for these.
     """
     config = settings.confluent_config()
     config.update(
@@ -59,7 +59,7 @@ def producer_config(
             "message.timeout.ms": message_timeout_ms,
             "queue.buffering.max.messages": min(buffer_size + 1000, 2_147_483_647),
             "queue.buffering.max.kbytes": 2_097_151,
-            "linger.ms": 20,
+            "linger.ms": 50,
             "reconnect.backoff.max.ms": 1000,
             "delivery.report.only.error": True,
             "logger": LibrdkafkaLog(RateLimitedLog(logging.getLogger("streams.hook.librdkafka"))),
@@ -147,6 +147,7 @@ class ShadowPublisher:
         self.version = version
         self.name = name or f"{model}-{next(_names)}"
         self._sampler = Sampler(sample_rate)
+        self._sample_all = self._sampler.rate >= 1.0
         self._buffer: InFlightBuffer[Item] = InFlightBuffer(buffer_size, block_timeout)
         self._ratelog = RateLimitedLog(log, log_interval)
         self._lock = threading.Lock()
@@ -201,33 +202,41 @@ class ShadowPublisher:
         Without any of them only the prediction is published. ``prediction`` is a float
         (regression) or a class label (int, str, bool, numpy integer; sent as text);
         ``None`` with ``error`` set when the live model failed. A new UUIDv7 is made when
-        ``request_id`` is ``None``. Never raises; the arguments are not copied deeply, so
-        do not mutate nested feature values afterwards.
+        ``request_id`` is ``None``. Never raises.
+
+        The request thread only queues references: ``features``, ``numeric``,
+        ``categorical``, ``extra`` and ``probabilities`` are read later by the background
+        thread, so pass objects the app does not modify afterwards (a fresh dict per
+        request, the usual case). Segment tags are copied.
         """
         rid = ""
         try:
             rid = uuid7() if request_id is None else str(request_id)
             has_inputs = features or numeric or categorical or extra is not None
             records = 2 if has_inputs else 1
-            if not self._sampler.keep(rid):
+            if self._sample_all or self._sampler.keep(rid):
+                self._buffer.offer(
+                    (
+                        PREDICTION,
+                        rid,
+                        time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms,
+                        model or self.model,
+                        self.version if version is None else version,
+                        has_inputs,
+                        features,
+                        numeric,
+                        categorical,
+                        extra,
+                        prediction,
+                        probabilities,
+                        latency_ms,
+                        error,
+                        dict(segments) if segments else None,
+                    ),
+                    records,
+                )
+            else:
                 self._count_sampled_out(records)
-                return rid
-            item = (
-                PREDICTION,
-                rid,
-                time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms,
-                model or self.model,
-                self.version if version is None else version,
-                (dict(features) if features else None, numeric, categorical, extra)
-                if has_inputs
-                else None,
-                prediction,
-                dict(probabilities) if probabilities is not None else None,
-                latency_ms,
-                error,
-                dict(segments) if segments else None,
-            )
-            self._buffer.offer(item, records)
         except Exception as exc:
             self._internal_error("publish()", exc)
         return rid

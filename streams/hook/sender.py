@@ -38,9 +38,9 @@ LABEL = 1
 Item = tuple[Any, ...]
 """What a request thread hands over, built in the background (see ``Sender._emit``):
 
-``(PREDICTION, request_id, timestamp_ms, model, version, inputs, value, probabilities,
-latency_ms, error, segments)`` with ``inputs`` ``None`` or ``(features, numeric,
-categorical, extra)``; or ``(LABEL, request_id, timestamp_ms, model, value)``.
+``(PREDICTION, request_id, timestamp_ms, model, version, has_inputs, features, numeric,
+categorical, extra, value, probabilities, latency_ms, error, segments)`` or
+``(LABEL, request_id, timestamp_ms, model, value)``.
 """
 
 
@@ -103,7 +103,7 @@ class Sender:
             except Exception as exc:
                 # A bug or a hostile object in one item: give up its records, go on.
                 self.on_error("building a record", exc)
-                self.buffer.drop(1 if item[0] == LABEL or item[5] is None else 2)
+                self.buffer.drop(1 if item[0] == LABEL or not item[5] else 2)
 
     def _emit(self, item: Item) -> None:
         if item[0] == LABEL:
@@ -111,14 +111,16 @@ class Sender:
             truth = GroundTruth(request_id, model, timestamp_ms, to_label(value))  # type: ignore[arg-type]
             self._send(self.topics.ground_truth, request_id.encode(), truth)
             return
-        (_, request_id, timestamp_ms, model, version, inputs, value, probabilities,
-         latency_ms, error, segments) = item  # fmt: skip
+        (_, request_id, timestamp_ms, model, version, has_inputs, features, numeric,
+         categorical, extra, value, probabilities, latency_ms, error, segments) = item  # fmt: skip
         key = request_id.encode()
         tags = _text_map(segments)
         if tags and self.privacy.active:
             tags = self.privacy.apply_segments(tags)
-        if inputs is not None:
-            record = self._model_input(request_id, timestamp_ms, model, inputs, tags)
+        if has_inputs:
+            record = self._model_input(
+                request_id, timestamp_ms, model, tags, features, numeric, categorical, extra
+            )
             self._send(self.topics.inputs, key, record)
         prediction = Prediction(
             request_id,
@@ -139,10 +141,12 @@ class Sender:
         request_id: str,
         timestamp_ms: int,
         model: str,
-        inputs: tuple[Any, ...],
         tags: dict[str, str],
+        features: Mapping[str, Any] | None,
+        numeric: Mapping[str, float] | None,
+        categorical: Mapping[str, str] | None,
+        extra: Any,
     ) -> ModelInput:
-        features, numeric, categorical, extra = inputs
         split = split_features(features)
         if numeric:
             split.numeric.update(numeric)
