@@ -27,6 +27,8 @@ class TopicNames:
     metrics: str
     alerts: str
     dlq: str
+    join_events: str
+    """Join stage 1 -> stage 2, keyed by experiment."""
 
     @classmethod
     def from_prefix(cls, prefix: str) -> TopicNames:
@@ -38,6 +40,7 @@ class TopicNames:
             metrics=f"{prefix}.metrics",
             alerts=f"{prefix}.alerts",
             dlq=f"{prefix}.dlq",
+            join_events=f"{prefix}.join.events",
         )
 
     @property
@@ -47,7 +50,7 @@ class TopicNames:
 
     @property
     def all(self) -> tuple[str, ...]:
-        return (*self.per_request, self.metrics, self.alerts, self.dlq)
+        return (*self.per_request, self.metrics, self.alerts, self.dlq, self.join_events)
 
 
 class Settings(BaseSettings):

@@ -57,7 +57,8 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
         if name not in existing
     ]
     if wanted:
-        futures = _admin(settings).create_topics(wanted, operation_timeout=timeout)
+        admin = _admin(settings)  # must outlive the futures: its destruction cancels them
+        futures = admin.create_topics(wanted, operation_timeout=timeout)
         for name, future in futures.items():
             try:
                 future.result(timeout=timeout)

@@ -13,6 +13,7 @@ __all__ = ["main"]
 # broken optional dependency only breaks its own subcommand.
 SUBCOMMANDS: dict[str, str] = {
     "alerts": "streams.cli.alerts:alerts",
+    "join": "streams.cli.join:join",
     "kafka": "streams.cli.kafka:kafka",
     "topics": "streams.cli.topics:topics",
     "schemas": "streams.cli.schemas:schemas",

@@ -1,0 +1,87 @@
+"""``shadow-eval join --experiments FILE``: run the join agent (one faust worker)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from streams.cli.options import kafka_options, settings_from
+
+__all__ = ["join"]
+
+
+@click.command()
+@click.option(
+    "--experiments",
+    "experiments_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The experiments file (TOML).",
+)
+@kafka_options
+@click.option("--partitions", type=int, default=None, help="Partitions of the topics [6].")
+@click.option("--store", default=None, help="State store URL: memory:// or rocksdb://.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Local state directory [<cache>/join].",
+)
+@click.option("--web-port", type=int, default=None, help="Serve /verdicts/ on this port.")
+@click.option("--metrics-port", type=int, default=0, help="Prometheus port (0: off).")
+def join(
+    experiments_path: Path,
+    bootstrap: str | None,
+    topic_prefix: str | None,
+    partitions: int | None,
+    store: str | None,
+    data_dir: Path | None,
+    web_port: int | None,
+    metrics_port: int,
+) -> None:
+    """Pair live, shadow and ground truth; test, alert and decide per experiment.
+
+    Run several processes with the same settings to share the partitions.
+    """
+    from dataclasses import replace
+
+    from streams.join.experiments import ConfigError, load
+    from streams.topics import TopicError, check_topics
+
+    settings = settings_from(bootstrap, topic_prefix, partitions=partitions)
+    try:
+        experiments = load(experiments_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if store is not None:
+        if not store.startswith(("memory://", "rocksdb://")):
+            raise click.BadParameter(
+                f"{store!r}: use memory:// or rocksdb://", param_hint="--store"
+            )
+        experiments = replace(experiments, join=replace(experiments.join, store=store))
+    try:
+        statuses = check_topics(settings)
+    except TopicError as exc:
+        raise click.ClickException(str(exc)) from None
+    counts = {s.partitions for s in statuses if s.name in settings.topics.per_request}
+    if counts != {settings.partitions}:
+        raise click.ClickException(
+            f"the per-request topics have {counts.pop()} partitions but --partitions / "
+            f"SHADOW_PARTITIONS is {settings.partitions}; they must match"
+        )
+    from streams.join.agent import JoinAgent
+
+    agent = JoinAgent(settings, experiments, data_dir=data_dir, web_port=web_port)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, registry=agent.metrics.registry)
+    logging.getLogger("streams").info(
+        "join: %d experiments, store %s, topics %s.*",
+        len(experiments.experiments),
+        experiments.join.store,
+        settings.topic_prefix,
+    )
+    agent.run()

@@ -1,0 +1,348 @@
+"""The join agent on faust-streaming: thin drivers around :class:`Pairing` and :class:`Judge`.
+
+Topology (every per-request topic keyed by request id and co-partitioned)::
+
+    predictions.live ─┐
+    predictions.shadow├─ stage 1 (table "pending", key request_id) ─► <prefix>.join.events
+    ground_truth ─────┘                                                  (key experiment)
+    <prefix>.join.events ─ stage 2 (table "judged", key event id) ─► metrics, alerts
+
+Reliability: at-least-once with deduplication. Faust commits offsets after the agent has
+handled a record. A crash may redeliver records; stage 1 sees them as duplicates in its
+recovered table. A stage-1 event emitted twice (sent before the crash, state lost) has the
+same ``dedup_key`` and stage 2 keeps the first. Stage 2's monitors are rebuilt from its
+recovered table after every rebalance, so counts stay exact across restarts.
+
+Expiry runs in a timer, outside any stream event; the pending table therefore uses the
+producer's partitioner (murmur2 of the request id, as every shadow-eval producer) and
+only the partitions this worker owns are scanned.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import faust
+from aiokafka.partitioner import murmur2
+from faust.types import TP
+
+from streams.codec import Codec, CodecError
+from streams.join.experiments import ExperimentsFile
+from streams.join.judge import Judge
+from streams.join.metrics import JoinMetrics
+from streams.join.pairing import Pairing, Step
+from streams.records import (
+    DeadLetter,
+    GroundTruth,
+    JoinEvent,
+    PendingRequest,
+    Prediction,
+)
+from streams.settings import Settings
+
+__all__ = ["JoinAgent", "partition_of"]
+
+log = logging.getLogger(__name__)
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition every shadow-eval producer (murmur2) sends ``key`` to."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class JoinAgent:
+    """One faust app running both join stages for an experiments file.
+
+    Parameters
+    ----------
+    settings
+        Broker, topic prefix and partition count (must match the topics).
+    experiments
+        The parsed experiments file.
+    data_dir
+        Where faust keeps local state (RocksDB) and its own files.
+    web_port
+        Port of faust's web server with ``/verdicts/``; None disables it.
+
+    Examples
+    --------
+    >>> agent = JoinAgent(settings, experiments)  # doctest: +SKIP
+    >>> agent.run()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        experiments: ExperimentsFile,
+        *,
+        data_dir: Path | None = None,
+        web_port: int | None = None,
+        metrics: JoinMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.experiments = experiments
+        self.codec = Codec()
+        self.pairing = Pairing(experiments)
+        self.judge = Judge(experiments)
+        self.metrics = metrics or JoinMetrics()
+        self.partitions = settings.partitions
+        self.latest: dict[str, dict[str, Any]] = {}
+        self._positions: dict[TP, int] = {}
+        join = experiments.join
+        self.app = faust.App(
+            f"{join.app_id}-{settings.topic_prefix}",
+            broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+            broker_credentials=_credentials(settings),
+            store=join.store,
+            datadir=str(data_dir or settings.cache_dir / "join"),
+            topic_partitions=settings.partitions,
+            topic_replication_factor=settings.replication_factor,
+            table_standby_replicas=0,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            key_serializer="raw",
+            value_serializer="raw",
+            web_enabled=web_port is not None,
+            web_port=web_port or 6066,
+            web_host="127.0.0.1",
+            web_bind="127.0.0.1",
+        )
+        topics = settings.topics
+        self.sources = self.app.topic(
+            topics.live_predictions,
+            topics.shadow_predictions,
+            topics.ground_truth,
+            key_type=bytes,
+            value_type=bytes,
+        )
+        self.join_topic = self.app.topic(
+            topics.join_events,
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+        )
+        self.metrics_topic = self.app.topic(topics.metrics, key_type=bytes, value_type=bytes)
+        self.alerts_topic = self.app.topic(topics.alerts, key_type=bytes, value_type=bytes)
+        self.dlq_topic = self.app.topic(topics.dlq, key_type=bytes, value_type=bytes)
+        self.pending = self.app.Table(
+            "pending",
+            default=None,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.partitions,
+            use_partitioner=True,
+        )
+        self.judged = self.app.Table(
+            "judged", default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions
+        )
+        self.judged.on_recover(self._rebuild_judge)
+        self.app.agent(self.sources, name="stage1")(self._stage1)
+        self.app.agent(self.join_topic, name="stage2")(self._stage2)
+        self.app.timer(join.expire_every_s)(self._expire)
+        self.app.timer(join.snapshot_every_s)(self._publish_reports)
+        self.app.page("/verdicts/")(self._verdicts_page)
+
+    def run(self) -> None:
+        """Run until SIGTERM / SIGINT (faust's worker handles the signals)."""
+        worker = faust.Worker(self.app, loglevel="WARNING", quiet=True)
+        worker.execute_from_commandline()
+
+    # ------------------------------------------------------------------ stage 1
+    async def _stage1(self, stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            self.metrics.events_in.labels(message.topic).inc()
+            self._positions[message.tp] = message.offset + 1
+            try:
+                record = self.codec.decode(
+                    message.value,
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                )
+                if not isinstance(record, Prediction | GroundTruth):
+                    raise CodecError(
+                        f"expected a Prediction or GroundTruth, got {type(record).__name__}",
+                        topic=message.topic,
+                        partition=message.partition,
+                        offset=message.offset,
+                    )
+            except CodecError as exc:
+                await self._dead_letter(message, "undecodable", exc.reason)
+                continue
+            key = record.request_id.encode()
+            raw = self.pending.get(key)
+            state = None if raw is None else self.codec.decode_as(PendingRequest, raw)
+            now = _now_ms()
+            if isinstance(record, GroundTruth):
+                step = self.pairing.on_label(state, record, now)
+            else:
+                step = self.pairing.on_prediction(state, record, now)
+            self.metrics.outcomes.labels(step.outcome.value).inc()
+            await self._apply(key, raw is not None, step)
+
+    async def _apply(self, key: bytes, existed: bool, step: Step) -> None:
+        if step.state is None:
+            if existed:
+                del self.pending[key]
+        elif step.changed:
+            self.pending[key] = self.codec.encode(step.state)
+        for join_event in step.events:
+            self.metrics.join_events.labels(join_event.kind.value, join_event.reason or "").inc()
+            await self.join_topic.send(
+                key=join_event.experiment.encode(), value=self.codec.encode(join_event)
+            )
+
+    async def _expire(self) -> None:
+        if self.app.rebalancing:
+            return
+        owned = self._owned(self.settings.topics.live_predictions)
+        now = _now_ms()
+        count = 0
+        for key in list(self.pending.keys()):
+            if partition_of(key, self.partitions) not in owned:
+                continue  # another worker's request, left over from before a rebalance
+            raw = self.pending.get(key)
+            if raw is None:
+                continue
+            count += 1
+            state = self.codec.decode_as(PendingRequest, raw)
+            await self._apply(key, True, self.pairing.expire(key.decode(), state, now))
+        self.metrics.pending.set(count)
+
+    # ------------------------------------------------------------------ stage 2
+    async def _stage2(self, stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                join_event = self.codec.decode_as(
+                    JoinEvent,
+                    message.value,
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                )
+            except CodecError as exc:
+                await self._dead_letter(message, "undecodable", exc.reason)
+                continue
+            if self.judge.apply(join_event):
+                self.judged[join_event.dedup_key.encode()] = message.value
+            else:
+                self.metrics.judged_duplicates.inc()
+
+    async def _rebuild_judge(self) -> None:
+        """After a rebalance: the monitors of the experiments this worker now owns."""
+        owned = self._owned(self.join_topic.get_topic_name())
+        events = []
+        for raw in list(self.judged.values()):
+            if raw is None:
+                continue
+            event = self.codec.decode_as(JoinEvent, raw)
+            if partition_of(event.experiment.encode(), self.partitions) in owned:
+                events.append(event)
+        events.sort(key=lambda e: e.timestamp_ms)
+        self.judge = Judge(self.experiments)
+        for event in events:
+            self.judge.apply(event)
+        log.info("join: rebuilt stage 2 from %d events for partitions %s", len(events), owned)
+
+    async def _publish_reports(self) -> None:
+        if self.app.rebalancing:
+            return
+        owned = self._owned(self.join_topic.get_topic_name())
+        now = _now_ms()
+        for name in self.judge.experiments:
+            if partition_of(name.encode(), self.partitions) not in owned:
+                continue
+            report = self.judge.report(name, now)
+            await self.metrics_topic.send(
+                key=name.encode(), value=self.codec.encode(report.snapshot)
+            )
+            for alert in report.alerts:
+                await self.alerts_topic.send(
+                    key=alert.dedup_key.encode(), value=self.codec.encode(alert)
+                )
+            if report.verdict is not None:
+                await self.alerts_topic.send(
+                    key=name.encode(), value=self.codec.encode(report.verdict)
+                )
+            decision = report.snapshot.decision
+            self.metrics.decision.labels(name).set(
+                {"reject": -1, "continue": 0, "promote": 1}.get(decision, 0)
+            )
+            self.latest[name] = {
+                "decision": decision,
+                "reason": report.snapshot.reason,
+                "counts": dict(report.snapshot.counts),
+                "timestamp_ms": now,
+            }
+        self._update_lag()
+
+    # ------------------------------------------------------------------ helpers
+    def _owned(self, topic: str) -> set[int]:
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+
+    def _update_lag(self) -> None:
+        consumer = self.app.consumer
+        totals: dict[str, int] = {}
+        for tp in self.app.assignor.assigned_actives():
+            highwater = consumer.highwater(tp)
+            if highwater is None or tp.topic not in self.settings.topics.per_request:
+                continue
+            position = self._positions.get(tp, 0)
+            totals[tp.topic] = totals.get(tp.topic, 0) + max(highwater - position, 0)
+        for topic, lag in totals.items():
+            self.metrics.lag.labels(topic).set(lag)
+
+    async def _dead_letter(self, message: Any, error_type: str, reason: str) -> None:
+        self.metrics.dead_lettered.labels(error_type).inc()
+        log.warning(
+            "join: dead-lettered %s[%d]@%d: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            reason,
+        )
+        letter = DeadLetter(
+            "join",
+            message.topic,
+            message.partition,
+            message.offset,
+            error_type,
+            reason,
+            _now_ms(),
+            message.key,
+            message.value,
+        )
+        await self.dlq_topic.send(key=message.key, value=self.codec.encode(letter))
+
+    async def _verdicts_page(self, web: Any, request: Any) -> Any:
+        return web.json(self.latest)
+
+
+def _credentials(settings: Settings) -> Any:
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    if settings.sasl_mechanism and settings.sasl_username and settings.sasl_password:
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value(),
+            mechanism=settings.sasl_mechanism,
+        )
+    import ssl
+
+    context = ssl.create_default_context(
+        cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
+    )
+    if settings.ssl_certfile:
+        context.load_cert_chain(
+            str(settings.ssl_certfile), str(settings.ssl_keyfile) if settings.ssl_keyfile else None
+        )
+    return faust.SSLCredentials(context)

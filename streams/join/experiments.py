@@ -1,0 +1,214 @@
+"""The experiments file (TOML): what the join agent pairs and how it judges each candidate.
+
+Reference::
+
+    [join]                          # optional; every key has a default
+    app_id = "shadow-eval-join"     # faust app id = consumer group; "-<topic prefix>" appended
+    pair_ttl_s = 600                # wait this long for live and candidate to meet
+    label_ttl_s = 86400             # wait this long (from the first record) for the label
+    expire_every_s = 5              # how often pending state is scanned for expiry
+    snapshot_every_s = 10           # how often metrics snapshots, alerts and verdicts go out
+    store = "memory://"             # or "rocksdb://" (pip install shadow-eval[rocksdb])
+
+    [[experiments]]
+    name = "churn-v2"               # unique; alert keys and snapshots use it
+    model = "churn"                 # model name as the hook and workers publish it
+    live_version = "v1"
+    candidate = "v2"                # or candidates = ["v2", "v3"]: one experiment each,
+                                    #   named "<name>/<candidate>"
+    task = "binary"                 # regression | binary | multiclass
+    positive_class = "1"            # binary only: the class whose probability log loss uses
+    # ... plus the statistics keys: primary_metric, guardrails, alpha, min_samples, segments,
+    # window, [[experiments.metrics]], [[experiments.rules]] (see streams.stats.rules).
+
+A syntax error names the line and column; a bad value names the experiment and the field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streams.stats import ConfigError, ExperimentRules
+
+__all__ = ["TASKS", "ConfigError", "Experiment", "ExperimentsFile", "JoinSettings", "load"]
+
+TASKS = ("regression", "binary", "multiclass")
+_JOIN_KEYS = {"app_id", "pair_ttl_s", "label_ttl_s", "expire_every_s", "snapshot_every_s", "store"}
+_STORES = ("memory://", "rocksdb://")
+
+
+@dataclass(frozen=True, slots=True)
+class JoinSettings:
+    """The ``[join]`` table."""
+
+    app_id: str = "shadow-eval-join"
+    pair_ttl_s: float = 600.0
+    label_ttl_s: float = 86_400.0
+    expire_every_s: float = 5.0
+    snapshot_every_s: float = 10.0
+    store: str = "memory://"
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """One candidate version of one model, compared with the live version."""
+
+    name: str
+    model: str
+    live_version: str
+    candidate: str
+    task: str
+    rules: ExperimentRules
+    positive_class: str | None = None
+    table: Mapping[str, Any] | None = None
+    """The raw TOML table, for components that read their own keys from it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentsFile:
+    """Every experiment, indexed the ways the join needs.
+
+    Examples
+    --------
+    >>> text = '''
+    ... [[experiments]]
+    ... name = "churn-v2"
+    ... model = "churn"
+    ... live_version = "v1"
+    ... candidate = "v2"
+    ... task = "binary"
+    ... '''
+    >>> ExperimentsFile.parse(text).experiments[0].candidate
+    'v2'
+    """
+
+    join: JoinSettings
+    experiments: tuple[Experiment, ...]
+
+    def for_model(self, model: str) -> tuple[Experiment, ...]:
+        return tuple(e for e in self.experiments if e.model == model)
+
+    def get(self, name: str) -> Experiment:
+        for experiment in self.experiments:
+            if experiment.name == name:
+                return experiment
+        raise KeyError(f"no experiment named {name!r}")
+
+    @classmethod
+    def parse(cls, text: str, source: str = "experiments file") -> ExperimentsFile:
+        try:
+            document = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        return cls.from_dict(document, source)
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any], source: str = "experiments") -> ExperimentsFile:
+        join = _join_settings(document.get("join", {}), f"{source}: [join]")
+        tables = document.get("experiments")
+        if not isinstance(tables, list) or not tables:
+            raise ConfigError(f"{source}: needs at least one [[experiments]] table")
+        experiments: list[Experiment] = []
+        for index, table in enumerate(tables):
+            experiments += _experiments(table, f"{source}: experiments[{index}]")
+        names = [e.name for e in experiments]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ConfigError(f"{source}: experiment names must be unique: {duplicated}")
+        for model in {e.model for e in experiments}:
+            lives = {e.live_version for e in experiments if e.model == model}
+            if len(lives) > 1:
+                raise ConfigError(
+                    f"{source}: model {model!r} has several live versions {sorted(lives)}"
+                )
+        return cls(join, tuple(experiments))
+
+
+def load(path: str | Path) -> ExperimentsFile:
+    """Read and validate an experiments file; :class:`ConfigError` says what and where."""
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read experiments file {file}: {exc.strerror}") from None
+    return ExperimentsFile.parse(text, str(file))
+
+
+def _require_str(table: Mapping[str, Any], key: str, where: str) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}.{key}: required non-empty string (got {value!r})")
+    return value
+
+
+def _join_settings(table: Any, where: str) -> JoinSettings:
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: expected a table")
+    unknown = sorted(set(table) - _JOIN_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(_JOIN_KEYS)}")
+    values: dict[str, Any] = {}
+    for key in ("pair_ttl_s", "label_ttl_s", "expire_every_s", "snapshot_every_s"):
+        if key in table:
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"{where}.{key}: must be a number > 0 (got {value!r})")
+            values[key] = float(value)
+    if "app_id" in table:
+        values["app_id"] = _require_str(table, "app_id", where)
+    if "store" in table:
+        store = _require_str(table, "store", where)
+        if not store.startswith(_STORES):
+            raise ConfigError(f"{where}.store: must start with {' or '.join(_STORES)} ({store!r})")
+        values["store"] = store
+    settings = JoinSettings(**values)
+    if settings.label_ttl_s < settings.pair_ttl_s:
+        raise ConfigError(f"{where}.label_ttl_s: must be >= pair_ttl_s")
+    return settings
+
+
+def _experiments(table: Any, where: str) -> list[Experiment]:
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: expected a table")
+    name = _require_str(table, "name", where)
+    where = f"{where} ({name!r})"
+    model = _require_str(table, "model", where)
+    live = _require_str(table, "live_version", where)
+    task = table.get("task", "regression")
+    if task not in TASKS:
+        raise ConfigError(f"{where}.task: must be one of {', '.join(TASKS)} (got {task!r})")
+    if "candidate" in table and "candidates" in table:
+        raise ConfigError(f"{where}: give either candidate or candidates, not both")
+    candidates = table.get("candidates", [table.get("candidate")])
+    if not isinstance(candidates, list) or not candidates:
+        raise ConfigError(f"{where}.candidates: must be a non-empty list of versions")
+    for candidate in candidates:
+        if not isinstance(candidate, str) or not candidate:
+            raise ConfigError(f"{where}.candidate: required version string (got {candidate!r})")
+        if candidate == live:
+            raise ConfigError(f"{where}.candidate: {candidate!r} is the live version")
+    positive = table.get("positive_class")
+    if positive is not None and not isinstance(positive, str | int):
+        raise ConfigError(f"{where}.positive_class: must be a class label (got {positive!r})")
+    experiments = []
+    for candidate in candidates:
+        experiment_name = name if len(candidates) == 1 else f"{name}/{candidate}"
+        rules_table = {**table, "name": experiment_name}
+        rules = ExperimentRules.from_dict(rules_table, where=where)
+        experiments.append(
+            Experiment(
+                experiment_name,
+                model,
+                live,
+                candidate,
+                task,
+                rules,
+                None if positive is None else str(positive),
+                table,
+            )
+        )
+    return experiments

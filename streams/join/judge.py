@@ -1,0 +1,182 @@
+"""Join stage 2, pure: fold join events into one monitor per experiment and report on them.
+
+Events are deduplicated by :attr:`JoinEvent.dedup_key`, so a stage-1 re-emission after a
+crash never counts twice. :meth:`Judge.report` turns the statistics core's evaluation into
+the records published on the metrics and alerts topics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+from streams.join.experiments import Experiment, ExperimentsFile
+from streams.join.observe import observation
+from streams.records import (
+    Alert,
+    AlertState,
+    Decision,
+    JoinEvent,
+    JoinKind,
+    MetricResult,
+    MetricsSnapshot,
+    Verdict,
+)
+from streams.stats import Alert as RuleAlert
+from streams.stats import Evaluation, ExperimentMonitor, TestResult
+
+__all__ = ["COUNT_NAMES", "Judge", "Report"]
+
+COUNT_NAMES = (
+    "paired",
+    "labelled",
+    "expired_no_shadow",
+    "expired_no_live",
+    "expired_no_label",
+    "expired_label_unknown",
+    "duplicates_dropped",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What one evaluation of one experiment publishes."""
+
+    snapshot: MetricsSnapshot
+    alerts: tuple[Alert, ...]
+    verdict: Verdict | None
+    """Set when the decision changed since the last report (or on the first one)."""
+    evaluation: Evaluation
+
+
+class Judge:
+    """Stage 2 for the experiments of one experiments file.
+
+    Examples
+    --------
+    >>> from streams.records import Prediction, Role
+    >>> exps = ExperimentsFile.parse('''
+    ... [[experiments]]
+    ... name = "e"
+    ... model = "m"
+    ... live_version = "v1"
+    ... candidate = "v2"
+    ... ''')
+    >>> judge = Judge(exps)
+    >>> live = Prediction("r1", "m", "v1", Role.LIVE, 0, 1.0)
+    >>> cand = Prediction("r1", "m", "v2", Role.SHADOW, 0, 1.5)
+    >>> event = JoinEvent(JoinKind.PAIRED, "e", "r1", 0, live, cand)
+    >>> judge.apply(event), judge.apply(event)
+    (True, False)
+    >>> judge.counts["e"]["paired"], judge.counts["e"]["duplicates_dropped"]
+    (1, 1)
+    """
+
+    def __init__(self, experiments: ExperimentsFile) -> None:
+        self.experiments = {e.name: e for e in experiments.experiments}
+        self.monitors = {name: ExperimentMonitor(e.rules) for name, e in self.experiments.items()}
+        self.counts: dict[str, Counter[str]] = {name: Counter() for name in self.experiments}
+        self.unknown_experiment = 0
+        self._seen: set[int] = set()
+        self._decisions: dict[str, str] = {}
+
+    def apply(self, event: JoinEvent) -> bool:
+        """Fold one event in; False when it was a duplicate (or names no experiment)."""
+        experiment = self.experiments.get(event.experiment)
+        if experiment is None:
+            self.unknown_experiment += 1
+            return False
+        key = hash(event.dedup_key)
+        counts = self.counts[event.experiment]
+        if key in self._seen:
+            counts["duplicates_dropped"] += 1
+            return False
+        self._seen.add(key)
+        if event.kind is JoinKind.EXPIRED:
+            counts[f"expired_{event.reason}"] += 1
+        else:
+            counts[event.kind.value.lower()] += 1
+        obs = observation(event, experiment)
+        if obs is not None:
+            self.monitors[event.experiment].update(obs)
+        return True
+
+    def report(self, name: str, now_ms: int) -> Report:
+        """Evaluate one experiment: its snapshot, alert transitions and verdict change."""
+        experiment = self.experiments[name]
+        evaluation = self.monitors[name].evaluate(now_ms)
+        verdict = evaluation.verdict
+        decision = verdict.decision.upper()
+        published: Verdict | None = None
+        if self._decisions.get(name) != decision:
+            self._decisions[name] = decision
+            published = Verdict(
+                name,
+                Decision(decision),
+                verdict.reason,
+                now_ms,
+                None
+                if verdict.primary is None
+                else _result(verdict.primary, experiment.rules.primary_metric or "", ""),
+                tuple(_result(g.result, g.metric, "") for g in verdict.guardrails),
+            )
+        counts = {count: self.counts[name][count] for count in COUNT_NAMES}
+        snapshot = MetricsSnapshot(
+            name,
+            experiment.model,
+            experiment.live_version,
+            experiment.candidate,
+            now_ms,
+            counts,
+            _results(evaluation),
+            verdict.decision,
+            verdict.reason,
+        )
+        alerts = tuple(_alert(a, experiment) for a in evaluation.alerts)
+        return Report(snapshot, alerts, published, evaluation)
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _result(result: TestResult, metric: str, segment: str, test: str | None = None) -> MetricResult:
+    low, high = result.ci
+    return MetricResult(
+        metric,
+        test or result.test,
+        result.n,
+        segment,
+        _finite(result.statistic),
+        _finite(result.pvalue),
+        _finite(result.evalue),
+        _finite(result.effect),
+        _finite(low),
+        _finite(high),
+    )
+
+
+def _results(evaluation: Evaluation) -> tuple[MetricResult, ...]:
+    return tuple(
+        _result(result, metric, "" if segment == "all" else segment, test)
+        for metric, segments in sorted(evaluation.results.items())
+        for segment, tests in sorted(segments.items())
+        for test, result in sorted(tests.items())
+    )
+
+
+def _alert(alert: RuleAlert, experiment: Experiment) -> Alert:
+    rule = next(r for r in experiment.rules.rules if r.name == alert.rule)
+    segment = "" if alert.segment == "all" else alert.segment
+    return Alert(
+        alert.key,
+        AlertState(alert.state),
+        alert.experiment,
+        alert.rule,
+        alert.severity,
+        rule.direction,
+        _result(alert.result, alert.metric, segment),
+        alert.message,
+        alert.timestamp_ms,
+    )

@@ -1,0 +1,60 @@
+"""Prometheus metrics of the join agent (one registry per agent, so tests can run several)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+__all__ = ["JoinMetrics"]
+
+
+class JoinMetrics:
+    """Counters and gauges exported on ``--metrics-port``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.events_in = Counter(
+            "shadow_join_events_in",
+            "Records consumed by stage 1, by topic.",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.outcomes = Counter(
+            "shadow_join_records",
+            "Stage 1 records by outcome (accepted, duplicate, unknown_model, unknown_version).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.join_events = Counter(
+            "shadow_join_emitted",
+            "Join events emitted by stage 1, by kind and expiry reason.",
+            ["kind", "reason"],
+            registry=self.registry,
+        )
+        self.judged_duplicates = Counter(
+            "shadow_join_judge_duplicates",
+            "Join events stage 2 dropped as re-emitted duplicates.",
+            registry=self.registry,
+        )
+        self.dead_lettered = Counter(
+            "shadow_join_dead_lettered",
+            "Records sent to the dead-letter topic, by reason.",
+            ["error_type"],
+            registry=self.registry,
+        )
+        self.pending = Gauge(
+            "shadow_join_pending_requests",
+            "Requests held in stage 1 state on this worker.",
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "shadow_join_lag",
+            "Records not yet processed, by source topic (summed over owned partitions).",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.decision = Gauge(
+            "shadow_join_verdict",
+            "Current verdict per experiment: -1 reject, 0 continue, 1 promote.",
+            ["experiment"],
+            registry=self.registry,
+        )
