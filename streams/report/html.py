@@ -1,0 +1,125 @@
+"""A self-contained HTML report: summary, alerts, counts and base64-embedded PNG plots."""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from pathlib import Path
+
+from streams.report.model import RunResult
+from streams.report.plots import figures
+from streams.report.summary import ALERT_COLUMNS, SummaryRow, alert_rows, summary_rows
+
+__all__ = ["render_html", "write_html"]
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+.promote { color: #17803d; font-weight: bold; } .reject { color: #b3261e; font-weight: bold; }
+.continue { color: #9a6700; font-weight: bold; } .FIRING { color: #b3261e; }
+.RESOLVED { color: #17803d; } figure { margin: 1.5em 0; } img { max-width: 100%; }
+"""
+
+
+def _cell(value: object) -> str:
+    return f"<td>{escape(str(value))}</td>"
+
+
+def _interval(delta: float | None, low: float | None, high: float | None) -> str:
+    if delta is None:
+        return "-"
+    lo = "-inf" if low is None else f"{low:+.4f}"
+    hi = "inf" if high is None else f"{high:+.4f}"
+    return f"{delta:+.4f} [{lo}, {hi}]"
+
+
+def _summary(rows: list[SummaryRow]) -> str:
+    head = (
+        "<tr><th>experiment</th><th>candidate</th><th>paired</th><th>labelled</th>"
+        "<th>Δ primary [CI]</th><th>Δ accuracy [CI]</th><th>latency p50 ratio</th>"
+        "<th>verdict</th><th>reason</th></tr>"
+    )
+    body = []
+    for r in rows:
+        ratio = "-" if r.latency_ratio_p50 is None else f"{r.latency_ratio_p50:.2f}x"
+        body.append(
+            "<tr>"
+            + _cell(r.experiment)
+            + _cell(r.candidate)
+            + _cell(r.paired)
+            + _cell(r.labelled)
+            + _cell(
+                f"{r.primary_metric}: {_interval(r.primary_delta, r.primary_low, r.primary_high)}"
+            )
+            + _cell(_interval(r.accuracy_delta, r.accuracy_low, r.accuracy_high))
+            + _cell(ratio)
+            + f'<td class="{escape(r.decision)}">{escape(r.decision.upper())}</td>'
+            + _cell(r.reason)
+            + "</tr>"
+        )
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def _alerts(run: RunResult) -> str:
+    rows = alert_rows(run)
+    if not rows:
+        return "<p>No alerts were raised.</p>"
+    body = "".join(
+        "<tr>"
+        + "".join(_cell(v) for v in row[:4])
+        + f'<td class="{escape(row[4])}">{escape(row[4])}</td>'
+        + "".join(_cell(v) for v in row[5:])
+        + "</tr>"
+        for row in rows
+    )
+    head = "<tr>" + "".join(f"<th>{escape(c)}</th>" for c in ALERT_COLUMNS) + "</tr>"
+    return f"<table>{head}{body}</table>"
+
+
+def _counts(run: RunResult) -> str:
+    if not run.experiments:
+        return "<p>No snapshots.</p>"
+    names = sorted({k for e in run.experiments for k in run.final(e).counts})
+    head = "<tr><th>experiment</th>" + "".join(f"<th>{escape(n)}</th>" for n in names) + "</tr>"
+    body = "".join(
+        "<tr>" + _cell(e) + "".join(_cell(run.final(e).counts.get(n, 0)) for n in names) + "</tr>"
+        for e in run.experiments
+    )
+    return f"<table>{head}{body}</table>"
+
+
+def render_html(run: RunResult) -> str:
+    """The report as one HTML document (no external resources).
+
+    Examples
+    --------
+    >>> page = render_html(RunResult("empty run"))
+    >>> "<h1>empty run</h1>" in page
+    True
+    """
+    notes = "".join(f"<li><b>{escape(k)}</b>: {escape(v)}</li>" for k, v in run.notes.items())
+    plots = "".join(
+        f'<section id="{escape(key)}"><h3>{escape(caption)}</h3><figure>'
+        f'<img alt="{escape(caption)}" src="data:image/png;base64,'
+        f'{base64.b64encode(png).decode("ascii")}"></figure></section>'
+        for key, caption, png in figures(run)
+    )
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{escape(run.title)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>{escape(run.title)}</h1><ul>{notes}</ul>"
+        f"<h2 id='summary'>Verdicts</h2>{_summary(summary_rows(run))}"
+        "<p>Δ = candidate - live with its anytime-valid 95% interval.</p>"
+        f"<h2 id='alerts'>Alerts</h2>{_alerts(run)}"
+        f"<h2 id='counts'>Join counts</h2>{_counts(run)}"
+        f"<h2 id='plots'>Plots</h2>{plots}</body></html>\n"
+    )
+
+
+def write_html(run: RunResult, path: Path) -> Path:
+    """Write the report to ``path`` (parents created); returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(run), encoding="utf-8")
+    return path

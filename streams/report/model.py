@@ -1,0 +1,96 @@
+"""What a run produced: snapshot trajectories, alerts, verdicts and latencies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from streams.records import Alert, MetricResult, MetricsSnapshot, Prediction, Role, Verdict
+
+__all__ = ["RunResult", "find_result"]
+
+
+def find_result(
+    snapshot: MetricsSnapshot, metric: str, test: str = "msprt", segment: str = ""
+) -> MetricResult | None:
+    """The result of ``test`` on ``metric`` in ``segment`` ('' = all traffic), if any.
+
+    Examples
+    --------
+    >>> s = MetricsSnapshot("e", "m", "v1", "v2", 0, {}, (MetricResult("correct", "msprt", 9),),
+    ...                     "continue", "")
+    >>> find_result(s, "correct").n
+    9
+    >>> find_result(s, "log_loss") is None
+    True
+    """
+    for result in snapshot.results:
+        if result.metric == metric and result.test == test and result.segment == segment:
+            return result
+    return None
+
+
+@dataclass(slots=True)
+class RunResult:
+    """Everything a summary or report shows about one run (streaming or replayed).
+
+    Parameters
+    ----------
+    title
+        Heading of the report.
+    snapshots
+        Per experiment, its metrics snapshots in time order.
+    primary_metrics
+        Per experiment, the primary metric of its verdict (``None``: none configured).
+    alerts, verdicts
+        As published on the alerts topic (or computed by the replay), in time order.
+    latencies
+        Per model version (``"v1 (live)"``, ``"v2"``...), observed prediction latencies in ms.
+    notes
+        Free ``label -> text`` lines shown at the top of the report (duration, command...).
+
+    Examples
+    --------
+    >>> run = RunResult("demo")
+    >>> run.add_snapshot(MetricsSnapshot("e", "m", "v1", "v2", 5, {}, (), "continue", "early"))
+    >>> run.final("e").reason
+    'early'
+    """
+
+    title: str
+    snapshots: dict[str, list[MetricsSnapshot]] = field(default_factory=dict)
+    primary_metrics: dict[str, str | None] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def add_snapshot(self, snapshot: MetricsSnapshot) -> None:
+        self.snapshots.setdefault(snapshot.experiment, []).append(snapshot)
+
+    def add_latencies(self, predictions: Iterable[Prediction]) -> None:
+        """Record the latency of each answered prediction under its version label."""
+        for p in predictions:
+            if p.error is None:
+                label = f"{p.version} (live)" if p.role is Role.LIVE else p.version
+                self.latencies.setdefault(label, []).append(p.latency_ms)
+
+    def final(self, experiment: str) -> MetricsSnapshot:
+        """The latest snapshot of ``experiment``."""
+        return self.snapshots[experiment][-1]
+
+    @property
+    def experiments(self) -> list[str]:
+        return sorted(self.snapshots)
+
+    def primary(self, experiment: str) -> str:
+        """The primary metric of ``experiment``; ``log_loss``/``abs_error`` by task otherwise."""
+        metric = self.primary_metrics.get(experiment)
+        if metric:
+            return metric
+        metrics = {r.metric for r in self.final(experiment).results}
+        return "log_loss" if "log_loss" in metrics else "abs_error"
+
+    def final_decisions(self) -> Mapping[str, str]:
+        """``experiment -> decision`` of the latest snapshots."""
+        return {name: self.final(name).decision for name in self.experiments}
