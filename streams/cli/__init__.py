@@ -13,10 +13,13 @@ __all__ = ["main"]
 # broken optional dependency only breaks its own subcommand.
 SUBCOMMANDS: dict[str, str] = {
     "alerts": "streams.cli.alerts:alerts",
+    "demo": "streams.cli.demo:demo",
     "join": "streams.cli.join:join",
     "kafka": "streams.cli.kafka:kafka",
     "topics": "streams.cli.topics:topics",
+    "replay": "streams.cli.replay:replay",
     "schemas": "streams.cli.schemas:schemas",
+    "status": "streams.cli.status:status",
     "worker": "streams.cli.worker:worker",
 }
 

@@ -12,7 +12,14 @@ from rich.table import Table
 from streams.records import AlertState, MetricResult, MetricsSnapshot
 from streams.report.model import RunResult, find_result
 
-__all__ = ["ALERT_COLUMNS", "SummaryRow", "alert_rows", "render_summary", "summary_rows"]
+__all__ = [
+    "ALERT_COLUMNS",
+    "SummaryRow",
+    "alert_rows",
+    "render_summary",
+    "short_reason",
+    "summary_rows",
+]
 
 _DECISION_STYLE = {"promote": "bold green", "reject": "bold red", "continue": "yellow"}
 
@@ -91,6 +98,18 @@ def _interval(delta: float | None, low: float | None, high: float | None) -> str
 ALERT_COLUMNS = ("experiment", "rule", "severity", "segment", "state", "Δ [CI]", "n")
 
 
+def short_reason(reason: str) -> str:
+    """The verdict reason without the test's full evidence (kept in JSON and the report).
+
+    Examples
+    --------
+    >>> short_reason("primary log_loss significantly worse: msprt: statistic=9 p=0.01")
+    'primary log_loss significantly worse'
+    """
+    cut = min((i for i in (reason.find(": msprt"), reason.find(" (msprt")) if i >= 0), default=-1)
+    return reason if cut < 0 else reason[:cut]
+
+
 def alert_rows(run: RunResult) -> list[tuple[str, str, str, str, str, str, str]]:
     """One tuple of :data:`ALERT_COLUMNS` per alert transition, in time order."""
     return [
@@ -135,7 +154,7 @@ def render_summary(run: RunResult, console: Console) -> None:
             _interval(row.accuracy_delta, row.accuracy_low, row.accuracy_high),
             "-" if row.latency_ratio_p50 is None else f"{row.latency_ratio_p50:.2f}x",
             f"[{style}]{row.decision.upper()}[/]" if style else row.decision.upper(),
-            row.reason,
+            short_reason(row.reason),
         )
     console.print(table)
     alerts = alert_rows(run)

@@ -1,0 +1,325 @@
+"""Orchestration of ``shadow-eval demo``: start everything, serve, watch, report, stop.
+
+Everything started is stopped in ``finally`` -- child processes (own process groups,
+SIGTERM then SIGKILL), the recorder, the hook and the broker -- also on Ctrl-C / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from streams.broker import BrokerError, LocalBroker
+from streams.demo.collect import Recorder
+from streams.demo.experiments import experiments_toml
+from streams.demo.models import DemoModel, load_data, train_models
+from streams.demo.processes import ChildProcess, shadow_eval_command
+from streams.demo.serving import LabelFeeder, ServingApp
+from streams.demo.traffic import requests
+from streams.hook import ShadowPublisher
+from streams.report import RunResult, render_summary, write_html
+from streams.settings import Settings, load_settings
+from streams.status import StatusError, group_states
+from streams.topics import create_topics
+
+__all__ = ["DemoError", "DemoOptions", "run_demo"]
+
+MODEL = "diagnosis"
+PARTITIONS = 3
+READY_TIMEOUT_S = 120.0
+
+
+class DemoError(RuntimeError):
+    """The demo cannot go on; the message says why (and where the logs are)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """What ``shadow-eval demo`` is asked to do.
+
+    Examples
+    --------
+    >>> DemoOptions(requests=500).rate
+    40.0
+    """
+
+    requests: int = 3000
+    rate: float = 40.0
+    """Requests per second served."""
+    report: Path = Path("reports/shadow-eval-demo.html")
+    traffic: Path = Path("reports/demo-traffic.jsonl")
+    max_label_delay_s: float = 3.0
+    seed: int = 0
+    settle_timeout_s: float = 60.0
+    """How long to wait after serving for every pair and label to be joined."""
+
+
+class _Interrupted(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise _Interrupted(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Demo:
+    def __init__(self, options: DemoOptions, console: Console, workdir: Path) -> None:
+        self.options, self.console, self.workdir = options, console, workdir
+        self.broker: LocalBroker | None = None
+        self.children: list[ChildProcess] = []
+        self.recorder: Recorder | None = None
+        self.publisher: ShadowPublisher | None = None
+        self.feeder: LabelFeeder | None = None
+        self.started = time.monotonic()
+
+    def say(self, message: str) -> None:
+        self.console.print(f"[dim]{time.monotonic() - self.started:6.1f}s[/] {message}")
+
+    # -- setup --------------------------------------------------------------------------
+    def start_broker(self) -> Settings:
+        self.say("starting a local Kafka broker (the first run downloads it from Maven Central)")
+        settings = load_settings(partitions=PARTITIONS)
+        self.broker = LocalBroker(
+            settings, self.workdir / "kafka", die_with_parent=True, progress=self.say
+        )
+        try:
+            bootstrap = self.broker.start(timeout=120)
+        except BrokerError as exc:
+            raise DemoError(f"cannot start the local Kafka broker:\n{exc}") from None
+        settings = load_settings(
+            kafka_bootstrap=bootstrap, topic_prefix="demo", partitions=PARTITIONS
+        )
+        create_topics(settings)
+        self.say(f"Kafka {bootstrap} is up; topics demo.* created ({PARTITIONS} partitions)")
+        return settings
+
+    def train(self) -> list[DemoModel]:
+        models = train_models(load_data())
+        for model in models:
+            role = "live" if model.version == "v1" else "candidate"
+            self.say(f"trained {model.version} ({role}): {model.description}")
+        return models
+
+    def start_pipeline(self, settings: Settings, candidates: list[DemoModel]) -> Path:
+        experiments = self.workdir / "experiments.toml"
+        experiments.write_text(experiments_toml(MODEL, "v1", [m.version for m in candidates]))
+        env = {**os.environ, "SHADOW_PARTITIONS": str(PARTITIONS), "PYTHONWARNINGS": "ignore"}
+        common = ["--bootstrap", settings.kafka_bootstrap, "--topic-prefix", settings.topic_prefix]
+        logs = self.workdir / "logs"
+        for model in candidates:
+            command = shadow_eval_command(
+                "worker", "--model-file", str(model.save(self.workdir / "models")),
+                "--version", model.version, "--name", MODEL, "--only-model", MODEL,
+                "--features", ",".join(model.features), "--batch-ms", "20",
+                "--status-every", "0", "--session-timeout-ms", "10000", *common,
+            )  # fmt: skip
+            log = logs / f"worker-{model.version}.log"
+            self.children.append(ChildProcess(f"worker {model.version}", command, log, env))
+        command = shadow_eval_command(
+            "join", "--experiments", str(experiments), "--partitions", str(PARTITIONS),
+            "--data-dir", str(self.workdir / "join"), *common,
+        )  # fmt: skip
+        self.children.append(ChildProcess("join", command, logs / "join.log", env))
+        self.say(f"started {len(candidates)} shadow workers and the join agent (logs in {logs})")
+        return experiments
+
+    def check_children(self) -> None:
+        for child in self.children:
+            if not child.alive:
+                raise DemoError(
+                    f"{child.name} exited with code {child.proc.returncode}; "
+                    f"last lines of {child.log}:\n{child.log_tail()}"
+                )
+
+    def wait_ready(self, settings: Settings, candidates: list[DemoModel]) -> None:
+        assert self.recorder is not None
+        groups = [f"shadow-worker.{MODEL}.{m.version}" for m in candidates]
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        with self.console.status("waiting for the shadow workers and the join agent"):
+            while True:
+                self.check_children()
+                try:
+                    states = list(group_states(settings, groups).values())
+                except StatusError:
+                    states = [("UNKNOWN", 0)]
+                workers_ready = all(s == "STABLE" and members > 0 for s, members in states)
+                if workers_ready and self.recorder.latest:
+                    break
+                if time.monotonic() > deadline:
+                    raise DemoError(
+                        f"the pipeline was not ready after {READY_TIMEOUT_S:.0f}s "
+                        f"(logs in {self.workdir / 'logs'})"
+                    )
+                time.sleep(0.5)
+        self.say("workers and join agent are consuming; serving traffic")
+
+    # -- serving ------------------------------------------------------------------------
+    def serve(self, settings: Settings, live: DemoModel, candidates: int) -> None:
+        assert self.recorder is not None
+        options, recorder = self.options, self.recorder
+        self.publisher = ShadowPublisher(
+            settings, model=MODEL, version=live.version, export_metrics=False,
+            close_at_exit=False, name="demo",
+        )  # fmt: skip
+        self.feeder = LabelFeeder(
+            self.publisher, max_delay_s=options.max_label_delay_s, seed=options.seed
+        )
+        app = ServingApp(live, self.publisher)
+        n, expected = options.requests, options.requests * candidates
+        columns = (
+            TextColumn("{task.description:<22}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=self.console, transient=False) as progress:
+            served = progress.add_task("requests served", total=n)
+            shadow = progress.add_task("shadow predictions", total=expected)
+            paired = progress.add_task("predictions paired", total=expected)
+            labelled = progress.add_task("labels joined", total=expected)
+
+            def refresh() -> None:
+                progress.update(served, completed=app.served)
+                progress.update(shadow, completed=recorder.counts["shadow"])
+                progress.update(paired, completed=recorder.total("paired"))
+                progress.update(labelled, completed=recorder.total("labelled"))
+
+            interval = 1.0 / options.rate
+            next_at = time.monotonic()
+            for request in requests(load_data(), n, seed=options.seed):
+                request_id, _ = app.handle(request)
+                self.feeder.schedule(request_id, request.label)
+                next_at += interval
+                pause = next_at - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                if app.served % 20 == 0:
+                    refresh()
+                    self.check_children()
+            self._settle(refresh, expected)
+            refresh()
+
+    def _settle(self, refresh: Callable[[], None], expected: int) -> None:
+        assert self.recorder is not None and self.publisher is not None
+        deadline = time.monotonic() + self.options.settle_timeout_s
+        while time.monotonic() < deadline:
+            refresh()
+            self.check_children()
+            done = (
+                self.recorder.total("paired") >= expected
+                and self.recorder.total("labelled") >= expected
+            )
+            if done:
+                return
+            time.sleep(0.25)
+        self.say("[yellow]not everything was joined in time; reporting what was[/]")
+
+    # -- teardown -----------------------------------------------------------------------
+    def stop(self) -> None:
+        if self.feeder is not None:
+            self.feeder.close()
+        if self.publisher is not None:
+            self.publisher.close(timeout=5.0)
+        for child in reversed(self.children):
+            child.stop(timeout=10.0)
+        if self.recorder is not None:
+            self.recorder.close()
+        if self.broker is not None:
+            self.broker.stop()
+
+    def result(self, experiments: Path) -> RunResult:
+        assert self.recorder is not None
+        run = RunResult("shadow-eval demo")
+        for snapshot in self.recorder.snapshots:
+            run.add_snapshot(snapshot)
+        run.alerts = list(self.recorder.alerts)
+        run.verdicts = list(self.recorder.verdicts)
+        run.primary_metrics = {name: "log_loss" for name in run.snapshots}
+        run.add_latencies(self.recorder.predictions)
+        run.notes = {
+            "requests": str(self.options.requests),
+            "duration": f"{time.monotonic() - self.started:.0f} s",
+            "live model": "v1 logistic regression on 2 features (breast-cancer dataset)",
+            "candidates": "v2 gradient boosting on 30 features; v3 logistic regression on "
+            "2 texture features",
+            "experiments file": str(experiments),
+            "traffic log": str(self.options.traffic),
+        }
+        return run
+
+    def run(self) -> RunResult:
+        settings = self.start_broker()
+        models = self.train()
+        live, candidates = models[0], models[1:]
+        experiments = self.start_pipeline(settings, candidates)
+        self.recorder = Recorder(settings, self.options.traffic)
+        self.wait_ready(settings, candidates)
+        self.serve(settings, live, len(candidates))
+        self.feeder_wait()
+        # One more snapshot interval so the final counts and verdicts are published.
+        time.sleep(2.5)
+        saved = self.options.report.parent / "demo-experiments.toml"
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(experiments.read_text())
+        return self.result(saved)
+
+    def feeder_wait(self) -> None:
+        if self.feeder is not None and self.publisher is not None:
+            self.feeder.close()
+            self.publisher.flush(10.0)
+
+
+def run_demo(options: DemoOptions, console: Console | None = None) -> int:
+    """Run the demo; the exit code (0 done, 1 failed, 130 interrupted)."""
+    console = console or Console()
+    with tempfile.TemporaryDirectory(prefix="shadow-eval-demo-") as tmp:
+        demo = _Demo(options, console, Path(tmp))
+        run: RunResult | None = None
+        code = 0
+        try:
+            with _sigterm_as_interrupt():
+                run = demo.run()
+        except (KeyboardInterrupt, _Interrupted):
+            console.print("[yellow]interrupted; stopping everything the demo started[/]")
+            code = 130
+        except DemoError as exc:
+            console.print(f"[red]demo failed:[/] {exc}")
+            code = 1
+        finally:
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                demo.stop()
+            finally:
+                signal.signal(signal.SIGINT, previous)
+            demo.say("stopped the workers, the join agent and the broker")
+        if run is None:
+            return code
+        render_summary(run, console)
+        write_html(run, options.report)
+        experiments = run.notes["experiments file"]
+        console.print(f"HTML report: [bold]{options.report}[/]")
+        console.print(f"traffic log: {options.traffic}; backtest it offline with")
+        console.print(
+            f"  shadow-eval replay {options.traffic} --experiments {experiments} "
+            "--report reports/replay.html",
+            soft_wrap=True,
+        )
+        return 0
