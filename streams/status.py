@@ -121,15 +121,28 @@ class Status:
 
 
 def _admin(settings: Settings) -> AdminClient:
-    # log_level 4 (warning): no "Purging unserved events" notice when the client goes away
-    return AdminClient(settings.confluent_config(log_level=4))
+    # Quiet librdkafka: connection failures become one StatusError, and no "Purging
+    # unserved events" notice is printed when a client goes away.
+    return AdminClient(settings.confluent_config(log_level=2))
+
+
+def _reachable(admin: AdminClient, settings: Settings, timeout: float) -> None:
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise StatusError(
+            f"Kafka at {settings.kafka_bootstrap} did not answer within {timeout:g}s "
+            f"(SHADOW_KAFKA_BOOTSTRAP / --bootstrap): {exc.args[0]}"
+        ) from None
+    if not metadata.brokers:
+        raise StatusError(f"Kafka at {settings.kafka_bootstrap} answered with no brokers")
 
 
 def our_groups(admin: AdminClient, settings: Settings, timeout: float = 10.0) -> list[str]:
     """Group ids of shadow workers and of the join agent(s) of ``settings.topic_prefix``."""
     try:
         listing = admin.list_consumer_groups(request_timeout=timeout).result(timeout=timeout)
-    except KafkaException as exc:
+    except (KafkaException, TimeoutError) as exc:
         raise StatusError(
             f"cannot list consumer groups at {settings.kafka_bootstrap}: {exc}"
         ) from None
@@ -202,7 +215,7 @@ def group_states(
             description = described[group].result(timeout=timeout)
             state = getattr(description.state, "name", str(description.state))
             out[group] = (state, len(description.members))
-    except KafkaException as exc:
+    except (KafkaException, TimeoutError) as exc:
         raise StatusError(f"cannot describe groups at {settings.kafka_bootstrap}: {exc}") from None
     return out
 
@@ -221,7 +234,7 @@ def group_lags(settings: Settings, groups: Sequence[str], timeout: float = 10.0)
         highs = _high_watermarks(
             settings, [TopicPartition(t, p) for t, p in sorted(consumed)], timeout
         )
-    except KafkaException as exc:
+    except (KafkaException, TimeoutError) as exc:
         raise StatusError(
             f"cannot read consumer groups at {settings.kafka_bootstrap}: {exc}"
         ) from None
@@ -288,7 +301,7 @@ def latest_snapshots(
                     known = latest.get(record.experiment)
                     if known is None or record.timestamp_ms >= known.timestamp_ms:
                         latest[record.experiment] = record
-    except KafkaException as exc:
+    except (KafkaException, TimeoutError) as exc:
         raise StatusError(f"cannot read {settings.topics.metrics}: {exc}") from None
     finally:
         consumer.close()
@@ -305,7 +318,9 @@ def collect_status(
     settings: Settings, extra_groups: Sequence[str] = (), timeout: float = 10.0
 ) -> Status:
     """Lag of our groups (plus ``extra_groups``) and the join health of every experiment."""
-    groups = sorted({*our_groups(_admin(settings), settings, timeout), *extra_groups})
+    admin = _admin(settings)
+    _reachable(admin, settings, timeout)
+    groups = sorted({*our_groups(admin, settings, timeout), *extra_groups})
     return Status(
         settings.kafka_bootstrap,
         tuple(group_lags(settings, groups, timeout)),
