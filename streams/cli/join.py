@@ -31,6 +31,12 @@ __all__ = ["join"]
 )
 @click.option("--web-port", type=int, default=None, help="Serve /verdicts/ on this port.")
 @click.option("--metrics-port", type=int, default=0, help="Prometheus port (0: off).")
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="WARNING",
+    help="Log level of the faust worker.",
+)
 def join(
     experiments_path: Path,
     bootstrap: str | None,
@@ -40,6 +46,7 @@ def join(
     data_dir: Path | None,
     web_port: int | None,
     metrics_port: int,
+    log_level: str,
 ) -> None:
     """Pair live, shadow and ground truth; test, alert and decide per experiment.
 
@@ -84,4 +91,4 @@ def join(
         experiments.join.store,
         settings.topic_prefix,
     )
-    agent.run()
+    agent.run(loglevel=log_level.upper())

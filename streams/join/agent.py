@@ -20,6 +20,7 @@ only the partitions this worker owns are scanned.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
+from confluent_kafka import Consumer, TopicPartition
 from faust.types import TP
 
 from streams.codec import Codec, CodecError
@@ -46,6 +48,11 @@ from streams.settings import Settings
 __all__ = ["JoinAgent", "partition_of"]
 
 log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+"""Records handled per batch; one broker round trip makes a batch durable."""
+BATCH_WITHIN_S = 0.05
+SESSION_TIMEOUT_S = 10.0
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -95,6 +102,10 @@ class JoinAgent:
         self.partitions = settings.partitions
         self.latest: dict[str, dict[str, Any]] = {}
         self._positions: dict[TP, int] = {}
+        # Stage-1 batches and expiry scans both write the pending table; their changelog
+        # writes must reach the broker in the order the local store saw them.
+        self._state_lock = asyncio.Lock()
+        self._offsets = GroupOffsets(settings, f"{experiments.join.app_id}-{settings.topic_prefix}")
         join = experiments.join
         self.app = faust.App(
             f"{join.app_id}-{settings.topic_prefix}",
@@ -107,6 +118,10 @@ class JoinAgent:
             table_standby_replicas=0,
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
+            # A killed worker's partitions move to the others after this long (faust's
+            # default of 60 s stalls the whole group for a minute).
+            broker_session_timeout=SESSION_TIMEOUT_S,
+            broker_heartbeat_interval=SESSION_TIMEOUT_S / 4,
             key_serializer="raw",
             value_serializer="raw",
             web_enabled=web_port is not None,
@@ -149,36 +164,33 @@ class JoinAgent:
         self.app.timer(join.snapshot_every_s)(self._publish_reports)
         self.app.page("/verdicts/")(self._verdicts_page)
 
-    def run(self) -> None:
+    def run(self, loglevel: str = "WARNING") -> None:
         """Run until SIGTERM / SIGINT (faust's worker handles the signals)."""
-        worker = faust.Worker(self.app, loglevel="WARNING", quiet=True)
-        worker.execute_from_commandline()
+        worker = faust.Worker(self.app, loglevel=loglevel, quiet=True)
+        try:
+            worker.execute_from_commandline()
+        finally:
+            self._offsets.close()
 
     # ------------------------------------------------------------------ stage 1
-    async def _stage1(self, stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
+    async def _stage1(self, stream: Any) -> None:
+        # Batches are acked only when this loop asks for the next one, after their join
+        # events and then their state are on the broker (see _settle).
+        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
+            async with self._state_lock:
+                await self._stage1_batch(events)
+
+    async def _stage1_batch(self, events: list[Any]) -> None:
+        outgoing: list[JoinEvent] = []
+        writes: dict[bytes, bytes | None] = {}
+        for event in events:
             message = event.message
             self.metrics.events_in.labels(message.topic).inc()
-            self._positions[message.tp] = message.offset + 1
-            try:
-                record = self.codec.decode(
-                    message.value,
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                )
-                if not isinstance(record, Prediction | GroundTruth):
-                    raise CodecError(
-                        f"expected a Prediction or GroundTruth, got {type(record).__name__}",
-                        topic=message.topic,
-                        partition=message.partition,
-                        offset=message.offset,
-                    )
-            except CodecError as exc:
-                await self._dead_letter(message, "undecodable", exc.reason)
+            record = await self._decode_request_record(message)
+            if record is None:
                 continue
             key = record.request_id.encode()
-            raw = self.pending.get(key)
+            raw = self.pending.data.get(key)
             state = None if raw is None else self.codec.decode_as(PendingRequest, raw)
             now = _now_ms()
             if isinstance(record, GroundTruth):
@@ -186,62 +198,129 @@ class JoinAgent:
             else:
                 step = self.pairing.on_prediction(state, record, now)
             self.metrics.outcomes.labels(step.outcome.value).inc()
-            await self._apply(key, raw is not None, step)
+            self._stage(key, raw is not None, step, outgoing, writes)
+        await self._settle(outgoing, writes)
+        for event in events:
+            tp = event.message.tp
+            self._positions[tp] = max(self._positions.get(tp, 0), event.message.offset + 1)
 
-    async def _apply(self, key: bytes, existed: bool, step: Step) -> None:
-        if step.state is None:
-            if existed:
-                del self.pending[key]
-        elif step.changed:
-            self.pending[key] = self.codec.encode(step.state)
-        for join_event in step.events:
-            self.metrics.join_events.labels(join_event.kind.value, join_event.reason or "").inc()
-            await self.join_topic.send(
-                key=join_event.experiment.encode(), value=self.codec.encode(join_event)
+    async def _decode_request_record(self, message: Any) -> Prediction | GroundTruth | None:
+        try:
+            record = self.codec.decode(
+                message.value,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
             )
+        except CodecError as exc:
+            await self._dead_letter(message, "undecodable", exc.reason)
+            return None
+        if not isinstance(record, Prediction | GroundTruth):
+            reason = f"expected a Prediction or GroundTruth, got {type(record).__name__}"
+            await self._dead_letter(message, "wrong_schema", reason)
+            return None
+        return record
+
+    def _stage(
+        self,
+        key: bytes,
+        existed: bool,
+        step: Step,
+        outgoing: list[JoinEvent],
+        writes: dict[bytes, bytes | None],
+    ) -> None:
+        """Apply ``step`` to the local store now; its changelog write and events go later."""
+        store = self.pending.data
+        if step.state is None:
+            if existed or key in writes:
+                store.pop(key, None)
+                writes[key] = None
+        elif step.changed:
+            value = self.codec.encode(step.state)
+            store[key] = value
+            writes[key] = value
+        outgoing.extend(step.events)
+
+    async def _settle(self, outgoing: list[JoinEvent], writes: dict[bytes, bytes | None]) -> None:
+        """Make a batch durable: its join events first, then the state that records them.
+
+        A crash in between leaves the old state, so the records are redelivered and the
+        events emitted again; stage 2 drops them as duplicates. The other order could
+        lose events. faust's own commit does not wait for changelog writes, hence this.
+        """
+        pending_sends = []
+        for join_event in outgoing:
+            self.metrics.join_events.labels(join_event.kind.value, join_event.reason or "").inc()
+            pending_sends.append(
+                await self.join_topic.send(
+                    key=join_event.experiment.encode(), value=self.codec.encode(join_event)
+                )
+            )
+        await asyncio.gather(*pending_sends)
+        await asyncio.gather(
+            *(
+                self.pending.send_changelog(partition_of(key, self.partitions), key, value)
+                for key, value in writes.items()
+            )
+        )
 
     async def _expire(self) -> None:
-        if self.app.rebalancing:
+        if self.app.rebalancing or not await self._caught_up():
+            # Behind on the topics (a backlog, a restart): the other half of a pending
+            # request may still be unread, so nothing can be declared missing yet.
             return
+        async with self._state_lock:
+            await self._expire_owned()
+
+    async def _expire_owned(self) -> None:
         owned = self._owned(self.settings.topics.live_predictions)
         now = _now_ms()
+        store = self.pending.data
+        outgoing: list[JoinEvent] = []
+        writes: dict[bytes, bytes | None] = {}
         count = 0
-        for key in list(self.pending.keys()):
+        for key in list(store.keys()):
             if partition_of(key, self.partitions) not in owned:
                 continue  # another worker's request, left over from before a rebalance
-            raw = self.pending.get(key)
+            raw = store.get(key)
             if raw is None:
                 continue
             count += 1
             state = self.codec.decode_as(PendingRequest, raw)
-            await self._apply(key, True, self.pairing.expire(key.decode(), state, now))
+            self._stage(key, True, self.pairing.expire(key.decode(), state, now), outgoing, writes)
+        await self._settle(outgoing, writes)
         self.metrics.pending.set(count)
 
     # ------------------------------------------------------------------ stage 2
-    async def _stage2(self, stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                join_event = self.codec.decode_as(
-                    JoinEvent,
-                    message.value,
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                )
-            except CodecError as exc:
-                await self._dead_letter(message, "undecodable", exc.reason)
-                continue
-            if self.judge.apply(join_event):
-                self.judged[join_event.dedup_key.encode()] = message.value
-            else:
-                self.metrics.judged_duplicates.inc()
+    async def _stage2(self, stream: Any) -> None:
+        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
+            writes = []
+            for event in events:
+                message = event.message
+                try:
+                    join_event = self.codec.decode_as(
+                        JoinEvent,
+                        message.value,
+                        topic=message.topic,
+                        partition=message.partition,
+                        offset=message.offset,
+                    )
+                except CodecError as exc:
+                    await self._dead_letter(message, "undecodable", exc.reason)
+                    continue
+                if self.judge.apply(join_event):
+                    key = join_event.dedup_key.encode()
+                    self.judged.data[key] = message.value
+                    writes.append(self.judged.send_changelog(message.partition, key, message.value))
+                else:
+                    self.metrics.judged_duplicates.inc()
+            await asyncio.gather(*writes)
 
     async def _rebuild_judge(self) -> None:
         """After a rebalance: the monitors of the experiments this worker now owns."""
         owned = self._owned(self.join_topic.get_topic_name())
         events = []
-        for raw in list(self.judged.values()):
+        for raw in list(self.judged.data.values()):
             if raw is None:
                 continue
             event = self.codec.decode_as(JoinEvent, raw)
@@ -283,23 +362,35 @@ class JoinAgent:
                 "counts": dict(report.snapshot.counts),
                 "timestamp_ms": now,
             }
-        self._update_lag()
 
     # ------------------------------------------------------------------ helpers
     def _owned(self, topic: str) -> set[int]:
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
 
-    def _update_lag(self) -> None:
-        consumer = self.app.consumer
-        totals: dict[str, int] = {}
-        for tp in self.app.assignor.assigned_actives():
-            highwater = consumer.highwater(tp)
-            if highwater is None or tp.topic not in self.settings.topics.per_request:
-                continue
-            position = self._positions.get(tp, 0)
-            totals[tp.topic] = totals.get(tp.topic, 0) + max(highwater - position, 0)
-        for topic, lag in totals.items():
+    async def _caught_up(self) -> bool:
+        """Whether every owned partition of the per-request topics is read to its end.
+
+        A partition counts as read up to the furthest of what this process handled and
+        what the group committed (after a restart nothing may arrive on a partition that
+        was already complete). Also refreshes the lag gauges.
+        """
+        owned = [
+            tp
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic in self.settings.topics.per_request
+        ]
+        if not owned:
+            return True
+        loop = asyncio.get_running_loop()
+        ends = await loop.run_in_executor(None, self._offsets.read, owned)
+        lags: dict[str, int] = {}
+        for tp in owned:
+            committed, high = ends[tp]
+            position = max(self._positions.get(tp, 0), committed)
+            lags[tp.topic] = lags.get(tp.topic, 0) + max(high - position, 0)
+        for topic, lag in lags.items():
             self.metrics.lag.labels(topic).set(lag)
+        return not any(lags.values())
 
     async def _dead_letter(self, message: Any, error_type: str, reason: str) -> None:
         self.metrics.dead_lettered.labels(error_type).inc()
@@ -325,6 +416,39 @@ class JoinAgent:
 
     async def _verdicts_page(self, web: Any, request: Any) -> Any:
         return web.json(self.latest)
+
+
+class GroupOffsets:
+    """Committed offsets of the join's consumer group and high watermarks, from the broker.
+
+    A plain confluent-kafka consumer with the group's id that never subscribes, so it
+    reads the group's commits without joining it.
+    """
+
+    def __init__(self, settings: Settings, group_id: str) -> None:
+        self._consumer = Consumer(
+            settings.confluent_config(**{"group.id": group_id, "enable.auto.commit": False})
+        )
+
+    def read(self, tps: list[TP]) -> dict[TP, tuple[int, int]]:
+        """``{tp: (committed offset or 0, high watermark)}``."""
+        partitions = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+        committed = {
+            (p.topic, p.partition): max(p.offset, 0)
+            for p in self._consumer.committed(partitions, timeout=10)
+        }
+        return {
+            tp: (
+                committed.get((tp.topic, tp.partition), 0),
+                self._consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=10, cached=False
+                )[1],
+            )
+            for tp in tps
+        }
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 def _credentials(settings: Settings) -> Any:

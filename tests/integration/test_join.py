@@ -1,0 +1,170 @@
+"""The join agent on the real broker, driven by the hook and real shadow workers.
+
+One seeded synthetic stream is served once; the same bytes are then copied to fresh topic
+sets for the two-worker and the kill -9 runs, so all three must agree exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.records import AlertState, MetricsSnapshot
+from streams.settings import Settings, load_settings
+from streams.topics import create_topics
+from tests.integration.helpers import delete_topics
+from tests.integration.join_helpers import (
+    EXPERIMENTS,
+    Expected,
+    JoinProcess,
+    Outputs,
+    copy_traffic,
+    running_workers,
+    serve_traffic,
+    wait_for_predictions,
+    write_experiments,
+)
+
+REQUESTS = 2500
+
+
+def _settings(bootstrap: str, prefix: str) -> Settings:
+    return load_settings(kafka_bootstrap=bootstrap, topic_prefix=prefix, partitions=4)
+
+
+@pytest.fixture(scope="module")
+def served(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Settings, Expected]]:
+    settings = _settings(kafka_bootstrap, f"join{time.time_ns() % 10**8}")
+    create_topics(settings)
+    with running_workers(settings):
+        expected = serve_traffic(settings, REQUESTS)
+        wait_for_predictions(settings, 3 * (expected.paired + expected.no_live))
+    yield settings, expected
+    delete_topics(settings)
+
+
+def _fresh_copy(served: tuple[Settings, Expected], name: str) -> Iterator[Settings]:
+    source, _ = served
+    target = _settings(source.kafka_bootstrap, f"{source.topic_prefix}{name}")
+    create_topics(target)
+    copy_traffic(source, target)
+    yield target
+    delete_topics(target)
+
+
+def _run(settings: Settings, tmp_path: Path, expected: Expected, processes: int = 1) -> Outputs:
+    experiments = write_experiments(tmp_path)
+    joins = [
+        JoinProcess(settings, experiments, tmp_path / f"join{i}.log") for i in range(processes)
+    ]
+    outputs = Outputs(settings)
+    try:
+        outputs.wait_for(expected)
+    finally:
+        for join in joins:
+            join.stop()
+        outputs.close()
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def clean_run(
+    served: tuple[Settings, Expected], tmp_path_factory: pytest.TempPathFactory
+) -> Outputs:
+    settings, expected = served
+    return _run(settings, tmp_path_factory.mktemp("clean"), expected)
+
+
+def _decisions(outputs: Outputs) -> dict[str, str]:
+    return {name: outputs.snapshots[name].decision for name in EXPERIMENTS}
+
+
+def test_final_counts_equal_what_was_produced(
+    clean_run: Outputs, served: tuple[Settings, Expected]
+) -> None:
+    _, expected = served
+    for name in EXPERIMENTS:
+        assert clean_run.counts(name) == expected.counts()
+
+
+def test_worse_candidate_raises_a_worse_alert_and_is_rejected(clean_run: Outputs) -> None:
+    firing = [
+        a for a in clean_run.alerts if a.experiment == "worse" and a.state is AlertState.FIRING
+    ]
+    assert [a.result.metric for a in firing] == ["correct"]
+    assert firing[0].direction == "worse"
+    assert firing[0].result.effect is not None and firing[0].result.effect < 0
+    assert "correct" in firing[0].message
+    assert clean_run.snapshots["worse"].decision == "reject"
+    assert clean_run.verdicts[-1].experiment in EXPERIMENTS
+    assert [v.decision.value for v in clean_run.verdicts if v.experiment == "worse"][-1] == "REJECT"
+
+
+def test_identical_candidate_raises_nothing(clean_run: Outputs) -> None:
+    assert [a for a in clean_run.alerts if a.experiment == "same"] == []
+    snapshot: MetricsSnapshot = clean_run.snapshots["same"]
+    assert snapshot.decision == "continue"
+    assert "insufficient evidence" in snapshot.reason
+
+
+def test_slower_candidate_raises_a_latency_alert(clean_run: Outputs) -> None:
+    firing = [
+        a for a in clean_run.alerts if a.experiment == "slow" and a.state is AlertState.FIRING
+    ]
+    assert [a.result.metric for a in firing] == ["latency_ms"]
+    assert firing[0].result.effect is not None and firing[0].result.effect > 0
+
+
+def test_late_out_of_order_labels_are_joined(
+    clean_run: Outputs, served: tuple[Settings, Expected]
+) -> None:
+    _, expected = served
+    correct = [
+        r
+        for r in clean_run.snapshots["worse"].results
+        if r.metric == "correct" and r.segment == "" and r.test == "msprt"
+    ]
+    assert correct and correct[0].n == expected.labelled
+
+
+def test_two_join_workers_give_the_same_final_metrics(
+    served: tuple[Settings, Expected], clean_run: Outputs, tmp_path: Path
+) -> None:
+    for settings in _fresh_copy(served, "two"):
+        outputs = _run(settings, tmp_path, served[1], processes=2)
+        assert {n: outputs.counts(n) for n in EXPERIMENTS} == {
+            n: clean_run.counts(n) for n in EXPERIMENTS
+        }
+        assert _decisions(outputs) == _decisions(clean_run)
+
+
+def test_kill_9_and_restart_keeps_counts_exact_and_the_verdict(
+    served: tuple[Settings, Expected], clean_run: Outputs, tmp_path: Path
+) -> None:
+    _, expected = served
+    for settings in _fresh_copy(served, "kill"):
+        experiments = write_experiments(tmp_path)
+        outputs = Outputs(settings)
+        first = JoinProcess(settings, experiments, tmp_path / "first.log")
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            outputs.poll(0.5)
+            if outputs.counts("worse").get("paired", 0) > 0:
+                break
+        first.kill()  # mid-stream: pairs done, labels and expiry still to come
+        assert outputs.counts("worse").get("expired_no_label", 0) == 0
+        second = JoinProcess(settings, experiments, tmp_path / "second.log")
+        try:
+            outputs.wait_for(expected)
+        finally:
+            second.stop()
+            outputs.close()
+        assert {n: outputs.counts(n) for n in EXPERIMENTS} == {
+            n: clean_run.counts(n) for n in EXPERIMENTS
+        }
+        assert _decisions(outputs) == _decisions(clean_run)
