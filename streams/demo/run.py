@@ -276,7 +276,7 @@ class _Demo:
         self.feeder_wait()
         # One more snapshot interval so the final counts and verdicts are published.
         time.sleep(2.5)
-        saved = self.options.report.parent / "demo-experiments.toml"
+        saved = self.options.traffic.parent / "demo-experiments.toml"
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text(experiments.read_text())
         return self.result(saved)
