@@ -141,6 +141,8 @@ class JoinEvent:
     segments: Mapping[str, str] = field(default_factory=dict)
     label: Label | None = None
     reason: str | None = None
+    inputs: ModelInput | None = None
+    """Carried only for experiments with downstream decision or KPI functions."""
 
     @property
     def dedup_key(self) -> str:
@@ -169,6 +171,7 @@ class PendingRequest:
     segments: Mapping[str, str] = field(default_factory=dict)
     live: StoredPrediction | None = None
     candidates: tuple[StoredPrediction, ...] = ()
+    inputs: ModelInput | None = None
     label: Label | None = None
     label_ms: int = 0
     closed: tuple[str, ...] = ()

@@ -199,11 +199,12 @@ def join_event_to_avro(r: JoinEvent) -> Datum:
         "candidate": None if r.candidate is None else prediction_to_avro(r.candidate),
         "label": _label_to_avro(r.label),
         "reason": r.reason,
+        "inputs": None if r.inputs is None else model_input_to_avro(r.inputs),
     }
 
 
 def join_event_from_avro(d: Datum) -> JoinEvent:
-    live, candidate = d["live"], d["candidate"]
+    live, candidate, inputs = d["live"], d["candidate"], d["inputs"]
     return JoinEvent(
         JoinKind(d["kind"]),
         d["experiment"],
@@ -214,6 +215,7 @@ def join_event_from_avro(d: Datum) -> JoinEvent:
         d["segments"],
         d["label"],
         d["reason"],
+        None if inputs is None else model_input_from_avro(inputs),
     )
 
 
@@ -241,6 +243,7 @@ def pending_request_to_avro(r: PendingRequest) -> Datum:
         "segments": r.segments,
         "live": None if r.live is None else _stored_to_avro(r.live),
         "candidates": [_stored_to_avro(c) for c in r.candidates],
+        "inputs": None if r.inputs is None else model_input_to_avro(r.inputs),
         "label": _label_to_avro(r.label),
         "label_ms": r.label_ms,
         "closed": list(r.closed),
@@ -249,13 +252,14 @@ def pending_request_to_avro(r: PendingRequest) -> Datum:
 
 
 def pending_request_from_avro(d: Datum) -> PendingRequest:
-    live = d["live"]
+    live, inputs = d["live"], d["inputs"]
     return PendingRequest(
         d["model"],
         d["first_seen_ms"],
         d["segments"],
         None if live is None else _stored_from_avro(live),
         tuple(_stored_from_avro(c) for c in d["candidates"]),
+        None if inputs is None else model_input_from_avro(inputs),
         d["label"],
         d["label_ms"],
         tuple(d["closed"]),

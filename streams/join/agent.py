@@ -40,6 +40,7 @@ from streams.records import (
     DeadLetter,
     GroundTruth,
     JoinEvent,
+    ModelInput,
     PendingRequest,
     Prediction,
 )
@@ -130,13 +131,10 @@ class JoinAgent:
             web_bind="127.0.0.1",
         )
         topics = settings.topics
-        self.sources = self.app.topic(
-            topics.live_predictions,
-            topics.shadow_predictions,
-            topics.ground_truth,
-            key_type=bytes,
-            value_type=bytes,
-        )
+        source_topics = [topics.live_predictions, topics.shadow_predictions, topics.ground_truth]
+        if experiments.needs_inputs:  # downstream decision / KPI functions read the inputs
+            source_topics.append(topics.inputs)
+        self.sources = self.app.topic(*source_topics, key_type=bytes, value_type=bytes)
         self.join_topic = self.app.topic(
             topics.join_events,
             partitions=settings.partitions,
@@ -195,6 +193,8 @@ class JoinAgent:
             now = _now_ms()
             if isinstance(record, GroundTruth):
                 step = self.pairing.on_label(state, record, now)
+            elif isinstance(record, ModelInput):
+                step = self.pairing.on_input(state, record, now)
             else:
                 step = self.pairing.on_prediction(state, record, now)
             self.metrics.outcomes.labels(step.outcome.value).inc()
@@ -204,7 +204,9 @@ class JoinAgent:
             tp = event.message.tp
             self._positions[tp] = max(self._positions.get(tp, 0), event.message.offset + 1)
 
-    async def _decode_request_record(self, message: Any) -> Prediction | GroundTruth | None:
+    async def _decode_request_record(
+        self, message: Any
+    ) -> Prediction | GroundTruth | ModelInput | None:
         try:
             record = self.codec.decode(
                 message.value,
@@ -215,8 +217,10 @@ class JoinAgent:
         except CodecError as exc:
             await self._dead_letter(message, "undecodable", exc.reason)
             return None
-        if not isinstance(record, Prediction | GroundTruth):
-            reason = f"expected a Prediction or GroundTruth, got {type(record).__name__}"
+        if not isinstance(record, Prediction | GroundTruth | ModelInput):
+            reason = (
+                f"expected a Prediction, GroundTruth or ModelInput, got {type(record).__name__}"
+            )
             await self._dead_letter(message, "wrong_schema", reason)
             return None
         return record

@@ -18,23 +18,42 @@ Reference::
                                     #   named "<name>/<candidate>"
     task = "binary"                 # regression | binary | multiclass
     positive_class = "1"            # binary only: the class whose probability log loss uses
+    decision = "myapp.policy:decide"  # optional: decide(inputs, prediction) -> outcome
+    kpis = ["myapp.policy:costs"]     # optional: kpi(inputs, outcome, label) -> {name: number}
+                                    #   (declare each KPI name in [[experiments.metrics]])
     # ... plus the statistics keys: primary_metric, guardrails, alpha, min_samples, segments,
     # window, [[experiments.metrics]], [[experiments.rules]] (see streams.stats.rules).
 
 A syntax error names the line and column; a bad value names the experiment and the field.
+
+Downstream outcomes: ``decision`` runs for the live and the candidate prediction of every
+pair; their agreement and distribution become the categorical metric ``decision``. Each
+KPI function runs on (inputs, outcome, label) for both sides of every labelled pair and
+each number it returns becomes a paired metric of that name, judged like any model metric
+(it may be the ``primary_metric`` or a guardrail). ``inputs`` is the request's features as
+one dict, as the hook published them.
 """
 
 from __future__ import annotations
 
+import importlib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from streams.stats import ConfigError, ExperimentRules
 
-__all__ = ["TASKS", "ConfigError", "Experiment", "ExperimentsFile", "JoinSettings", "load"]
+__all__ = [
+    "TASKS",
+    "ConfigError",
+    "Experiment",
+    "ExperimentsFile",
+    "JoinSettings",
+    "UserFunction",
+    "load",
+]
 
 TASKS = ("regression", "binary", "multiclass")
 _JOIN_KEYS = {"app_id", "pair_ttl_s", "label_ttl_s", "expire_every_s", "snapshot_every_s", "store"}
@@ -66,6 +85,34 @@ class Experiment:
     positive_class: str | None = None
     table: Mapping[str, Any] | None = None
     """The raw TOML table, for components that read their own keys from it."""
+    decision: UserFunction | None = None
+    kpis: tuple[UserFunction, ...] = ()
+
+    @property
+    def needs_inputs(self) -> bool:
+        """Whether downstream functions need the request's inputs."""
+        return self.decision is not None or bool(self.kpis)
+
+
+@dataclass(frozen=True, slots=True)
+class UserFunction:
+    """A function from the user's code, named by its import path ``module:attribute``."""
+
+    path: str
+    function: Callable[..., Any]
+
+    @classmethod
+    def load(cls, path: Any, where: str) -> UserFunction:
+        if not isinstance(path, str) or ":" not in path:
+            raise ConfigError(f"{where}: must be 'module:function' (got {path!r})")
+        module_name, _, attribute = path.partition(":")
+        try:
+            function = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"{where}: cannot import {path!r}: {exc}") from None
+        if not callable(function):
+            raise ConfigError(f"{where}: {path!r} is not callable")
+        return cls(path, function)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +138,10 @@ class ExperimentsFile:
 
     def for_model(self, model: str) -> tuple[Experiment, ...]:
         return tuple(e for e in self.experiments if e.model == model)
+
+    @property
+    def needs_inputs(self) -> bool:
+        return any(e.needs_inputs for e in self.experiments)
 
     def get(self, name: str) -> Experiment:
         for experiment in self.experiments:
@@ -194,10 +245,24 @@ def _experiments(table: Any, where: str) -> list[Experiment]:
     positive = table.get("positive_class")
     if positive is not None and not isinstance(positive, str | int):
         raise ConfigError(f"{where}.positive_class: must be a class label (got {positive!r})")
+    decision = (
+        None
+        if "decision" not in table
+        else UserFunction.load(table["decision"], f"{where}.decision")
+    )
+    kpi_paths = table.get("kpis", [])
+    if not isinstance(kpi_paths, list):
+        raise ConfigError(f"{where}.kpis: must be a list of 'module:function' (got {kpi_paths!r})")
+    kpis = tuple(UserFunction.load(p, f"{where}.kpis[{i}]") for i, p in enumerate(kpi_paths))
+    metrics = list(table.get("metrics", []))
+    if decision is not None and not any(
+        m.get("name") == "decision" for m in metrics if isinstance(m, Mapping)
+    ):
+        metrics.append({"name": "decision", "higher_is_better": False, "kind": "categorical"})
     experiments = []
     for candidate in candidates:
         experiment_name = name if len(candidates) == 1 else f"{name}/{candidate}"
-        rules_table = {**table, "name": experiment_name}
+        rules_table = {**table, "name": experiment_name, "metrics": metrics}
         rules = ExperimentRules.from_dict(rules_table, where=where)
         experiments.append(
             Experiment(
@@ -209,6 +274,8 @@ def _experiments(table: Any, where: str) -> list[Experiment]:
                 rules,
                 None if positive is None else str(positive),
                 table,
+                decision,
+                kpis,
             )
         )
     return experiments

@@ -97,9 +97,11 @@ class Judge:
             counts[f"expired_{event.reason}"] += 1
         else:
             counts[event.kind.value.lower()] += 1
-        obs = observation(event, experiment)
-        if obs is not None:
-            self.monitors[event.experiment].update(obs)
+        observed = observation(event, experiment)
+        for path in observed.errors:
+            counts[f"errors:{path}"] += 1
+        if observed.observation is not None:
+            self.monitors[event.experiment].update(observed.observation)
         return True
 
     def report(self, name: str, now_ms: int) -> Report:
@@ -122,6 +124,9 @@ class Judge:
                 tuple(_result(g.result, g.metric, "") for g in verdict.guardrails),
             )
         counts = {count: self.counts[name][count] for count in COUNT_NAMES}
+        counts.update(
+            {k: v for k, v in sorted(self.counts[name].items()) if k.startswith("errors:")}
+        )
         snapshot = MetricsSnapshot(
             name,
             experiment.model,

@@ -5,28 +5,45 @@ Label-free (PAIRED): latency, error and timeout of each side, and the prediction
 absolute and squared error for regression; correctness, log loss and (binary) Brier score
 for classifiers. A loss needs both sides to have answered: a failed prediction counts in
 ``error``, not as an arbitrarily bad loss.
+
+Downstream outcomes (see :mod:`streams.join.experiments`): on PAIRED the user's decision
+function gives the categorical metric ``decision``; on LABELLED each KPI function gives
+paired business metrics. A user function that raises (or returns something unusable)
+is reported by its path in :attr:`Observed.errors`; that request's other metrics stand.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 from streams.join.experiments import Experiment
-from streams.records import JoinEvent, JoinKind, Prediction
+from streams.records import JoinEvent, JoinKind, ModelInput, Prediction
 from streams.stats import Observation
 
-__all__ = ["observation"]
+__all__ = ["Observed", "class_text", "features", "observation"]
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """The statistics' view of one join event, and the user functions that failed on it."""
+
+    observation: Observation | None
+    errors: tuple[str, ...] = ()
+
 
 _LOG_LOSS_FLOOR = 1e-15
 
 
-def observation(event: JoinEvent, experiment: Experiment) -> Observation | None:
-    """The values ``event`` contributes, or None (EXPIRED events only count)."""
+def observation(event: JoinEvent, experiment: Experiment) -> Observed:
+    """The values ``event`` contributes (None for EXPIRED events, which only count)."""
     live, candidate = event.live, event.candidate
     if live is None or candidate is None or event.kind is JoinKind.EXPIRED:
-        return None
+        return Observed(None)
     paired: dict[str, tuple[float, float]] = {}
     categorical: dict[str, tuple[str, str]] = {}
+    errors: list[str] = []
     if event.kind is JoinKind.PAIRED:
         paired["latency_ms"] = (live.latency_ms, candidate.latency_ms)
         paired["error"] = (float(live.error is not None), float(candidate.error is not None))
@@ -37,13 +54,94 @@ def observation(event: JoinEvent, experiment: Experiment) -> Observation | None:
                 if numbers is not None:
                     paired["prediction"] = numbers
             else:
-                categorical["predicted_class"] = (str(live.value), str(candidate.value))
+                categorical["predicted_class"] = (
+                    class_text(live.value),
+                    class_text(candidate.value),
+                )
+            outcomes = _decide(experiment, event.inputs, live, candidate, errors)
+            if outcomes is not None:
+                categorical["decision"] = (str(outcomes[0]), str(outcomes[1]))
     elif event.label is not None and live.value is not None and candidate.value is not None:
         if experiment.task == "regression":
             _regression_losses(paired, live, candidate, event.label)
         else:
-            _classification_losses(paired, live, candidate, str(event.label), experiment)
-    return Observation(event.timestamp_ms, event.segments, paired, categorical)
+            _classification_losses(paired, live, candidate, class_text(event.label), experiment)
+        # Decision errors were counted on the PAIRED event already.
+        outcomes = _decide(experiment, event.inputs, live, candidate, [])
+        if outcomes is not None:
+            _kpis(experiment, event.inputs, outcomes, event.label, paired, errors)
+    return Observed(
+        Observation(event.timestamp_ms, event.segments, paired, categorical), tuple(errors)
+    )
+
+
+def class_text(value: object) -> str:
+    """A class label as text, so that 1, 1.0 and "1" name the same class.
+
+    Examples
+    --------
+    >>> class_text(1.0), class_text("1"), class_text(2.5)
+    ('1', '1', '2.5')
+    """
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def features(inputs: ModelInput) -> dict[str, Any]:
+    """The request's features as the one dict user functions receive."""
+    merged: dict[str, Any] = {**inputs.numeric, **inputs.categorical}
+    if isinstance(inputs.extra, dict):
+        merged.update(inputs.extra)
+    elif inputs.extra is not None:
+        merged["extra"] = inputs.extra
+    return merged
+
+
+def _decide(
+    experiment: Experiment,
+    inputs: ModelInput | None,
+    live: Prediction,
+    candidate: Prediction,
+    errors: list[str],
+) -> tuple[Any, Any] | None:
+    decision = experiment.decision
+    if decision is None or inputs is None or live.value is None or candidate.value is None:
+        return None
+    request = features(inputs)
+    try:
+        return decision.function(request, live.value), decision.function(request, candidate.value)
+    except Exception:  # user code: any failure is counted, never fatal
+        errors.append(decision.path)
+        return None
+
+
+def _kpis(
+    experiment: Experiment,
+    inputs: ModelInput | None,
+    outcomes: tuple[Any, Any],
+    label: Any,
+    paired: dict[str, tuple[float, float]],
+    errors: list[str],
+) -> None:
+    if inputs is None:
+        return
+    request = features(inputs)
+    for kpi in experiment.kpis:
+        try:
+            live_values = kpi.function(request, outcomes[0], label)
+            candidate_values = kpi.function(request, outcomes[1], label)
+            values = {
+                name: (float(live_values[name]), float(candidate_values[name]))
+                for name in live_values
+            }
+        except Exception:  # user code: raised, or returned no numbers for both sides
+            errors.append(kpi.path)
+            continue
+        if all(math.isfinite(a) and math.isfinite(b) for a, b in values.values()):
+            paired.update(values)
+        else:
+            errors.append(kpi.path)
 
 
 def _numbers(a: object, b: object) -> tuple[float, float] | None:
@@ -70,7 +168,10 @@ def _classification_losses(
     label: str,
     experiment: Experiment,
 ) -> None:
-    paired["correct"] = (float(str(live.value) == label), float(str(candidate.value) == label))
+    paired["correct"] = (
+        float(class_text(live.value) == label),
+        float(class_text(candidate.value) == label),
+    )
     if live.probabilities is None or candidate.probabilities is None:
         return
     paired["log_loss"] = (_log_loss(live, label), _log_loss(candidate, label))

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from streams.join.experiments import ExperimentsFile
 from streams.join.judge import Judge
 from streams.join.pairing import Pairing, Step
-from streams.records import GroundTruth, JoinEvent, PendingRequest, Prediction
+from streams.records import GroundTruth, JoinEvent, ModelInput, PendingRequest, Prediction
 
 __all__ = ["OfflineJoin"]
 
@@ -45,7 +45,7 @@ class OfflineJoin:
         self._next_expiry_ms: int | None = None
         self.now_ms = 0
 
-    def feed(self, records: Iterable[Prediction | GroundTruth]) -> None:
+    def feed(self, records: Iterable[Prediction | GroundTruth | ModelInput]) -> None:
         for record in records:
             self.now_ms = max(self.now_ms, record.timestamp_ms)
             if self._next_expiry_ms is None:
@@ -56,6 +56,8 @@ class OfflineJoin:
             state = self.pending.get(record.request_id)
             if isinstance(record, GroundTruth):
                 step = self.pairing.on_label(state, record, self.now_ms)
+            elif isinstance(record, ModelInput):
+                step = self.pairing.on_input(state, record, self.now_ms)
             else:
                 step = self.pairing.on_prediction(state, record, self.now_ms)
             self._apply(record.request_id, step)

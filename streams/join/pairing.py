@@ -8,7 +8,9 @@ knows about Kafka.
 Rules:
 
 * PAIRED is emitted once per experiment, when the live and that candidate's prediction
-  are both there; LABELLED once per experiment, when the label joins a pair.
+  are both there (and the request's inputs, when the experiment runs downstream
+  functions on them; without inputs by ``pair_ttl`` the pair goes out without them);
+  LABELLED once per experiment, when the label joins a pair.
 * A record already present (at-least-once redelivery) is a duplicate and changes nothing.
 * After ``pair_ttl`` an experiment still unpaired expires as ``no_shadow`` or ``no_live``;
   after ``label_ttl`` a pair still unlabelled expires as ``no_label``, a label nothing else
@@ -27,6 +29,7 @@ from streams.records import (
     GroundTruth,
     JoinEvent,
     JoinKind,
+    ModelInput,
     PendingRequest,
     Prediction,
     Role,
@@ -43,6 +46,8 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     UNKNOWN_MODEL = "unknown_model"
     UNKNOWN_VERSION = "unknown_version"
+    NOT_NEEDED = "not_needed"
+    """Inputs of a model no experiment runs downstream functions for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +115,19 @@ class Pairing:
             state = replace(state, candidates=(*state.candidates, stored))
         return self._count(self._emit(state, p.request_id, experiments, now_ms))
 
+    def on_input(self, state: PendingRequest | None, model_input: ModelInput, now_ms: int) -> Step:
+        experiments = self._by_model.get(model_input.model)
+        if not experiments:
+            return self._count(Step(state, outcome=Outcome.UNKNOWN_MODEL, changed=False))
+        if not any(e.needs_inputs for e in experiments):
+            return self._count(Step(state, outcome=Outcome.NOT_NEEDED, changed=False))
+        if state is None:
+            state = PendingRequest(model_input.model, now_ms, model_input.segments)
+        elif state.inputs is not None or self._complete(state, experiments):
+            return self._count(Step(state, outcome=Outcome.DUPLICATE, changed=False))
+        state = replace(state, inputs=model_input, segments=state.segments or model_input.segments)
+        return self._count(self._emit(state, model_input.request_id, experiments, now_ms))
+
     def on_label(self, state: PendingRequest | None, label: GroundTruth, now_ms: int) -> Step:
         experiments = self._by_model.get(label.model)
         if not experiments:
@@ -128,6 +146,14 @@ class Pairing:
         events: list[JoinEvent] = []
         closed = list(state.closed)
         if age >= self.pair_ttl_ms:
+            # A pair still waiting for its inputs goes out without them.
+            forced = self._emit(state, request_id, experiments, now_ms, require_inputs=False)
+            if forced.events:
+                state = forced.state if forced.state is not None else state
+                events.extend(forced.events)
+                closed = list(state.closed)
+                if self._complete(state, experiments):
+                    return Step(state, tuple(events))
             for experiment in experiments:
                 if experiment.name in closed:
                     continue
@@ -143,7 +169,7 @@ class Pairing:
                     self._event(JoinKind.EXPIRED, experiment, request_id, state, now_ms, reason)
                 )
         if age < self.label_ttl_ms:
-            if len(closed) == len(state.closed):
+            if len(closed) == len(state.closed) and not events:
                 return Step(state, changed=False)
             return Step(replace(state, closed=tuple(closed)), tuple(events))
         for experiment in experiments:
@@ -198,11 +224,14 @@ class Pairing:
         request_id: str,
         experiments: tuple[Experiment, ...],
         now_ms: int,
+        require_inputs: bool = True,
     ) -> Step:
         events: list[JoinEvent] = []
         closed, labelled = list(state.closed), list(state.labelled)
         for experiment in experiments:
             if not self._paired(state, experiment):
+                continue
+            if require_inputs and experiment.needs_inputs and state.inputs is None:
                 continue
             if experiment.name not in closed:
                 closed.append(experiment.name)
@@ -238,6 +267,7 @@ class Pairing:
             state.segments,
             state.label,
             None if reason is None else reason.value,
+            state.inputs if experiment.needs_inputs else None,
         )
 
 

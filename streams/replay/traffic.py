@@ -8,10 +8,14 @@ JSON Lines, one object per line::
      "segments": {"country": "DE"}}
     {"type": "ground_truth", "request_id": "r1", "model": "churn",
      "timestamp_ms": 1700000004000, "value": "1"}
+    {"type": "input", "request_id": "r1", "model": "churn", "timestamp_ms": 1700000000000,
+     "numeric": {"age": 41.0}, "categorical": {"plan": "pro"}, "segments": {}, "extra": null}
+
+Inputs are needed only by experiments with downstream decision or KPI functions.
 
 Optional prediction fields default as in :class:`streams.records.Prediction`. A JSON string
 value is a class label, a number a regression value. Avro container files are written
-with the ``dev.shadoweval.Prediction`` or ``dev.shadoweval.GroundTruth`` schema.
+with the ``dev.shadoweval.Prediction``, ``GroundTruth`` or ``ModelInput`` schema.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import fastavro
 
 from streams.codec.catalogue import SchemaCatalogue
 from streams.codec.convert import FROM_AVRO, TO_AVRO
-from streams.records import GroundTruth, Prediction, Role
+from streams.records import GroundTruth, ModelInput, Prediction, Role
 
 __all__ = [
     "TrafficError",
@@ -40,9 +44,13 @@ __all__ = [
     "write_jsonl",
 ]
 
-TrafficRecord = Prediction | GroundTruth
+TrafficRecord = Prediction | GroundTruth | ModelInput
 _AVRO_MAGIC = b"Obj\x01"
-_NAMES = {Prediction: "dev.shadoweval.Prediction", GroundTruth: "dev.shadoweval.GroundTruth"}
+_NAMES = {
+    Prediction: "dev.shadoweval.Prediction",
+    GroundTruth: "dev.shadoweval.GroundTruth",
+    ModelInput: "dev.shadoweval.ModelInput",
+}
 
 
 class TrafficError(ValueError):
@@ -57,6 +65,17 @@ def to_json(record: TrafficRecord) -> dict[str, Any]:
     >>> to_json(GroundTruth("r1", "churn", 5, "1"))
     {'type': 'ground_truth', 'request_id': 'r1', 'model': 'churn', 'timestamp_ms': 5, 'value': '1'}
     """
+    if isinstance(record, ModelInput):
+        return {
+            "type": "input",
+            "request_id": record.request_id,
+            "model": record.model,
+            "timestamp_ms": record.timestamp_ms,
+            "numeric": dict(record.numeric),
+            "categorical": dict(record.categorical),
+            "segments": dict(record.segments),
+            "extra": record.extra,
+        }
     if isinstance(record, GroundTruth):
         return {
             "type": "ground_truth",
@@ -127,6 +146,19 @@ def from_json(obj: Any, where: str = "record") -> TrafficRecord:
             return GroundTruth(
                 str(obj["request_id"]), str(obj["model"]), int(obj["timestamp_ms"]), value
             )
+        if kind == "input":
+            numeric = obj.get("numeric") or {}
+            if not isinstance(numeric, Mapping):
+                raise TrafficError(f"{where}: numeric must be an object (got {numeric!r})")
+            return ModelInput(
+                str(obj["request_id"]),
+                str(obj["model"]),
+                int(obj["timestamp_ms"]),
+                {str(k): float(v) for k, v in numeric.items()},
+                _text_map(obj.get("categorical"), where, "categorical"),
+                _text_map(obj.get("segments"), where, "segments"),
+                obj.get("extra"),
+            )
         if kind == "prediction":
             error = obj.get("error")
             return Prediction(
@@ -147,7 +179,9 @@ def from_json(obj: Any, where: str = "record") -> TrafficRecord:
         if isinstance(exc, TrafficError):
             raise
         raise TrafficError(f"{where}: {exc}") from None
-    raise TrafficError(f"{where}: type must be 'prediction' or 'ground_truth' (got {kind!r})")
+    raise TrafficError(
+        f"{where}: type must be 'prediction', 'ground_truth' or 'input' (got {kind!r})"
+    )
 
 
 def _read_jsonl(path: Path, handle: IO[str]) -> Iterator[TrafficRecord]:
@@ -169,9 +203,10 @@ def _read_avro(path: Path, handle: IO[bytes]) -> Iterator[TrafficRecord]:
         name = str(schema.get("name", "")) if isinstance(schema, dict) else ""
         if "." not in name and isinstance(schema, dict):
             name = f"{schema.get('namespace', '')}.{name}"
-        if name not in (_NAMES[Prediction], _NAMES[GroundTruth]):
+        if name not in _NAMES.values():
             raise TrafficError(
-                f"{path}: holds {name or 'unnamed'} records, not Prediction or GroundTruth"
+                f"{path}: holds {name or 'unnamed'} records, not Prediction, GroundTruth"
+                " or ModelInput"
             )
         convert = FROM_AVRO[name][1]
         for index, datum in enumerate(reader):
@@ -219,7 +254,7 @@ def write_jsonl(path: Path, records: Iterable[TrafficRecord]) -> int:
 
 
 def write_avro(path: Path, records: Iterable[TrafficRecord]) -> int:
-    """Write ``records`` (all Prediction or all GroundTruth) to an Avro container file.
+    """Write ``records`` (all of one type) to an Avro container file.
 
     Examples
     --------

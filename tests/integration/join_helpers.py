@@ -331,17 +331,23 @@ class Outputs:
         snapshot = self.snapshots.get(experiment)
         if snapshot is None:
             return {}
-        return {k: v for k, v in snapshot.counts.items() if k != "duplicates_dropped"}
+        return {
+            k: v
+            for k, v in snapshot.counts.items()
+            if k != "duplicates_dropped" and not k.startswith("errors:")
+        }
 
-    def wait_for(self, expected: Expected, timeout: float = 150) -> None:
+    def wait_for(
+        self, expected: Expected, timeout: float = 150, names: tuple[str, ...] = EXPERIMENTS
+    ) -> None:
         deadline = time.monotonic() + timeout
         want = expected.counts()
         while time.monotonic() < deadline:
             self.poll(1.0)
-            if all(self.counts(name) == want for name in EXPERIMENTS):
+            if all(self.counts(name) == want for name in names):
                 self.poll(2.0)  # a couple more evaluations, for hysteresis
                 return
-        got = {name: self.counts(name) for name in EXPERIMENTS}
+        got = {name: self.counts(name) for name in names}
         raise AssertionError(f"final counts never matched: want {want}, got {got}")
 
     def close(self) -> None:

@@ -81,6 +81,7 @@ join_events = st.builds(
     segments=segments,
     label=st.one_of(st.none(), labels),
     reason=st.one_of(st.none(), st.sampled_from(ExpiryReason)).map(lambda r: r and r.value),
+    inputs=st.one_of(st.none(), model_inputs),
 )
 
 stored_predictions = st.builds(
@@ -100,6 +101,7 @@ pending_requests = st.builds(
     segments=segments,
     live=st.one_of(st.none(), stored_predictions),
     candidates=st.lists(stored_predictions, max_size=3).map(tuple),
+    inputs=st.one_of(st.none(), model_inputs),
     label=st.one_of(st.none(), labels),
     label_ms=timestamps,
     closed=st.lists(text, max_size=3).map(tuple),

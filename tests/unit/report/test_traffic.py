@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.records import GroundTruth, Prediction, Role
+from streams.records import GroundTruth, ModelInput, Prediction, Role
 from streams.replay import TrafficError, read_traffic, write_avro, write_jsonl
 from streams.replay.traffic import from_json, to_json
 
@@ -32,6 +32,18 @@ def test_avro_round_trip_one_type_per_file(tmp_path: Path) -> None:
     assert read_traffic([predictions, labels]) == [REGRESSION, SHADOW, LIVE, LABEL]
     with pytest.raises(TrafficError, match="one record type"):
         write_avro(tmp_path / "mixed.avro", [LIVE, LABEL])
+
+
+INPUT = ModelInput(
+    "r1", "m", 1, {"distance_km": 3.5}, {"traffic": "high"}, {"city": "paris"}, {"basket": [1, 2]}
+)
+
+
+def test_inputs_round_trip_in_both_formats(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "i.jsonl", [INPUT, LABEL])
+    assert read_traffic([tmp_path / "i.jsonl"]) == [INPUT, LABEL]
+    write_avro(tmp_path / "i.avro", [INPUT])
+    assert read_traffic([tmp_path / "i.avro"]) == [INPUT]
 
 
 def test_jsonl_and_avro_mix(tmp_path: Path) -> None:
@@ -60,7 +72,7 @@ def test_minimal_prediction_fields_default() -> None:
     ("line", "message"),
     [
         ("not json", "t.jsonl:2: not JSON"),
-        ('{"type": "click"}', "type must be 'prediction' or 'ground_truth'"),
+        ('{"type": "click"}', "type must be 'prediction', 'ground_truth' or 'input'"),
         (
             '{"type": "ground_truth", "request_id": "r", "model": "m", "timestamp_ms": 1}',
             "missing field 'value'",
