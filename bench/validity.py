@@ -13,6 +13,13 @@ Prints ONE JSON object.  Every number comes from simulations run in this call:
   80% power, Connor 1987) that knows the effect.  ``detect_ratio_mae``: same for a 10% larger
   mean absolute error, against the paired-t sample size for the known mean and sd of the
   difference.
+* ``guardrail_*``: the verdict's bounded confidence sequence (``BoundedCS``) for an ``error``
+  guardrail with margin 0.01 at the verdict alpha (0.05 split over primary + 1 guardrail):
+  ``guardrail_false_ok_at_margin`` is the share of runs where a candidate erring exactly 0.01
+  more (1% -> 2%) is ever judged within the margin (must be <= alpha);
+  ``guardrail_cs_miss_aa`` the share of A/A runs (1% vs 1% errors) whose sequence ever excludes
+  0; ``guardrail_zero_variance_ok_n`` the events after which two never-erring models pass
+  (the old normal-mixture sequence never did: it is infinite at zero variance).
 
 Usage: ``python bench/validity.py --json [--quick] [--runs R] [--events T] [--seed S]``.
 """
@@ -33,6 +40,7 @@ from scipy import special, stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from streams.stats.bounded import eb_sequence
 from streams.stats.rules import DEFAULT_MIN_SAMPLES, DEFAULT_TUNE_N
 from streams.stats.sequential import log_evalue, mixture_rho
 
@@ -40,6 +48,7 @@ Arr = npt.NDArray[np.float64]
 ALPHA = 0.05
 N_RULES = 3
 CHUNK = 100
+GUARD_MARGIN = 0.01
 
 
 def first_alert_sequential(d: Arr, worse_is_positive: bool, alpha: float) -> Arr:
@@ -114,6 +123,28 @@ def paired_n(mean: float, sd: float, alpha: float, power: float) -> float:
     return float(((za + zb) * sd / mean) ** 2)
 
 
+def guardrail_checks(rng: np.random.Generator, runs: int, events: int) -> dict[str, Any]:
+    """Validity and zero-variance behaviour of the verdict's ``error`` guardrail sequence."""
+    alpha, margin = ALPHA / 2, GUARD_MARGIN
+    false_ok, miss = [], []
+    for start in range(0, runs, CHUNK):
+        shape = (min(CHUNK, runs - start), events)
+        lo, hi = eb_sequence((sim_correct(rng, shape, 0.01, 0.02) + 1.0) / 2.0, alpha)
+        ok = (2.0 * hi - 1.0 <= margin)[:, DEFAULT_MIN_SAMPLES - 1 :]
+        false_ok.append(ok.any(axis=1))
+        lo, hi = eb_sequence((sim_correct(rng, shape, 0.01, 0.01) + 1.0) / 2.0, alpha)
+        miss.append(((lo > 0.5) | (hi < 0.5)).any(axis=1))
+    _lo, hi = eb_sequence(np.full((1, events), 0.5), alpha)
+    passed = np.flatnonzero(2.0 * hi[0] - 1.0 <= margin)
+    n_ok = max(float(passed[0] + 1), DEFAULT_MIN_SAMPLES) if passed.size else math.inf
+    return {
+        "guardrail_false_ok_at_margin": float(np.mean(np.concatenate(false_ok))),
+        "guardrail_cs_miss_aa": float(np.mean(np.concatenate(miss))),
+        "guardrail_zero_variance_ok_n": n_ok,
+        "guardrail_alpha": alpha,
+    }
+
+
 def run(runs: int, events: int, seed: int) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     a_rule = ALPHA / N_RULES
@@ -152,6 +183,7 @@ def run(runs: int, events: int, seed: int) -> dict[str, Any]:
     n_fix_acc = mcnemar_n(0.9, 0.88, ALPHA, 0.8)
     n_fix_mae = paired_n(float(big.mean()), float(big.std(ddof=1)), ALPHA, 0.8)
     acc, mae = np.concatenate(det_acc), np.concatenate(det_mae)
+    guard = guardrail_checks(rng, runs, events)
     se = math.sqrt(0.05 * 0.95 / runs)
     return {
         "aa_false_alarm": rate(seq_any),
@@ -168,6 +200,7 @@ def run(runs: int, events: int, seed: int) -> dict[str, Any]:
         "detect_median_events_mae": float(np.median(mae)),
         "detect_fixed_horizon_n_mae": round(n_fix_mae, 1),
         "detect_share_flagged_mae": float(np.mean(np.isfinite(mae))),
+        **guard,
         "rule_alpha": a_rule,
         "min_samples": DEFAULT_MIN_SAMPLES,
         "tune_n": DEFAULT_TUNE_N,

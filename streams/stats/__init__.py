@@ -18,9 +18,12 @@ Online tests (river-style ``update(live, cand)`` / ``revert`` / ``get`` / ``merg
 :class:`SignTest`, :class:`McNemar`, :class:`KS`, :class:`MannWhitney`, :class:`QuantileRatio`,
 :class:`TwoProportions`, :class:`ChiSquare`, :class:`PSI`, :class:`Agreement`,
 :class:`MixtureSPRT` (anytime-valid); :class:`Window` wraps any of them (count or time).
+:class:`BoundedCS` is the anytime-valid empirical-Bernstein confidence sequence the verdict uses
+for guardrails on bounded (e.g. 0/1) metrics.
 The experiments-file reference is the docstring of :mod:`streams.stats.rules`.
 """
 
+from streams.stats.bounded import BoundedCS
 from streams.stats.catalog import TESTS, make_test
 from streams.stats.categorical import PSI, Agreement, ChiSquare
 from streams.stats.metrics import BUILTIN_METRICS, MetricRegistry, MetricSpec
@@ -44,6 +47,7 @@ __all__ = [
     "TESTS",
     "Agreement",
     "Alert",
+    "BoundedCS",
     "ChiSquare",
     "ConfigError",
     "Evaluation",

@@ -9,6 +9,7 @@ prediction compared as a distribution (KS); ``predicted_class`` a categorical pr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -32,23 +33,47 @@ class MetricSpec:
         ``"distribution"`` (numeric predictions compared as distributions).
     binary : bool
         Values are 0/1 (enables McNemar and two-proportion tests).
+    bounds : tuple of float or None
+        ``(lower, upper)`` every value lies in, if known (``binary`` implies ``(0, 1)``).  A
+        bounded paired metric gets a finite, shrinking confidence sequence in the verdict even
+        when live and candidate agree on every request (:class:`~streams.stats.bounded.
+        BoundedCS`); an unbounded one cannot (see :mod:`streams.stats.verdict`).
 
     Examples
     --------
     >>> MetricSpec("revenue", higher_is_better=True).worse_alternative
     'less'
+    >>> MetricSpec("error", False, binary=True).diff_bounds
+    (-1.0, 1.0)
     """
 
     name: str
     higher_is_better: bool
     kind: str = "paired"
     binary: bool = False
+    bounds: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(
                 f"metric {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}"
             )
+        if self.bounds is not None:
+            lo, hi = self.bounds
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ValueError(
+                    f"metric {self.name!r}: bounds must be finite with lower < upper, "
+                    f"got {self.bounds!r}"
+                )
+
+    @property
+    def diff_bounds(self) -> tuple[float, float] | None:
+        """Bounds of ``cand - live`` (``None`` when the metric is unbounded)."""
+        bounds = self.bounds if self.bounds is not None else (0.0, 1.0) if self.binary else None
+        if bounds is None:
+            return None
+        lo, hi = float(bounds[0]), float(bounds[1])
+        return (lo - hi, hi - lo)
 
     @property
     def worse_alternative(self) -> str:

@@ -20,13 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from streams.stats.bounded import BoundedCS
 from streams.stats.catalog import DIRECTIONAL_TESTS, battery, centred_effect, make_test
 from streams.stats.metrics import MetricSpec
 from streams.stats.multiple import benjamini_hochberg, e_bh
 from streams.stats.results import TestResult
 from streams.stats.rules import ExperimentRules, Rule
 from streams.stats.sequential import MixtureSPRT
-from streams.stats.verdict import Verdict, decide
+from streams.stats.verdict import GuardStat, Verdict, decide
 from streams.stats.windows import Statistic, Window
 
 __all__ = ["ALL", "Alert", "Evaluation", "ExperimentMonitor", "Observation"]
@@ -135,7 +136,7 @@ class ExperimentMonitor:
         a_v = cfg.alpha / (1 + len(cfg.guardrails))
         mk = {"alpha": a_v, "min_samples": cfg.min_samples, "tune_n": cfg.tune_n}
         self._v_primary = MixtureSPRT(**mk) if cfg.primary_metric else None  # type: ignore[arg-type]
-        self._v_guards = {g.metric: MixtureSPRT(**mk) for g in cfg.guardrails}  # type: ignore[arg-type]
+        self._v_guards = {g.metric: _guard_stat(cfg, g.metric, a_v) for g in cfg.guardrails}
 
     # ------------------------------------------------------------------ update
     def _labels(self, tags: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -328,6 +329,14 @@ class ExperimentMonitor:
             res,
             msg,
         )
+
+
+def _guard_stat(cfg: ExperimentRules, metric: str, alpha: float) -> GuardStat:
+    """Bounded metrics: empirical-Bernstein CS (finite at zero variance); else the mixture."""
+    bounds = cfg.metrics[metric].diff_bounds
+    if bounds is not None:
+        return BoundedCS(*bounds, alpha=alpha, min_samples=cfg.min_samples)
+    return MixtureSPRT(alpha=alpha, min_samples=cfg.min_samples, tune_n=cfg.tune_n)
 
 
 def _get(stat: Statistic | Window, now: float) -> TestResult:

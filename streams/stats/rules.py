@@ -14,7 +14,8 @@ components and are ignored by this parser)::
     ]
     alpha = 0.05                    # in (0, 1); default level of rules and of the verdict
     min_samples = 100               # >= 1; burn-in before any alert or verdict
-    segments = ["country"]          # segment keys tracked (default for rules' segments)
+    segments = ["country"]          # segment keys tracked: per-segment results in every
+                                    #   evaluation (rules judge segments only if they say so)
     max_segment_values = 20         # per key; further values share "<key>=__other__"
     window = 10000                  # count window for fixed-horizon tests (>= 1) ...
     # window_seconds = 3600         # ... or a time window (> 0); not both
@@ -27,6 +28,8 @@ components and are ignored by this parser)::
     higher_is_better = true
     kind = "paired"                 # paired | categorical | distribution
     binary = false
+    # bounds = [0, 500]             # optional [lower, upper] of every value; makes a guardrail
+                                    #   on it decidable when live and candidate always agree
 
     [[experiments.rules]]
     name = "worse-accuracy"         # required, unique within the experiment
@@ -38,7 +41,9 @@ components and are ignored by this parser)::
     alpha = 0.05                    # default: experiment alpha
     min_samples = 100               # default: experiment min_samples
     min_effect = 0.0                # >= 0, in the test's effect units; smaller never alerts
-    segments = ["country"]          # default: experiment segments
+    segments = ["country"]          # judged per value of these keys, and overall; default:
+                                    #   none (overall traffic "all" only), whatever the
+                                    #   experiment's segments
     severity = "critical"           # info | warning | critical
     fire_after = 2                  # consecutive evaluations meeting the condition to fire
     resolve_after = 3               # consecutive evaluations not meeting it to resolve
@@ -48,6 +53,10 @@ components and are ignored by this parser)::
 Without ``[[experiments.rules]]`` the default rules are anytime-valid ``msprt`` rules in the
 ``worse`` direction on the primary metric (``critical``), ``latency_ms`` and ``error``
 (``warning``), overall segment, each at ``alpha / 3``, fire after 1, resolve after 3.
+A rule without ``segments`` judges the overall traffic only: the experiment's ``segments``
+choose what is tracked and reported, not where every rule alerts (so ``worse-log-loss`` and
+``worse-log-loss-by-country`` in one file alert overall and per country respectively, and a
+rule's Bonferroni share is not split over segment values it does not judge).
 Invalid values raise :class:`ConfigError` naming the rule and the field.
 """
 
@@ -158,6 +167,18 @@ class _Reader:
             raise self.fail(key, "must be a list of strings")
         return tuple(v)
 
+    def bounds(self, key: str) -> tuple[float, float] | None:
+        v = self.d.get(key)
+        if v is None:
+            return None
+        ok = isinstance(v, Sequence) and not isinstance(v, str) and len(v) == 2
+        nums = ok and all(
+            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in v
+        )
+        if not nums or not v[0] < v[1]:
+            raise self.fail(key, "must be [lower, upper] with finite lower < upper")
+        return (float(v[0]), float(v[1]))
+
     def window(self, default: tuple[int | None, float | None]) -> tuple[int | None, float | None]:
         if "window" in self.d and "window_seconds" in self.d:
             raise self.fail("window", "give window or window_seconds, not both")
@@ -237,7 +258,7 @@ class Rule:
             alpha=r.num("alpha", dflt.get("alpha", 0.05), 0.0, 1.0, open_lo=True, open_hi=True),
             min_samples=r.int_("min_samples", dflt.get("min_samples", DEFAULT_MIN_SAMPLES), 1),
             min_effect=r.num("min_effect", 0.0, 0.0),
-            segments=r.strs("segments", dflt.get("segments", ())),
+            segments=r.strs("segments", ()),
             severity=r.str_("severity", "warning", SEVERITIES),
             fire_after=fire,
             resolve_after=r.int_("resolve_after", 3, 1),
@@ -335,7 +356,6 @@ class ExperimentRules:
         dflt = {
             "alpha": alpha,
             "min_samples": min_samples,
-            "segments": segments,
             "window": win[0],
             "window_seconds": win[1],
         }
@@ -418,6 +438,7 @@ def _metric(d: Mapping[str, Any], where: str) -> MetricSpec:
         r.bool_("higher_is_better", False) if "higher_is_better" in d else _required_bool(r),
         r.str_("kind", "paired", KINDS),
         r.bool_("binary", False),
+        r.bounds("bounds"),
     )
 
 

@@ -8,19 +8,34 @@ MixtureSPRT`, cumulative, overall segment) at ``alpha / (1 + number of guardrail
 * **promote** -- the primary metric is significantly better (by more than
   ``primary_min_effect``) and every guardrail's worse-side bound is within its margin;
 * **continue** -- otherwise, with the reason evidence is insufficient.
+
+Guardrails on *bounded* metrics (``binary`` ones, or declared ``bounds``) use the
+empirical-Bernstein confidence sequence of :class:`~streams.stats.bounded.BoundedCS` instead:
+valid at every sample size without symmetry or variance assumptions, and finite and shrinking
+(like ``1/n``) when live and candidate agree on every request -- two models that never err pass
+an ``error`` margin of 0.01 after about 1,200 requests at ``alpha = 0.025``.  A margin of exactly
+0 can never be shown by any valid method (a tiny excess stays possible) and stays pending.
+
+A guardrail on an *unbounded* metric whose differences are all exactly 0 stays ``pending``:
+identical values say nothing about the mean of an unbounded difference (a rare, huge excess
+stays possible at every sample size -- Bahadur & Savage 1956), so no valid finite confidence
+sequence exists and the normal-mixture one is infinite.  Declaring ``bounds`` for the metric
+(e.g. ``[0, timeout_ms]`` for latency) makes it decidable; the guardrail's explanation says so.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from streams.stats.bounded import BoundedCS
 from streams.stats.metrics import MetricSpec
 from streams.stats.results import TestResult
 from streams.stats.rules import ExperimentRules, Guardrail
 from streams.stats.sequential import MixtureSPRT
 
-__all__ = ["DECISIONS", "GuardrailResult", "Verdict", "decide"]
+__all__ = ["DECISIONS", "GuardStat", "GuardrailResult", "Verdict", "decide"]
 
 DECISIONS = ("promote", "reject", "continue")
 
@@ -40,13 +55,15 @@ class GuardrailResult:
     best_bound: float
     status: str
     result: TestResult
+    note: str = ""
 
     def explain(self) -> str:
         """One line with the evidence."""
-        return (
+        text = (
             f"guardrail {self.metric} {self.status}: excess in [{self.best_bound:.4g}, "
             f"{self.worse_bound:.4g}] vs margin {self.limit:.4g} ({self.result.explain()})"
         )
+        return f"{text}; {self.note}" if self.note else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +91,15 @@ def _oriented(result: TestResult, spec: MetricSpec) -> tuple[float, float, float
     return -result.effect, -hi, -lo
 
 
-def _guardrail(g: Guardrail, seq: MixtureSPRT, spec: MetricSpec) -> GuardrailResult:
+GuardStat = MixtureSPRT | BoundedCS
+
+_NO_VARIATION = (
+    "no variation in the differences of an unbounded metric: no valid finite bound exists; "
+    "declare its bounds ([[experiments.metrics]] bounds = [lower, upper]) to decide it"
+)
+
+
+def _guardrail(g: Guardrail, seq: GuardStat, spec: MetricSpec) -> GuardrailResult:
     res = seq.get()
     _eff, lo, hi = _oriented(res, spec)  # positive = better; excess (worse) = -value
     worse_bound, best_bound = -lo, -hi
@@ -88,11 +113,13 @@ def _guardrail(g: Guardrail, seq: MixtureSPRT, spec: MetricSpec) -> GuardrailRes
         status = "ok"
     else:
         status = "pending"
-    return GuardrailResult(g.metric, limit, worse_bound, best_bound, status, res)
+    stuck = status == "pending" and seq.n >= seq.min_samples and math.isinf(worse_bound)
+    note = _NO_VARIATION if stuck and isinstance(seq, MixtureSPRT) and seq.sd == 0.0 else ""
+    return GuardrailResult(g.metric, limit, worse_bound, best_bound, status, res, note)
 
 
 def decide(
-    cfg: ExperimentRules, primary: MixtureSPRT | None, guards: dict[str, MixtureSPRT]
+    cfg: ExperimentRules, primary: MixtureSPRT | None, guards: Mapping[str, GuardStat]
 ) -> Verdict:
     """Verdict from the verdict statistics kept by the monitor."""
     if cfg.primary_metric is None:

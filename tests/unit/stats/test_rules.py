@@ -66,12 +66,14 @@ def test_parses_full_example() -> None:
         "critical",
     )
     assert acc.window is None and acc.segments == ("country",)
-    assert p95.window_seconds == 600 and p95.window is None and p95.segments == ("country",)
+    # a rule without its own segments judges the overall traffic only
+    assert p95.window_seconds == 600 and p95.window is None and p95.segments == ()
     assert p95.min_samples == 200 and p95.quantile == 0.95
     assert rev.segments == () and cfg.metrics["revenue"].higher_is_better
     assert cfg.segment_keys() == ("country",)
     # bonferroni over 3 rules and 1 + 21 segment slots for segmented rules
     assert cfg.effective_alpha(rev) == pytest.approx(0.05 / 3)
+    assert cfg.effective_alpha(p95) == pytest.approx(0.05 / 3)
     assert cfg.effective_alpha(acc) == pytest.approx(0.05 / 3 / 22)
 
 
@@ -163,3 +165,19 @@ def test_custom_metric_registry() -> None:
         MetricRegistry()["clicks"]
     with pytest.raises(ValueError, match="kind"):
         MetricSpec("x", True, kind="weird")
+
+
+def test_metric_bounds_parse_and_validate() -> None:
+    d = exp()
+    d["metrics"].append({"name": "latency_ms", "higher_is_better": False, "bounds": [0, 500]})
+    cfg = ExperimentRules.from_dict(d)
+    assert cfg.metrics["latency_ms"].bounds == (0.0, 500.0)
+    assert cfg.metrics["latency_ms"].diff_bounds == (-500.0, 500.0)
+    assert cfg.metrics["error"].diff_bounds == (-1.0, 1.0)
+    assert cfg.metrics["log_loss"].diff_bounds is None
+    for bad in ([1, 0], [0], "0,1", [0, float("inf")], [True, 2]):
+        d["metrics"] = [{"name": "m", "higher_is_better": False, "bounds": bad}]
+        with pytest.raises(ConfigError, match=r"metrics\[0\]\.bounds"):
+            ExperimentRules.from_dict(d)
+    with pytest.raises(ValueError, match="bounds"):
+        MetricSpec("m", False, bounds=(1.0, 1.0))
