@@ -181,6 +181,10 @@ class JoinAgent:
     async def _stage1_batch(self, events: list[Any]) -> None:
         outgoing: list[JoinEvent] = []
         writes: dict[bytes, bytes | None] = {}
+        # Records read before a rebalance took their partition away are left to the new
+        # owner, which reads them again from the last commit.
+        owned = self.app.assignor.assigned_actives()
+        events = [e for e in events if e.message.tp in owned]
         for event in events:
             message = event.message
             self.metrics.events_in.labels(message.topic).inc()
@@ -299,7 +303,8 @@ class JoinAgent:
     async def _stage2(self, stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
             writes = []
-            for event in events:
+            owned = self.app.assignor.assigned_actives()
+            for event in (e for e in events if e.message.tp in owned):
                 message = event.message
                 try:
                     join_event = self.codec.decode_as(
@@ -321,7 +326,12 @@ class JoinAgent:
             await asyncio.gather(*writes)
 
     async def _rebuild_judge(self) -> None:
-        """After a rebalance: the monitors of the experiments this worker now owns."""
+        """After a rebalance: the monitors of the experiments this worker now owns.
+
+        Also forgets read positions: a partition that comes back is read again from its
+        last commit, so an old position would claim records not yet re-read.
+        """
+        self._positions.clear()
         owned = self._owned(self.join_topic.get_topic_name())
         events = []
         for raw in list(self.judged.data.values()):
