@@ -8,6 +8,8 @@ import pytest
 
 from streams.join.experiments import ConfigError, ExperimentsFile, load
 
+BASE = '[[experiments]]\nname = "x"\nmodel = "m"\nlive_version = "v1"\n'
+
 VALID = """
 [join]
 pair_ttl_s = 30
@@ -46,7 +48,7 @@ def test_a_valid_file_expands_candidates_into_experiments() -> None:
         ('[[experiments]]\nmodel = "m"', "experiments[0].name: required"),
         ('[[experiments]]\nname = "x"\nlive_version = "v1"', "experiments[0] ('x').model"),
         (
-            '[[experiments]]\nname = "x"\nmodel = "m"\nlive_version = "v1"\ncandidate = "v2"\ntask = "ranking"',
+            BASE + 'candidate = "v2"\ntask = "ranking"',
             "('x').task: must be one of regression, binary, multiclass",
         ),
         (
@@ -54,7 +56,7 @@ def test_a_valid_file_expands_candidates_into_experiments() -> None:
             "is the live version",
         ),
         (
-            '[[experiments]]\nname = "x"\nmodel = "m"\nlive_version = "v1"\ncandidate = "v2"\nalpha = 1.5',
+            BASE + 'candidate = "v2"\nalpha = 1.5',
             "alpha: must be in (0, 1)",
         ),
         (
@@ -82,7 +84,7 @@ def test_broken_files_name_the_line_or_field(text: str, message: str) -> None:
 
 
 def test_load_names_a_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read experiments file .*nope.toml"):
+    with pytest.raises(ConfigError, match=r"cannot read experiments file .*nope\.toml"):
         load(tmp_path / "nope.toml")
     path = tmp_path / "ok.toml"
     path.write_text(VALID)

@@ -73,7 +73,7 @@ def test_any_arrival_order_gives_one_paired_and_one_labelled_event_per_candidate
 
 def test_redelivered_records_are_duplicates_and_emit_nothing() -> None:
     pairing = Pairing(EXPERIMENTS)
-    state, steps = feed(pairing, [LIVE, V2, LIVE, V2, LABEL, LABEL, V3, V3, LIVE, LABEL])
+    _, steps = feed(pairing, [LIVE, V2, LIVE, V2, LABEL, LABEL, V3, V3, LIVE, LABEL])
     assert [s.outcome for s in steps].count(Outcome.DUPLICATE) == 6
     assert len(kinds(steps)) == 4
     assert all(not s.changed for s in steps if s.outcome is Outcome.DUPLICATE)

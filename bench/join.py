@@ -1,0 +1,258 @@
+"""Join agent throughput against a raw aiokafka decode-only consumer, and its memory per
+pending request.
+
+    python bench/join.py --json
+
+Both sides read the same preloaded topics (live and shadow predictions and labels) on the
+same broker in the same run. The join's rate is measured from its own metrics snapshots
+(steady state: from the first snapshot showing progress to the one reaching the total),
+so faust's start-up and rebalance time are not counted. ``ratio`` compares input records
+per second; ``events_per_s`` counts the PAIRED + LABELLED events it emits.
+
+Memory: a second join run gets requests whose labels never come (a long label TTL) and
+reports the growth of its resident memory per pending request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from confluent_kafka import Consumer, Producer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import broker_settings, rss_bytes
+
+from streams.codec import Codec
+from streams.records import MetricsSnapshot
+from streams.settings import Settings
+from streams.synthetic import CandidateSpec, classification_requests
+from streams.topics import create_topics
+
+EXPERIMENTS = """
+[join]
+pair_ttl_s = 3600
+label_ttl_s = 86400
+expire_every_s = 5
+snapshot_every_s = 0.5
+
+[[experiments]]
+name = "bench"
+model = "churn"
+live_version = "v1"
+candidate = "v2"
+task = "binary"
+primary_metric = "correct"
+"""
+PRODUCER = {
+    "linger.ms": 20,
+    "batch.num.messages": 10_000,
+    "partitioner": "murmur2_random",
+    "queue.buffering.max.messages": 1_000_000,
+}
+
+
+def preload(settings: Settings, requests: int, labels: bool, seed: int) -> int:
+    codec = Codec()
+    producer = Producer(settings.confluent_config(**PRODUCER))
+    topics = settings.topics
+    count = 0
+    for request in classification_requests(
+        requests, CandidateSpec("v1", 0.9), [CandidateSpec("v2", 0.88)], seed=seed
+    ):
+        key = request.live.request_id.encode()
+        producer.produce(topics.live_predictions, codec.encode(request.live), key)
+        producer.produce(topics.shadow_predictions, codec.encode(request.candidates[0]), key)
+        count += 2
+        if labels:
+            producer.produce(topics.ground_truth, codec.encode(request.label), key)
+            count += 1
+        producer.poll(0)
+    producer.flush(60)
+    return count
+
+
+async def raw_rate(settings: Settings, records: int) -> float:
+    """Records/s of a plain aiokafka consumer that decodes every record of the topics."""
+    codec = Codec()
+    topics = settings.topics
+    consumer = AIOKafkaConsumer(
+        topics.live_predictions,
+        topics.shadow_predictions,
+        topics.ground_truth,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"raw-{time.time_ns()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=True,
+        max_poll_records=2000,
+    )
+    await consumer.start()
+    try:
+        seen = 0
+        started: float | None = None
+        while seen < records:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            for messages in batches.values():
+                if started is None:
+                    started = time.perf_counter()
+                for message in messages:
+                    codec.decode(message.value)
+                seen += len(messages)
+        assert started is not None
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def start_join(settings: Settings, directory: Path) -> subprocess.Popen[bytes]:
+    directory.mkdir(parents=True, exist_ok=True)
+    experiments = directory / "experiments.toml"
+    experiments.write_text(EXPERIMENTS)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "join",
+            "--experiments",
+            str(experiments),
+            "--bootstrap",
+            settings.kafka_bootstrap,
+            "--topic-prefix",
+            settings.topic_prefix,
+            "--partitions",
+            str(settings.partitions),
+            "--data-dir",
+            str(directory / "state"),
+        ],
+        stdout=(directory / "join.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def snapshots(settings: Settings, until: Any, timeout: float) -> list[MetricsSnapshot]:
+    """Metrics snapshots of the run until ``until(snapshot)`` holds for one."""
+    codec = Codec()
+    consumer = Consumer(
+        settings.confluent_config(
+            **{"group.id": f"bench-{time.time_ns()}", "auto.offset.reset": "earliest"}
+        )
+    )
+    consumer.subscribe([settings.topics.metrics])
+    seen: list[MetricsSnapshot] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for message in consumer.consume(100, timeout=0.5):
+                if message.error():
+                    continue
+                snapshot = codec.decode_as(MetricsSnapshot, message.value())
+                seen.append(snapshot)
+                if until(snapshot):
+                    return seen
+    finally:
+        consumer.close()
+    raise RuntimeError(f"the join did not finish within {timeout}s; see its log")
+
+
+def join_rate(settings: Settings, requests: int, directory: Path) -> dict[str, float]:
+    process = start_join(settings, directory)
+    try:
+        seen = snapshots(settings, lambda s: s.counts["labelled"] >= requests, timeout=900)
+    finally:
+        stop(process)
+    started = next(s for s in seen if s.counts["paired"] > 0)
+    last = seen[-1]
+    elapsed = (last.timestamp_ms - started.timestamp_ms) / 1000
+    events = (last.counts["paired"] + last.counts["labelled"]) - (
+        started.counts["paired"] + started.counts["labelled"]
+    )
+    # Input records behind those events: 3 per request (live, shadow, label).
+    records = 3 * (last.counts["labelled"] - started.counts["labelled"])
+    return {
+        "events_per_s": events / elapsed,
+        "records_per_s": records / elapsed,
+        "measured_s": elapsed,
+    }
+
+
+def pending_memory(settings: Settings, requests: int, directory: Path) -> dict[str, float]:
+    """RSS growth of a join holding ``requests`` paired requests that wait for labels."""
+    process = start_join(settings, directory)
+    try:
+        snapshots(settings, lambda s: True, timeout=120)  # up, assigned, idle
+        time.sleep(2)
+        before = rss_bytes(process.pid)
+        preload(settings, requests, labels=False, seed=99)
+        snapshots(settings, lambda s: s.counts["paired"] >= requests, timeout=900)
+        time.sleep(3)  # let the changelog producer drain
+        after = rss_bytes(process.pid)
+    finally:
+        stop(process)
+    return {
+        "rss_before_mb": before / 2**20,
+        "rss_after_mb": after / 2**20,
+        "bytes_per_pending_request": (after - before) / requests,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--pending", type=int, default=100_000)
+    parser.add_argument("--partitions", type=int, default=3)
+    args = parser.parse_args()
+    with broker_settings() as (base, broker), tempfile.TemporaryDirectory() as tmp:
+        run = base.model_copy(
+            update={"topic_prefix": f"bj{time.time_ns() % 10**8}", "partitions": args.partitions}
+        )
+        create_topics(run)
+        records = preload(run, args.requests, labels=True, seed=1)
+        raw = asyncio.run(raw_rate(run, records))
+        join = join_rate(run, args.requests, Path(tmp) / "rate")
+        memory_run = base.model_copy(
+            update={"topic_prefix": f"bm{time.time_ns() % 10**8}", "partitions": args.partitions}
+        )
+        create_topics(memory_run)
+        memory = pending_memory(memory_run, args.pending, Path(tmp) / "memory")
+    result = {
+        "bench": "join",
+        "broker": broker,
+        "requests": args.requests,
+        "input_records": records,
+        "partitions": args.partitions,
+        "join_records_per_s": round(join["records_per_s"]),
+        "join_events_per_s": round(join["events_per_s"]),
+        "raw_decode_records_per_s": round(raw),
+        "ratio": round(join["records_per_s"] / raw, 3),
+        "join_measured_s": round(join["measured_s"], 1),
+        "pending_requests": args.pending,
+        "bytes_per_pending_request": round(memory["bytes_per_pending_request"]),
+        "rss_before_mb": round(memory["rss_before_mb"], 1),
+        "rss_after_mb": round(memory["rss_after_mb"], 1),
+    }
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
