@@ -10,6 +10,7 @@ from fastavro import schemaless_reader, schemaless_writer
 
 from streams.codec.catalogue import SchemaCatalogue, SchemaEntry
 from streams.codec.convert import FROM_AVRO, TO_AVRO, Datum, EncodeError
+from streams.codec.fast import FastDecoder, FastEncoder, fast_codec_for
 from streams.records import Record
 
 __all__ = ["Codec", "CodecError", "EncodeError", "SchemaSource"]
@@ -106,6 +107,10 @@ class Codec:
     ids
         Where schema ids come from; the catalogue's own ids by default, or a
         :class:`streams.codec.registry.RegistryIds` for a Schema Registry.
+    fast
+        Use the hand-written encoders and decoders of the hot records
+        (:mod:`streams.codec.fast`, same bytes); ``False`` runs fastavro for everything,
+        the reference the tests compare against.
 
     Examples
     --------
@@ -119,15 +124,29 @@ class Codec:
     """
 
     def __init__(
-        self, catalogue: SchemaCatalogue | None = None, ids: SchemaSource | None = None
+        self,
+        catalogue: SchemaCatalogue | None = None,
+        ids: SchemaSource | None = None,
+        *,
+        fast: bool = True,
     ) -> None:
+        self.fast = fast
         self.catalogue = catalogue or SchemaCatalogue.default()
         self.ids: SchemaSource = ids or LocalIds(self.catalogue)
         self._writers: dict[type[Any], tuple[bytes, dict[str, Any], Callable[[Any], Datum]]] = {}
         self._readers: dict[int, _Reader] = {}
+        # Hand-written codecs of the hot records (streams.codec.fast), by record type and
+        # by 5-byte header; each returns None when fastavro has to decide instead.
+        self._fast_encoders: dict[type[Any], FastEncoder] = {}
+        self._fast_decoders: dict[bytes, FastDecoder] = {}
 
     def encode(self, record: Record) -> bytes:
         """The wire bytes of one record; :class:`EncodeError` names what cannot be written."""
+        fast = self._fast_encoders.get(type(record))
+        if fast is not None:
+            data = fast(record)
+            if data is not None:
+                return data
         writer = self._writers.get(type(record))
         if writer is None:
             writer = self._writer_for(type(record))
@@ -151,6 +170,12 @@ class Codec:
         offset: int | None = None,
     ) -> Record:
         """One record from its wire bytes; anything malformed raises :class:`CodecError`."""
+        if data:
+            fast = self._fast_decoders.get(data[:HEADER_SIZE])
+            if fast is not None:
+                record: Record | None = fast(data)
+                if record is not None:
+                    return record
         if not data or len(data) < HEADER_SIZE:
             raise CodecError(
                 f"{len(data or b'')} bytes is shorter than the 5-byte header",
@@ -195,7 +220,10 @@ class Codec:
         offset: int | None = None,
     ) -> T:
         """Like :meth:`decode`, but a record of another type is a :class:`CodecError` too."""
-        record = self.decode(data, topic=topic, partition=partition, offset=offset)
+        fast = self._fast_decoders.get(data[:HEADER_SIZE]) if data else None
+        record = None if fast is None else fast(data)  # type: ignore[arg-type]
+        if record is None:
+            record = self.decode(data, topic=topic, partition=partition, offset=offset)
         if not isinstance(record, record_type):
             raise CodecError(
                 f"expected {record_type.__name__}, got {type(record).__name__}",
@@ -216,6 +244,9 @@ class Codec:
         header = bytes([MAGIC_BYTE]) + self.ids.id_for(entry).to_bytes(4, "big")
         writer = (header, entry.parsed, to_avro)
         self._writers[record_type] = writer
+        fast = fast_codec_for(name, header, entry.parsed) if self.fast else None
+        if fast is not None:
+            self._fast_encoders[record_type] = fast[0]
         return writer
 
     def _reader_for(
@@ -237,4 +268,8 @@ class Codec:
         record_type, convert = FROM_AVRO[name]
         reader = _Reader(record_type, writer_schema, reader_schema, convert)
         self._readers[schema_id] = reader
+        header = bytes([MAGIC_BYTE]) + schema_id.to_bytes(4, "big")
+        fast = fast_codec_for(name, header, writer_schema, latest.parsed) if self.fast else None
+        if fast is not None:
+            self._fast_decoders[header] = fast[1]
         return reader
