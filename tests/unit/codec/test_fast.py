@@ -242,3 +242,12 @@ def test_timestamp_varints_up_to_and_past_64_bits_read_like_fastavro(
 ) -> None:
     data = HEADER + b"\x02r\x02m" + bytes([fill] * (size - 1) + [last]) + b"\x00" * 6
     assert outcome(FAST.decode, data) == outcome(FASTAVRO.decode, data)
+
+
+def test_bytearray_and_memoryview_input_still_decode() -> None:
+    record = Prediction("r", "m", "v", Role.LIVE, 1, 2.5, None, 0.5, None, {"s": "t"})
+    data = FAST.encode(record)
+    # Typed as bytes, but replay and tests hand in buffers too: fastavro reads those.
+    buffers: list[Any] = [bytearray(data), memoryview(data)]
+    for buffer in buffers:
+        assert FAST.decode(buffer) == FAST.decode_as(Prediction, buffer) == record

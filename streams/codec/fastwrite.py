@@ -1,0 +1,218 @@
+"""Hand-written Avro writers of ModelInput and Prediction: fastavro's exact bytes.
+
+Each encoder returns ``None`` instead of bytes for anything it does not handle exactly
+(a value of an unexpected type, a reserved character, an out-of-range long, text that
+is not valid UTF-8); the caller then runs fastavro, which writes it or raises the
+proper :class:`~streams.codec.convert.EncodeError`. See :mod:`streams.codec.fast`.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from streams.codec.convert import FEATURE_SEPARATOR
+from streams.records import ModelInput, Prediction, Role
+
+__all__ = ["FastEncoder", "model_input_encoder", "prediction_encoder"]
+
+FastEncoder = Callable[[Any], bytes | None]
+
+_SEP = FEATURE_SEPARATOR
+_MAX_LONG = 1 << 63
+_pack_double = struct.Struct("<d").pack
+
+
+def _varint(n: int) -> bytes:
+    """Base-128 varint of a non-negative (already zig-zagged) number."""
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+# Lengths, counts and union indexes are nearly always small: look their bytes up.
+_LEN_TABLE = 4096
+_LEN = tuple(_varint(n << 1) for n in range(_LEN_TABLE))
+_EMPTY_MAP = b"\x00"
+
+
+_LONGS: dict[int, bytes] = {}
+
+
+def _long(value: int) -> bytes:
+    """Zig-zag varint of a long; the caller has checked it is an int in range.
+
+    Memoised: timestamps repeat (one per worker batch, one per millisecond in the hook)
+    and the 6-byte varint loop costs ~0.45 us.
+    """
+    encoded = _LONGS.get(value)
+    if encoded is None:
+        if len(_LONGS) >= 4096:
+            _LONGS.clear()
+        encoded = _LONGS[value] = _varint((value << 1) ^ (value >> 63))
+    return encoded
+
+
+def _text(value: str) -> bytes:
+    encoded = value.encode()
+    size = len(encoded)
+    return (_LEN[size] if size < _LEN_TABLE else _varint(size << 1)) + encoded
+
+
+def _string_map(mapping: Any) -> bytes | None:
+    """A map<string> as fastavro writes it: one block, then the 0 end marker."""
+    if type(mapping) is not dict:
+        return None
+    if not mapping:
+        return _EMPTY_MAP
+    size = len(mapping)
+    parts = [_LEN[size] if size < _LEN_TABLE else _varint(size << 1)]
+    for key, value in mapping.items():
+        if type(key) is not str or type(value) is not str:
+            return None
+        parts.append(_text(key))
+        parts.append(_text(value))
+    parts.append(_EMPTY_MAP)
+    return b"".join(parts)
+
+
+_PACKERS: dict[int, Callable[..., bytes]] = {}
+
+
+def _packer(count: int) -> Callable[..., bytes]:
+    pack = _PACKERS.get(count)
+    if pack is None:
+        if len(_PACKERS) >= 1024:
+            _PACKERS.clear()
+        pack = _PACKERS[count] = struct.Struct(f"<{count}d").pack
+    return pack
+
+
+def _joined(mapping: Mapping[str, Any], joined: str) -> bool:
+    """The checks :mod:`streams.codec.convert` makes: no empty name, no separator inside."""
+    return joined.count(_SEP) == max(len(mapping) - 1, 0) and "" not in mapping
+
+
+def model_input_encoder(header: bytes) -> FastEncoder:
+    def encode(r: ModelInput) -> bytes | None:
+        request_id, model, ts = r.request_id, r.model, r.timestamp_ms
+        if type(request_id) is not str or type(model) is not str or type(ts) is not int:
+            return None
+        if not -_MAX_LONG <= ts < _MAX_LONG:
+            return None
+        numeric, categorical = r.numeric, r.categorical
+        try:
+            numeric_names = _SEP.join(numeric)
+            cat_names = _SEP.join(categorical)
+            cat_values = _SEP.join(categorical.values())
+            # struct converts each value with PyFloat_AsDouble, as convert's array("d")
+            # does, so the same values pass and the bytes are identical; 2.5x faster.
+            packed = _packer(len(numeric))(*numeric.values())
+            extra = r.extra
+            extra_part = (
+                b"\x00" if extra is None else b"\x02" + _text(json.dumps(extra, allow_nan=False))
+            )
+            segments = _string_map(r.segments)
+            if (
+                segments is None
+                or not _joined(numeric, numeric_names)
+                or not _joined(categorical, cat_names)
+                or cat_values.count(_SEP) != max(len(categorical) - 1, 0)
+            ):
+                return None
+            size = len(packed)
+            return b"".join(
+                (
+                    header,
+                    _text(request_id),
+                    _text(model),
+                    _long(ts),
+                    _text(numeric_names),
+                    _LEN[size] if size < _LEN_TABLE else _varint(size << 1),
+                    packed,
+                    _text(cat_names),
+                    _text(cat_values),
+                    segments,
+                    extra_part,
+                )
+            )
+        except (TypeError, ValueError, AttributeError, OverflowError, RecursionError, struct.error):
+            return None  # fastavro's path raises the proper EncodeError
+
+    return encode
+
+
+_ROLE_INDEX = {Role.LIVE: b"\x00", Role.SHADOW: b"\x02"}
+
+
+def prediction_encoder(header: bytes) -> FastEncoder:
+    def encode(r: Prediction) -> bytes | None:
+        request_id, model, version, role, ts = (
+            r.request_id,
+            r.model,
+            r.version,
+            r.role,
+            r.timestamp_ms,
+        )
+        if (
+            type(request_id) is not str
+            or type(model) is not str
+            or type(version) is not str
+            or type(role) is not Role
+            or type(ts) is not int
+            or not -_MAX_LONG <= ts < _MAX_LONG
+        ):
+            return None
+        value, probabilities, latency, error = r.value, r.probabilities, r.latency_ms, r.error
+        try:
+            parts = [header, _text(request_id), _text(model), _text(version), _ROLE_INDEX[role]]
+            parts.append(_long(ts))
+            kind = type(value)
+            if value is None:
+                parts.append(b"\x00")
+            elif kind is float:
+                parts.append(b"\x02" + _pack_double(value))
+            elif kind is str:
+                parts.append(b"\x04" + _text(value))  # type: ignore[arg-type]
+            elif kind is int:  # convert writes whole numbers as doubles
+                parts.append(b"\x02" + _pack_double(float(value)))
+            else:
+                return None
+            if probabilities is None:
+                parts.append(b"\x00")
+            elif type(probabilities) is dict:
+                parts.append(b"\x02")
+                if probabilities:
+                    size = len(probabilities)
+                    parts.append(_LEN[size] if size < _LEN_TABLE else _varint(size << 1))
+                    for label, p in probabilities.items():
+                        if type(label) is not str or type(p) is not float:
+                            return None
+                        parts.append(_text(label))
+                        parts.append(_pack_double(p))
+                parts.append(_EMPTY_MAP)
+            else:
+                return None
+            if type(latency) is not float:
+                return None
+            parts.append(_pack_double(latency))
+            if error is None:
+                parts.append(b"\x00")
+            elif type(error) is str:
+                parts.append(b"\x02" + _text(error))
+            else:
+                return None
+            segments = _string_map(r.segments)
+            if segments is None:
+                return None
+            parts.append(segments)
+            return b"".join(parts)
+        except (ValueError, OverflowError):  # bad UTF-8 surrogates, huge ints
+            return None
+
+    return encode
