@@ -9,8 +9,8 @@ same broker in the same run. The join's rate is measured from its own metrics sn
 so faust's start-up and rebalance time are not counted. ``ratio`` compares input records
 per second; ``events_per_s`` counts the PAIRED + LABELLED events it emits.
 
-Memory: a second join run gets requests whose labels never come (a long label TTL) and
-reports the growth of its resident memory per pending request.
+Memory: further join runs (memory:// and rocksdb:// state) get requests whose labels never
+come (a long label TTL) and report the growth of resident memory per pending request.
 """
 
 from __future__ import annotations
@@ -114,7 +114,9 @@ async def raw_rate(settings: Settings, records: int) -> float:
         await consumer.stop()
 
 
-def start_join(settings: Settings, directory: Path) -> subprocess.Popen[bytes]:
+def start_join(
+    settings: Settings, directory: Path, store: str = "memory://"
+) -> subprocess.Popen[bytes]:
     directory.mkdir(parents=True, exist_ok=True)
     experiments = directory / "experiments.toml"
     experiments.write_text(EXPERIMENTS)
@@ -195,9 +197,11 @@ def join_rate(settings: Settings, requests: int, directory: Path) -> dict[str, f
     }
 
 
-def pending_memory(settings: Settings, requests: int, directory: Path) -> dict[str, float]:
+def pending_memory(
+    settings: Settings, requests: int, directory: Path, store: str
+) -> dict[str, float]:
     """RSS growth of a join holding ``requests`` paired requests that wait for labels."""
-    process = start_join(settings, directory)
+    process = start_join(settings, directory, store)
     try:
         snapshots(settings, lambda s: True, timeout=120)  # up, assigned, idle
         time.sleep(2)
@@ -230,11 +234,17 @@ def main() -> None:
         records = preload(run, args.requests, labels=True, seed=1)
         raw = asyncio.run(raw_rate(run, records))
         join = join_rate(run, args.requests, Path(tmp) / "rate")
-        memory_run = base.model_copy(
-            update={"topic_prefix": f"bm{time.time_ns() % 10**8}", "partitions": args.partitions}
-        )
-        create_topics(memory_run)
-        memory = pending_memory(memory_run, args.pending, Path(tmp) / "memory")
+        memory = {}
+        for store in ("memory://", "rocksdb://"):
+            memory_run = base.model_copy(
+                update={
+                    "topic_prefix": f"bm{time.time_ns() % 10**8}",
+                    "partitions": args.partitions,
+                }
+            )
+            create_topics(memory_run)
+            directory = Path(tmp) / store.rstrip(":/")
+            memory[store] = pending_memory(memory_run, args.pending, directory, store)
     result = {
         "bench": "join",
         "broker": broker,
@@ -247,9 +257,14 @@ def main() -> None:
         "ratio": round(join["records_per_s"] / raw, 3),
         "join_measured_s": round(join["measured_s"], 1),
         "pending_requests": args.pending,
-        "bytes_per_pending_request": round(memory["bytes_per_pending_request"]),
-        "rss_before_mb": round(memory["rss_before_mb"], 1),
-        "rss_after_mb": round(memory["rss_after_mb"], 1),
+        "bytes_per_pending_request": round(memory["memory://"]["bytes_per_pending_request"]),
+        "bytes_per_pending_request_rocksdb": round(
+            memory["rocksdb://"]["bytes_per_pending_request"]
+        ),
+        "rss_mb": {
+            store: [round(m["rss_before_mb"], 1), round(m["rss_after_mb"], 1)]
+            for store, m in memory.items()
+        },
     }
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 

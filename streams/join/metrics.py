@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 __all__ = ["JoinMetrics"]
@@ -58,3 +61,10 @@ class JoinMetrics:
             ["experiment"],
             registry=self.registry,
         )
+
+    @staticmethod
+    def count(counter: Counter, amounts: Mapping[Any, int]) -> None:
+        """Add a batch's tallies to a labelled counter, one call per label value."""
+        for labels, amount in amounts.items():
+            values = labels if isinstance(labels, tuple) else (labels,)
+            counter.labels(*values).inc(amount)

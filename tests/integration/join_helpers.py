@@ -287,6 +287,7 @@ class JoinProcess:
     def kill(self) -> None:
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
+        self._file.close()
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -295,7 +296,8 @@ class JoinProcess:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
-        self._file.close()
+        if not self._file.closed:
+            self._file.close()
 
 
 class Outputs:
