@@ -24,43 +24,26 @@ The broker is ``SHADOW_KAFKA_BOOTSTRAP`` when set, else a LocalBroker started he
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.broker import LocalBroker
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import broker_settings
+
 from streams.hook import ShadowPublisher
-from streams.settings import Settings, load_settings
+from streams.settings import Settings
 
 MODEL, VERSION = "churn", "v1"
-
-
-@contextlib.contextmanager
-def broker_settings(prefix: str) -> Iterator[Settings]:
-    """Settings on ``SHADOW_KAFKA_BOOTSTRAP`` if set, else on a fresh LocalBroker."""
-    settings = load_settings(topic_prefix=prefix)
-    if "kafka_bootstrap" in settings.model_fields_set:
-        yield settings
-        return
-    with tempfile.TemporaryDirectory(prefix="shadow-bench-") as tmp:
-        broker = LocalBroker(settings, Path(tmp) / "kafka", die_with_parent=True)
-        bootstrap = broker.start(timeout=120)
-        try:
-            yield load_settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
-        finally:
-            broker.stop()
 
 
 def create_topics(settings: Settings) -> None:
@@ -176,7 +159,8 @@ def bench(rounds: int, calls: int, seed: int, make_ids: bool = False) -> dict[st
         }
         for _ in range(calls)
     ]
-    with broker_settings(f"bench{uuid.uuid4().hex[:8]}") as settings:
+    with broker_settings() as (base, _):
+        settings = base.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:8]}"})
         create_topics(settings)
         publisher = ShadowPublisher(
             settings, model=MODEL, version=VERSION, export_metrics=False, close_at_exit=False

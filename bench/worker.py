@@ -21,22 +21,21 @@ import json
 import logging
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.broker import LocalBroker
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import broker_settings
+
 from streams.codec import Codec
 from streams.records import ModelInput
-from streams.settings import Settings, load_settings
+from streams.settings import Settings
 from streams.worker import ShadowWorker, WorkerConfig
 
 PRODUCER_TUNING = {
@@ -46,21 +45,6 @@ PRODUCER_TUNING = {
     "queue.buffering.max.messages": 1_000_000,
     "partitioner": "murmur2_random",
 }
-
-
-@contextmanager
-def broker_settings() -> Iterator[tuple[Settings, str]]:
-    settings = load_settings()
-    if "kafka_bootstrap" in settings.model_fields_set:
-        yield settings, "external"
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as data_dir:
-        broker = LocalBroker(settings, Path(data_dir), die_with_parent=True)
-        bootstrap = broker.start(timeout=120)
-        try:
-            yield load_settings(kafka_bootstrap=bootstrap), "local"
-        finally:
-            broker.stop()
 
 
 def preload(settings: Settings, count: int) -> None:
