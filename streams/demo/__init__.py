@@ -6,6 +6,11 @@ on the breast-cancer dataset that ships with scikit-learn, two candidates run by
 late and out of order; it ends with a summary table, the alerts raised, an HTML report
 and a traffic log that ``shadow-eval replay`` can backtest.
 
+The same app also serves delivery orders (model ``eta``, :mod:`streams.downstream.delivery`):
+a live ETA regressor and an early-biased candidate in a third worker, judged by what the
+planner does with their predictions -- promised slots (decision), late deliveries and
+idle minutes (KPIs). The candidate has the lower MAE and is rejected on late deliveries.
+
 Modules: :mod:`~streams.demo.models` (data and models), :mod:`~streams.demo.traffic`
 (request stream), :mod:`~streams.demo.experiments` (the generated experiments file),
 :mod:`~streams.demo.serving` (serving app and label feeder), :mod:`~streams.demo.processes`

@@ -1,7 +1,8 @@
 """The demo's recorder: reads the traffic, metrics and alerts topics while the demo runs.
 
 One consumer thread, partitions *assigned* from the beginning (no group, nothing
-committed). Predictions and labels go to a JSON Lines traffic log for ``shadow-eval
+committed). Predictions, labels and the inputs of the models whose experiments run
+downstream decision and KPI functions go to a JSON Lines traffic log for ``shadow-eval
 replay``; snapshots, alerts and verdicts are kept for the summary and the report.
 """
 
@@ -11,13 +12,22 @@ import logging
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from streams.codec import Codec, CodecError
-from streams.records import Alert, GroundTruth, MetricsSnapshot, Prediction, Role, Verdict
+from streams.records import (
+    Alert,
+    GroundTruth,
+    MetricsSnapshot,
+    ModelInput,
+    Prediction,
+    Role,
+    Verdict,
+)
 from streams.replay.traffic import TrafficWriter
 from streams.settings import Settings
 
@@ -36,6 +46,9 @@ class Recorder:
         Broker and topic names.
     traffic_path
         Where the JSON Lines traffic log goes.
+    input_models
+        Models whose inputs (``ModelInput`` records) are logged too: those whose
+        experiments run decision or KPI functions, which the replay needs.
 
     Examples
     --------
@@ -44,8 +57,11 @@ class Recorder:
     0
     """
 
-    def __init__(self, settings: Settings, traffic_path: Path) -> None:
+    def __init__(
+        self, settings: Settings, traffic_path: Path, input_models: Iterable[str] = ()
+    ) -> None:
         self.settings = settings
+        self.input_models = frozenset(input_models)
         self.codec = Codec()
         self.writer = TrafficWriter(traffic_path)
         self.snapshots: list[MetricsSnapshot] = []
@@ -66,6 +82,7 @@ class Recorder:
         )
         topics = settings.topics
         names = [
+            *([topics.inputs] if self.input_models else []),
             topics.live_predictions,
             topics.shadow_predictions,
             topics.ground_truth,
@@ -106,6 +123,10 @@ class Recorder:
         elif isinstance(record, GroundTruth):
             self.writer.write(record)
             self.counts["labels"] += 1
+        elif isinstance(record, ModelInput):
+            if record.model in self.input_models:
+                self.writer.write(record)
+                self.counts["inputs"] += 1
         elif isinstance(record, MetricsSnapshot):
             self.snapshots.append(record)
             self.latest[record.experiment] = record

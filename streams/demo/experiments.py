@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["experiments_toml"]
+__all__ = ["DELIVERY_DECISION", "DELIVERY_KPIS", "delivery_experiment_toml", "experiments_toml"]
+
+DELIVERY_DECISION = "streams.downstream.delivery:promise_slot"
+DELIVERY_KPIS = "streams.downstream.delivery:delivery_kpis"
 
 
 def experiments_toml(
@@ -77,4 +80,68 @@ direction = "worse"
 segments = []
 min_effect = 5.0
 severity = "warning"
+"""
+
+
+def delivery_experiment_toml(
+    model: str,
+    live_version: str,
+    candidate: str,
+    *,
+    min_samples: int = 100,
+    latency_margin_ms: float = 10.0,
+) -> str:
+    """TOML text of the delivery experiment, to append to :func:`experiments_toml`'s.
+
+    An ETA regressor judged by what its predictions do downstream: the planner
+    (``promise_slot``) turns an ETA into a promised slot, and ``delivery_kpis`` scores the
+    promise against the actual minutes -- ``late`` (binary, the primary metric) and
+    ``idle_minutes``. The model metric ``abs_error`` gets an informational rule, so the
+    report shows a candidate that is better on MAE and still rejected. Segments by city.
+
+    Examples
+    --------
+    >>> from streams.join.experiments import ExperimentsFile
+    >>> text = experiments_toml("d", "v1", ["v2"]) + delivery_experiment_toml("eta", "v1", "v2")
+    >>> eta = ExperimentsFile.parse(text).get("eta/v2")
+    >>> eta.rules.primary_metric, eta.decision.path
+    ('late', 'streams.downstream.delivery:promise_slot')
+    """
+    return f"""
+[[experiments]]
+name = "{model}/{candidate}"
+model = "{model}"
+live_version = "{live_version}"
+candidate = "{candidate}"
+task = "regression"
+decision = "{DELIVERY_DECISION}"
+kpis = ["{DELIVERY_KPIS}"]
+primary_metric = "late"
+guardrails = [{{ metric = "latency_ms", margin = {latency_margin_ms} }}]
+alpha = 0.05
+min_samples = {min_samples}
+segments = ["city"]
+
+[[experiments.metrics]]
+name = "late"
+higher_is_better = false
+binary = true
+
+[[experiments.metrics]]
+name = "idle_minutes"
+higher_is_better = false
+
+[[experiments.rules]]
+name = "later-deliveries"
+metric = "late"
+test = "msprt"
+direction = "worse"
+severity = "critical"
+
+[[experiments.rules]]
+name = "better-mae"
+metric = "abs_error"
+test = "msprt"
+direction = "better"
+severity = "info"
 """

@@ -4,6 +4,10 @@
 * ``v2`` (better candidate): gradient boosting on all 30 features;
 * ``v3`` (worse candidate): logistic regression on two weak texture features.
 
+And the delivery example's ETA regressors (:func:`streams.downstream.delivery.train_eta_models`):
+``v1`` (live) linear on distance and prep time, ``v2`` (candidate) gradient boosting that
+also sees traffic but predicts 3.5 minutes early; see :func:`save_eta_model`.
+
 Models are fitted on plain arrays (column order = their ``features``), so the shadow
 worker's ``--features`` option gives them the same columns.
 """
@@ -18,10 +22,12 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "ETA_DESCRIPTIONS",
     "DemoData",
     "DemoModel",
     "candidate",
     "load_data",
+    "save_eta_model",
     "train_models",
 ]
 
@@ -129,6 +135,32 @@ def train_models(data: DemoData, seed: int = SEED) -> list[DemoModel]:
             WORSE_FEATURES,
         ),
     ]
+
+
+ETA_DESCRIPTIONS = {
+    "v1": "linear regression on distance and prep time",
+    "v2": "gradient boosting with traffic, trained 3.5 min early",
+}
+"""What the ETA models of :func:`streams.downstream.delivery.train_eta_models` are."""
+
+
+def save_eta_model(model: Any, directory: Path, version: str) -> Path:
+    """``joblib.dump`` an ``EtaModel`` (it has ``predict_batch``) for ``--model-file``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from streams.downstream.delivery import train_eta_models
+    >>> _, early = train_eta_models(n=200)
+    >>> save_eta_model(early, Path(tempfile.mkdtemp()), "v2").name
+    'eta-v2.joblib'
+    """
+    import joblib
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"eta-{version}.joblib"
+    joblib.dump(model, path)
+    return path
 
 
 @cache

@@ -21,12 +21,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from streams.broker import BrokerError, LocalBroker
 from streams.demo.collect import Recorder
-from streams.demo.experiments import experiments_toml
-from streams.demo.models import DemoModel, load_data, train_models
+from streams.demo.experiments import delivery_experiment_toml, experiments_toml
+from streams.demo.models import (
+    ETA_DESCRIPTIONS,
+    DemoModel,
+    load_data,
+    save_eta_model,
+    train_models,
+)
 from streams.demo.processes import ChildProcess, shadow_eval_command
-from streams.demo.serving import LabelFeeder, ServingApp
-from streams.demo.traffic import requests
+from streams.demo.serving import DeliveryApp, LabelFeeder, ServingApp
+from streams.demo.traffic import deliveries, requests
+from streams.downstream.delivery import EtaModel, train_eta_models
 from streams.hook import ShadowPublisher
+from streams.join.experiments import load
+from streams.replay.run import configure_run
 from streams.report import RunResult, render_summary, write_html
 from streams.settings import Settings, load_settings
 from streams.status import StatusError, group_states
@@ -35,6 +44,8 @@ from streams.topics import create_topics
 __all__ = ["DemoError", "DemoOptions", "run_demo"]
 
 MODEL = "diagnosis"
+ETA_MODEL = "eta"
+"""The second served model: delivery-time predictions judged by downstream KPIs."""
 PARTITIONS = 3
 READY_TIMEOUT_S = 120.0
 
@@ -54,8 +65,9 @@ class DemoOptions:
     """
 
     requests: int = 3000
+    """Diagnosis requests served; as many delivery orders are served beside them."""
     rate: float = 40.0
-    """Requests per second served."""
+    """Requests per second served (per model)."""
     report: Path = Path("reports/shadow-eval-demo.html")
     traffic: Path = Path("reports/demo-traffic.jsonl")
     max_label_delay_s: float = 3.0
@@ -88,6 +100,8 @@ class _Demo:
         self.recorder: Recorder | None = None
         self.publisher: ShadowPublisher | None = None
         self.feeder: LabelFeeder | None = None
+        self.eta: tuple[EtaModel, EtaModel] | None = None
+        self.env = {**os.environ, "SHADOW_PARTITIONS": str(PARTITIONS), "PYTHONWARNINGS": "ignore"}
         self.started = time.monotonic()
 
     def say(self, message: str) -> None:
@@ -115,30 +129,46 @@ class _Demo:
         models = train_models(load_data())
         for model in models:
             role = "live" if model.version == "v1" else "candidate"
-            self.say(f"trained {model.version} ({role}): {model.description}")
+            self.say(f"trained {MODEL} {model.version} ({role}): {model.description}")
+        self.eta = train_eta_models(seed=0)
+        for version, role in (("v1", "live"), ("v2", "candidate")):
+            self.say(f"trained {ETA_MODEL} {version} ({role}): {ETA_DESCRIPTIONS[version]}")
         return models
 
+    def _worker(
+        self, settings: Settings, model: str, version: str, path: Path, *options: str
+    ) -> None:
+        command = shadow_eval_command(
+            "worker", "--model-file", str(path), "--version", version, "--name", model,
+            "--only-model", model, *options, "--batch-ms", "20", "--status-every", "0",
+            "--session-timeout-ms", "10000", "--bootstrap", settings.kafka_bootstrap,
+            "--topic-prefix", settings.topic_prefix,
+        )  # fmt: skip
+        log = self.workdir / "logs" / f"worker-{model}-{version}.log"
+        self.children.append(ChildProcess(f"worker {model} {version}", command, log, self.env))
+
     def start_pipeline(self, settings: Settings, candidates: list[DemoModel]) -> Path:
+        assert self.eta is not None
         experiments = self.workdir / "experiments.toml"
-        experiments.write_text(experiments_toml(MODEL, "v1", [m.version for m in candidates]))
-        env = {**os.environ, "SHADOW_PARTITIONS": str(PARTITIONS), "PYTHONWARNINGS": "ignore"}
-        common = ["--bootstrap", settings.kafka_bootstrap, "--topic-prefix", settings.topic_prefix]
-        logs = self.workdir / "logs"
+        experiments.write_text(
+            experiments_toml(MODEL, "v1", [m.version for m in candidates])
+            + delivery_experiment_toml(ETA_MODEL, "v1", "v2")
+        )
+        models = self.workdir / "models"
         for model in candidates:
-            command = shadow_eval_command(
-                "worker", "--model-file", str(model.save(self.workdir / "models")),
-                "--version", model.version, "--name", MODEL, "--only-model", MODEL,
-                "--features", ",".join(model.features), "--batch-ms", "20",
-                "--status-every", "0", "--session-timeout-ms", "10000", *common,
-            )  # fmt: skip
-            log = logs / f"worker-{model.version}.log"
-            self.children.append(ChildProcess(f"worker {model.version}", command, log, env))
+            features = ",".join(model.features)
+            path = model.save(models)
+            self._worker(settings, MODEL, model.version, path, "--features", features)
+        self._worker(settings, ETA_MODEL, "v2", save_eta_model(self.eta[1], models, "v2"))
         command = shadow_eval_command(
             "join", "--experiments", str(experiments), "--partitions", str(PARTITIONS),
-            "--data-dir", str(self.workdir / "join"), *common,
+            "--data-dir", str(self.workdir / "join"), "--bootstrap", settings.kafka_bootstrap,
+            "--topic-prefix", settings.topic_prefix,
         )  # fmt: skip
-        self.children.append(ChildProcess("join", command, logs / "join.log", env))
-        self.say(f"started {len(candidates)} shadow workers and the join agent (logs in {logs})")
+        logs = self.workdir / "logs"
+        self.children.append(ChildProcess("join", command, logs / "join.log", self.env))
+        workers = len(self.children) - 1
+        self.say(f"started {workers} shadow workers and the join agent (logs in {logs})")
         return experiments
 
     def check_children(self) -> None:
@@ -152,6 +182,7 @@ class _Demo:
     def wait_ready(self, settings: Settings, candidates: list[DemoModel]) -> None:
         assert self.recorder is not None
         groups = [f"shadow-worker.{MODEL}.{m.version}" for m in candidates]
+        groups.append(f"shadow-worker.{ETA_MODEL}.v2")
         deadline = time.monotonic() + READY_TIMEOUT_S
         with self.console.status("waiting for the shadow workers and the join agent"):
             while True:
@@ -173,7 +204,8 @@ class _Demo:
 
     # -- serving ------------------------------------------------------------------------
     def serve(self, settings: Settings, live: DemoModel, candidates: int) -> None:
-        assert self.recorder is not None
+        """Serve diagnosis requests and delivery orders side by side, ``rate`` of each a second."""
+        assert self.recorder is not None and self.eta is not None
         options, recorder = self.options, self.recorder
         self.publisher = ShadowPublisher(
             settings, model=MODEL, version=live.version, export_metrics=False,
@@ -183,7 +215,9 @@ class _Demo:
             self.publisher, max_delay_s=options.max_label_delay_s, seed=options.seed
         )
         app = ServingApp(live, self.publisher)
-        n, expected = options.requests, options.requests * candidates
+        eta = DeliveryApp(self.eta[0], self.publisher, model_name=ETA_MODEL, version="v1")
+        n = options.requests
+        expected = n * (candidates + 1)  # every experiment pairs and labels n requests
         columns = (
             TextColumn("{task.description:<22}"),
             BarColumn(),
@@ -192,21 +226,30 @@ class _Demo:
         )
         with Progress(*columns, console=self.console, transient=False) as progress:
             served = progress.add_task("requests served", total=n)
+            orders = progress.add_task("delivery orders served", total=n)
             shadow = progress.add_task("shadow predictions", total=expected)
             paired = progress.add_task("predictions paired", total=expected)
             labelled = progress.add_task("labels joined", total=expected)
 
             def refresh() -> None:
                 progress.update(served, completed=app.served)
+                progress.update(orders, completed=eta.served)
                 progress.update(shadow, completed=recorder.counts["shadow"])
                 progress.update(paired, completed=recorder.total("paired"))
                 progress.update(labelled, completed=recorder.total("labelled"))
 
             interval = 1.0 / options.rate
             next_at = time.monotonic()
-            for request in requests(load_data(), n, seed=options.seed):
+            stream = zip(
+                requests(load_data(), n, seed=options.seed),
+                deliveries(n, seed=options.seed),
+                strict=True,
+            )
+            for request, order in stream:
                 request_id, _ = app.handle(request)
                 self.feeder.schedule(request_id, request.label)
+                order_id, _ = eta.handle(order)
+                self.feeder.schedule(order_id, order.actual_minutes, model=ETA_MODEL)
                 next_at += interval
                 pause = next_at - time.monotonic()
                 if pause > 0:
@@ -247,19 +290,21 @@ class _Demo:
 
     def result(self, experiments: Path) -> RunResult:
         assert self.recorder is not None
-        run = RunResult("shadow-eval demo")
+        run = configure_run(RunResult("shadow-eval demo"), load(experiments))
         for snapshot in self.recorder.snapshots:
             run.add_snapshot(snapshot)
         run.alerts = list(self.recorder.alerts)
         run.verdicts = list(self.recorder.verdicts)
-        run.primary_metrics = {name: "log_loss" for name in run.snapshots}
         run.add_latencies(self.recorder.predictions)
         run.notes = {
-            "requests": str(self.options.requests),
+            "requests": f"{self.options.requests} diagnosis requests and as many delivery orders",
             "duration": f"{time.monotonic() - self.started:.0f} s",
-            "live model": "v1 logistic regression on 2 features (breast-cancer dataset)",
-            "candidates": "v2 gradient boosting on 30 features; v3 logistic regression on "
-            "2 texture features",
+            "live model": "diagnosis v1 logistic regression on 2 features (breast-cancer dataset)",
+            "candidates": "diagnosis v2 gradient boosting on 30 features; diagnosis v3 logistic "
+            "regression on 2 texture features",
+            "delivery model": f"eta v1 (live) {ETA_DESCRIPTIONS['v1']}; eta v2 (candidate) "
+            f"{ETA_DESCRIPTIONS['v2']}; judged by the planner's promised slots "
+            "(decision) and late deliveries, idle minutes (KPIs)",
             "experiments file": str(experiments),
             "traffic log": str(self.options.traffic),
         }
@@ -270,7 +315,7 @@ class _Demo:
         models = self.train()
         live, candidates = models[0], models[1:]
         experiments = self.start_pipeline(settings, candidates)
-        self.recorder = Recorder(settings, self.options.traffic)
+        self.recorder = Recorder(settings, self.options.traffic, input_models={ETA_MODEL})
         self.wait_ready(settings, candidates)
         self.serve(settings, live, len(candidates))
         self.feeder_wait()

@@ -1,9 +1,10 @@
-"""The demo's serving app: the live model answers, the hook publishes, labels come later.
+"""The demo's serving app: the live models answer, the hook publishes, labels come later.
 
 :class:`ServingApp` is what a real app does per request -- predict, then hand inputs and
-the live prediction to :class:`streams.hook.ShadowPublisher`. :class:`LabelFeeder` plays
-the world: it learns each request's true class after a random delay (so labels arrive out
-of order) and publishes it with the same hook.
+the live prediction to :class:`streams.hook.ShadowPublisher`; :class:`DeliveryApp` does
+the same for delivery orders (model ``eta``) through the same hook. :class:`LabelFeeder`
+plays the world: it learns each request's truth (class, actual minutes) after a random
+delay (so labels arrive out of order) and publishes it with the same hook.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import time
 
 from streams.demo.models import DemoModel
 from streams.demo.traffic import DemoRequest
+from streams.downstream.delivery import Delivery, EtaModel
 from streams.hook import ShadowPublisher
 
-__all__ = ["LabelFeeder", "ServingApp"]
+__all__ = ["DeliveryApp", "LabelFeeder", "ServingApp"]
 
 
 class ServingApp:
@@ -48,6 +50,43 @@ class ServingApp:
         )
         self.served += 1
         return request_id, predicted
+
+
+class DeliveryApp:
+    """Promises delivery times with the live ETA model; publishes them as another model.
+
+    The order's features (``distance_km``, ``prep_minutes``, ``traffic``) are published as
+    the request's inputs -- the shadow worker and the join's decision and KPI functions
+    read them -- with the order's ``city`` as segment.
+
+    Examples
+    --------
+    >>> app = DeliveryApp(live_eta, publisher, model="eta", version="v1")  # doctest: +SKIP
+    >>> request_id, minutes = app.handle(order)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, model: EtaModel, publisher: ShadowPublisher, *, model_name: str, version: str
+    ) -> None:
+        self.model, self.publisher = model, publisher
+        self.model_name, self.version = model_name, version
+        self.served = 0
+
+    def handle(self, order: Delivery) -> tuple[str, float]:
+        """Predict the minutes (what the planner uses), publish; the request id and ETA."""
+        started = time.perf_counter()
+        minutes = self.model.predict_one(order.features)
+        latency_ms = (time.perf_counter() - started) * 1000
+        request_id = self.publisher.publish(
+            dict(order.features),
+            minutes,
+            model=self.model_name,
+            version=self.version,
+            latency_ms=latency_ms,
+            segments={"city": order.city},
+        )
+        self.served += 1
+        return request_id, minutes
 
 
 class LabelFeeder:
@@ -82,7 +121,7 @@ class LabelFeeder:
         self.published = 0
         self.out_of_order = 0
         self._rng = random.Random(seed)
-        self._due: list[tuple[float, int, str, int]] = []
+        self._due: list[tuple[float, int, str, float | int, str | None]] = []
         self._sequence = 0
         self._last_sequence = -1
         self._condition = threading.Condition()
@@ -95,11 +134,16 @@ class LabelFeeder:
         with self._condition:
             return len(self._due)
 
-    def schedule(self, request_id: str, label: int) -> None:
-        """The true class of ``request_id`` becomes known after a random delay."""
+    def schedule(self, request_id: str, label: float | int, model: str | None = None) -> None:
+        """The truth of ``request_id`` becomes known after a random delay.
+
+        ``model`` names the request's model when the hook serves several (its default
+        model otherwise).
+        """
         delay = self._rng.uniform(self.min_delay_s, self.max_delay_s)
+        due = (time.monotonic() + delay, self._sequence, request_id, label, model)
         with self._condition:
-            heapq.heappush(self._due, (time.monotonic() + delay, self._sequence, request_id, label))
+            heapq.heappush(self._due, due)
             self._sequence += 1
             self._condition.notify()
 
@@ -108,7 +152,7 @@ class LabelFeeder:
             with self._condition:
                 while True:
                     if self._due and (self._closing or self._due[0][0] <= time.monotonic()):
-                        _, sequence, request_id, label = heapq.heappop(self._due)
+                        _, sequence, request_id, label, model = heapq.heappop(self._due)
                         break
                     if self._closing and not self._due:
                         return
@@ -117,7 +161,7 @@ class LabelFeeder:
             if sequence < self._last_sequence:
                 self.out_of_order += 1
             self._last_sequence = max(self._last_sequence, sequence)
-            self.publisher.label(request_id, label)
+            self.publisher.label(request_id, label, model=model)
             self.published += 1
 
     def close(self, timeout: float = 30.0) -> None:

@@ -11,7 +11,7 @@ from streams.records import Prediction
 from streams.replay.traffic import TrafficRecord, read_traffic
 from streams.report.model import RunResult
 
-__all__ = ["replay", "replay_records"]
+__all__ = ["configure_run", "replay", "replay_records"]
 
 
 def _report_all(join: OfflineJoin, run: RunResult, now_ms: int) -> None:
@@ -21,6 +21,37 @@ def _report_all(join: OfflineJoin, run: RunResult, now_ms: int) -> None:
         run.alerts += report.alerts
         if report.verdict is not None:
             run.verdicts.append(report.verdict)
+
+
+def configure_run(run: RunResult, experiments: ExperimentsFile) -> RunResult:
+    """Tell ``run`` each experiment's primary metric and business KPIs (from the file).
+
+    The KPIs are the numeric metrics declared in an experiment that has KPI functions:
+    the names those functions return.
+
+    Examples
+    --------
+    >>> exps = ExperimentsFile.parse('''
+    ... [[experiments]]
+    ... name = "e"
+    ... model = "m"
+    ... live_version = "v1"
+    ... candidate = "v2"
+    ... primary_metric = "late"
+    ... kpis = ["streams.downstream.delivery:delivery_kpis"]
+    ... metrics = [{ name = "late", binary = true, higher_is_better = false }]
+    ... ''')
+    >>> run = configure_run(RunResult("r"), exps)
+    >>> run.primary_metrics, run.kpis
+    ({'e': 'late'}, {'e': ('late',)})
+    """
+    for experiment in experiments.experiments:
+        run.primary_metrics[experiment.name] = experiment.rules.primary_metric
+        if experiment.kpis:
+            run.kpis[experiment.name] = tuple(
+                m.name for m in experiment.rules.custom_metrics if m.kind == "paired"
+            )
+    return run
 
 
 def replay_records(
@@ -55,9 +86,7 @@ def replay_records(
     >>> run.final("e").counts["labelled"], run.final("e").decision
     (1, 'continue')
     """
-    run = RunResult(title)
-    for experiment in experiments.experiments:
-        run.primary_metrics[experiment.name] = experiment.rules.primary_metric
+    run = configure_run(RunResult(title), experiments)
     run.add_latencies(r for r in records if isinstance(r, Prediction))
     join = OfflineJoin(experiments)
     every_ms = int((snapshot_every_s or experiments.join.snapshot_every_s) * 1000)

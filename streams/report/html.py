@@ -1,14 +1,25 @@
-"""A self-contained HTML report: summary, alerts, counts and base64-embedded PNG plots."""
+"""A self-contained HTML report: verdicts, KPIs by segment, alerts, counts and PNG plots."""
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
+from dataclasses import replace
 from html import escape
 from pathlib import Path
 
-from streams.report.model import RunResult
+from streams.report.model import RunResult, find_result
 from streams.report.plots import figures
-from streams.report.summary import ALERT_COLUMNS, SummaryRow, alert_rows, summary_rows
+from streams.report.summary import (
+    ALERT_COLUMNS,
+    MetricDelta,
+    SummaryRow,
+    agreement_text,
+    alert_rows,
+    metric_delta,
+    model_label,
+    summary_rows,
+)
 
 __all__ = ["render_html", "write_html"]
 
@@ -27,39 +38,81 @@ def _cell(value: object) -> str:
     return f"<td>{escape(str(value))}</td>"
 
 
-def _interval(delta: float | None, low: float | None, high: float | None) -> str:
-    if delta is None:
-        return "-"
-    lo = "-inf" if low is None else f"{low:+.4f}"
-    hi = "inf" if high is None else f"{high:+.4f}"
-    return f"{delta:+.4f} [{lo}, {hi}]"
+def _deltas(deltas: Iterable[MetricDelta]) -> str:
+    lines = [f"{escape(d.metric)}: {escape(d.text(4, name=False))}" for d in deltas]
+    return f"<td>{'<br>'.join(lines) or '-'}</td>"
 
 
 def _summary(rows: list[SummaryRow]) -> str:
     head = (
         "<tr><th>experiment</th><th>candidate</th><th>paired</th><th>labelled</th>"
-        "<th>Δ primary [CI]</th><th>Δ accuracy [CI]</th><th>latency p50 ratio</th>"
-        "<th>verdict</th><th>reason</th></tr>"
+        "<th>Δ primary [CI]</th><th>Δ model metric [CI]</th><th>Δ business KPIs [CI]</th>"
+        "<th>decisions agree</th><th>latency p50 ratio</th><th>verdict</th><th>reason</th></tr>"
     )
     body = []
     for r in rows:
         ratio = "-" if r.latency_ratio_p50 is None else f"{r.latency_ratio_p50:.2f}x"
+        primary = MetricDelta(r.primary_metric, r.primary_delta, r.primary_low, r.primary_high)
+        model = () if r.model is None else (replace(r.model, metric=model_label(r.model.metric)),)
+        agreement = agreement_text(
+            r.decision_agreement, r.decision_agreement_low, r.decision_agreement_high
+        )
         body.append(
             "<tr>"
             + _cell(r.experiment)
             + _cell(r.candidate)
             + _cell(r.paired)
             + _cell(r.labelled)
-            + _cell(
-                f"{r.primary_metric}: {_interval(r.primary_delta, r.primary_low, r.primary_high)}"
-            )
-            + _cell(_interval(r.accuracy_delta, r.accuracy_low, r.accuracy_high))
+            + _deltas([primary])
+            + _deltas(model)
+            + _deltas(r.kpis)
+            + _cell(agreement)
             + _cell(ratio)
             + f'<td class="{escape(r.decision)}">{escape(r.decision.upper())}</td>'
             + _cell(r.reason)
             + "</tr>"
         )
     return f"<table>{head}{''.join(body)}</table>"
+
+
+def _segment_metrics(run: RunResult, experiment: str) -> list[str]:
+    """Primary, model metric and KPIs of ``experiment``, each once, in that order."""
+    metrics = [run.primary(experiment), run.model_metric(experiment), *run.kpis.get(experiment, ())]
+    return list(dict.fromkeys(m for m in metrics if m))
+
+
+def _segments(run: RunResult) -> str:
+    """Per experiment, one row per segment value: Δ of each metric, decision agreement."""
+    if not run.experiments:
+        return "<p>No snapshots.</p>"
+    parts = []
+    for name in run.experiments:
+        final = run.final(name)
+        metrics = _segment_metrics(run, name)
+        decided = run.has_decision(name)
+        segments = sorted({r.segment for r in final.results if r.metric in metrics})
+        head = "<tr><th>segment</th><th>n</th>" + "".join(
+            f"<th>Δ {escape(model_label(m))} [CI]</th>" for m in metrics
+        )
+        head += "<th>decisions agree</th></tr>" if decided else "</tr>"
+        body = []
+        for segment in segments:
+            counted = [r.n for r in final.results if r.segment == segment and r.test == "msprt"]
+            row = _cell(segment or "all") + _cell(max(counted, default=0))
+            row += "".join(
+                _cell(metric_delta(final, m, segment).text(4, name=False)) for m in metrics
+            )
+            if decided:
+                found = find_result(final, "decision", "agreement", segment)
+                rate, low, high = (
+                    (None, None, None)
+                    if found is None
+                    else (found.effect, found.ci_low, found.ci_high)
+                )
+                row += _cell(agreement_text(rate, low, high))
+            body.append(f"<tr>{row}</tr>")
+        parts.append(f"<h3>{escape(name)}</h3><table>{head}{''.join(body)}</table>")
+    return "".join(parts)
 
 
 def _alerts(run: RunResult) -> str:
@@ -111,7 +164,10 @@ def render_html(run: RunResult) -> str:
         f"<title>{escape(run.title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{escape(run.title)}</h1><ul>{notes}</ul>"
         f"<h2 id='summary'>Verdicts</h2>{_summary(summary_rows(run))}"
-        "<p>Δ = candidate - live with its anytime-valid 95% interval.</p>"
+        "<p>Δ = candidate - live with its anytime-valid 95% interval. Business KPIs come "
+        "from the experiment's downstream KPI functions; decisions agree is the share of "
+        "requests on which its decision function decides the same for both models.</p>"
+        f"<h2 id='segments'>Model metrics and business KPIs by segment</h2>{_segments(run)}"
         f"<h2 id='alerts'>Alerts</h2>{_alerts(run)}"
         f"<h2 id='counts'>Join counts</h2>{_counts(run)}"
         f"<h2 id='plots'>Plots</h2>{plots}</body></html>\n"

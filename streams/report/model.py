@@ -42,6 +42,9 @@ class RunResult:
         Per experiment, its metrics snapshots in time order.
     primary_metrics
         Per experiment, the primary metric of its verdict (``None``: none configured).
+    kpis
+        Per experiment, the names of its business KPIs (metrics its downstream KPI
+        functions return); experiments without KPI functions have none.
     alerts, verdicts
         As published on the alerts topic (or computed by the replay), in time order.
     latencies
@@ -60,6 +63,7 @@ class RunResult:
     title: str
     snapshots: dict[str, list[MetricsSnapshot]] = field(default_factory=dict)
     primary_metrics: dict[str, str | None] = field(default_factory=dict)
+    kpis: dict[str, tuple[str, ...]] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     latencies: dict[str, list[float]] = field(default_factory=dict)
@@ -90,6 +94,24 @@ class RunResult:
             return metric
         metrics = {r.metric for r in self.final(experiment).results}
         return "log_loss" if "log_loss" in metrics else "abs_error"
+
+    def model_metric(self, experiment: str) -> str | None:
+        """The labelled model metric shown beside the KPIs: ``correct`` or ``abs_error``.
+
+        Examples
+        --------
+        >>> run = RunResult("r")
+        >>> run.add_snapshot(MetricsSnapshot("e", "m", "v1", "v2", 5, {},
+        ...                  (MetricResult("abs_error", "msprt", 9),), "continue", ""))
+        >>> run.model_metric("e")
+        'abs_error'
+        """
+        metrics = {r.metric for r in self.final(experiment).results}
+        return next((m for m in ("correct", "abs_error") if m in metrics), None)
+
+    def has_decision(self, experiment: str) -> bool:
+        """Whether the experiment compares downstream decisions (metric ``decision``)."""
+        return any(r.metric == "decision" for r in self.final(experiment).results)
 
     def final_decisions(self) -> Mapping[str, str]:
         """``experiment -> decision`` of the latest snapshots."""

@@ -142,7 +142,7 @@ def figures(run: RunResult) -> list[tuple[str, str, bytes]]:
     """``(section id, caption, png)`` of every figure of the report."""
     out: list[tuple[str, str, bytes]] = []
     primaries = sorted({run.primary(name) for name in run.experiments})
-    metrics = [*primaries, *(["correct"] if "correct" not in primaries else [])]
+    metrics = [*primaries, *(m for m in ("correct", "abs_error") if m not in primaries)]
     has = {r.metric for name in run.experiments for r in run.final(name).results}
     for metric in metrics:
         if metric in has:

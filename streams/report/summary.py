@@ -14,14 +14,44 @@ from streams.report.model import RunResult, find_result
 
 __all__ = [
     "ALERT_COLUMNS",
+    "MetricDelta",
     "SummaryRow",
+    "agreement_text",
     "alert_rows",
+    "interval",
+    "metric_delta",
+    "model_label",
     "render_summary",
     "short_reason",
     "summary_rows",
 ]
 
+_INTERVAL_WIDTH = 16
+"""Terminal width of ``[-0.123, +0.456]``: intervals are never folded."""
 _DECISION_STYLE = {"promote": "bold green", "reject": "bold red", "continue": "yellow"}
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDelta:
+    """Effect (candidate - live) of one metric with its anytime-valid interval.
+
+    Examples
+    --------
+    >>> MetricDelta("late", 0.05, 0.02, 0.08).text()
+    'late +0.050 [+0.020, +0.080]'
+    """
+
+    metric: str
+    delta: float | None
+    low: float | None
+    high: float | None
+
+    def text(self, digits: int = 3, name: bool = True, wrap: bool = False) -> str:
+        """``metric Δ [low, high]`` (``-`` when not measured yet); ``wrap``: two lines."""
+        value = interval(self.delta, self.low, self.high, digits)
+        if wrap:
+            value = value.replace(" [", "\n[", 1)
+        return f"{self.metric} {value}" if name else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +64,10 @@ class SummaryRow:
     ...                  1.1, "promote", "primary better")
     >>> row.to_dict()["decision"]
     'promote'
+
+    ``model`` is the labelled model metric (``correct`` or ``abs_error``), ``kpis`` the
+    business KPIs of downstream KPI functions and ``decision_agreement`` the share of
+    requests on which the downstream decision of both models is the same.
     """
 
     experiment: str
@@ -50,6 +84,11 @@ class SummaryRow:
     latency_ratio_p50: float | None
     decision: str
     reason: str
+    model: MetricDelta | None = None
+    kpis: tuple[MetricDelta, ...] = ()
+    decision_agreement: float | None = None
+    decision_agreement_low: float | None = None
+    decision_agreement_high: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,9 +104,17 @@ def _triple(result: MetricResult | None) -> tuple[float | None, float | None, fl
     return _clean(result.effect), _clean(result.ci_low), _clean(result.ci_high)
 
 
+def metric_delta(snapshot: MetricsSnapshot, metric: str, segment: str = "") -> MetricDelta:
+    """The mSPRT effect and interval of ``metric`` in ``segment`` of ``snapshot``."""
+    return MetricDelta(metric, *_triple(find_result(snapshot, metric, segment=segment)))
+
+
 def _row(run: RunResult, snapshot: MetricsSnapshot) -> SummaryRow:
-    primary = run.primary(snapshot.experiment)
+    name = snapshot.experiment
+    primary = run.primary(name)
     latency = find_result(snapshot, "latency_ms", "quantile_ratio_p50")
+    model = run.model_metric(name)
+    agreement = find_result(snapshot, "decision", "agreement")
     return SummaryRow(
         snapshot.experiment,
         snapshot.candidate_version,
@@ -79,6 +126,9 @@ def _row(run: RunResult, snapshot: MetricsSnapshot) -> SummaryRow:
         None if latency is None else _clean(latency.statistic),
         snapshot.decision,
         snapshot.reason,
+        None if model is None else metric_delta(snapshot, model),
+        tuple(metric_delta(snapshot, kpi) for kpi in run.kpis.get(name, ())),
+        *_triple(agreement),
     )
 
 
@@ -87,12 +137,39 @@ def summary_rows(run: RunResult) -> list[SummaryRow]:
     return [_row(run, run.final(name)) for name in run.experiments]
 
 
-def _interval(delta: float | None, low: float | None, high: float | None) -> str:
+def interval(delta: float | None, low: float | None, high: float | None, digits: int = 3) -> str:
+    """``Δ [low, high]`` with signs; ``-`` when there is no effect yet.
+
+    Examples
+    --------
+    >>> interval(-0.4, -0.61, None)
+    '-0.400 [-0.610, inf]'
+    """
     if delta is None:
         return "-"
-    lo = "-inf" if low is None else f"{low:+.3f}"
-    hi = "inf" if high is None else f"{high:+.3f}"
-    return f"{delta:+.3f} [{lo}, {hi}]"
+    lo = "-inf" if low is None else f"{low:+.{digits}f}"
+    hi = "inf" if high is None else f"{high:+.{digits}f}"
+    return f"{delta:+.{digits}f} [{lo}, {hi}]"
+
+
+def model_label(metric: str) -> str:
+    """How a model metric is named in tables: ``correct`` reads as accuracy."""
+    return "accuracy" if metric == "correct" else metric
+
+
+def agreement_text(rate: float | None, low: float | None, high: float | None) -> str:
+    """Share of equal decisions as a percentage with its interval, or ``-``.
+
+    Examples
+    --------
+    >>> agreement_text(0.52, 0.5, 0.54)
+    '52% [50%, 54%]'
+    """
+    if rate is None:
+        return "-"
+    if low is None or high is None:
+        return f"{rate:.0%}"
+    return f"{rate:.0%} [{low:.0%}, {high:.0%}]"
 
 
 ALERT_COLUMNS = ("experiment", "rule", "severity", "segment", "state", "Δ [CI]", "n")
@@ -119,43 +196,65 @@ def alert_rows(run: RunResult) -> list[tuple[str, str, str, str, str, str, str]]
             a.severity,
             a.result.segment or "all",
             a.state.value,
-            _interval(_clean(a.result.effect), _clean(a.result.ci_low), _clean(a.result.ci_high)),
+            interval(_clean(a.result.effect), _clean(a.result.ci_low), _clean(a.result.ci_high)),
             str(a.result.n),
         )
         for a in sorted(run.alerts, key=lambda a: a.timestamp_ms)
     ]
 
 
-def render_summary(run: RunResult, console: Console) -> None:
-    """Print the summary table, then the alerts raised, to ``console``."""
+def _model_cell(row: SummaryRow) -> str:
+    if row.model is None:
+        return "-"
+    return f"{model_label(row.model.metric)} {row.model.text(name=False, wrap=True)}"
+
+
+def _summary_table(run: RunResult, rows: list[SummaryRow]) -> Table:
     table = Table(
         title=f"{run.title}: verdicts",
         title_justify="left",
-        caption="Δ = candidate - live, anytime-valid 95% interval (lower loss, higher accuracy "
-        "is better)",
+        caption="Δ = candidate - live, anytime-valid 95% interval (lower loss, error and late "
+        "share, higher accuracy is better); decisions agree: share of requests on which the "
+        "downstream decision is the same",
         caption_justify="left",
         show_lines=True,
     )
-    for column in ("experiment", "n paired / labelled"):
-        table.add_column(column, no_wrap=True)
-    rows = summary_rows(run)
+    table.add_column("experiment", no_wrap=True)
+    table.add_column("paired / labelled", max_width=11)
     primaries = sorted({row.primary_metric for row in rows})
-    table.add_column(f"Δ {'/'.join(primaries)} [CI]" if primaries else "Δ primary [CI]")
-    table.add_column("Δ accuracy [CI]")
-    table.add_column("latency p50 ratio", justify="right")
+    single = len(primaries) == 1
+    wide = _INTERVAL_WIDTH
+    table.add_column(f"Δ {primaries[0]} [CI]" if single else "Δ primary [CI]", min_width=wide)
+    table.add_column("Δ model metric [CI]", min_width=wide)
+    table.add_column("Δ business KPIs [CI]", min_width=wide)
+    table.add_column("decisions agree", min_width=10, max_width=10)
+    table.add_column("latency p50", justify="right", max_width=7)
     table.add_column("verdict", no_wrap=True)
     table.add_column("reason", overflow="fold")
     for row in rows:
         style = _DECISION_STYLE.get(row.decision, "")
+        primary = MetricDelta(
+            row.primary_metric, row.primary_delta, row.primary_low, row.primary_high
+        )
         table.add_row(
             row.experiment,
             f"{row.paired} / {row.labelled}",
-            _interval(row.primary_delta, row.primary_low, row.primary_high),
-            _interval(row.accuracy_delta, row.accuracy_low, row.accuracy_high),
+            primary.text(name=not single, wrap=True),
+            _model_cell(row),
+            "\n".join(k.text(wrap=True) for k in row.kpis) or "-",
+            agreement_text(
+                row.decision_agreement, row.decision_agreement_low, row.decision_agreement_high
+            ).replace(" [", "\n[", 1),
             "-" if row.latency_ratio_p50 is None else f"{row.latency_ratio_p50:.2f}x",
             f"[{style}]{row.decision.upper()}[/]" if style else row.decision.upper(),
             short_reason(row.reason),
         )
+    return table
+
+
+def render_summary(run: RunResult, console: Console) -> None:
+    """Print the summary table, then the alerts raised, to ``console``."""
+    table = _summary_table(run, summary_rows(run))
     console.print(table)
     alerts = alert_rows(run)
     if not alerts:

@@ -1,11 +1,14 @@
 """``shadow-eval demo`` run as a new user would: one command, its own broker, a verdict.
 
 The demo starts (and stops) its own Kafka broker, so this test does not use the session
-broker. It runs once per module; the tests read its output and files.
+broker. It runs once per module; the tests read its output and files. Besides the
+diagnosis classifier it serves the delivery ETA model, judged by downstream KPIs: the
+early candidate is better on MAE and rejected for its late deliveries.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -19,7 +22,10 @@ import pytest
 from streams.demo.processes import shadow_eval_command
 
 REPO = Path(__file__).resolve().parents[2]
-ROW = re.compile(r"(diagnosis/v\d)\s*│[^\n]*?│\s*(PROMOTE|REJECT|CONTINUE)\s*│\s*([^│\n]*)")
+ROW = re.compile(r"((?:diagnosis|eta)/v\d)\s*│[^\n]*?│\s*(PROMOTE|REJECT|CONTINUE)\s*│\s*([^│\n]*)")
+REQUESTS = 1200
+"""Diagnosis requests, and as many delivery orders: the early ETA candidate's extra late
+deliveries are significant after some 700 orders of the demo's stream."""
 
 
 @dataclass(frozen=True)
@@ -32,15 +38,23 @@ class DemoRun:
     def verdicts(self) -> dict[str, tuple[str, str]]:
         return {m[0]: (m[1], m[2].strip()) for m in ROW.findall(self.output)}
 
+    def effect(self, metric: str) -> float:
+        """``Δ metric`` of the report's verdicts table (the eta row for its metrics)."""
+        page = (self.directory / "tmp" / "x.html").read_text()
+        verdicts = page[page.index("id='summary'") : page.index("id='segments'")]
+        found = re.search(rf">{metric}: ([+-]\d+\.\d+) \[", verdicts)
+        assert found is not None, metric
+        return float(found[1])
 
-def run_demo(directory: Path, requests: int = 400) -> DemoRun:
+
+def run_demo(directory: Path, requests: int = REQUESTS) -> DemoRun:
     """``shadow-eval demo`` in ``directory`` (where its reports/ go)."""
     started = time.monotonic()
     env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(REPO)}
     env.pop("SHADOW_KAFKA_BOOTSTRAP", None)
     done = subprocess.run(
         shadow_eval_command(
-            "demo", "--requests", str(requests), "--rate", "80", "--report", "tmp/x.html"
+            "demo", "--requests", str(requests), "--rate", "100", "--report", "tmp/x.html"
         ),
         cwd=directory,
         env=env,
@@ -68,7 +82,7 @@ def test_demo_exits_cleanly_without_traceback(demo_run: DemoRun) -> None:
 
 def test_demo_rejects_the_worse_candidate_and_not_the_better(demo_run: DemoRun) -> None:
     verdicts = demo_run.verdicts()
-    assert set(verdicts) == {"diagnosis/v2", "diagnosis/v3"}, demo_run.output[-3000:]
+    assert set(verdicts) == {"diagnosis/v2", "diagnosis/v3", "eta/v2"}, demo_run.output[-3000:]
     assert verdicts["diagnosis/v3"][0] == "REJECT"
     decision, reason = verdicts["diagnosis/v2"]
     assert decision in ("PROMOTE", "CONTINUE")
@@ -76,15 +90,44 @@ def test_demo_rejects_the_worse_candidate_and_not_the_better(demo_run: DemoRun) 
     assert "alerts raised" in demo_run.output and "worse-log-loss" in demo_run.output
 
 
+def test_demo_rejects_the_early_eta_candidate_for_late_deliveries(demo_run: DemoRun) -> None:
+    decision, reason = demo_run.verdicts()["eta/v2"]
+    assert decision == "REJECT" and "late" in reason, demo_run.output[-3000:]
+    assert demo_run.effect("abs_error") < 0  # better on the model metric...
+    assert demo_run.effect("late") > 0  # ...and more late deliveries
+    assert demo_run.effect("idle_minutes") < 0
+    summary = demo_run.output[demo_run.output.index("shadow-eval demo: verdicts") :]
+    for shown in ("Δ model metric", "Δ business KPIs", "decisions agree", "abs_error -",
+                  "late +", "idle_minutes", "later-deliveries", "better-mae"):  # fmt: skip
+        assert shown in summary, shown
+
+
 def test_demo_writes_report_traffic_and_replay_command(demo_run: DemoRun) -> None:
     report = demo_run.directory / "tmp" / "x.html"
     page = report.read_text()
-    assert page.count("data:image/png;base64,") >= 4
+    assert page.count("data:image/png;base64,") >= 6
     assert "trajectory-log_loss" in page and "latency" in page
+    assert "trajectory-late" in page and "trajectory-abs_error" in page
     traffic = demo_run.directory / "reports" / "demo-traffic.jsonl"
-    lines = traffic.read_text().splitlines()
-    assert len(lines) >= 400 * 4  # live + 2 shadow + label per request
+    records = [json.loads(line) for line in traffic.read_text().splitlines()]
+    # diagnosis: live + 2 shadow + label; eta: inputs + live + shadow + label
+    assert len(records) >= REQUESTS * 8
+    inputs = [r for r in records if r["type"] == "input"]
+    assert len(inputs) == REQUESTS and {r["model"] for r in inputs} == {"eta"}
+    assert set(inputs[0]["numeric"]) == {"distance_km", "prep_minutes"}
+    assert "traffic" in inputs[0]["categorical"] and "city" in inputs[0]["segments"]
     assert "shadow-eval replay reports/demo-traffic.jsonl --experiments" in demo_run.output
+
+
+def test_demo_report_shows_kpis_beside_model_metrics_per_segment(demo_run: DemoRun) -> None:
+    page = (demo_run.directory / "tmp" / "x.html").read_text()
+    assert "Δ business KPIs [CI]" in page and "idle_minutes: " in page
+    section = page[page.index("id='segments'") : page.index("id='alerts'")]
+    for shown in ("<h3>eta/v2</h3>", "Δ late [CI]", "Δ abs_error [CI]", "Δ idle_minutes [CI]",
+                  "decisions agree", "city=berlin", "city=paris", "city=madrid",
+                  "country=DE"):  # fmt: skip
+        assert shown in section, shown
+    assert "later-deliveries" in page and "better-mae" in page
 
 
 def test_demo_leaves_no_process_behind(demo_run: DemoRun) -> None:

@@ -6,13 +6,15 @@ import doctest
 import importlib
 import threading
 import time
+from typing import Any
 
 import pytest
 
-from streams.demo.experiments import experiments_toml
+from streams.demo.experiments import delivery_experiment_toml, experiments_toml
 from streams.demo.models import load_data, train_models
-from streams.demo.serving import LabelFeeder
-from streams.demo.traffic import COUNTRIES, requests
+from streams.demo.serving import DeliveryApp, LabelFeeder
+from streams.demo.traffic import COUNTRIES, deliveries, requests
+from streams.downstream.delivery import train_eta_models
 from streams.join.experiments import ExperimentsFile
 
 MODULES = [
@@ -65,14 +67,56 @@ def test_generated_experiments_parse() -> None:
     assert parsed.join.pair_ttl_s == 30.0
 
 
+def test_generated_delivery_experiment_judges_downstream_kpis() -> None:
+    text = experiments_toml("d", "v1", ["v2", "v3"]) + delivery_experiment_toml("eta", "v1", "v2")
+    parsed = ExperimentsFile.parse(text)
+    assert [e.name for e in parsed.experiments] == ["d/v2", "d/v3", "eta/v2"]
+    eta = parsed.get("eta/v2")
+    assert (eta.model, eta.task, eta.rules.primary_metric) == ("eta", "regression", "late")
+    assert eta.decision is not None and eta.decision.path.endswith(":promise_slot")
+    assert [k.path for k in eta.kpis] == ["streams.downstream.delivery:delivery_kpis"]
+    assert eta.rules.segments == ("city",)
+    assert {r.metric for r in eta.rules.rules} == {"late", "abs_error"}
+    assert not parsed.get("d/v2").needs_inputs and eta.needs_inputs
+
+
+def test_delivery_stream_is_seeded() -> None:
+    first = [o.features for o in deliveries(5, seed=1)]
+    assert first == [o.features for o in deliveries(5, seed=1)]
+    assert first != [o.features for o in deliveries(5, seed=2)]
+
+
+class _Hook:
+    def __init__(self) -> None:
+        self.published: list[dict[str, Any]] = []
+
+    def publish(self, features: dict[str, Any], prediction: Any, **kwargs: Any) -> str:
+        self.published.append({"features": features, "prediction": prediction, **kwargs})
+        return f"r{len(self.published)}"
+
+
+def test_delivery_app_publishes_orders_as_the_eta_model() -> None:
+    live, _ = train_eta_models(n=300)
+    hook = _Hook()
+    app = DeliveryApp(live, hook, model_name="eta", version="v1")  # type: ignore[arg-type]
+    order = next(deliveries(1))
+    request_id, minutes = app.handle(order)
+    sent = hook.published[0]
+    assert request_id == "r1" and app.served == 1
+    assert (sent["model"], sent["version"], sent["prediction"]) == ("eta", "v1", minutes)
+    assert sent["features"] == order.features and sent["segments"] == {"city": order.city}
+
+
 class _Labels:
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self.models: dict[str, str | None] = {}
         self.lock = threading.Lock()
 
-    def label(self, request_id: str, value: object) -> bool:
+    def label(self, request_id: str, value: object, *, model: str | None = None) -> bool:
         with self.lock:
             self.seen.append(request_id)
+            self.models[request_id] = model
         return True
 
 
@@ -96,5 +140,7 @@ def test_label_feeder_close_publishes_what_is_left() -> None:
     sink = _Labels()
     feeder = LabelFeeder(sink, min_delay_s=60, max_delay_s=61)  # type: ignore[arg-type]
     feeder.schedule("r1", 1)
+    feeder.schedule("o1", 27.5, model="eta")
     feeder.close()
-    assert sink.seen == ["r1"] and feeder.published == 1
+    assert sorted(sink.seen) == ["o1", "r1"] and feeder.published == 2
+    assert sink.models == {"r1": None, "o1": "eta"}  # each label goes to its own model
