@@ -185,10 +185,7 @@ class JoinAgent:
         writes: dict[bytes, bytes | None] = {}
         topics: Counter[str] = Counter()
         outcomes: Counter[str] = Counter()
-        # Records read before a rebalance took their partition away are left to the new
-        # owner, which reads them again from the last commit.
-        owned = self.app.assignor.assigned_actives()
-        events = [e for e in events if e.message.tp in owned]
+        events = await self._current(events)
         for event in events:
             message = event.message
             topics[message.topic] += 1
@@ -312,8 +309,7 @@ class JoinAgent:
     # ------------------------------------------------------------------ stage 2
     async def _stage2(self, stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
-            owned = self.app.assignor.assigned_actives()
-            for event in (e for e in events if e.message.tp in owned):
+            for event in await self._current(events):
                 message = event.message
                 try:
                     join_event = self.codec.decode_as(
@@ -380,6 +376,32 @@ class JoinAgent:
             }
 
     # ------------------------------------------------------------------ helpers
+    async def _current(self, events: list[Any]) -> list[Any]:
+        """The events of this consumer generation on partitions this worker owns.
+
+        Events buffered before a rebalance are not processed here: they are marked acked
+        so that the batch's automatic ack cannot commit them unprocessed, and a partition
+        this worker still owns is rewound to the first of them so that they come again
+        (faust does not always seek back, e.g. before a partition's first commit).
+        Partitions now owned by another worker are read there from their last commit.
+        """
+        generation = self.app.consumer_generation_id
+        owned = self.app.assignor.assigned_actives()
+        current = []
+        rewind: dict[TP, int] = {}
+        for event in events:
+            message = event.message
+            if message.generation_id == generation and message.tp in owned:
+                current.append(event)
+                continue
+            message.acked = True
+            if message.tp in owned:
+                rewind[message.tp] = min(message.offset, rewind.get(message.tp, message.offset))
+        for tp, offset in rewind.items():
+            log.info("join: re-reading %s from %d after a rebalance", tp, offset)
+            await self.app.consumer.seek(tp, offset)
+        return current
+
     def _owned(self, topic: str) -> set[int]:
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
 
