@@ -25,40 +25,9 @@ from streams.synthetic import CandidateSpec, classification_requests
 from streams.worker import ShadowWorker
 from streams.worker.config import WorkerConfig
 from tests.integration import candidates
+from tests.unit.join.experiments_toml import CANDIDATES_TOML
 
 REPO = Path(__file__).resolve().parents[2]
-
-EXPERIMENTS_TOML = """
-[join]
-pair_ttl_s = {pair_ttl}
-label_ttl_s = {label_ttl}
-expire_every_s = 1
-snapshot_every_s = 1
-
-[[experiments]]
-name = "worse"
-model = "churn"
-live_version = "v1"
-candidate = "v2"
-task = "binary"
-primary_metric = "correct"
-
-[[experiments]]
-name = "same"
-model = "churn"
-live_version = "v1"
-candidate = "v3"
-task = "binary"
-primary_metric = "correct"
-
-[[experiments]]
-name = "slow"
-model = "churn"
-live_version = "v1"
-candidate = "v4"
-task = "binary"
-primary_metric = "correct"
-"""
 
 EXPERIMENTS = ("worse", "same", "slow")
 
@@ -88,7 +57,7 @@ class Expected:
 
 def write_experiments(directory: Path, pair_ttl: float = 20, label_ttl: float = 40) -> Path:
     path = directory / "experiments.toml"
-    path.write_text(EXPERIMENTS_TOML.format(pair_ttl=pair_ttl, label_ttl=label_ttl))
+    path.write_text(CANDIDATES_TOML.format(pair_ttl=pair_ttl, label_ttl=label_ttl))
     return path
 
 

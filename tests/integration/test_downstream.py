@@ -29,44 +29,10 @@ from streams.worker.config import WorkerConfig
 from tests.integration.helpers import delete_topics
 from tests.integration.join_helpers import Expected, JoinProcess, Outputs
 from tests.unit.join import flaky
+from tests.unit.join.flaky import DELIVERY_EXPERIMENT, FLAKY, REAL
 
 ORDERS = 2000
 NAMES = ("kpi-primary", "mae-primary", "flaky")
-EXPERIMENT = """
-[[experiments]]
-name = "{name}"
-model = "eta"
-live_version = "v1"
-candidate = "v2"
-task = "regression"
-primary_metric = "{primary}"
-decision = "{decision}"
-kpis = ["{kpis}"]
-min_samples = 200
-
-[[experiments.metrics]]
-name = "late"
-higher_is_better = false
-binary = true
-
-[[experiments.metrics]]
-name = "idle_minutes"
-higher_is_better = false
-
-[[experiments.rules]]
-name = "later-deliveries"
-metric = "late"
-direction = "worse"
-severity = "critical"
-
-[[experiments.rules]]
-name = "better-mae"
-metric = "abs_error"
-direction = "better"
-severity = "info"
-"""
-REAL = ("streams.downstream.delivery:promise_slot", "streams.downstream.delivery:delivery_kpis")
-FLAKY = ("tests.unit.join.flaky:decide", "tests.unit.join.flaky:kpis")
 
 
 def experiments_file(directory: Path) -> Path:
@@ -76,7 +42,7 @@ def experiments_file(directory: Path) -> Path:
         ("mae-primary", "abs_error", REAL),
         ("flaky", "late", FLAKY),
     ):
-        text += EXPERIMENT.format(
+        text += DELIVERY_EXPERIMENT.format(
             name=name, primary=primary, decision=functions[0], kpis=functions[1]
         )
     path = directory / "experiments.toml"

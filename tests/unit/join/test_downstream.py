@@ -11,46 +11,16 @@ from streams.join.experiments import ConfigError, ExperimentsFile
 from streams.join.offline import OfflineJoin
 from streams.records import GroundTruth, ModelInput, Prediction, Role
 from tests.unit.join import flaky
+from tests.unit.join.flaky import DELIVERY_EXPERIMENT, FLAKY, REAL
 
-TEMPLATE = """
+TEMPLATE = (
+    """
 [join]
 pair_ttl_s = 60
 label_ttl_s = 3600
-
-[[experiments]]
-name = "{name}"
-model = "eta"
-live_version = "v1"
-candidate = "v2"
-task = "regression"
-primary_metric = "{primary}"
-decision = "{decision}"
-kpis = ["{kpis}"]
-min_samples = 200
-
-[[experiments.metrics]]
-name = "late"
-higher_is_better = false
-binary = true
-
-[[experiments.metrics]]
-name = "idle_minutes"
-higher_is_better = false
-
-[[experiments.rules]]
-name = "later-deliveries"
-metric = "late"
-direction = "worse"
-severity = "critical"
-
-[[experiments.rules]]
-name = "better-mae"
-metric = "abs_error"
-direction = "better"
-severity = "info"
 """
-REAL = ("streams.downstream.delivery:promise_slot", "streams.downstream.delivery:delivery_kpis")
-FLAKY = ("tests.unit.join.flaky:decide", "tests.unit.join.flaky:kpis")
+    + DELIVERY_EXPERIMENT
+)
 
 
 def experiments(name: str, primary: str, functions: tuple[str, str] = REAL) -> ExperimentsFile:

@@ -8,39 +8,9 @@ from streams.join.experiments import ExperimentsFile
 from streams.join.offline import OfflineJoin
 from streams.records import GroundTruth, Prediction
 from streams.synthetic import CandidateSpec, classification_requests, regression_requests
+from tests.unit.join.experiments_toml import CANDIDATES_TOML
 
-EXPERIMENTS = ExperimentsFile.parse(
-    """
-[join]
-pair_ttl_s = 30
-label_ttl_s = 600
-
-[[experiments]]
-name = "worse"
-model = "churn"
-live_version = "v1"
-candidate = "v2"
-task = "binary"
-positive_class = "1"
-primary_metric = "correct"
-
-[[experiments]]
-name = "same"
-model = "churn"
-live_version = "v1"
-candidate = "v3"
-task = "binary"
-primary_metric = "correct"
-
-[[experiments]]
-name = "slow"
-model = "churn"
-live_version = "v1"
-candidate = "v4"
-task = "binary"
-primary_metric = "correct"
-"""
-)
+EXPERIMENTS = ExperimentsFile.parse(CANDIDATES_TOML.format(pair_ttl=30, label_ttl=600))
 
 
 def stream(n: int, seed: int) -> tuple[list[Prediction | GroundTruth], dict[str, int]]:
