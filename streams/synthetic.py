@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import random
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from streams.records import GroundTruth, ModelInput, Prediction, Role
 
@@ -66,6 +67,53 @@ def _predict_class(
     return predicted, {c: (confidence if c == predicted else others) for c in classes}
 
 
+def _predict_value(rng: random.Random, truth: float, spec: CandidateSpec) -> tuple[float, None]:
+    return truth + rng.gauss(spec.bias, spec.error_scale), None
+
+
+def _predictions(
+    rng: random.Random,
+    model_input: ModelInput,
+    live: CandidateSpec,
+    candidates: Sequence[CandidateSpec],
+    answer: Callable[[CandidateSpec], tuple[float | str, dict[str, float] | None]],
+) -> list[Prediction]:
+    """What the live model and each candidate said about one request."""
+    predictions = []
+    for role, spec in [(Role.LIVE, live), *((Role.SHADOW, c) for c in candidates)]:
+        failed = rng.random() < spec.error_rate
+        value, probabilities = answer(spec)
+        predictions.append(
+            Prediction(
+                model_input.request_id,
+                model_input.model,
+                spec.version,
+                role,
+                model_input.timestamp_ms,
+                None if failed else value,
+                None if failed else probabilities,
+                _latency(rng, spec.latency_ms),
+                "RuntimeError: simulated failure" if failed else None,
+                model_input.segments,
+            )
+        )
+    return predictions
+
+
+def _request(
+    rng: random.Random,
+    model_input: ModelInput,
+    predictions: list[Prediction],
+    truth: float | str,
+    max_label_delay_ms: int,
+) -> Request:
+    delay = rng.randrange(max_label_delay_ms + 1)
+    label = GroundTruth(
+        model_input.request_id, model_input.model, model_input.timestamp_ms + delay, truth
+    )
+    return Request(model_input, predictions[0], tuple(predictions[1:]), label, delay)
+
+
 def classification_requests(
     n: int,
     live: CandidateSpec,
@@ -81,35 +129,21 @@ def classification_requests(
     """``n`` requests; each model is right with its own accuracy, independently."""
     rng = random.Random(seed)
     for i in range(n):
-        rid = _request_id(rng)
-        ts = start_ms + i * interval_ms
         segments = {key: rng.choice(values) for key, values in SEGMENTS.items()}
         truth = rng.choice(classes)
         features = {f"x{j}": rng.gauss(0, 1) for j in range(5)}
+        plan = {"plan": rng.choice(("basic", "pro"))}
         model_input = ModelInput(
-            rid, model, ts, features, {"plan": rng.choice(("basic", "pro"))}, segments
+            _request_id(rng), model, start_ms + i * interval_ms, features, plan, segments
         )
-        predictions = []
-        for role, spec in [(Role.LIVE, live), *((Role.SHADOW, c) for c in candidates)]:
-            value, probabilities = _predict_class(rng, truth, classes, spec)
-            failed = rng.random() < spec.error_rate
-            predictions.append(
-                Prediction(
-                    rid,
-                    model,
-                    spec.version,
-                    role,
-                    ts,
-                    None if failed else value,
-                    None if failed else probabilities,
-                    _latency(rng, spec.latency_ms),
-                    "RuntimeError: simulated failure" if failed else None,
-                    segments,
-                )
-            )
-        delay = rng.randrange(max_label_delay_ms + 1)
-        label = GroundTruth(rid, model, ts + delay, truth)
-        yield Request(model_input, predictions[0], tuple(predictions[1:]), label, delay)
+        predictions = _predictions(
+            rng,
+            model_input,
+            live,
+            candidates,
+            partial(_predict_class, rng, truth, classes),
+        )
+        yield _request(rng, model_input, predictions, truth, max_label_delay_ms)
 
 
 def regression_requests(
@@ -126,35 +160,22 @@ def regression_requests(
     """``n`` requests; each model's error is normal with its own bias and scale."""
     rng = random.Random(seed)
     for i in range(n):
-        rid = _request_id(rng)
-        ts = start_ms + i * interval_ms
         segments = {key: rng.choice(values) for key, values in SEGMENTS.items()}
         distance = rng.uniform(1, 20)
         truth = 5.0 + 3.0 * distance + rng.gauss(0, 2)
-        model_input = ModelInput(rid, model, ts, {"distance_km": distance}, {}, segments)
-        predictions = []
-        for role, spec in [(Role.LIVE, live), *((Role.SHADOW, c) for c in candidates)]:
-            failed = rng.random() < spec.error_rate
-            value = truth + rng.gauss(spec.bias, spec.error_scale)
-            predictions.append(
-                Prediction(
-                    rid,
-                    model,
-                    spec.version,
-                    role,
-                    ts,
-                    None if failed else value,
-                    None,
-                    _latency(rng, spec.latency_ms),
-                    "RuntimeError: simulated failure" if failed else None,
-                    segments,
-                )
-            )
-        delay = rng.randrange(max_label_delay_ms + 1)
-        yield Request(
-            model_input,
-            predictions[0],
-            tuple(predictions[1:]),
-            GroundTruth(rid, model, ts + delay, truth),
-            delay,
+        model_input = ModelInput(
+            _request_id(rng),
+            model,
+            start_ms + i * interval_ms,
+            {"distance_km": distance},
+            {},
+            segments,
         )
+        predictions = _predictions(
+            rng,
+            model_input,
+            live,
+            candidates,
+            partial(_predict_value, rng, truth),
+        )
+        yield _request(rng, model_input, predictions, truth, max_label_delay_ms)
