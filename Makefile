@@ -28,7 +28,7 @@ kafka: install ## Fetch the Apache Kafka 4.x jars from Maven Central into the ca
 	$(BIN)/shadow-eval kafka provision
 
 test: kafka ## Run the whole suite; the tests start (and always stop) their own local broker
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q --durations=15 $(PYTEST_ARGS)
 
 test-unit: install ## Run the unit tests only (no broker, no Java)
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)

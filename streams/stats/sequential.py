@@ -195,7 +195,12 @@ class MixtureSPRT:
         return log_evalue(s, v, rho, self.alternative == "two-sided")
 
     def confidence_sequence(self) -> tuple[float, float]:
-        """Two-sided (1 - alpha) normal-mixture confidence sequence for the mean difference."""
+        """Normal-mixture confidence sequence for the mean difference.
+
+        Two-sided (1 - alpha) for a two-sided test. For a one-sided test each bound is a
+        one-sided (1 - alpha) bound (the two-sided sequence at 2 * alpha), so the bound
+        that matters agrees with the one-sided test an alert reports it beside.
+        """
         n = self.n
         if n < max(2, self.min_samples) or self._scale == 0.0:
             return (-math.inf, math.inf)
@@ -203,7 +208,8 @@ class MixtureSPRT:
         vhat = max(0.0, self._s2 - self._s1 * mean)
         rho = mixture_rho(self._scale, self.alpha, self.tune_n)
         a = vhat + rho
-        half = math.sqrt(a * (math.log(a / rho) + 2.0 * math.log(1.0 / self.alpha))) / n
+        level = self.alpha if self.alternative == "two-sided" else min(2.0 * self.alpha, 0.5)
+        half = math.sqrt(a * (math.log(a / rho) + 2.0 * math.log(1.0 / level))) / n
         return (mean - half, mean + half)
 
     def get(self) -> TestResult:
