@@ -40,6 +40,7 @@ from streams.join.broker_view import BrokerView
 from streams.join.experiments import ExperimentsFile
 from streams.join.judge import Judge
 from streams.join.metrics import JoinMetrics
+from streams.join.offsets import OffsetTracker
 from streams.join.pairing import Pairing, Step
 from streams.records import (
     DeadLetter,
@@ -107,7 +108,9 @@ class JoinAgent:
         self.metrics = metrics or JoinMetrics()
         self.partitions = settings.partitions
         self.latest: dict[str, dict[str, Any]] = {}
-        self._positions: dict[TP, int] = {}
+        # faust's acks are off for our topics; this decides what is committed (offsets.py).
+        self._offsets: OffsetTracker[TP] = OffsetTracker()
+        self._rewound: dict[TP, int] = {}
         # Stage-1 batches and expiry scans both write the pending table; their changelog
         # writes must reach the broker in the order the local store saw them.
         self._state_lock = asyncio.Lock()
@@ -139,12 +142,13 @@ class JoinAgent:
         source_topics = [topics.live_predictions, topics.shadow_predictions, topics.ground_truth]
         if experiments.needs_inputs:  # downstream decision / KPI functions read the inputs
             source_topics.append(topics.inputs)
-        self.sources = self.app.topic(*source_topics, key_type=bytes, value_type=bytes)
+        self.sources = self.app.topic(*source_topics, key_type=bytes, value_type=bytes, acks=False)
         self.join_topic = self.app.topic(
             topics.join_events,
             partitions=settings.partitions,
             key_type=bytes,
             value_type=bytes,
+            acks=False,
         )
         self.metrics_topic = self.app.topic(topics.metrics, key_type=bytes, value_type=bytes)
         self.alerts_topic = self.app.topic(topics.alerts, key_type=bytes, value_type=bytes)
@@ -208,9 +212,7 @@ class JoinAgent:
         self.metrics.count(self.metrics.events_in, topics)
         self.metrics.count(self.metrics.outcomes, outcomes)
         await self._settle(outgoing, writes)
-        for event in events:
-            tp = event.message.tp
-            self._positions[tp] = max(self._positions.get(tp, 0), event.message.offset + 1)
+        await self._commit(events)
 
     async def _decode_request_record(
         self, message: Any
@@ -309,7 +311,8 @@ class JoinAgent:
     # ------------------------------------------------------------------ stage 2
     async def _stage2(self, stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
-            for event in await self._current(events):
+            current = await self._current(events)
+            for event in current:
                 message = event.message
                 try:
                     join_event = self.codec.decode_as(
@@ -324,17 +327,21 @@ class JoinAgent:
                     continue
                 if not self.judge.apply(join_event):
                     self.metrics.judged_duplicates.inc()
+            await self._commit(current)
 
     async def _rebuild_judge(self) -> None:
         """After a rebalance: the monitors of the experiments this worker now owns.
 
-        Also forgets read positions: a partition that comes back is read again from its
-        last commit, so an old position would claim records not yet re-read.
+        Also restarts offset tracking: reading resumes at the group's commits.
         """
-        self._positions.clear()
         topic = self.join_topic.get_topic_name()
         owned = self._owned(topic)
         loop = asyncio.get_running_loop()
+        ours = (*self.settings.topics.per_request, topic)
+        tps = [tp for tp in self.app.assignor.assigned_actives() if tp.topic in ours]
+        starts = await loop.run_in_executor(None, self._broker.ends, tps)
+        self._offsets.reset({tp: start for tp, (start, _) in starts.items()})
+        self._rewound.clear()
         values = await loop.run_in_executor(None, self._broker.read_log, topic, owned)
         self.judge = Judge(self.experiments)
         for value in values:
@@ -376,14 +383,27 @@ class JoinAgent:
             }
 
     # ------------------------------------------------------------------ helpers
+    async def _commit(self, events: list[Any]) -> None:
+        """Commit the contiguous frontier of a durable batch; re-read from any hole."""
+        for event in events:
+            self._offsets.done(event.message.tp, event.message.offset)
+        offsets = self._offsets.to_commit()
+        if offsets:
+            # faust's own commit step (flushes its producer, respects the assignment).
+            await self.app.consumer._commit_offsets(offsets)  # type: ignore[attr-defined]
+        for tp, offset in self._offsets.holes().items():
+            if self._rewound.get(tp) != offset:
+                self._rewound[tp] = offset
+                log.info("join: re-reading %s from %d (skipped during a rebalance)", tp, offset)
+                await self.app.consumer.seek(tp, offset)
+
     async def _current(self, events: list[Any]) -> list[Any]:
         """The events of this consumer generation on partitions this worker owns.
 
-        Events buffered before a rebalance are not processed here: they are marked acked
-        so that the batch's automatic ack cannot commit them unprocessed, and a partition
-        this worker still owns is rewound to the first of them so that they come again
-        (faust does not always seek back, e.g. before a partition's first commit).
-        Partitions now owned by another worker are read there from their last commit.
+        Events buffered before a rebalance are not processed here; a partition this
+        worker still owns is rewound to the first of them so that they come again (faust
+        does not always seek back). Partitions now owned by another worker are read there
+        from their last commit; nothing skipped is ever committed (see :meth:`_commit`).
         """
         generation = self.app.consumer_generation_id
         owned = self.app.assignor.assigned_actives()
@@ -394,7 +414,6 @@ class JoinAgent:
             if message.generation_id == generation and message.tp in owned:
                 current.append(event)
                 continue
-            message.acked = True
             if message.tp in owned:
                 rewind[message.tp] = min(message.offset, rewind.get(message.tp, message.offset))
         for tp, offset in rewind.items():
@@ -408,9 +427,9 @@ class JoinAgent:
     async def _caught_up(self) -> bool:
         """Whether every owned partition of the per-request topics is read to its end.
 
-        A partition counts as read up to the furthest of what this process handled and
-        what the group committed (after a restart nothing may arrive on a partition that
-        was already complete). Also refreshes the lag gauges.
+        A partition counts as read up to the furthest of this worker's contiguous
+        frontier and the group's commit (after a restart nothing may arrive on a
+        partition that was already complete). Also refreshes the lag gauges.
         """
         owned = [
             tp
@@ -424,7 +443,7 @@ class JoinAgent:
         lags: dict[str, int] = {}
         for tp in owned:
             committed, high = ends[tp]
-            position = max(self._positions.get(tp, 0), committed)
+            position = max(self._offsets.frontier.get(tp, 0), committed)
             lags[tp.topic] = lags.get(tp.topic, 0) + max(high - position, 0)
         for topic, lag in lags.items():
             self.metrics.lag.labels(topic).set(lag)

@@ -26,21 +26,26 @@ class BrokerView:
         )
 
     def ends(self, tps: list[TP]) -> dict[TP, tuple[int, int]]:
-        """``{tp: (committed offset of the group or 0, high watermark)}``."""
+        """``{tp: (where the group resumes reading, high watermark)}``.
+
+        The group resumes at its commit, or at the log start when it has none (the join
+        reads from the earliest offset).
+        """
+        if not tps:
+            return {}
         partitions = [TopicPartition(tp.topic, tp.partition) for tp in tps]
         committed = {
-            (p.topic, p.partition): max(p.offset, 0)
+            (p.topic, p.partition): p.offset
             for p in self._consumer.committed(partitions, timeout=10)
         }
-        return {
-            tp: (
-                committed.get((tp.topic, tp.partition), 0),
-                self._consumer.get_watermark_offsets(
-                    TopicPartition(tp.topic, tp.partition), timeout=10, cached=False
-                )[1],
+        ends = {}
+        for tp in tps:
+            low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=10, cached=False
             )
-            for tp in tps
-        }
+            start = committed.get((tp.topic, tp.partition), -1)
+            ends[tp] = (start if start >= 0 else low, high)
+        return ends
 
     def read_log(self, topic: str, partitions: set[int]) -> list[bytes]:
         """Every value in ``partitions`` of ``topic`` up to their current end."""
