@@ -131,6 +131,9 @@ class JoinAgent:
             # default of 60 s stalls the whole group for a minute).
             broker_session_timeout=SESSION_TIMEOUT_S,
             broker_heartbeat_interval=SESSION_TIMEOUT_S / 4,
+            # Also the rebalance timeout: a worker killed while the group was rebalancing
+            # is dropped only after it (faust's default, 1000 s, stalls the survivors).
+            broker_max_poll_interval=SESSION_TIMEOUT_S * 3,
             key_serializer="raw",
             value_serializer="raw",
             web_enabled=web_port is not None,
