@@ -86,6 +86,28 @@ class ModelInput:
     extra: Any = None
     """Free-form (nested) features: anything JSON can hold."""
 
+    def feature_dict(self) -> dict[str, Any]:
+        """Every feature in one dict, as candidate models and downstream functions get them.
+
+        The keys of a dict ``extra`` come first, so named features win on a clash; any
+        other ``extra`` sits under the key ``"extra"``.
+
+        Examples
+        --------
+        >>> ModelInput("r1", "m", 0, {"age": 41.0}, {"plan": "pro"}, extra={"n": 1}).feature_dict()
+        {'n': 1, 'age': 41.0, 'plan': 'pro'}
+        """
+        extra = self.extra
+        if extra is None:
+            features: dict[str, Any] = {}
+        elif isinstance(extra, dict):
+            features = dict(extra)
+        else:
+            features = {"extra": extra}
+        features.update(self.numeric)
+        features.update(self.categorical)
+        return features
+
 
 @dataclass(frozen=True, slots=True)
 class Prediction:

@@ -132,19 +132,6 @@ class Settings(BaseSettings):
         config.update(overrides)
         return config
 
-    def aiokafka_config(self) -> dict[str, Any]:
-        """aiokafka / faust keyword arguments with the same security settings."""
-        config: dict[str, Any] = {
-            "bootstrap_servers": self.kafka_bootstrap,
-            "security_protocol": self.security_protocol,
-        }
-        if self.sasl_mechanism:
-            config["sasl_mechanism"] = self.sasl_mechanism
-            config["sasl_plain_username"] = self.sasl_username
-            if self.sasl_password is not None:
-                config["sasl_plain_password"] = self.sasl_password.get_secret_value()
-        return config
-
 
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with explicit overrides (CLI options) winning."""

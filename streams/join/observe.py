@@ -22,7 +22,7 @@ from streams.join.experiments import Experiment
 from streams.records import JoinEvent, JoinKind, ModelInput, Prediction
 from streams.stats import Observation
 
-__all__ = ["Observed", "class_text", "features", "observation"]
+__all__ = ["Observed", "class_text", "observation"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +88,6 @@ def class_text(value: object) -> str:
     return str(value)
 
 
-def features(inputs: ModelInput) -> dict[str, Any]:
-    """The request's features as the one dict user functions receive."""
-    merged: dict[str, Any] = {**inputs.numeric, **inputs.categorical}
-    if isinstance(inputs.extra, dict):
-        merged.update(inputs.extra)
-    elif inputs.extra is not None:
-        merged["extra"] = inputs.extra
-    return merged
-
-
 def _decide(
     experiment: Experiment,
     inputs: ModelInput | None,
@@ -108,7 +98,7 @@ def _decide(
     decision = experiment.decision
     if decision is None or inputs is None or live.value is None or candidate.value is None:
         return None
-    request = features(inputs)
+    request = inputs.feature_dict()
     try:
         return decision.function(request, live.value), decision.function(request, candidate.value)
     except Exception:  # user code: any failure is counted, never fatal
@@ -126,7 +116,7 @@ def _kpis(
 ) -> None:
     if inputs is None:
         return
-    request = features(inputs)
+    request = inputs.feature_dict()
     for kpi in experiment.kpis:
         try:
             live_values = kpi.function(request, outcomes[0], label)

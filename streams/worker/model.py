@@ -64,16 +64,7 @@ def features_of(record: ModelInput) -> dict[str, Any]:
     >>> features_of(ModelInput("r1", "churn", 0, {"age": 41.0}, {"plan": "pro"}, extra={"n": 1}))
     {'n': 1, 'age': 41.0, 'plan': 'pro'}
     """
-    extra = record.extra
-    if extra is None:
-        features: dict[str, Any] = {}
-    elif isinstance(extra, dict):
-        features = dict(extra)
-    else:
-        features = {"extra": extra}
-    features.update(record.numeric)
-    features.update(record.categorical)
-    return features
+    return record.feature_dict()
 
 
 def _error_text(exc: BaseException) -> str:
