@@ -1,8 +1,8 @@
-"""Hand-written Avro for the two hot records, ModelInput and Prediction.
+"""Hand-written Avro for the hot records: ModelInput, Prediction, GroundTruth, JoinEvent.
 
 fastavro interprets the schema for every datum and goes through a dict per record; for
-the worker and the hook that is most of the per-message cost. These functions write and
-read exactly the bytes fastavro does, straight from and into the dataclasses.
+the worker, the hook and the join that is most of the per-message cost. These functions
+write and read exactly the bytes fastavro does, straight from and into the dataclasses.
 
 They are safe by construction rather than by care:
 
@@ -22,27 +22,53 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streams.codec.fastread import SLOTS_MATCH, FastDecoder, decode_model_input, decode_prediction
-from streams.codec.fastwrite import FastEncoder, model_input_encoder, prediction_encoder
+from streams.codec.fastread import DECODERS, FastDecoder
+from streams.codec.fastwrite import ENCODERS, FastEncoder
 
 __all__ = ["FastDecoder", "FastEncoder", "fast_codec_for", "schema_shape"]
 
 
-def schema_shape(schema: Any) -> Any:
+_PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "bytes", "string"))
+
+
+def schema_shape(schema: Any, named: dict[str, Any] | None = None) -> Any:
     """What decides the bytes of a (parsed) schema: types, field names and order, enum
-    symbols, named-type names; docs, defaults and aliases dropped."""
+    symbols, named-type names; docs, defaults and aliases dropped.
+
+    A reference to a named type (``"dev.shadoweval.Prediction"`` in a parsed JoinEvent)
+    counts as that type's shape, so a changed Prediction changes the JoinEvent's too.
+    Names resolve against ``named`` (by default the schema's ``__named_schemas``, as
+    fastavro's ``parse_schema`` records them) and the types defined before them inline.
+    """
+    if named is None:
+        found = schema.get("__named_schemas") if isinstance(schema, dict) else None
+        named = found if isinstance(found, dict) else {}
+    return _shape(schema, dict(named), frozenset())
+
+
+def _shape(schema: Any, named: dict[str, Any], outer: frozenset[str]) -> Any:
+    """``named`` grows by the types defined inline; ``outer`` holds the named types
+    being expanded, so a recursive reference ends as a ref."""
     if isinstance(schema, str):
-        return schema
+        if schema in _PRIMITIVES:
+            return schema
+        if schema in outer or schema not in named:
+            return ("ref", schema)  # recursive or unknown: never part of a fast layout
+        return _shape(named[schema], named, outer)
     if isinstance(schema, list):
-        return ("union", *(schema_shape(s) for s in schema))
+        return ("union", *(_shape(s, named, outer) for s in schema))
     kind = schema.get("type")
     if kind == "map":
-        return ("map", schema_shape(schema["values"]))
+        return ("map", _shape(schema["values"], named, outer))
     if kind == "enum":
+        named.setdefault(schema["name"], schema)
         return ("enum", schema["name"], tuple(schema["symbols"]))
     if kind == "record":
-        fields_ = tuple((f["name"], schema_shape(f["type"])) for f in schema["fields"])
-        return ("record", schema["name"], fields_)
+        name = schema["name"]
+        named.setdefault(name, schema)
+        inner = outer | {name}
+        fields_ = tuple((f["name"], _shape(f["type"], named, inner)) for f in schema["fields"])
+        return ("record", name, fields_)
     # Logical types, arrays, fixed...: never part of a fast layout, so never equal.
     return ("other", repr(sorted(schema.items(), key=str)))
 
@@ -82,9 +108,46 @@ PREDICTION_SHAPE = (
 )
 
 
+GROUND_TRUTH_SHAPE = (
+    "record",
+    "dev.shadoweval.GroundTruth",
+    (
+        ("request_id", "string"),
+        ("model", "string"),
+        ("timestamp_ms", "long"),
+        ("value", ("union", "double", "string")),
+    ),
+)
+JOIN_EVENT_SHAPE = (
+    "record",
+    "dev.shadoweval.JoinEvent",
+    (
+        ("kind", ("enum", "dev.shadoweval.JoinKind", ("PAIRED", "LABELLED", "EXPIRED"))),
+        ("experiment", "string"),
+        ("request_id", "string"),
+        ("timestamp_ms", "long"),
+        ("segments", _STR_MAP),
+        ("live", ("union", "null", PREDICTION_SHAPE)),
+        ("candidate", ("union", "null", PREDICTION_SHAPE)),
+        ("label", ("union", "null", "double", "string")),
+        ("reason", _OPT_STR),
+        ("inputs", ("union", "null", MODEL_INPUT_SHAPE)),
+    ),
+)
+
+
+_SHAPES: dict[str, Any] = {
+    "dev.shadoweval.ModelInput": MODEL_INPUT_SHAPE,
+    "dev.shadoweval.Prediction": PREDICTION_SHAPE,
+    "dev.shadoweval.GroundTruth": GROUND_TRUTH_SHAPE,
+    "dev.shadoweval.JoinEvent": JOIN_EVENT_SHAPE,
+}
+# Full name -> (layout, encoder factory, decoder): the records whose classes still have
+# the fields the decoders fill (see streams.codec.fastread).
 _FAST: dict[str, tuple[Any, Callable[[bytes], FastEncoder], FastDecoder]] = {
-    "dev.shadoweval.ModelInput": (MODEL_INPUT_SHAPE, model_input_encoder, decode_model_input),
-    "dev.shadoweval.Prediction": (PREDICTION_SHAPE, prediction_encoder, decode_prediction),
+    name: (shape, ENCODERS[name], DECODERS[name])
+    for name, shape in _SHAPES.items()
+    if name in DECODERS
 }
 
 
@@ -106,7 +169,7 @@ def fast_codec_for(
     1.5
     """
     found = _FAST.get(name)
-    if found is None or not SLOTS_MATCH:
+    if found is None:
         return None
     shape, make_encoder, decoder = found
     if any(schema_shape(s) != shape for s in schemas):

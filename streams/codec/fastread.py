@@ -1,26 +1,33 @@
-"""Hand-written Avro readers of ModelInput and Prediction: fastavro's exact records.
+"""Hand-written Avro readers of ModelInput, Prediction, GroundTruth and JoinEvent:
+fastavro's exact records.
 
 Each decoder returns ``None`` instead of a record for anything it does not handle
 exactly (a multi-byte union index, a negative-count map block, a varint past 64 bits,
 bad UTF-8, a short or over-long buffer); the caller then runs fastavro, which reads it
 or raises the proper :class:`~streams.codec.wire.CodecError`. See
 :mod:`streams.codec.fast`.
+
+Every record reader takes the buffer and the index its body starts at and returns the
+record and the index after it, so the Prediction and ModelInput readers serve both a
+whole message and the records nested in a JoinEvent.
 """
 
 from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
 
 from streams.codec.convert import FEATURE_SEPARATOR, _feature_names
-from streams.records import ModelInput, Prediction, Role
+from streams.records import GroundTruth, JoinEvent, JoinKind, ModelInput, Prediction, Role
 
-__all__ = ["SLOTS_MATCH", "FastDecoder", "decode_model_input", "decode_prediction"]
+__all__ = ["DECODERS", "FastDecoder"]
 
 FastDecoder = Callable[[bytes], Any]
+
+_HEADER_SIZE = 5  # magic byte + schema id, as streams.codec.wire frames every message
 
 _SEP = FEATURE_SEPARATOR
 _unpack_double = struct.Struct("<d").unpack_from
@@ -56,12 +63,32 @@ _P_SET = _slot_setters(
         "segments",
     ),
 )
+_GT_SET = _slot_setters(GroundTruth, ("request_id", "model", "timestamp_ms", "value"))
+_JE_SET = _slot_setters(
+    JoinEvent,
+    (
+        "kind",
+        "experiment",
+        "request_id",
+        "timestamp_ms",
+        "live",
+        "candidate",
+        "segments",
+        "label",
+        "reason",
+        "inputs",
+    ),
+)
 _new = object.__new__
-SLOTS_MATCH = bool(_MI_SET) and bool(_P_SET)
 
 
 class _GiveUp(Exception):
     """Not something the fast reader handles; fastavro decides (and names the error)."""
+
+
+# What the readers raise on bytes they do not handle: a short buffer (IndexError,
+# struct.error), bad UTF-8 or JSON (ValueError), too deeply nested JSON.
+_GIVE_UP_ERRORS = (_GiveUp, IndexError, ValueError, struct.error, RecursionError)
 
 
 # A one-byte varint that is an even zig-zag number is a length 0..63; -1 marks the rest.
@@ -69,9 +96,9 @@ _SHORT_LEN = tuple(b >> 1 if b < 0x80 and not b & 1 else -1 for b in range(256))
 
 # Bounds: lengths are never negative here, so the index only moves forward; a slice
 # that runs past the end leaves it beyond len(data), where the next byte read raises
-# IndexError or the final ``i != len(data)`` check gives up. So no per-field checks.
+# IndexError or the final end check (in _guarded) gives up. So no per-field checks.
 #
-# The string reads are inlined in the two record readers: a helper call per field cost
+# The string reads are inlined in the record readers: a helper call per field cost
 # ~0.1 us each, a fifth of the ModelInput decode.
 
 
@@ -92,6 +119,35 @@ def _read_varint(data: bytes, i: int) -> tuple[int, int]:
     if shift > 70 or n >> 64:
         raise _GiveUp
     return (n >> 1) ^ -(n & 1), i
+
+
+# Timestamps: an epoch-milliseconds long is a 6-byte varint (until 2109) whose last
+# four bytes change only every 8 seconds. Those four bytes, when they end a varint, are
+# looked up here (their bits 14-41), leaving two bytes to decode: 0.25 us, not 0.45.
+_HIGH_BITS: dict[bytes, int] = {}
+
+
+def _read_long(data: bytes, i: int) -> tuple[int, int]:
+    """:func:`_read_varint`, fast for timestamps."""
+    b0 = data[i]
+    if b0 > 0x7F:
+        b1 = data[i + 1]
+        if b1 > 0x7F:
+            tail = data[i + 2 : i + 6]
+            high = _HIGH_BITS.get(tail)
+            if high is not None:
+                n = high | (b0 & 0x7F) | (b1 & 0x7F) << 7
+                return (n >> 1) ^ -(n & 1), i + 6
+            if len(tail) == 4 and tail[0] & tail[1] & tail[2] & 0x80 and tail[3] < 0x80:
+                if len(_HIGH_BITS) >= 4096:
+                    _HIGH_BITS.clear()
+                _HIGH_BITS[tail] = (
+                    (tail[0] & 0x7F) << 14
+                    | (tail[1] & 0x7F) << 21
+                    | (tail[2] & 0x7F) << 28
+                    | tail[3] << 35
+                )
+    return _read_varint(data, i)
 
 
 def _read_size(data: bytes, i: int) -> tuple[int, int]:
@@ -186,12 +242,22 @@ def _doubles(count: int) -> Callable[[bytes, int], tuple[float, ...]]:
     return unpack
 
 
-def _read_model_input(data: bytes) -> ModelInput:
+# No known segments map (an empty seg_raw never matches); see _read_join_event.
+_NO_SEGMENTS: Mapping[str, str] = {}
+
+
+def _read_model_input(
+    data: bytes, i: int, seg_raw: bytes = b"", seg: Mapping[str, str] = _NO_SEGMENTS
+) -> tuple[ModelInput, int]:
+    """The ModelInput body at ``i``. ``seg_raw`` are the bytes of a segments map already
+    decoded to ``seg`` in this message: when the segments here are the same bytes they
+    are the same map, and a copy of ``seg`` skips decoding them again."""
     short = _SHORT_LEN
-    n = short[data[5]]
-    i = 6
+    n = short[data[i]]
     if n < 0:
-        n, i = _read_size(data, 5)
+        n, i = _read_size(data, i)
+    else:
+        i += 1
     request_id = data[i : i + n].decode()
     i += n
     n = short[data[i]]
@@ -200,7 +266,7 @@ def _read_model_input(data: bytes) -> ModelInput:
     else:
         i += 1
     model = data[i : i + n].decode()
-    ts, i = _read_varint(data, i + n)
+    ts, i = _read_long(data, i + n)
     n = short[data[i]]
     if n < 0:
         n, i = _read_size(data, i)
@@ -245,9 +311,13 @@ def _read_model_input(data: bytes) -> ModelInput:
     else:
         data[i : i + n].decode()  # still must be valid UTF-8, as fastavro checks
     i += n
+    segments: dict[str, str]
     if data[i] == 0:  # the usual empty segments map
-        segments: dict[str, str] = {}
+        segments = {}
         i += 1
+    elif seg_raw and data.startswith(seg_raw, i):
+        segments = dict(seg)
+        i += len(seg_raw)
     else:
         segments, i = _read_string_map(data, i)
     branch = data[i]
@@ -258,8 +328,6 @@ def _read_model_input(data: bytes) -> ModelInput:
         extra = json.loads(text)
     else:
         raise _GiveUp
-    if i != len(data):
-        raise _GiveUp
     record: ModelInput = _new(ModelInput)
     s0, s1, s2, s3, s4, s5, s6 = _MI_SET
     s0(record, request_id)
@@ -269,18 +337,23 @@ def _read_model_input(data: bytes) -> ModelInput:
     s4(record, categorical)
     s5(record, segments)
     s6(record, extra)
-    return record
+    return record, i
 
 
 _ROLES = (Role.LIVE, Role.SHADOW)
 
 
-def _read_prediction(data: bytes) -> Prediction:
+def _read_prediction(
+    data: bytes, i: int, seg_raw: bytes = b"", seg: Mapping[str, str] = _NO_SEGMENTS
+) -> tuple[Prediction, int]:
+    """The Prediction body at ``i``; ``seg_raw`` and ``seg`` as in
+    :func:`_read_model_input`."""
     short = _SHORT_LEN
-    n = short[data[5]]
-    i = 6
+    n = short[data[i]]
     if n < 0:
-        n, i = _read_size(data, 5)
+        n, i = _read_size(data, i)
+    else:
+        i += 1
     request_id = data[i : i + n].decode()
     i += n
     n = short[data[i]]
@@ -301,7 +374,7 @@ def _read_prediction(data: bytes) -> Prediction:
     if role_index > 2 or role_index & 1:
         raise _GiveUp
     role = _ROLES[role_index >> 1]
-    ts, i = _read_varint(data, i + 1)
+    ts, i = _read_long(data, i + 1)
     branch = data[i]
     i += 1
     value: float | str | None
@@ -329,13 +402,15 @@ def _read_prediction(data: bytes) -> Prediction:
         error, i = _read_text(data, i + 9)
     else:
         raise _GiveUp
+    segments: dict[str, str]
     if data[i] == 0:
-        segments: dict[str, str] = {}
+        segments = {}
         i += 1
+    elif seg_raw and data.startswith(seg_raw, i):
+        segments = dict(seg)
+        i += len(seg_raw)
     else:
         segments, i = _read_string_map(data, i)
-    if i != len(data):
-        raise _GiveUp
     record: Prediction = _new(Prediction)
     s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _P_SET
     s0(record, request_id)
@@ -348,18 +423,183 @@ def _read_prediction(data: bytes) -> Prediction:
     s7(record, latency)
     s8(record, error)
     s9(record, segments)
+    return record, i
+
+
+def _decode_ground_truth(data: bytes) -> GroundTruth | None:
+    """A whole GroundTruth message, or ``None``.
+
+    GroundTruth is never nested, so its reader is the guarded decoder itself, with the
+    timestamp and label reads inlined: each call saved is a tenth of its time.
+    """
+    short = _SHORT_LEN
+    try:
+        n = short[data[5]]  # the body starts after the 5-byte header
+        i = 6
+        if n < 0:
+            n, i = _read_size(data, 5)
+        request_id = data[i : i + n].decode()
+        i += n
+        n = short[data[i]]
+        if n < 0:
+            n, i = _read_size(data, i)
+        else:
+            i += 1
+        model = data[i : i + n].decode()
+        i += n
+        b0, b1 = data[i], data[i + 1]  # a label follows: byte i + 1 exists
+        high = _HIGH_BITS.get(data[i + 2 : i + 6]) if b0 > 0x7F and b1 > 0x7F else None
+        if high is None:
+            ts, i = _read_long(data, i)
+        else:
+            n = high | (b0 & 0x7F) | (b1 & 0x7F) << 7
+            ts = (n >> 1) ^ -(n & 1)
+            i += 6
+        branch = data[i]  # ["double", "string"]
+        value: float | str
+        if branch == 2:  # class labels are the common case
+            n = short[data[i + 1]]
+            if n < 0:
+                n, i = _read_size(data, i + 1)
+            else:
+                i += 2
+            value = data[i : i + n].decode()
+            i += n
+        elif branch == 0:
+            (value,) = _unpack_double(data, i + 1)
+            i += 9
+        else:
+            return None
+    except _GIVE_UP_ERRORS:
+        return None  # fastavro's path decodes it or raises the proper CodecError
+    if i != len(data):
+        return None
+    record: GroundTruth = _new(GroundTruth)
+    s0, s1, s2, s3 = _GT_SET
+    s0(record, request_id)
+    s1(record, model)
+    s2(record, ts)
+    s3(record, value)
     return record
 
 
-def _guarded(read: Callable[[bytes], Any]) -> FastDecoder:
+_KINDS = (JoinKind.PAIRED, JoinKind.LABELLED, JoinKind.EXPIRED)
+
+
+def _read_join_event(data: bytes, i: int) -> tuple[JoinEvent, int]:
+    short = _SHORT_LEN
+    kind_index = data[i]
+    if kind_index > 4 or kind_index & 1:
+        raise _GiveUp
+    kind = _KINDS[kind_index >> 1]
+    n = short[data[i + 1]]
+    if n < 0:
+        n, i = _read_size(data, i + 1)
+    else:
+        i += 2
+    experiment = data[i : i + n].decode()
+    i += n
+    n = short[data[i]]
+    if n < 0:
+        n, i = _read_size(data, i)
+    else:
+        i += 1
+    request_id = data[i : i + n].decode()
+    ts, i = _read_long(data, i + n)
+    # The nested records nearly always carry the request's segments again, byte for
+    # byte: their readers get these bytes and copy the map instead of decoding it.
+    segments: dict[str, str]
+    seg_raw = b""
+    if data[i] == 0:
+        segments = {}
+        i += 1
+    else:
+        start = i
+        segments, i = _read_string_map(data, i)
+        seg_raw = data[start:i]
+    branch = data[i]
+    live: Prediction | None = None
+    if branch == 2:
+        live, i = _read_prediction(data, i + 1, seg_raw, segments)
+    elif branch == 0:
+        i += 1
+    else:
+        raise _GiveUp
+    branch = data[i]
+    candidate: Prediction | None = None
+    if branch == 2:
+        candidate, i = _read_prediction(data, i + 1, seg_raw, segments)
+    elif branch == 0:
+        i += 1
+    else:
+        raise _GiveUp
+    branch = data[i]  # ["null", "double", "string"]
+    label: float | str | None = None
+    if branch == 0:
+        i += 1
+    elif branch == 2:
+        (label,) = _unpack_double(data, i + 1)
+        i += 9
+    elif branch == 4:
+        label, i = _read_text(data, i + 1)
+    else:
+        raise _GiveUp
+    branch = data[i]
+    reason: str | None = None
+    if branch == 0:
+        i += 1
+    elif branch == 2:
+        reason, i = _read_text(data, i + 1)
+    else:
+        raise _GiveUp
+    branch = data[i]
+    inputs: ModelInput | None = None
+    if branch == 0:
+        i += 1
+    elif branch == 2:
+        inputs, i = _read_model_input(data, i + 1, seg_raw, segments)
+    else:
+        raise _GiveUp
+    record: JoinEvent = _new(JoinEvent)
+    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _JE_SET
+    s0(record, kind)
+    s1(record, experiment)
+    s2(record, request_id)
+    s3(record, ts)
+    s4(record, live)
+    s5(record, candidate)
+    s6(record, segments)
+    s7(record, label)
+    s8(record, reason)
+    s9(record, inputs)
+    return record, i
+
+
+def _guarded(read: Callable[[bytes, int], tuple[Any, int]]) -> FastDecoder:
     def decode(data: bytes) -> Any:
         try:
-            return read(data)
-        except (_GiveUp, IndexError, ValueError, struct.error, RecursionError):
+            record, end = read(data, _HEADER_SIZE)
+        except _GIVE_UP_ERRORS:
             return None  # fastavro's path decodes it or raises the proper CodecError
+        return record if end == len(data) else None  # a short slice, or bytes left over
 
     return decode
 
 
-decode_model_input = _guarded(_read_model_input)
-decode_prediction = _guarded(_read_prediction)
+def _decoders() -> dict[str, FastDecoder]:
+    """The decoders whose record classes still have the fields they fill."""
+    decoders: dict[str, FastDecoder] = {}
+    if _MI_SET:
+        decoders["dev.shadoweval.ModelInput"] = _guarded(_read_model_input)
+    if _P_SET:
+        decoders["dev.shadoweval.Prediction"] = _guarded(_read_prediction)
+    if _GT_SET:
+        decoders["dev.shadoweval.GroundTruth"] = _decode_ground_truth
+    if _JE_SET and _P_SET and _MI_SET:
+        decoders["dev.shadoweval.JoinEvent"] = _guarded(_read_join_event)
+    return decoders
+
+
+DECODERS = _decoders()
+"""Full record name -> decoder of a whole message (header included), for the records
+whose classes match; :func:`streams.codec.fast.fast_codec_for` hands them out."""

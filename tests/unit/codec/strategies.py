@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import strategies as st
@@ -83,6 +84,29 @@ join_events = st.builds(
     reason=st.one_of(st.none(), st.sampled_from(ExpiryReason)).map(lambda r: r and r.value),
     inputs=st.one_of(st.none(), model_inputs),
 )
+
+
+def _paired_events(shared: dict[str, str]) -> st.SearchStrategy[JoinEvent]:
+    with_segments = st.one_of(
+        st.none(), predictions.map(lambda p: replace(p, segments=dict(shared)))
+    )
+    return st.builds(
+        JoinEvent,
+        kind=st.sampled_from(JoinKind),
+        experiment=text,
+        request_id=text,
+        timestamp_ms=timestamps,
+        live=with_segments,
+        candidate=with_segments,
+        segments=st.just(shared),
+        label=st.one_of(st.none(), labels),
+        reason=st.one_of(st.none(), st.sampled_from(ExpiryReason)).map(lambda r: r and r.value),
+        inputs=st.one_of(st.none(), model_inputs.map(lambda m: replace(m, segments=dict(shared)))),
+    )
+
+
+# What join stage 1 emits: the nested records carry the request's segments again.
+paired_events = segments.flatmap(_paired_events)
 
 stored_predictions = st.builds(
     StoredPrediction,
