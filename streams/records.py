@@ -21,6 +21,7 @@ __all__ = [
     "GroundTruth",
     "JoinEvent",
     "JoinKind",
+    "JoinSlot",
     "MetricResult",
     "MetricsSnapshot",
     "ModelInput",
@@ -203,6 +204,22 @@ class PendingRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class JoinSlot:
+    """Join stage 1 state of one request as the streaming join keeps it: the Avro bytes
+    of what arrived, copied into events without decoding (:mod:`streams.join.slots`)."""
+
+    model: str
+    first_seen_ms: int
+    segments: bytes = b"\x00"
+    live: bytes | None = None
+    candidates: Mapping[str, bytes] = field(default_factory=dict)
+    inputs: bytes | None = None
+    label: bytes | None = None
+    closed: tuple[str, ...] = ()
+    labelled: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class MetricResult:
     """One test of one metric in one segment ('' is all traffic)."""
 
@@ -288,4 +305,5 @@ Record = (
     | Verdict
     | DeadLetter
     | PendingRequest
+    | JoinSlot
 )

@@ -29,6 +29,8 @@ class TopicNames:
     dlq: str
     join_events: str
     """Join stage 1 -> stage 2, keyed by experiment."""
+    join_state: str
+    """Join stage 1 state changelog (compacted), keyed by request id."""
 
     @classmethod
     def from_prefix(cls, prefix: str) -> TopicNames:
@@ -41,6 +43,7 @@ class TopicNames:
             alerts=f"{prefix}.alerts",
             dlq=f"{prefix}.dlq",
             join_events=f"{prefix}.join.events",
+            join_state=f"{prefix}.join.state",
         )
 
     @property
@@ -50,7 +53,19 @@ class TopicNames:
 
     @property
     def all(self) -> tuple[str, ...]:
-        return (*self.per_request, self.metrics, self.alerts, self.dlq, self.join_events)
+        return (
+            *self.per_request,
+            self.metrics,
+            self.alerts,
+            self.dlq,
+            self.join_events,
+            self.join_state,
+        )
+
+    @property
+    def compacted(self) -> tuple[str, ...]:
+        """Topics that keep the latest record per key (state changelogs)."""
+        return (self.join_state,)
 
 
 class Settings(BaseSettings):

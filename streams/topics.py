@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from aiokafka.partitioner import murmur2
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streams.settings import Settings
 
-__all__ = ["TopicError", "TopicStatus", "check_topics", "create_topics"]
+__all__ = ["TopicError", "TopicStatus", "check_topics", "create_topics", "partition_of"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,11 @@ class TopicStatus:
     name: str
     partitions: int | None
     """None when the topic does not exist."""
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition every shadow-eval producer (murmur2, as the Java client) sends ``key`` to."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def _admin(settings: Settings) -> AdminClient:
@@ -48,12 +54,21 @@ def describe_topics(settings: Settings, timeout: float = 10.0) -> list[TopicStat
     ]
 
 
-def create_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
-    """Create every missing topic with ``settings.partitions``; returns the names created."""
+def create_topics(
+    settings: Settings, timeout: float = 30.0, only: tuple[str, ...] | None = None
+) -> list[str]:
+    """Create every missing topic (or those of ``only``) with ``settings.partitions``;
+    returns the names created."""
     existing = {s.name for s in describe_topics(settings) if s.partitions is not None}
+    compacted = settings.topics.compacted
     wanted = [
-        NewTopic(name, settings.partitions, settings.replication_factor)
-        for name in settings.topics.all
+        NewTopic(
+            name,
+            settings.partitions,
+            settings.replication_factor,
+            config={"cleanup.policy": "compact"} if name in compacted else {},
+        )
+        for name in (settings.topics.all if only is None else only)
         if name not in existing
     ]
     if wanted:

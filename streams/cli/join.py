@@ -1,4 +1,4 @@
-"""``shadow-eval join --experiments FILE``: run the join agent (one faust worker)."""
+"""``shadow-eval join --experiments FILE``: run one join worker (stage 1 and stage 2)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ __all__ = ["join"]
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     default="WARNING",
-    help="Log level of the faust worker.",
+    help="Log level (INFO shows assignments, restores and a status line every 30 s).",
 )
 def join(
     experiments_path: Path,
@@ -55,7 +55,7 @@ def join(
     from dataclasses import replace
 
     from streams.join.experiments import ConfigError, load
-    from streams.topics import TopicError, check_topics
+    from streams.topics import TopicError, check_topics, create_topics
 
     settings = settings_from(bootstrap, topic_prefix, partitions=partitions)
     try:
@@ -69,6 +69,8 @@ def join(
             )
         experiments = replace(experiments, join=replace(experiments.join, store=store))
     try:
+        # The join's own topics are made on first start; the others are the user's.
+        create_topics(settings, only=(settings.topics.join_events, settings.topics.join_state))
         statuses = check_topics(settings)
     except TopicError as exc:
         raise click.ClickException(str(exc)) from None
@@ -78,17 +80,23 @@ def join(
             f"the per-request topics have {counts.pop()} partitions but --partitions / "
             f"SHADOW_PARTITIONS is {settings.partitions}; they must match"
         )
-    from streams.join.agent import JoinAgent
+    from streams.join.engine import JoinWorker, serve_verdicts
 
-    agent = JoinAgent(settings, experiments, data_dir=data_dir, web_port=web_port)
+    logging.basicConfig(
+        level=log_level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("streams").setLevel(log_level.upper())
+    worker = JoinWorker(settings, experiments, data_dir=data_dir)
     if metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, registry=agent.metrics.registry)
+        start_http_server(metrics_port, registry=worker.metrics.registry)
+    if web_port is not None:
+        serve_verdicts(worker, web_port)
     logging.getLogger("streams").info(
         "join: %d experiments, store %s, topics %s.*",
         len(experiments.experiments),
         experiments.join.store,
         settings.topic_prefix,
     )
-    agent.run(loglevel=log_level.upper())
+    worker.run()

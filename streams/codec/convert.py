@@ -26,6 +26,7 @@ from streams.records import (
     MetricResult,
     MetricsSnapshot,
     ModelInput,
+    JoinSlot,
     PendingRequest,
     Prediction,
     Record,
@@ -267,6 +268,34 @@ def pending_request_from_avro(d: Datum) -> PendingRequest:
     )
 
 
+def join_slot_to_avro(r: JoinSlot) -> Datum:
+    return {
+        "model": r.model,
+        "first_seen_ms": r.first_seen_ms,
+        "segments": r.segments,
+        "live": r.live,
+        "candidates": dict(r.candidates),
+        "inputs": r.inputs,
+        "label": r.label,
+        "closed": list(r.closed),
+        "labelled": list(r.labelled),
+    }
+
+
+def join_slot_from_avro(d: Datum) -> JoinSlot:
+    return JoinSlot(
+        d["model"],
+        d["first_seen_ms"],
+        d["segments"],
+        d["live"],
+        d["candidates"],
+        d["inputs"],
+        d["label"],
+        tuple(d["closed"]),
+        tuple(d["labelled"]),
+    )
+
+
 _OPTIONAL_FLOATS = (
     "statistic",
     "pvalue",
@@ -419,6 +448,7 @@ TO_AVRO: dict[type[Any], tuple[str, Callable[[Any], Datum]]] = {
     Verdict: ("dev.shadoweval.Verdict", verdict_to_avro),
     DeadLetter: ("dev.shadoweval.DeadLetter", dead_letter_to_avro),
     PendingRequest: ("dev.shadoweval.PendingRequest", pending_request_to_avro),
+    JoinSlot: ("dev.shadoweval.JoinSlot", join_slot_to_avro),
 }
 
 FROM_AVRO: dict[str, tuple[type[Any], Callable[[Datum], Record]]] = {
@@ -432,4 +462,5 @@ FROM_AVRO: dict[str, tuple[type[Any], Callable[[Datum], Record]]] = {
     "dev.shadoweval.Verdict": (Verdict, verdict_from_avro),
     "dev.shadoweval.DeadLetter": (DeadLetter, dead_letter_from_avro),
     "dev.shadoweval.PendingRequest": (PendingRequest, pending_request_from_avro),
+    "dev.shadoweval.JoinSlot": (JoinSlot, join_slot_from_avro),
 }

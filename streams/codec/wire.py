@@ -161,6 +161,11 @@ class Codec:
             raise EncodeError(f"{type(record).__name__} cannot be encoded: {exc}") from exc
         return buffer.getvalue()
 
+    def header_of(self, record_type: type[Any]) -> bytes:
+        """The 5-byte header (magic byte + schema id) records of ``record_type`` get."""
+        writer = self._writers.get(record_type) or self._writer_for(record_type)
+        return writer[0]
+
     def decode(
         self,
         data: bytes | None,
