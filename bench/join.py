@@ -119,7 +119,7 @@ async def raw_rate(settings: Settings, records: int) -> float:
 
 
 def start_join(
-    settings: Settings, directory: Path, store: str = "memory://"
+    settings: Settings, directory: Path, store: str = "memory://", stage: str = "both"
 ) -> subprocess.Popen[bytes]:
     directory.mkdir(parents=True, exist_ok=True)
     experiments = directory / "experiments.toml"
@@ -140,8 +140,12 @@ def start_join(
             str(settings.partitions),
             "--data-dir",
             str(directory / "state"),
+            "--store",
+            store,
+            "--stage",
+            stage,
         ],
-        stdout=(directory / "join.log").open("wb"),
+        stdout=(directory / f"join-{stage}.log").open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -204,12 +208,17 @@ def event_time_span(settings: Settings, count: int, timeout: float = 60) -> floa
     return (max(stamps) - min(stamps)) / 1000
 
 
-def join_rate(settings: Settings, requests: int, directory: Path) -> dict[str, float]:
-    process = start_join(settings, directory)
+def join_rate(
+    settings: Settings, requests: int, directory: Path, stages: tuple[str, ...] = ("both",)
+) -> dict[str, float]:
+    """End-to-end rate of one join worker (``("both",)``: both stages in one process) or of
+    its two stages as two processes (``("pairs", "judge")``)."""
+    processes = [start_join(settings, directory, stage=stage) for stage in stages]
     try:
         seen = snapshots(settings, lambda s: s.counts["labelled"] >= requests, timeout=900)
     finally:
-        stop(process)
+        for process in processes:
+            stop(process)
     started = next(s for s in seen if s.counts["paired"] > 0)
     last = seen[-1]
     elapsed = (last.timestamp_ms - started.timestamp_ms) / 1000
@@ -227,6 +236,34 @@ def join_rate(settings: Settings, requests: int, directory: Path) -> dict[str, f
     }
 
 
+class EventCounter:
+    """Counts the committed join events of a run as they arrive."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.consumer = Consumer(
+            settings.confluent_config(
+                **{
+                    "group.id": f"bench-{time.time_ns()}",
+                    "auto.offset.reset": "earliest",
+                    "isolation.level": "read_committed",
+                }
+            )
+        )
+        self.consumer.subscribe([settings.topics.join_events])
+        self.count = 0
+
+    def wait_for(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.count} join events after {timeout}s, not {count}")
+            messages = self.consumer.consume(10_000, timeout=0.5)
+            self.count += sum(1 for m in messages if m.error() is None)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
 def pending_memory(
     settings: Settings, requests: int, directory: Path, store: str
 ) -> dict[str, float]:
@@ -235,17 +272,20 @@ def pending_memory(
     Two equal waves: the first brings the process to its steady state (buffers, the
     bounded test windows); the growth over the second is what pending requests cost.
     """
-    process = start_join(settings, directory, store)
+    # Stage 1 alone: it holds the waiting requests (stage 2's memory is its test windows,
+    # bounded by the experiment's window setting, whatever is pending).
+    process = start_join(settings, directory, store, stage="pairs")
     half = requests // 2
+    events = EventCounter(settings)
     try:
-        snapshots(settings, lambda s: True, timeout=120)  # up, assigned, idle
         rss = []
         for wave in (1, 2):
             preload(settings, half, labels=False, seed=98 + wave)
-            snapshots(settings, lambda s, n=wave * half: s.counts["paired"] >= n, timeout=900)
+            events.wait_for(wave * half, timeout=900)  # every request paired, label pending
             time.sleep(3)  # let the changelog producer drain
             rss.append(rss_bytes(process.pid))
     finally:
+        events.close()
         stop(process)
     return {
         "rss_first_wave_mb": rss[0] / 2**20,
@@ -269,6 +309,12 @@ def main() -> None:
         records = preload(run, args.requests, labels=True, seed=1)
         raw = asyncio.run(raw_rate(run, records))
         join = join_rate(run, args.requests, Path(tmp) / "rate")
+        split_run = base.model_copy(
+            update={"topic_prefix": f"bs{time.time_ns() % 10**8}", "partitions": args.partitions}
+        )
+        create_topics(split_run)
+        preload(split_run, args.requests, labels=True, seed=1)
+        split = join_rate(split_run, args.requests, Path(tmp) / "split", ("pairs", "judge"))
         memory = {}
         for store in ("memory://", "rocksdb://"):
             memory_run = base.model_copy(
@@ -293,6 +339,9 @@ def main() -> None:
         "events_ratio": round(join["events_per_s"] / raw, 3),
         "stage1_records_per_s": round(join["stage1_records_per_s"]),
         "join_measured_s": round(join["measured_s"], 1),
+        "split_records_per_s": round(split["records_per_s"]),
+        "split_ratio": round(split["records_per_s"] / raw, 3),
+        "split_events_ratio": round(split["events_per_s"] / raw, 3),
         "pending_requests": args.pending,
         "bytes_per_pending_request": round(memory["memory://"]["bytes_per_pending_request"]),
         "bytes_per_pending_request_rocksdb": round(

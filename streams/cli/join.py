@@ -29,6 +29,14 @@ __all__ = ["join"]
     default=None,
     help="Local state directory [<cache>/join].",
 )
+@click.option(
+    "--stage",
+    type=click.Choice(["both", "pairs", "judge"]),
+    default="both",
+    show_default=True,
+    help="Run stage 1 (pairs), stage 2 (judge) or both in this process. The stages are "
+    "separate consumer groups: run them as separate processes to use two cores.",
+)
 @click.option("--web-port", type=int, default=None, help="Serve /verdicts/ on this port.")
 @click.option("--metrics-port", type=int, default=0, help="Prometheus port (0: off).")
 @click.option(
@@ -44,6 +52,7 @@ def join(
     partitions: int | None,
     store: str | None,
     data_dir: Path | None,
+    stage: str,
     web_port: int | None,
     metrics_port: int,
     log_level: str,
@@ -86,7 +95,13 @@ def join(
         level=log_level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("streams").setLevel(log_level.upper())
-    worker = JoinWorker(settings, experiments, data_dir=data_dir)
+    if web_port is not None and stage == "pairs":
+        raise click.BadParameter(
+            "the /verdicts/ page is served by the judge stage (--stage judge or both)",
+            param_hint="--web-port",
+        )
+    stages = ("pairs", "judge") if stage == "both" else (stage,)
+    worker = JoinWorker(settings, experiments, stages=stages, data_dir=data_dir)
     if metrics_port:
         from prometheus_client import start_http_server
 
@@ -94,8 +109,9 @@ def join(
     if web_port is not None:
         serve_verdicts(worker, web_port)
     logging.getLogger("streams").info(
-        "join: %d experiments, store %s, topics %s.*",
+        "join: %d experiments, stages %s, store %s, topics %s.*",
         len(experiments.experiments),
+        "+".join(stages),
         experiments.join.store,
         settings.topic_prefix,
     )

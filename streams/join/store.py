@@ -14,19 +14,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from streams.join.slots import StoreKey, changelog_key, key_from_changelog
+
 __all__ = ["MemoryStore", "RocksStore", "StateStore", "open_store"]
 
 
 class StateStore(Protocol):
-    """Bytes by request id (bytes)."""
+    """Packed states (bytes) by request key (:func:`~streams.join.slots.request_key`)."""
 
-    def get(self, key: bytes) -> bytes | None: ...
+    def get(self, key: StoreKey) -> bytes | None: ...
 
-    def put(self, key: bytes, value: bytes) -> None: ...
+    def put(self, key: StoreKey, value: bytes) -> None: ...
 
-    def delete(self, key: bytes) -> None: ...
+    def delete(self, key: StoreKey) -> None: ...
 
-    def items(self) -> Iterator[tuple[bytes, bytes]]: ...
+    def items(self) -> Iterator[tuple[StoreKey, bytes]]: ...
 
     def clear(self) -> None: ...
 
@@ -47,19 +49,19 @@ class MemoryStore:
     """
 
     def __init__(self) -> None:
-        self._data: dict[bytes, bytes] = {}
-        self.get = self._data.get  # type: ignore[method-assign]
+        self._data: dict[StoreKey, bytes] = {}
+        self.get = self._data.get  # type: ignore[method-assign,assignment]
 
-    def get(self, key: bytes) -> bytes | None:  # replaced per instance by dict.get
+    def get(self, key: StoreKey) -> bytes | None:  # replaced per instance by dict.get
         return self._data.get(key)
 
-    def put(self, key: bytes, value: bytes) -> None:
+    def put(self, key: StoreKey, value: bytes) -> None:
         self._data[key] = value
 
-    def delete(self, key: bytes) -> None:
+    def delete(self, key: StoreKey) -> None:
         self._data.pop(key, None)
 
-    def items(self) -> Iterator[tuple[bytes, bytes]]:
+    def items(self) -> Iterator[tuple[StoreKey, bytes]]:
         return iter(list(self._data.items()))
 
     def clear(self) -> None:
@@ -89,22 +91,25 @@ class RocksStore:
         self._db = Rdict(str(self._path), self._options)
         self._count = 0
 
-    def get(self, key: bytes) -> bytes | None:
-        value: bytes | None = self._db.get(key)
+    def get(self, key: StoreKey) -> bytes | None:
+        value: bytes | None = self._db.get(changelog_key(key))
         return value
 
-    def put(self, key: bytes, value: bytes) -> None:
-        if self._db.get(key) is None:
+    def put(self, key: StoreKey, value: bytes) -> None:
+        raw = changelog_key(key)
+        if self._db.get(raw) is None:
             self._count += 1
-        self._db[key] = value
+        self._db[raw] = value
 
-    def delete(self, key: bytes) -> None:
-        if self._db.get(key) is not None:
+    def delete(self, key: StoreKey) -> None:
+        raw = changelog_key(key)
+        if self._db.get(raw) is not None:
             self._count -= 1
-            del self._db[key]
+            del self._db[raw]
 
-    def items(self) -> Iterator[tuple[bytes, bytes]]:
-        return iter(list(self._db.items()))
+    def items(self) -> Iterator[tuple[StoreKey, bytes]]:
+        for raw, value in list(self._db.items()):
+            yield key_from_changelog(raw), value  # type: ignore[arg-type]
 
     def clear(self) -> None:
         self._db.close()

@@ -5,6 +5,7 @@ unknown records and expiry checks; and the packed state is the JoinSlot Avro rec
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import replace
 
 import pytest
@@ -12,7 +13,15 @@ import pytest
 from streams.codec import Codec
 from streams.join.experiments import ExperimentsFile
 from streams.join.pairing import Pairing
-from streams.join.slots import Slot, SlotPairing, encode_long
+from streams.join.slots import (
+    Slot,
+    SlotPairing,
+    changelog_key,
+    encode_long,
+    key_from_changelog,
+    request_id_of,
+    request_key,
+)
 from streams.records import (
     GroundTruth,
     JoinEvent,
@@ -233,3 +242,32 @@ def test_a_prediction_from_another_writer_layout_is_re_encoded() -> None:
     event = CODEC.decode_as(JoinEvent, step.events[0].value)
     assert event.live == live
     assert event.candidate == v2
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    [
+        "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+        "00000000-0000-0000-0000-000000000000",
+        "ffffffff-ffff-ffff-ffff-ffffffffffff",
+        "0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B",  # upper case: kept as text
+        "0190a1b2-c3d4-7e5f-8a9b-0c1d_e3f4a5b",  # int() would take the "_"
+        "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5g",
+        "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5\u0663",  # a non-ASCII digit
+        "sixteen-bytes-id",
+        "\u00ffteen-bytes-i",
+        "order-17",
+        "",
+    ],
+)
+def test_store_and_changelog_keys_give_back_the_request_id(request_id: str) -> None:
+    key = request_key(request_id)
+    assert request_id_of(key) == request_id
+    assert key_from_changelog(changelog_key(key)) == key
+
+
+def test_no_two_request_ids_share_a_key() -> None:
+    ids = [str(uuid.uuid4()) for _ in range(200)]
+    ids += [i.upper() for i in ids] + ["x" * 16, "y" * 17, "\u00ff" + "z" * 14]
+    keys = {changelog_key(request_key(i)) for i in ids}
+    assert len(keys) == len(ids)

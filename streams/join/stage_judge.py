@@ -1,0 +1,206 @@
+"""Join stage 2 on Kafka: judge each experiment (:class:`Judge`) over its join events.
+
+The state is a fold over the join-events topic: after every rebalance of the
+``<app_id>-<prefix>-judge`` group it is rebuilt from the beginning of the partitions this
+worker owns (no changelog, no commits), and snapshots, alerts and verdicts go out only
+once it has caught up. Stage 1 commits events exactly once (Kafka transactions) and this
+consumer reads committed events only, so the judge keeps no set of seen events.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from streams.codec import Codec, CodecError
+from streams.join.experiments import ExperimentsFile
+from streams.join.judge import Judge
+from streams.join.metrics import JoinMetrics
+from streams.join.stage_pairs import BATCH_SIZE, group_config, now_ms
+from streams.records import DeadLetter, JoinEvent
+from streams.settings import Settings
+from streams.topics import partition_of
+
+__all__ = ["JudgeStage"]
+
+log = logging.getLogger(__name__)
+_now_ms = now_ms
+
+
+class JudgeStage:
+    """Stage 2 of one worker.
+
+    Parameters
+    ----------
+    settings
+        Broker, topic prefix and partition count.
+    experiments
+        The parsed experiments file.
+    group
+        The consumer group.
+    metrics
+        Prometheus metrics to update.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        experiments: ExperimentsFile,
+        group: str,
+        metrics: JoinMetrics,
+    ) -> None:
+        self.experiments = experiments
+        self.topics = settings.topics
+        self.partitions = settings.partitions
+        self.codec = Codec()
+        self.metrics = metrics
+        self.judge = self._new_judge()
+        self.latest: dict[str, dict[str, Any]] = {}
+        """The last report per experiment this worker owns (the /verdicts/ page)."""
+        self.consumer = Consumer(group_config(settings, group))
+        self.reports = Producer(
+            settings.confluent_config(**{"enable.idempotence": True, "linger.ms": 5})
+        )
+        self._owned: set[int] = set()
+        self._rebuild_to: dict[int, int] = {}
+        """Partitions still being re-read after a rebalance, with their end then."""
+
+    def _new_judge(self) -> Judge:
+        return Judge(self.experiments, dedup=False)
+
+    def start(self) -> None:
+        self.consumer.subscribe(
+            [self.topics.join_events], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+
+    def poll(self, timeout: float) -> int:
+        """Fold one batch (waiting up to ``timeout`` s for it); returns its size."""
+        messages = self.consumer.consume(BATCH_SIZE, timeout)
+        if messages:
+            self.process(messages)
+        self.reports.poll(0)
+        return len(messages)
+
+    def close(self) -> None:
+        try:
+            self.consumer.close()
+        except KafkaException as exc:
+            log.warning("join: closing the stage-2 consumer: %s", exc)
+        self.reports.flush(10)
+
+    def status(self) -> str:
+        rebuilding = " (rebuilding)" if self._rebuild_to else ""
+        return f"stage 2: partitions {sorted(self._owned)}{rebuilding}"
+
+    def process(self, messages: list[Message]) -> None:
+        """Fold a batch of join events into the monitors."""
+        decode_as = self.codec.decode_as
+        apply = self.judge.apply
+        rebuilding = self._rebuild_to
+        for message in messages:
+            partition: int = message.partition()  # type: ignore[assignment]
+            offset = message.offset()
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("join: consumer error: %s", error)
+                elif rebuilding.pop(partition, None) is not None and not rebuilding:
+                    log.info("join: stage 2 rebuilt (partitions %s)", sorted(self._owned))
+                continue
+            try:
+                event = decode_as(
+                    JoinEvent,
+                    message.value(),
+                    topic=message.topic(),
+                    partition=partition,
+                    offset=offset,
+                )
+            except CodecError as exc:
+                if not rebuilding:  # a rebuild re-reads what was dead-lettered already
+                    self._report_dead_letter(message, exc.reason)
+                continue
+            if not apply(event):
+                self.metrics.judged_duplicates.inc()
+
+    def _report_dead_letter(self, message: Message, reason: str) -> None:
+        self.metrics.dead_lettered.labels("undecodable").inc()
+        log.warning(
+            "join: dead-lettered %s[%d]@%d: %s",
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            reason,
+        )
+        letter = DeadLetter(
+            "join",
+            message.topic() or "",
+            message.partition() or 0,
+            message.offset() or 0,
+            "undecodable",
+            reason,
+            _now_ms(),
+            message.key(),
+            message.value(),
+        )
+        self.reports.produce(self.topics.dlq, self.codec.encode(letter), message.key())
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._owned = set()
+        self._rebuild_to = {}
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Rebuild stage 2 for the experiments this worker now owns: re-read from the start."""
+        self.judge = self._new_judge()
+        self._owned = {tp.partition for tp in partitions}
+        self._rebuild_to = {}
+        for tp in partitions:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            if high > low:
+                self._rebuild_to[tp.partition] = high
+        consumer.assign(
+            [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
+        )
+        log.info(
+            "join: stage 2 owns partitions %s; re-reading %d events",
+            sorted(self._owned),
+            sum(self._rebuild_to.values()),
+        )
+
+    def publish_reports(self) -> None:
+        """Snapshots, alert transitions and verdict changes of the experiments owned."""
+        if self._rebuild_to:
+            return  # counts and rules only mean something once the fold is complete
+        now = _now_ms()
+        for name in self.judge.experiments:
+            if partition_of(name.encode(), self.partitions) not in self._owned:
+                continue
+            report = self.judge.report(name, now)
+            key = name.encode()
+            self.reports.produce(self.topics.metrics, self.codec.encode(report.snapshot), key)
+            for alert in report.alerts:
+                self.reports.produce(
+                    self.topics.alerts, self.codec.encode(alert), alert.dedup_key.encode()
+                )
+            if report.verdict is not None:
+                self.reports.produce(self.topics.alerts, self.codec.encode(report.verdict), key)
+            decision = report.snapshot.decision
+            self.metrics.decision.labels(name).set(
+                {"reject": -1, "continue": 0, "promote": 1}.get(decision, 0)
+            )
+            self.latest[name] = {
+                "decision": decision,
+                "reason": report.snapshot.reason,
+                "counts": dict(report.snapshot.counts),
+                "timestamp_ms": now,
+            }
+        self.reports.poll(0)

@@ -1,0 +1,449 @@
+"""Join stage 1 on Kafka: pair each request's records (:class:`SlotPairing`), exactly once.
+
+Each batch is one Kafka transaction: its join events, the state changes that record them
+(the compacted ``<prefix>.join.state`` changelog), its dead letters and its input offsets
+commit together or not at all. A worker killed mid-batch leaves an open transaction that
+the broker aborts after ``transaction.timeout.ms``; the next owner of the partitions
+restores the state from the changelog and re-reads the inputs from the committed
+offsets, so nothing is lost or emitted twice (stage 2 reads only committed events).
+
+Expiry runs only when every owned input partition is read to its end, so a request whose
+other half is still unread (a backlog, a restart) is never declared missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from streams.codec import Codec, CodecError
+from streams.join.experiments import ExperimentsFile
+from streams.join.metrics import JoinMetrics
+from streams.join.slots import (
+    Slot,
+    SlotPairing,
+    StoreKey,
+    changelog_key,
+    key_from_changelog,
+    request_id_of,
+    request_key,
+)
+from streams.join.store import StateStore, open_store
+from streams.records import DeadLetter, GroundTruth, JoinKind, JoinSlot, ModelInput, Prediction
+from streams.settings import Settings
+from streams.topics import partition_of
+
+__all__ = ["PairStage", "group_config", "now_ms"]
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 20_000
+"""Records per transaction at most."""
+SESSION_TIMEOUT_MS = 10_000
+REBALANCE_TIMEOUT_MS = 30_000
+"""Also librdkafka's max.poll.interval: a worker killed while its group rebalances is
+dropped after this long (the classic protocol waits that long for every member)."""
+TRANSACTION_TIMEOUT_MS = 10_000
+"""How long a killed worker's open transaction holds back readers before the broker
+aborts it."""
+_REQUEST_RECORDS = (Prediction, GroundTruth, ModelInput)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+_now_ms = now_ms
+
+
+def group_config(settings: Settings, group: str) -> dict[str, object]:
+    """A consumer of one of the join's groups: manual offsets, committed reads only."""
+    return settings.confluent_config(
+        **{
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "partition.assignment.strategy": "range",  # co-partitioned topics stay together
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": SESSION_TIMEOUT_MS // 4,
+            "max.poll.interval.ms": REBALANCE_TIMEOUT_MS,
+            # "Read to the end" for expiry and the stage-2 rebuild: an end-of-partition
+            # event, which (unlike offsets) also counts transaction markers as read.
+            "enable.partition.eof": True,
+            # Bound the prefetch (librdkafka's default is up to 64 MB per consumer).
+            "queued.max.messages.kbytes": 16_384,
+        }
+    )
+
+
+class PairStage:
+    """Stage 1 of one worker: the ``<app_id>-<prefix>`` group over the per-request topics.
+
+    Parameters
+    ----------
+    settings
+        Broker, topic prefix and partition count (must match the topics).
+    experiments
+        The parsed experiments file.
+    group
+        The consumer group (and transactional id prefix).
+    metrics
+        Prometheus metrics to update.
+    data_dir
+        Where ``rocksdb://`` state lives.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        experiments: ExperimentsFile,
+        group: str,
+        metrics: JoinMetrics,
+        data_dir: Path,
+    ) -> None:
+        self.settings = settings
+        self.topics = settings.topics
+        self.partitions = settings.partitions
+        self.codec = Codec()
+        self.pairing = SlotPairing.for_codec(experiments, self.codec)
+        self.metrics = metrics
+        self.group = group
+        self.store: StateStore = open_store(experiments.join.store, data_dir)
+        self.sources = [
+            self.topics.live_predictions,
+            self.topics.shadow_predictions,
+            self.topics.ground_truth,
+        ]
+        if experiments.needs_inputs:  # downstream decision / KPI functions read the inputs
+            self.sources.append(self.topics.inputs)
+        self.consumer = Consumer(group_config(settings, group))
+        self.producer = Producer(
+            settings.confluent_config(
+                **{
+                    "transactional.id": f"{group}-{uuid.uuid4().hex[:12]}",
+                    "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                    "linger.ms": 5,
+                    "batch.num.messages": 10_000,
+                    "queue.buffering.max.messages": 1_000_000,
+                }
+            )
+        )
+        self.processed = 0
+        self._slot_header = self.codec.header_of(JoinSlot)
+        self._owned: set[int] = set()
+        self._at_end: set[tuple[str, int]] = set()
+        self._event_partitions: dict[str, int] = {}
+        self._min_ttl_ms = min(self.pairing.pair_ttl_ms, self.pairing.label_ttl_ms)
+
+    def start(self) -> None:
+        self.producer.init_transactions(30)
+        self.consumer.subscribe(self.sources, on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def poll(self, timeout: float) -> int:
+        """Process one batch (waiting up to ``timeout`` s for it); returns its size."""
+        messages = self.consumer.consume(BATCH_SIZE, timeout)
+        if messages:
+            self.process(messages)
+        return len(messages)
+
+    def close(self) -> None:
+        try:
+            self.consumer.close()
+        except KafkaException as exc:
+            log.warning("join: closing the stage-1 consumer: %s", exc)
+        self.store.close()
+
+    def status(self) -> str:
+        return (
+            f"stage 1: {self.processed} records, {len(self.store)} requests pending, "
+            f"partitions {sorted(self._owned)}"
+        )
+
+    def process(self, messages: list[Message]) -> None:
+        """One transaction: the batch's events, state changes, dead letters and offsets."""
+        decode = self.codec.decode
+        pairing = self.pairing
+        store_get = self.store.get
+        at_end = self._at_end
+        # Each request's state stays a Slot for the whole batch and is packed once.
+        touched: dict[StoreKey, Slot | None] = {}
+        dirty: dict[StoreKey, int] = {}  # key -> its partition (of the changelog too)
+        offsets: dict[tuple[str, int], int] = {}
+        topics: Counter[str] = Counter()
+        emitted: Counter[tuple[JoinKind, str | None]] = Counter()
+        events_topic = self.topics.join_events
+        now = _now_ms()
+        self.producer.begin_transaction()
+        for message in messages:
+            # (consumed messages always carry these; librdkafka types them optional)
+            topic: str = message.topic()  # type: ignore[assignment]
+            partition: int = message.partition()  # type: ignore[assignment]
+            offset: int = message.offset()  # type: ignore[assignment]
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add((topic, partition))
+                else:
+                    log.warning("join: consumer error: %s", error)
+                continue
+            at_end.discard((topic, partition))
+            offsets[(topic, partition)] = offset + 1
+            topics[topic] += 1
+            value = message.value()
+            try:
+                record = decode(value, topic=topic, partition=partition, offset=offset)
+            except CodecError as exc:
+                self._dead_letter(message, "undecodable", exc.reason)
+                continue
+            record_type = type(record)
+            if record_type not in _REQUEST_RECORDS:
+                self._dead_letter(
+                    message,
+                    "wrong_schema",
+                    f"expected a Prediction, GroundTruth or ModelInput, got {record_type.__name__}",
+                )
+                continue
+            key = request_key(record.request_id)  # type: ignore[union-attr]
+            if key in touched:
+                slot = touched[key]
+            else:
+                packed = store_get(key)
+                slot = None if packed is None else Slot.unpack(packed)
+            if record_type is Prediction:
+                step = pairing.on_prediction(slot, record, value, now)  # type: ignore[arg-type]
+            elif record_type is GroundTruth:
+                step = pairing.on_label(slot, record, now)  # type: ignore[arg-type]
+            else:
+                step = pairing.on_input(slot, record, value, now)  # type: ignore[arg-type]
+            if step.changed:
+                touched[key] = step.slot
+                dirty[key] = partition
+            elif key not in touched:
+                touched[key] = slot
+            for event in step.events:
+                self._produce(
+                    events_topic, event.key, event.value, self._event_partition(event.experiment)
+                )
+                emitted[(event.kind, event.reason)] += 1
+        self._write_states(touched, dirty)
+        self._commit(offsets)
+        self.processed += len(messages)
+        self.metrics.count(self.metrics.events_in, topics)
+        self.metrics.count(
+            self.metrics.join_events,
+            {(kind.value, reason or ""): n for (kind, reason), n in emitted.items()},
+        )
+        self.metrics.count(self.metrics.outcomes, pairing.outcomes)
+        pairing.outcomes.clear()
+
+    def _event_partition(self, experiment: str) -> int:
+        partition = self._event_partitions.get(experiment)
+        if partition is None:
+            partition = partition_of(experiment.encode(), self.partitions)
+            self._event_partitions[experiment] = partition
+        return partition
+
+    def _write_states(
+        self, touched: dict[StoreKey, Slot | None], dirty: dict[StoreKey, int]
+    ) -> None:
+        """Apply a batch's state changes to the store and its changelog (same transaction).
+
+        A request's changelog partition is its input partition (murmur2 of the request
+        id, as every producer of the per-request topics must use): the owner of input
+        partition p restores changelog partition p.
+        """
+        store, header, topic = self.store, self._slot_header, self.topics.join_state
+        for key, partition in dirty.items():
+            slot = touched[key]
+            if slot is None:
+                store.delete(key)
+                self._produce(topic, changelog_key(key), None, partition)
+            else:
+                packed = slot.pack()
+                store.put(key, packed)
+                self._produce(topic, changelog_key(key), header + packed, partition)
+
+    def _produce(self, topic: str, key: bytes, value: bytes | None, partition: int) -> None:
+        try:
+            self.producer.produce(topic, value, key, partition)
+        except BufferError:
+            self.producer.poll(0.5)  # the local queue is full: let deliveries drain
+            self.producer.produce(topic, value, key, partition)
+
+    def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        if offsets:
+            self.producer.send_offsets_to_transaction(
+                [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                self.consumer.consumer_group_metadata(),
+            )
+        try:
+            self.producer.commit_transaction()
+        except KafkaException as exc:
+            # The store already holds this batch's states; only a restart (which restores
+            # from the changelog and re-reads from the last commit) makes them agree again.
+            log.error("join: transaction failed, stopping so the work is redone: %s", exc)
+            raise
+
+    def _dead_letter(self, message: Message, error_type: str, reason: str) -> None:
+        self.metrics.dead_lettered.labels(error_type).inc()
+        log.warning(
+            "join: dead-lettered %s[%d]@%d: %s",
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            reason,
+        )
+        letter = DeadLetter(
+            "join",
+            message.topic() or "",
+            message.partition() or 0,
+            message.offset() or 0,
+            error_type,
+            reason,
+            _now_ms(),
+            message.key(),
+            message.value(),
+        )
+        key = message.key()
+        self._produce(
+            self.topics.dlq,
+            key or b"",
+            self.codec.encode(letter),
+            partition_of(key or b"", self.partitions),
+        )
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Between batches (callbacks run inside consume): nothing is in flight.
+        self.store.clear()
+        self._owned = set()
+        self._at_end = set()
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        owned = {tp.partition for tp in partitions}
+        started = time.monotonic()
+        restored = self._restore(owned)
+        self._owned = owned
+        log.info(
+            "join: stage 1 owns partitions %s; restored %d requests in %.1fs",
+            sorted(owned),
+            restored,
+            time.monotonic() - started,
+        )
+
+    def _restore(self, owned: set[int]) -> int:
+        """Read the changelog partitions of ``owned`` to their (committed) end."""
+        self.store.clear()
+        if not owned:
+            return 0
+        reader = Consumer(
+            self.settings.confluent_config(
+                **{
+                    "group.id": f"{self.group}-restore",
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                    "enable.partition.eof": True,
+                }
+            )
+        )
+        try:
+            topic = self.topics.join_state
+            ends = {}
+            for partition in owned:
+                low, high = reader.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10
+                )
+                if high > low:
+                    ends[partition] = high
+            if not ends:
+                return 0
+            reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+            header_size = len(self._slot_header)
+            store = self.store
+            remaining = set(ends)
+            while remaining:
+                for message in reader.consume(10_000, 1.0):
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            remaining.discard(message.partition())
+                            continue
+                        raise KafkaException(error)
+                    key = key_from_changelog(message.key())  # type: ignore[arg-type]
+                    value = message.value()
+                    if value is None:
+                        store.delete(key)
+                    else:
+                        store.put(key, value[header_size:])
+                    at: int = message.partition()  # type: ignore[assignment]
+                    if message.offset() + 1 >= ends[at]:  # type: ignore[operator]
+                        remaining.discard(at)
+            return len(store)
+        finally:
+            reader.close()
+
+    # ------------------------------------------------------------------ expiry
+    def expire(self) -> None:
+        if not self._owned or not self._caught_up():
+            # Behind on the topics (a backlog, a restart): the other half of a pending
+            # request may still be unread, so nothing can be declared missing yet.
+            return
+        now = _now_ms()
+        horizon = now - self._min_ttl_ms
+        touched: dict[StoreKey, Slot | None] = {}
+        dirty: dict[StoreKey, int] = {}
+        emitted: Counter[tuple[JoinKind, str | None]] = Counter()
+        pending = 0
+        self.producer.begin_transaction()
+        for key, packed in self.store.items():
+            pending += 1
+            if Slot.first_seen(packed) > horizon:
+                continue
+            request_id = request_id_of(key)
+            step = self.pairing.expire(request_id, Slot.unpack(packed), now)
+            if step.changed:
+                touched[key] = step.slot
+                dirty[key] = partition_of(request_id.encode(), self.partitions)
+            for event in step.events:
+                self._produce(
+                    self.topics.join_events,
+                    event.key,
+                    event.value,
+                    self._event_partition(event.experiment),
+                )
+                emitted[(event.kind, event.reason)] += 1
+        self._write_states(touched, dirty)
+        self._commit({})
+        self.metrics.count(
+            self.metrics.join_events,
+            {(kind.value, reason or ""): n for (kind, reason), n in emitted.items()},
+        )
+        self.metrics.pending.set(pending - sum(1 for k in dirty if touched[k] is None))
+
+    def _caught_up(self) -> bool:
+        """Whether every owned input partition was read to its end (librdkafka reports
+        reaching it), and the lag gauges from the last fetched high watermarks."""
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return False
+        lags: Counter[str] = Counter()
+        for tp in self.consumer.position(assigned):
+            _low, high = self.consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
+            if tp.offset >= 0 and high >= 0:
+                lags[tp.topic] += max(high - tp.offset, 0)
+        for topic in self.sources:
+            self.metrics.lag.labels(topic).set(lags.get(topic, 0))
+        return all((tp.topic, tp.partition) in self._at_end for tp in assigned)
