@@ -563,9 +563,7 @@ class SlotPairing:
                     reason = ExpiryReason.NO_LIVE
                 else:
                     continue  # nothing of this experiment arrived; a lone label is settled below
-                events.append(
-                    self._event(_EXPIRED, experiment, request_id, slot, now_ms, reason)
-                )
+                events.append(self._event(_EXPIRED, experiment, request_id, slot, now_ms, reason))
         if age < self.label_ttl_ms:
             return SlotStep(slot, tuple(events), changed=changed)
         for experiment in experiments:
@@ -581,9 +579,7 @@ class SlotPairing:
                 reason = ExpiryReason.LABEL_UNKNOWN
             else:
                 continue
-            events.append(
-                self._event(_EXPIRED, experiment, request_id, slot, now_ms, reason)
-            )
+            events.append(self._event(_EXPIRED, experiment, request_id, slot, now_ms, reason))
         return SlotStep(None, tuple(events))
 
     # ------------------------------------------------------------------ helpers
