@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from streams.join.experiments import Experiment, ExperimentsFile
-from streams.join.observe import observation
+from streams.join.observe import metric_values
 from streams.records import (
     Alert,
     AlertState,
@@ -39,6 +39,10 @@ COUNT_NAMES = (
 )
 
 
+_EXPIRED = JoinKind.EXPIRED  # an enum member lookup is slow
+_COUNTED = {kind: kind.value.lower() for kind in JoinKind if kind is not _EXPIRED}
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
     """What one evaluation of one experiment publishes."""
@@ -52,6 +56,16 @@ class Report:
 
 class Judge:
     """Stage 2 for the experiments of one experiments file.
+
+    Parameters
+    ----------
+    experiments : ExperimentsFile
+        The experiments judged; events naming another one are counted and dropped.
+    dedup : bool
+        Drop events whose :attr:`JoinEvent.dedup_key` was applied before (the default).
+        ``False`` keeps no set of seen keys, for a caller that already delivers every
+        event exactly once: no memory grows with the number of events, and
+        :meth:`apply` never reports a duplicate.
 
     Examples
     --------
@@ -71,37 +85,45 @@ class Judge:
     (True, False)
     >>> judge.counts["e"]["paired"], judge.counts["e"]["duplicates_dropped"]
     (1, 1)
+    >>> trusting = Judge(exps, dedup=False)
+    >>> trusting.apply(event), trusting.apply(event), trusting.counts["e"]["paired"]
+    (True, True, 2)
     """
 
-    def __init__(self, experiments: ExperimentsFile) -> None:
+    def __init__(self, experiments: ExperimentsFile, dedup: bool = True) -> None:
         self.experiments = {e.name: e for e in experiments.experiments}
         self.monitors = {name: ExperimentMonitor(e.rules) for name, e in self.experiments.items()}
         self.counts: dict[str, Counter[str]] = {name: Counter() for name in self.experiments}
         self.unknown_experiment = 0
-        self._seen: set[int] = set()
+        self._seen: set[int] | None = set() if dedup else None
         self._decisions: dict[str, str] = {}
 
     def apply(self, event: JoinEvent) -> bool:
         """Fold one event in; False when it was a duplicate (or names no experiment)."""
-        experiment = self.experiments.get(event.experiment)
+        name = event.experiment
+        experiment = self.experiments.get(name)
         if experiment is None:
             self.unknown_experiment += 1
             return False
-        key = hash(event.dedup_key)
-        counts = self.counts[event.experiment]
-        if key in self._seen:
-            counts["duplicates_dropped"] += 1
-            return False
-        self._seen.add(key)
-        if event.kind is JoinKind.EXPIRED:
+        counts = self.counts[name]
+        seen = self._seen
+        if seen is not None:
+            key = hash(event.dedup_key)
+            if key in seen:
+                counts["duplicates_dropped"] += 1
+                return False
+            seen.add(key)
+        kind = event.kind
+        if kind is _EXPIRED:
             counts[f"expired_{event.reason}"] += 1
-        else:
-            counts[event.kind.value.lower()] += 1
-        observed = observation(event, experiment)
-        for path in observed.errors:
-            counts[f"errors:{path}"] += 1
-        if observed.observation is not None:
-            self.monitors[event.experiment].update(observed.observation)
+            return True
+        counts[_COUNTED[kind]] += 1
+        found = metric_values(event, experiment)
+        if found is not None:
+            paired, categorical, errors = found
+            for path in errors:
+                counts[f"errors:{path}"] += 1
+            self.monitors[name].record(event.timestamp_ms, event.segments, paired, categorical)
         return True
 
     def report(self, name: str, now_ms: int) -> Report:

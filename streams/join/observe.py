@@ -15,6 +15,7 @@ is reported by its path in :attr:`Observed.errors`; that request's other metrics
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from streams.join.experiments import Experiment
 from streams.records import JoinEvent, JoinKind, ModelInput, Prediction
 from streams.stats import Observation
 
-__all__ = ["Observed", "class_text", "observation"]
+__all__ = ["Observed", "class_text", "metric_values", "observation"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,20 +35,46 @@ class Observed:
 
 
 _LOG_LOSS_FLOOR = 1e-15
+_PAIRED, _EXPIRED = JoinKind.PAIRED, JoinKind.EXPIRED  # an enum member lookup is slow
+
+Paired = dict[str, tuple[float, float]]
+Categorical = dict[str, tuple[str, str]]
 
 
 def observation(event: JoinEvent, experiment: Experiment) -> Observed:
     """The values ``event`` contributes (None for EXPIRED events, which only count)."""
-    live, candidate = event.live, event.candidate
-    if live is None or candidate is None or event.kind is JoinKind.EXPIRED:
+    found = metric_values(event, experiment)
+    if found is None:
         return Observed(None)
-    paired: dict[str, tuple[float, float]] = {}
-    categorical: dict[str, tuple[str, str]] = {}
+    paired, categorical, errors = found
+    return Observed(
+        Observation(event.timestamp_ms, event.segments, paired, categorical), tuple(errors)
+    )
+
+
+def metric_values(
+    event: JoinEvent, experiment: Experiment
+) -> tuple[Paired, Categorical, list[str]] | None:
+    """What :func:`observation` holds, unwrapped: the paired and categorical metric values
+    and the failed user functions' paths (None for EXPIRED events and a missing side)."""
+    live, candidate = event.live, event.candidate
+    kind = event.kind
+    if live is None or candidate is None or kind is _EXPIRED:
+        return None
+    paired: Paired = {}
+    categorical: Categorical = {}
     errors: list[str] = []
-    if event.kind is JoinKind.PAIRED:
+    if kind is _PAIRED:
+        live_error, candidate_error = live.error, candidate.error
         paired["latency_ms"] = (live.latency_ms, candidate.latency_ms)
-        paired["error"] = (float(live.error is not None), float(candidate.error is not None))
-        paired["timeout"] = (float(live.error == "timeout"), float(candidate.error == "timeout"))
+        paired["error"] = (
+            0.0 if live_error is None else 1.0,
+            0.0 if candidate_error is None else 1.0,
+        )
+        paired["timeout"] = (
+            1.0 if live_error == "timeout" else 0.0,
+            1.0 if candidate_error == "timeout" else 0.0,
+        )
         if live.value is not None and candidate.value is not None:
             if experiment.task == "regression":
                 numbers = _numbers(live.value, candidate.value)
@@ -58,21 +85,21 @@ def observation(event: JoinEvent, experiment: Experiment) -> Observed:
                     class_text(live.value),
                     class_text(candidate.value),
                 )
-            outcomes = _decide(experiment, event.inputs, live, candidate, errors)
-            if outcomes is not None:
-                categorical["decision"] = (str(outcomes[0]), str(outcomes[1]))
+            if experiment.decision is not None:
+                outcomes = _decide(experiment, event.inputs, live, candidate, errors)
+                if outcomes is not None:
+                    categorical["decision"] = (str(outcomes[0]), str(outcomes[1]))
     elif event.label is not None and live.value is not None and candidate.value is not None:
         if experiment.task == "regression":
             _regression_losses(paired, live, candidate, event.label)
         else:
             _classification_losses(paired, live, candidate, class_text(event.label), experiment)
-        # Decision errors were counted on the PAIRED event already.
-        outcomes = _decide(experiment, event.inputs, live, candidate, [])
-        if outcomes is not None:
-            _kpis(experiment, event.inputs, outcomes, event.label, paired, errors)
-    return Observed(
-        Observation(event.timestamp_ms, event.segments, paired, categorical), tuple(errors)
-    )
+        if experiment.decision is not None:
+            # Decision errors were counted on the PAIRED event already.
+            outcomes = _decide(experiment, event.inputs, live, candidate, [])
+            if outcomes is not None:
+                _kpis(experiment, event.inputs, outcomes, event.label, paired, errors)
+    return paired, categorical, errors
 
 
 def class_text(value: object) -> str:
@@ -83,6 +110,8 @@ def class_text(value: object) -> str:
     >>> class_text(1.0), class_text("1"), class_text(2.5)
     ('1', '1', '2.5')
     """
+    if type(value) is str:
+        return value
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
@@ -159,25 +188,23 @@ def _classification_losses(
     experiment: Experiment,
 ) -> None:
     paired["correct"] = (
-        float(class_text(live.value) == label),
-        float(class_text(candidate.value) == label),
+        1.0 if class_text(live.value) == label else 0.0,
+        1.0 if class_text(candidate.value) == label else 0.0,
     )
-    if live.probabilities is None or candidate.probabilities is None:
+    live_p, candidate_p = live.probabilities, candidate.probabilities
+    if live_p is None or candidate_p is None:
         return
-    paired["log_loss"] = (_log_loss(live, label), _log_loss(candidate, label))
+    paired["log_loss"] = (_log_loss(live_p, label), _log_loss(candidate_p, label))
     positive = experiment.positive_class
-    if experiment.task == "binary" and positive is not None:
-        outcome = float(label == positive)
+    if positive is not None and experiment.task == "binary":
+        outcome = 1.0 if label == positive else 0.0
         paired["brier"] = (
-            (_probability(live, positive) - outcome) ** 2,
-            (_probability(candidate, positive) - outcome) ** 2,
+            (float(live_p.get(positive, 0.0)) - outcome) ** 2,
+            (float(candidate_p.get(positive, 0.0)) - outcome) ** 2,
         )
 
 
-def _probability(prediction: Prediction, label: str) -> float:
-    assert prediction.probabilities is not None
-    return float(prediction.probabilities.get(label, 0.0))
-
-
-def _log_loss(prediction: Prediction, label: str) -> float:
-    return -math.log(min(max(_probability(prediction, label), _LOG_LOSS_FLOOR), 1.0))
+def _log_loss(probabilities: Mapping[str, float], label: str) -> float:
+    p = float(probabilities.get(label, 0.0))
+    p = _LOG_LOSS_FLOOR if p < _LOG_LOSS_FLOOR else p  # max(p, floor), NaN kept
+    return -math.log(1.0 if p > 1.0 else p)  # min(p, 1)

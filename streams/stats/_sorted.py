@@ -1,124 +1,128 @@
-"""A small bucketed sorted list: O(log n) search, bounded moves per insert/remove.
+"""A sorted multiset of floats that sorts lazily: O(1) add and remove, numpy merges at reads.
 
-Buckets are ``array('d')`` so that :meth:`SortedList.to_array` is a contiguous copy.
+Windows add and remove a value per update but read the sorted values once per evaluation, so
+:meth:`SortedList.add` and :meth:`SortedList.remove` only note the change; the first read after
+them merges every pending change into a sorted float64 array (one stable sort, one vectorised
+multiset difference).  Pending changes are merged early once they outnumber the values held,
+which bounds memory and keeps the amortised cost per update at O(log n).
+
+Equal values keep the order they were added in and a removal takes the earliest added of the
+equal values present, as an insertion sort would.
 """
 
 from __future__ import annotations
 
-from array import array
-from bisect import bisect_left, insort
 from collections.abc import Iterator
-from itertools import chain
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = ["SortedList"]
 
-_LOAD = 512
+_MIN_PENDING = 1024
+_EMPTY: npt.NDArray[np.float64] = np.empty(0, dtype=np.float64)
+_EMPTY.flags.writeable = False
 
 
 class SortedList:
-    """Multiset of floats kept sorted in buckets of at most ``2 * 512`` values (float64).
+    """Multiset of floats (float64), read in sorted order.
+
+    A removal of a value not held raises ``ValueError`` when the pending changes are merged
+    (at the next read, or early merge), not in :meth:`remove` itself.
 
     Examples
     --------
     >>> s = SortedList([3.0, 1.0, 2.0, 2.0])
     >>> s.remove(2.0)
-    >>> list(s), len(s)
-    ([1.0, 2.0, 3.0], 3)
+    >>> list(s), len(s), s[2]
+    ([1.0, 2.0, 3.0], 3, 3.0)
     """
 
-    __slots__ = ("_len", "_lists", "_maxes")
+    __slots__ = ("_adds", "_dels", "_limit", "_sorted")
 
     def __init__(self, values: list[float] | None = None) -> None:
-        self._lists: list[array[float]] = []
-        self._maxes: list[float] = []
-        self._len = 0
-        for v in sorted(values or ()):
+        self._sorted = _EMPTY
+        self._adds: list[float] = []
+        self._dels: list[float] = []
+        self._limit = _MIN_PENDING
+        for v in values or ():
             self.add(v)
 
     def __len__(self) -> int:
-        return self._len
+        return self._sorted.size + len(self._adds) - len(self._dels)
 
     def __iter__(self) -> Iterator[float]:
-        return chain.from_iterable(self._lists)
+        return iter(self.to_array().tolist())
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SortedList) and list(self) == list(other)
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __getstate__(self) -> npt.NDArray[np.float64]:
+        return self.to_array()
+
+    def __setstate__(self, state: npt.NDArray[np.float64]) -> None:
+        self._adds, self._dels = [], []
+        self._settle(np.array(state, dtype=np.float64))
+
     def add(self, v: float) -> None:
         """Insert ``v``."""
-        maxes = self._maxes
-        self._len += 1
-        if not maxes:
-            self._lists.append(array("d", (v,)))
-            maxes.append(v)
-            return
-        i = bisect_left(maxes, v)
-        if i == len(maxes):
-            i -= 1
-            lst = self._lists[i]
-            lst.append(v)
-            maxes[i] = v
-        else:
-            lst = self._lists[i]
-            insort(lst, v)
-        if len(lst) > 2 * _LOAD:
-            half = lst[_LOAD:]
-            del lst[_LOAD:]
-            self._lists.insert(i + 1, half)
-            maxes[i] = lst[-1]
-            maxes.insert(i + 1, half[-1])
+        adds = self._adds
+        adds.append(v)
+        if len(adds) > self._limit:
+            self._merge()
 
     def remove(self, v: float) -> None:
-        """Remove one occurrence of ``v`` (``ValueError`` if absent)."""
-        maxes = self._maxes
-        i = bisect_left(maxes, v)
-        if i == len(maxes):
-            raise ValueError(f"{v!r} not in SortedList")
-        lst = self._lists[i]
-        j = bisect_left(lst, v)
-        if lst[j] != v:
-            raise ValueError(f"{v!r} not in SortedList")
-        del lst[j]
-        self._len -= 1
-        if lst:
-            maxes[i] = lst[-1]
-        else:
-            del self._lists[i]
-            del maxes[i]
+        """Remove one occurrence of ``v`` (``ValueError`` at the merge if absent)."""
+        self._dels.append(v)
 
     def __getitem__(self, k: int) -> float:
         """The ``k``-th smallest value (0-based, non-negative)."""
-        if not 0 <= k < self._len:
+        if not 0 <= k < len(self):
             raise IndexError(k)
-        for lst in self._lists:
-            if k < len(lst):
-                return lst[k]
-            k -= len(lst)
-        raise IndexError(k)  # pragma: no cover
+        return float(self.to_array()[k])
 
     def clear(self) -> None:
         """Remove everything."""
-        self._lists.clear()
-        self._maxes.clear()
-        self._len = 0
+        self._sorted = _EMPTY
+        self._adds.clear()
+        self._dels.clear()
+        self._limit = _MIN_PENDING
 
     def update(self, other: SortedList) -> None:
         """Add every value of ``other``."""
-        merged = sorted(chain(self, other))
-        self.clear()
-        for k in range(0, len(merged), _LOAD):
-            chunk = array("d", merged[k : k + _LOAD])
-            self._lists.append(chunk)
-            self._maxes.append(chunk[-1])
-        self._len = len(merged)
+        for v in other.to_array().tolist():
+            self.add(v)
 
     def to_array(self) -> npt.NDArray[np.float64]:
-        """Sorted values as a float64 array."""
-        if not self._lists:
-            return np.empty(0, dtype=np.float64)
-        return np.concatenate([np.frombuffer(b, dtype=np.float64) for b in self._lists])
+        """Sorted values as a float64 array (do not modify it)."""
+        if self._adds or self._dels:
+            self._merge()
+        return self._sorted
+
+    def _merge(self) -> None:
+        held = self._sorted
+        if self._adds:
+            held = np.concatenate((held, np.array(self._adds, dtype=np.float64)))
+            held.sort(kind="stable")  # equal values stay in the order they came
+            self._adds.clear()
+        if self._dels:
+            gone = np.sort(np.array(self._dels, dtype=np.float64))
+            self._dels.clear()
+            # The k-th removal of a value takes the k-th of its equal values held.
+            first = np.searchsorted(held, gone, "left")
+            at = first + (np.arange(gone.size) - np.searchsorted(gone, gone, "left"))
+            inside = at < held.size
+            found = np.zeros(gone.size, dtype=bool)
+            found[inside] = held[at[inside]] == gone[inside]
+            if not found.all():
+                self._settle(held)
+                raise ValueError(f"{float(gone[~found][0])!r} not in SortedList")
+            held = np.delete(held, at)
+        self._settle(held)
+
+    def _settle(self, held: npt.NDArray[np.float64]) -> None:
+        held.flags.writeable = False  # to_array() hands it out without a copy
+        self._sorted = held
+        self._limit = max(_MIN_PENDING, held.size)

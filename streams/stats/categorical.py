@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import math
-from typing import Self
+from typing import ClassVar, Self
 
 import numpy as np
 from scipy import stats
@@ -27,26 +27,30 @@ __all__ = ["PSI", "Agreement", "ChiSquare"]
 class _Counts:
     """Label counts for the live and the candidate side."""
 
-    __slots__ = ("cand", "confidence", "live", "n")
+    __slots__ = ("cand", "confidence", "live")
+    shared_state: ClassVar[tuple[str, ...]] = ("live", "cand")  # see windows.share_state
 
     def __init__(self, confidence: float = 0.95) -> None:
         self.confidence = confidence
         self.live: dict[str, int] = {}
         self.cand: dict[str, int] = {}
-        self.n = 0
+
+    @property
+    def n(self) -> int:
+        """Pairs currently held."""
+        return sum(self.live.values())
 
     def reset(self) -> Self:
         """Forget everything."""
         self.live.clear()
         self.cand.clear()
-        self.n = 0
         return self
 
     def update(self, x: str, y: str) -> Self:
         """Add live label ``x`` and candidate label ``y``."""
-        self.live[x] = self.live.get(x, 0) + 1
-        self.cand[y] = self.cand.get(y, 0) + 1
-        self.n += 1
+        live, cand = self.live, self.cand
+        live[x] = live.get(x, 0) + 1
+        cand[y] = cand.get(y, 0) + 1
         return self
 
     def revert(self, x: str, y: str) -> Self:
@@ -57,7 +61,6 @@ class _Counts:
                 d[k] = c
             else:
                 del d[k]
-        self.n -= 1
         return self
 
     def merge(self, other: Self) -> Self:
@@ -65,7 +68,6 @@ class _Counts:
         for mine, theirs in ((self.live, other.live), (self.cand, other.cand)):
             for k, v in theirs.items():
                 mine[k] = mine.get(k, 0) + v
-        self.n += other.n
         return self
 
     def table(self) -> np.ndarray:

@@ -8,15 +8,16 @@ since the previous evaluation (``FIRING`` / ``RESOLVED``, dedup key
 :class:`~streams.stats.verdict.Verdict`.  The monitor is picklable (checkpoint it as is).
 
 State kept: for the overall segment a battery of tests per metric (windowed fixed-horizon tests,
-cumulative sequential ones); per segment value of the tracked keys a two-sided sequential test
-per numeric metric; per rule and segment value the rule's own test; the verdict's sequential
-tests.  Metric names that are neither built in nor declared are counted in ``ignored``.
+all behind one window per metric, and cumulative sequential ones); per segment value of the
+tracked keys a two-sided sequential test per numeric metric; per rule and segment value the
+rule's own test; the verdict's sequential tests.  Metric names that are neither built in nor
+declared are counted in ``ignored``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -28,12 +29,13 @@ from streams.stats.results import TestResult
 from streams.stats.rules import ExperimentRules, Rule
 from streams.stats.sequential import MixtureSPRT
 from streams.stats.verdict import GuardStat, Verdict, decide
-from streams.stats.windows import Statistic, Window
+from streams.stats.windows import Statistic, Window, share_state
 
 __all__ = ["ALL", "Alert", "Evaluation", "ExperimentMonitor", "Observation"]
 
 ALL = "all"
 OTHER = "__other__"
+_NO_LABELS: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,85 @@ def _window(stat: Statistic, size: int | None, seconds: float | None) -> Statist
     return Window(stat, size=size, seconds=seconds)
 
 
+Feed = Callable[[Any, Any], object]
+TimedFeed = Callable[[Any, Any, float], object]
+
+
+class _Battery:
+    """The tests reported for one metric overall: the cumulative ones, and the others behind
+    one window shared by all of them (so one buffer per metric, and sorted samples kept once,
+    see :func:`~streams.stats.windows.share_state`)."""
+
+    __slots__ = ("direct", "tests", "window", "windowed")
+
+    def __init__(
+        self, tests: dict[str, Statistic], windowed: list[str], window: Window | None
+    ) -> None:
+        self.tests = tests
+        self.windowed = frozenset(windowed) if window is not None else frozenset()
+        self.window = window
+        self._bind()
+
+    def _bind(self) -> None:
+        # The statistics fed directly (the windowed ones are fed through ``window``).
+        self.direct = tuple(s.update for k, s in self.tests.items() if k not in self.windowed)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"tests": self.tests, "windowed": self.windowed, "window": self.window}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.tests, self.windowed, self.window = state["tests"], state["windowed"], state["window"]
+        self._bind()
+
+    def results(self, now: float) -> dict[str, TestResult]:
+        """Every test's result at ``now`` (seconds), in the battery's order."""
+        window, windowed = self.window, self.windowed
+        if window is None:
+            return {k: s.get() for k, s in self.tests.items()}
+        label = window.expire(now).label
+        return {
+            k: s.get().with_window(label) if k in windowed else s.get()
+            for k, s in self.tests.items()
+        }
+
+
+class _Plan:
+    """Where the pairs of one metric go, resolved once instead of on every update.
+
+    ``counter`` is the dict counting the metric (``counts``; ``ignored`` for an unknown
+    metric; None when the metric has the other kind and is skipped), ``pairs`` and ``timed``
+    the updates for the overall segment, ``labelled`` those of each segment label (filled as
+    labels appear); ``segmented`` whether any exist.
+    """
+
+    __slots__ = ("counter", "labelled", "pairs", "segmented", "timed")
+
+    def __init__(
+        self,
+        counter: dict[str, int] | None,
+        pairs: tuple[Feed, ...] = (),
+        timed: tuple[TimedFeed, ...] = (),
+        segmented: bool = False,
+    ) -> None:
+        self.counter = counter
+        self.pairs = pairs
+        self.timed = timed
+        self.segmented = segmented
+        self.labelled: dict[tuple[str, str], tuple[tuple[Feed, ...], tuple[TimedFeed, ...]]] = {}
+
+
+def _feeds(stats: list[Statistic | Window]) -> tuple[tuple[Feed, ...], tuple[TimedFeed, ...]]:
+    """The bound ``update`` methods of ``stats``: windows take the time, statistics do not."""
+    pairs: list[Feed] = []
+    timed: list[TimedFeed] = []
+    for stat in stats:
+        if isinstance(stat, Window):
+            timed.append(stat.update)
+        else:
+            pairs.append(stat.update)
+    return tuple(pairs), tuple(timed)
+
+
 class ExperimentMonitor:
     """Rolling tests, alert rules with hysteresis and the verdict for one experiment.
 
@@ -126,7 +207,7 @@ class ExperimentMonitor:
         self.counts: dict[str, int] = {}
         self.ignored: dict[str, int] = {}
         self._seen: dict[str, set[str]] = {k: set() for k in self.keys}
-        self._battery: dict[str, dict[str, Statistic | Window]] = {}
+        self._battery: dict[str, _Battery] = {}
         self._seg_seq: dict[tuple[str, str], MixtureSPRT] = {}
         self._rules_by_metric: dict[str, list[Rule]] = {}
         for rule in cfg.rules:
@@ -137,42 +218,59 @@ class ExperimentMonitor:
         mk = {"alpha": a_v, "min_samples": cfg.min_samples, "tune_n": cfg.tune_n}
         self._v_primary = MixtureSPRT(**mk) if cfg.primary_metric else None  # type: ignore[arg-type]
         self._v_guards = {g.metric: _guard_stat(cfg, g.metric, a_v) for g in cfg.guardrails}
+        self._forget_plans()
+
+    def _forget_plans(self) -> None:
+        # Caches derived from the state above (rebuilt as metrics and segment values appear).
+        self._plans: tuple[dict[str, _Plan], dict[str, _Plan]] = ({}, {})
+        self._label_of: dict[str, dict[str, tuple[str, str]]] = {
+            k: {v: (k, f"{k}={v}") for v in seen} for k, seen in self._seen.items()
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_plans", "_label_of")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._forget_plans()
 
     # ------------------------------------------------------------------ update
     def _labels(self, tags: Mapping[str, str]) -> list[tuple[str, str]]:
         out = []
-        for k in self.keys:
+        for k, known in self._label_of.items():
             v = tags.get(k)
             if v is None:
                 continue
-            seen = self._seen[k]
-            if v not in seen:
+            label = known.get(v)
+            if label is None:
+                seen = self._seen[k]
                 if len(seen) >= self.cfg.max_segment_values:
-                    v = OTHER
+                    label = (k, f"{k}={OTHER}")  # not cached: the values beyond the cap
                 else:
                     seen.add(v)
-            out.append((k, f"{k}={v}"))
+                    label = known[v] = (k, f"{k}={v}")
+            out.append(label)
         return out
 
-    def _spec(self, metric: str) -> MetricSpec | None:
-        if metric in self.cfg.metrics:
-            return self.cfg.metrics[metric]
-        self.ignored[metric] = self.ignored.get(metric, 0) + 1
-        return None
-
-    def _new_battery(self, name: str, spec: MetricSpec) -> dict[str, Statistic | Window]:
+    def _new_battery(self, name: str, spec: MetricSpec) -> _Battery:
         cfg = self.cfg
-        out: dict[str, Statistic | Window] = {}
+        tests: dict[str, Statistic] = {}
+        windowed: list[str] = []
         for key, test, q in battery(name, spec.kind, spec.binary):
-            stat = make_test(
+            tests[key] = make_test(
                 test,
                 alpha=cfg.alpha,
                 min_samples=cfg.min_samples,
                 quantile=q or 0.95,
                 tune_n=cfg.tune_n,
             )
-            out[key] = stat if test == "msprt" else _window(stat, cfg.window, cfg.window_seconds)
-        return out
+            if test != "msprt":
+                windowed.append(key)
+        window = None
+        if windowed and (cfg.window is not None or cfg.window_seconds is not None):
+            fed = share_state(tests[k] for k in windowed)
+            window = Window(*fed, size=cfg.window, seconds=cfg.window_seconds)
+        return _Battery(tests, windowed, window)
 
     def _rule_stat(self, rule: Rule, spec: MetricSpec) -> Statistic | Window:
         alt = rule.alternative(spec)
@@ -192,53 +290,116 @@ class ExperimentMonitor:
 
     def update(self, obs: Observation) -> Self:
         """Add one request's observation."""
-        t = obs.timestamp_ms / 1000.0
-        labels = self._labels(obs.segments) if self.keys else []
-        for metric, (x, y) in obs.paired.items():
-            self._add(metric, x, y, t, labels, numeric=True)
-        for metric, (a, b) in obs.categorical.items():
-            self._add(metric, a, b, t, labels, numeric=False)
+        return self.record(obs.timestamp_ms, obs.segments, obs.paired, obs.categorical)
+
+    def record(
+        self,
+        timestamp_ms: int,
+        segments: Mapping[str, str],
+        paired: Mapping[str, tuple[float, float]],
+        categorical: Mapping[str, tuple[str, str]],
+    ) -> Self:
+        """``update(Observation(timestamp_ms, segments, paired, categorical))``, without
+        building the observation (join stage 2 calls this for every event)."""
+        t = timestamp_ms / 1000.0
+        labels = self._labels(segments) if self.keys else _NO_LABELS
+        if paired:
+            self._feed(paired, True, t, labels)
+        if categorical:
+            self._feed(categorical, False, t, labels)
         return self
 
-    def _add(
-        self, metric: str, x: Any, y: Any, t: float, labels: list[tuple[str, str]], numeric: bool
+    def _feed(
+        self,
+        values: Mapping[str, tuple[Any, Any]],
+        numeric: bool,
+        t: float,
+        labels: Sequence[tuple[str, str]],
     ) -> None:
-        spec = self._spec(metric)
-        if spec is None or (spec.kind == "categorical") == numeric:
-            return
-        self.counts[metric] = self.counts.get(metric, 0) + 1
-        bat = self._battery.get(metric)
-        if bat is None:
-            bat = self._battery[metric] = self._new_battery(metric, spec)
-        for stat in bat.values():
-            if isinstance(stat, Window):
-                stat.update(x, y, t)
+        plans = self._plans[0 if numeric else 1]
+        for metric, (x, y) in values.items():
+            plan = plans.get(metric) or self._plan(metric, numeric, labels)
+            counter = plan.counter
+            if counter is None:
+                continue
+            counter[metric] += 1
+            for feed in plan.pairs:
+                feed(x, y)
+            for timed in plan.timed:
+                timed(x, y, t)
+            if labels and plan.segmented:
+                labelled = plan.labelled
+                for label in labels:
+                    feeds, timed_feeds = labelled.get(label) or self._label_plan(
+                        plan, metric, labels, label
+                    )
+                    for feed in feeds:
+                        feed(x, y)
+                    for timed in timed_feeds:
+                        timed(x, y, t)
+
+    def _plan(self, metric: str, numeric: bool, labels: Sequence[tuple[str, str]]) -> _Plan:
+        """Resolve (creating what the first update of ``metric`` creates) where it goes."""
+        if metric not in self.cfg.metrics:
+            self.ignored.setdefault(metric, 0)
+            plan = _Plan(self.ignored)
+        else:
+            spec = self.cfg.metrics[metric]
+            if (spec.kind == "categorical") == numeric:
+                plan = _Plan(None)
             else:
-                stat.update(x, y)
-        if numeric and spec.kind == "paired":
+                self.counts.setdefault(metric, 0)
+                self._create(metric, spec, labels)
+                bat = self._battery[metric]
+                stats: list[Statistic | Window] = [] if bat.window is None else [bat.window]
+                if spec.kind == "paired":
+                    if metric == self.cfg.primary_metric and self._v_primary is not None:
+                        stats.append(self._v_primary)
+                    if metric in self._v_guards:
+                        stats.append(self._v_guards[metric])  # type: ignore[arg-type]
+                rules = self._rules_by_metric.get(metric, [])
+                stats += [self._rule_stats[(rule.name, ALL)] for rule in rules]
+                pairs, timed = _feeds(stats)
+                segmented = spec.kind == "paired" or any(rule.segments for rule in rules)
+                plan = _Plan(self.counts, bat.direct + pairs, timed, segmented)
+        self._plans[0 if numeric else 1][metric] = plan
+        return plan
+
+    def _label_plan(
+        self, plan: _Plan, metric: str, labels: Sequence[tuple[str, str]], label: tuple[str, str]
+    ) -> tuple[tuple[Feed, ...], tuple[TimedFeed, ...]]:
+        """Resolve where ``metric`` goes for the segment labels of this update."""
+        spec = self.cfg.metrics[metric]
+        self._create(metric, spec, labels)
+        for key, seg in labels:
+            if (key, seg) in plan.labelled:
+                continue
+            stats: list[Statistic | Window] = []
+            if spec.kind == "paired":
+                stats.append(self._seg_seq[(metric, seg)])
+            for rule in self._rules_by_metric.get(metric, ()):
+                if key in rule.segments:
+                    stats.append(self._rule_stats[(rule.name, seg)])
+            plan.labelled[(key, seg)] = _feeds(stats)
+        return plan.labelled[label]
+
+    def _create(self, metric: str, spec: MetricSpec, labels: Sequence[tuple[str, str]]) -> None:
+        """Create the state an update of ``metric`` with ``labels`` needs and lacks, in the
+        order it always was created (evaluations list results and alerts in that order)."""
+        if metric not in self._battery:
+            self._battery[metric] = self._new_battery(metric, spec)
+        if spec.kind == "paired":
             for _, label in labels:
-                seq = self._seg_seq.get((metric, label))
-                if seq is None:
-                    seq = self._seg_seq[(metric, label)] = MixtureSPRT(
+                if (metric, label) not in self._seg_seq:
+                    self._seg_seq[(metric, label)] = MixtureSPRT(
                         alpha=self.cfg.alpha,
                         min_samples=self.cfg.min_samples,
                         tune_n=self.cfg.tune_n,
                     )
-                seq.update(x, y)
-            if metric == self.cfg.primary_metric and self._v_primary is not None:
-                self._v_primary.update(x, y)
-            g = self._v_guards.get(metric)
-            if g is not None:
-                g.update(x, y)
         for rule in self._rules_by_metric.get(metric, ()):
             for seg in [ALL] + [lab for k, lab in labels if k in rule.segments]:
-                st = self._rule_stats.get((rule.name, seg))
-                if st is None:
-                    st = self._rule_stats[(rule.name, seg)] = self._rule_stat(rule, spec)
-                if isinstance(st, Window):
-                    st.update(x, y, t)
-                else:
-                    st.update(x, y)
+                if (rule.name, seg) not in self._rule_stats:
+                    self._rule_stats[(rule.name, seg)] = self._rule_stat(rule, spec)
 
     # ---------------------------------------------------------------- evaluate
     def evaluate(self, now_ms: int) -> Evaluation:
@@ -246,7 +407,7 @@ class ExperimentMonitor:
         now = now_ms / 1000.0
         results: dict[str, dict[str, dict[str, TestResult]]] = {}
         for metric, bat in self._battery.items():
-            results[metric] = {ALL: {k: _get(s, now) for k, s in bat.items()}}
+            results[metric] = {ALL: bat.results(now)}
         for (metric, label), seq in self._seg_seq.items():
             results[metric].setdefault(label, {})["msprt"] = seq.get()
         fixed = [

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Self
+from typing import ClassVar, Self
 
 import numpy as np
 from scipy import stats
@@ -31,39 +31,40 @@ __all__ = ["KS", "MannWhitney", "QuantileRatio", "TwoProportions"]
 class _TwoSorted:
     """Shared state: the live sample and the candidate sample, each sorted."""
 
-    __slots__ = ("cand", "live", "n")
+    __slots__ = ("cand", "live")
+    shared_state: ClassVar[tuple[str, ...]] = ("live", "cand")  # see windows.share_state
 
     def __init__(self) -> None:
         self.live = SortedList()
         self.cand = SortedList()
-        self.n = 0
+
+    @property
+    def n(self) -> int:
+        """Pairs currently held."""
+        return len(self.live)
 
     def reset(self) -> Self:
         """Forget everything."""
         self.live.clear()
         self.cand.clear()
-        self.n = 0
         return self
 
     def update(self, x: float, y: float) -> Self:
         """Add live value ``x`` and candidate value ``y``."""
         self.live.add(x)
         self.cand.add(y)
-        self.n += 1
         return self
 
     def revert(self, x: float, y: float) -> Self:
         """Remove values added earlier."""
         self.live.remove(x)
         self.cand.remove(y)
-        self.n -= 1
         return self
 
     def merge(self, other: Self) -> Self:
         """Fold another partial state in."""
         self.live.update(other.live)
         self.cand.update(other.cand)
-        self.n += other.n
         return self
 
 

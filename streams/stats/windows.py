@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import copy
 from collections import deque
+from collections.abc import Iterable
 from typing import Any, Protocol, Self, runtime_checkable
 
 from streams.stats.results import TestResult
 
-__all__ = ["Statistic", "Window"]
+__all__ = ["Statistic", "Window", "share_state"]
 
 
 @runtime_checkable
 class Statistic(Protocol):
     """What every online test provides."""
 
-    n: int
+    @property
+    def n(self) -> int:
+        """Pairs the statistic currently holds."""
 
     def update(self, x: Any, y: Any) -> Self: ...
 
@@ -37,12 +40,15 @@ class Statistic(Protocol):
 
 
 class Window:
-    """Count-based or time-based sliding window around any :class:`Statistic`.
+    """Count-based or time-based sliding window around one or more :class:`Statistic`.
+
+    Every statistic is fed the same pairs: one buffer evicts for all of them (the monitor
+    keeps one window per metric around the tests it reports on that metric).
 
     Parameters
     ----------
-    stat : Statistic
-        The wrapped statistic (owned by the window from now on).
+    stat, *more : Statistic
+        The wrapped statistics (owned by the window from now on).
     size : int, optional
         Keep the last ``size`` observations.
     seconds : float, optional
@@ -51,17 +57,26 @@ class Window:
 
     Examples
     --------
-    >>> from streams.stats.paired import PairedT
+    >>> from streams.stats.paired import PairedT, SignTest
     >>> w = Window(PairedT(), size=3)
     >>> for live, cand in [(1.0, 1.5), (2.0, 2.1), (3.0, 3.9), (4.0, 4.2)]:
     ...     _ = w.update(live, cand)
     >>> w.n, w.get().window
     (3, 'count:3')
+    >>> both = Window(PairedT(), SignTest(), seconds=60.0)
+    >>> [r.test for r in both.update(1.0, 1.5, t=0.0).results()]
+    ['paired_t', 'sign']
     """
 
-    __slots__ = ("_buf", "seconds", "size", "stat")
+    __slots__ = ("_reverts", "_ts", "_updates", "_xs", "_ys", "seconds", "size", "stat", "stats")
 
-    def __init__(self, stat: Statistic, size: int | None = None, seconds: float | None = None):
+    def __init__(
+        self,
+        stat: Statistic,
+        *more: Statistic,
+        size: int | None = None,
+        seconds: float | None = None,
+    ) -> None:
         if (size is None) == (seconds is None):
             raise ValueError("Window needs exactly one of size= or seconds=")
         if size is not None and size < 1:
@@ -69,14 +84,35 @@ class Window:
         if seconds is not None and not seconds > 0:
             raise ValueError(f"window seconds must be > 0, got {seconds}")
         self.stat = stat
+        self.stats = (stat, *more)
         self.size = size
         self.seconds = seconds
-        self._buf: deque[tuple[Any, Any, float]] = deque()
+        # The pairs held, oldest first, as flat columns rather than one tuple per pair: a
+        # third of the memory, and nothing for the garbage collector to track.  Timestamps
+        # are kept by time windows only.
+        self._xs: deque[Any] = deque()
+        self._ys: deque[Any] = deque()
+        self._ts: deque[float] = deque()
+        self._bind()
+
+    def _bind(self) -> None:
+        # Bound methods, resolved once: update() runs for every pair of every metric.
+        self._updates = tuple(s.update for s in self.stats)
+        self._reverts = tuple(s.revert for s in self.stats)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("_ts", "_xs", "_ys", "seconds", "size", "stats")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+        self.stat = self.stats[0]
+        self._bind()
 
     @property
     def n(self) -> int:
         """Observations currently in the window."""
-        return len(self._buf)
+        return len(self._xs)
 
     @property
     def label(self) -> str:
@@ -85,37 +121,95 @@ class Window:
 
     def update(self, x: Any, y: Any, t: float = 0.0) -> Self:
         """Add one observation at time ``t`` (seconds) and evict what left the window."""
-        buf = self._buf
-        buf.append((x, y, t))
-        self.stat.update(x, y)
-        if self.size is not None:
-            if len(buf) > self.size:
-                ox, oy, _ = buf.popleft()
-                self.stat.revert(ox, oy)
-        else:
-            self.expire(t)
+        xs, ys = self._xs, self._ys
+        xs.append(x)
+        ys.append(y)
+        for update in self._updates:
+            update(x, y)
+        size = self.size
+        if size is not None:
+            if len(xs) > size:
+                ox, oy = xs.popleft(), ys.popleft()
+                for revert in self._reverts:
+                    revert(ox, oy)
+            return self
+        ts = self._ts
+        ts.append(t)
+        cutoff = t - self.seconds  # type: ignore[operator]  # a time window: seconds is set
+        while ts and ts[0] <= cutoff:  # as expire(t), inlined: this runs for every pair
+            ts.popleft()
+            ox, oy = xs.popleft(), ys.popleft()
+            for revert in self._reverts:
+                revert(ox, oy)
         return self
 
     def expire(self, now: float) -> Self:
         """Evict observations older than ``now - seconds`` (no-op for count windows)."""
         if self.seconds is not None:
             cutoff = now - self.seconds
-            buf = self._buf
-            while buf and buf[0][2] <= cutoff:
-                ox, oy, _ = buf.popleft()
-                self.stat.revert(ox, oy)
+            xs, ys, ts = self._xs, self._ys, self._ts
+            reverts = self._reverts
+            while ts and ts[0] <= cutoff:
+                ts.popleft()
+                ox, oy = xs.popleft(), ys.popleft()
+                for revert in reverts:
+                    revert(ox, oy)
         return self
 
     def get(self) -> TestResult:
-        """Result of the wrapped statistic on the current window."""
+        """Result of the (first) wrapped statistic on the current window."""
         return self.stat.get().with_window(self.label)
+
+    def results(self) -> tuple[TestResult, ...]:
+        """Result of every wrapped statistic on the current window, in order."""
+        label = self.label
+        return tuple(s.get().with_window(label) for s in self.stats)
 
     def reset(self) -> Self:
         """Empty the window."""
-        self._buf.clear()
-        self.stat.reset()
+        self._xs.clear()
+        self._ys.clear()
+        self._ts.clear()
+        for s in self.stats:
+            s.reset()
         return self
 
     def clone(self) -> Window:
-        """An empty window of the same kind around a fresh copy of the statistic."""
-        return Window(copy.deepcopy(self.stat).reset(), size=self.size, seconds=self.seconds)
+        """An empty window of the same kind around fresh copies of the statistics."""
+        fresh = [s.reset() for s in copy.deepcopy(self.stats)]
+        return Window(*fresh, size=self.size, seconds=self.seconds)
+
+
+def share_state(stats: Iterable[Statistic]) -> list[Statistic]:
+    """The ones to feed, of statistics that are all going to be fed the same pairs.
+
+    A statistic whose class names its state in ``shared_state`` holds the same state as any
+    other of that state class fed the same pairs: KS, Mann-Whitney and quantile ratios keep the
+    same two sorted samples, chi-square and PSI the same label counts.  Every one after the
+    first of its state class is made to use the first one's state (one copy, same results) and
+    is left out of the list returned, since feeding it as well would count every pair twice.
+    Only the returned statistics may be updated, reverted, merged or reset from then on.
+
+    Examples
+    --------
+    >>> from streams.stats.twosample import QuantileRatio
+    >>> p50, p95 = QuantileRatio(0.5), QuantileRatio(0.95)
+    >>> fed = share_state([p50, p95])
+    >>> for i in range(1, 101):
+    ...     _ = fed[0].update(float(i), 2.0 * i)
+    >>> len(fed), p95.n, p95.get().statistic
+    (1, 100, 2.0)
+    """
+    out: list[Statistic] = []
+    first: dict[type, Statistic] = {}
+    for stat in stats:
+        owner = next((c for c in type(stat).__mro__ if "shared_state" in vars(c)), None)
+        if owner is None:
+            out.append(stat)
+        elif owner not in first:
+            first[owner] = stat
+            out.append(stat)
+        else:
+            for name in vars(owner)["shared_state"]:
+                setattr(stat, name, getattr(first[owner], name))
+    return out

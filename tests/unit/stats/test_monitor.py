@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import pickle
 import random
+from typing import Any
 
 import pytest
 
-from streams.stats import ALL_SEGMENT, ExperimentMonitor, ExperimentRules, Observation
+from streams.stats import (
+    ALL_SEGMENT,
+    ExperimentMonitor,
+    ExperimentRules,
+    MixtureSPRT,
+    Observation,
+    Statistic,
+    TestResult,
+    Window,
+)
+from streams.stats.catalog import battery, make_test
+from streams.stats.monitor import _guard_stat
+from streams.stats.verdict import decide
 
 
 def stream(
@@ -211,3 +224,151 @@ def test_monitor_first_alert_matches_vectorised_bench(seed: int) -> None:
             got = i + 1
             break
     assert got == expected
+
+
+class Reference:
+    """The monitor's bookkeeping done the plain way: one window per test, every lookup on
+    every update, state created in order as metrics and segment values appear."""
+
+    def __init__(self, cfg: ExperimentRules) -> None:
+        self.cfg, self.mon = cfg, ExperimentMonitor(cfg)  # mon: only to build rule tests
+        self.counts: dict[str, int] = {}
+        self.ignored: dict[str, int] = {}
+        self.seen: dict[str, set[str]] = {k: set() for k in cfg.segment_keys()}
+        self.battery: dict[str, dict[str, Statistic | Window]] = {}
+        self.seg: dict[tuple[str, str], MixtureSPRT] = {}
+        self.rules: dict[tuple[str, str], Statistic | Window] = {}
+        a_v = cfg.alpha / (1 + len(cfg.guardrails))
+        self.primary = MixtureSPRT(alpha=a_v, min_samples=cfg.min_samples, tune_n=cfg.tune_n)
+        self.guards = {g.metric: _guard_stat(cfg, g.metric, a_v) for g in cfg.guardrails}
+
+    def update(self, obs: Observation) -> None:
+        labels = []
+        for k, seen in self.seen.items():
+            v = obs.segments.get(k)
+            if v is None:
+                continue
+            if v not in seen:
+                if len(seen) >= self.cfg.max_segment_values:
+                    v = "__other__"
+                else:
+                    seen.add(v)
+            labels.append((k, f"{k}={v}"))
+        for numeric, values in ((True, obs.paired), (False, obs.categorical)):
+            for metric, (x, y) in values.items():
+                self.add(metric, x, y, obs.timestamp_ms / 1000.0, labels, numeric)
+
+    def add(self, metric: str, x: Any, y: Any, t: float, labels: Any, numeric: bool) -> None:
+        cfg = self.cfg
+        if metric not in cfg.metrics:
+            self.ignored[metric] = self.ignored.get(metric, 0) + 1
+            return
+        spec = cfg.metrics[metric]
+        if (spec.kind == "categorical") == numeric:
+            return
+        self.counts[metric] = self.counts.get(metric, 0) + 1
+        if metric not in self.battery:
+            self.battery[metric] = {}
+            for key, test, q in battery(metric, spec.kind, spec.binary):
+                s = make_test(
+                    test,
+                    alpha=cfg.alpha,
+                    min_samples=cfg.min_samples,
+                    quantile=q or 0.95,
+                    tune_n=cfg.tune_n,
+                )
+                w = Window(s, size=cfg.window, seconds=cfg.window_seconds)
+                self.battery[metric][key] = s if test == "msprt" else w
+        stats = list(self.battery[metric].values())
+        if spec.kind == "paired":
+            for _, label in labels:
+                if (metric, label) not in self.seg:
+                    self.seg[(metric, label)] = MixtureSPRT(
+                        alpha=cfg.alpha, min_samples=cfg.min_samples, tune_n=cfg.tune_n
+                    )
+                stats.append(self.seg[(metric, label)])
+            stats += [self.primary] if metric == cfg.primary_metric else []
+            stats += [self.guards[metric]] if metric in self.guards else []  # type: ignore[list-item]
+        for rule in cfg.rules:
+            if rule.metric == metric:
+                for seg in ["all"] + [lab for k, lab in labels if k in rule.segments]:
+                    if (rule.name, seg) not in self.rules:
+                        self.rules[(rule.name, seg)] = self.mon._rule_stat(rule, spec)
+                    stats.append(self.rules[(rule.name, seg)])
+        for s in stats:
+            if isinstance(s, Window):
+                s.update(x, y, t)
+            else:
+                s.update(x, y)
+
+    def results(self, now: float) -> tuple[dict[str, Any], dict[str, Any]]:
+        def get(s: Statistic | Window) -> TestResult:
+            return s.expire(now).get() if isinstance(s, Window) else s.get()
+
+        res = {m: {"all": {k: get(s) for k, s in b.items()}} for m, b in self.battery.items()}
+        for (metric, label), seq in self.seg.items():
+            res[metric].setdefault(label, {})["msprt"] = seq.get()
+        rules: dict[str, Any] = {}
+        for (name, seg), s in self.rules.items():
+            rules.setdefault(name, {})[seg] = get(s)
+        return res, rules
+
+
+def nested(d: Any) -> Any:
+    """Keys in order and values by repr: exact equality, nan included."""
+    return [(k, nested(v)) for k, v in d.items()] if isinstance(d, dict) else repr(d)
+
+
+@pytest.mark.parametrize("window", [{"window": 300}, {"window_seconds": 2.0}])
+def test_monitor_equals_the_plain_bookkeeping(window: dict[str, Any]) -> None:
+    cfg = ExperimentRules.from_dict(
+        {
+            **{k: v for k, v in CFG.items() if k != "window"},
+            **window,
+            "name": "plain",
+            "max_segment_values": 2,
+            "segments": ["country", "device"],
+            "guardrails": [{"metric": "latency_ms", "margin": 0.1, "relative": True}],
+            "rules": [
+                {"name": "acc", "metric": "correct", "test": "mcnemar", "segments": ["country"]},
+                {"name": "lat", "metric": "latency_ms", "test": "quantile_ratio"},
+                {
+                    "name": "cls",
+                    "metric": "predicted_class",
+                    "test": "chi2",
+                    "segments": ["device"],
+                },
+                {"name": "seq", "metric": "latency_ms", "segments": ["device", "country"]},
+            ],
+        }
+    )
+    mon, ref = ExperimentMonitor(cfg), Reference(cfg)
+    obs = stream(1500, 0.9, 0.85, seed=9, countries=("FR", "DE", "US", "IT"))
+    for i, o in enumerate(obs):
+        extra = {"mystery": (1.0, 2.0)} if i % 7 == 0 else {}  # unknown: counted apart
+        o = Observation(
+            o.timestamp_ms,
+            {**o.segments, "device": "abc"[i % 3]},
+            {**o.paired, **extra},
+            {**o.categorical, "correct": ("a", "b")},  # the wrong kind: skipped
+        )
+        mon.update(o)
+        ref.update(o)
+        if i == 700:
+            mon = pickle.loads(pickle.dumps(mon))
+        if i % 250 == 0 or i == len(obs) - 1:
+            ev = mon.evaluate(o.timestamp_ms)
+            results, rules = ref.results(o.timestamp_ms / 1000.0)
+            assert nested(ev.results) == nested(results)
+            assert nested(ev.rule_results) == nested(rules)
+            assert repr(ev.verdict) == repr(decide(cfg, ref.primary, ref.guards))
+    assert ev.counts == ref.counts and mon.ignored == ref.ignored == {"mystery": 215}
+    assert list(ev.results["latency_ms"]) == [
+        "all",
+        "country=FR",
+        "device=a",
+        "country=DE",
+        "device=b",
+        "country=__other__",
+        "device=__other__",
+    ]

@@ -1,0 +1,126 @@
+"""Stage 2 (:class:`Judge`): what it counts, what it drops, and what it feeds the monitors."""
+
+from __future__ import annotations
+
+import doctest
+import random
+
+import pytest
+
+import streams.join.judge
+import streams.join.observe
+from streams.join.experiments import ExperimentsFile
+from streams.join.judge import Judge
+from streams.join.observe import observation
+from streams.join.offline import OfflineJoin
+from streams.records import JoinEvent
+from streams.stats import ExperimentMonitor
+from streams.synthetic import CandidateSpec, classification_requests, regression_requests
+
+EXPERIMENTS = ExperimentsFile.parse(
+    """
+[join]
+pair_ttl_s = 2
+label_ttl_s = 120
+
+[[experiments]]
+name = "churn"
+model = "churn"
+live_version = "v1"
+candidate = "v2"
+task = "binary"
+positive_class = "1"
+primary_metric = "correct"
+guardrails = [{metric = "brier", margin = 0.02}]
+segments = ["country"]
+
+[[experiments]]
+name = "eta"
+model = "eta"
+live_version = "v1"
+candidate = "v2"
+task = "regression"
+primary_metric = "abs_error"
+segments = ["device"]
+window_seconds = 30
+
+[[experiments.rules]]
+name = "mae"
+metric = "abs_error"
+test = "wilcoxon"
+segments = ["device"]
+"""
+)
+
+
+def events(n: int, seed: int) -> list[JoinEvent]:
+    """Stage 1 output for seeded traffic in which a few records never arrive."""
+    rng = random.Random(seed)
+    requests = [
+        *classification_requests(
+            n, CandidateSpec("v1", 0.9), [CandidateSpec("v2", 0.85, error_rate=0.02)], seed=seed
+        ),
+        *regression_requests(
+            n, CandidateSpec("v1"), [CandidateSpec("v2", bias=0.5, latency_ms=25)], seed=seed
+        ),
+    ]
+    records = [
+        record
+        for r in requests
+        for record in (r.live, *r.candidates, r.label)
+        if rng.random() > 0.03
+    ]
+    join = OfflineJoin(EXPERIMENTS)
+    join.feed(sorted(records, key=lambda r: r.timestamp_ms))
+    join.finish()
+    return join.events
+
+
+def test_the_judge_feeds_each_monitor_what_observation_says() -> None:
+    stream = events(1500, seed=4)
+    judge = Judge(EXPERIMENTS)
+    monitors = {name: ExperimentMonitor(e.rules) for name, e in judge.experiments.items()}
+    for i, event in enumerate(stream):
+        assert judge.apply(event)
+        observed = observation(event, judge.experiments[event.experiment])
+        if observed.observation is not None:
+            monitors[event.experiment].update(observed.observation)
+        if i % 500 == 0 or i == len(stream) - 1:
+            for name, monitor in monitors.items():
+                # repr: exact floats, nan included, and every mapping in order
+                got = judge.report(name, event.timestamp_ms).evaluation
+                assert repr(got) == repr(monitor.evaluate(event.timestamp_ms))
+    counts = judge.counts["churn"]
+    assert counts["paired"] > 1000 and counts["labelled"] > 1000
+    assert counts["expired_no_shadow"] + counts["expired_no_live"] > 0
+
+
+@pytest.mark.parametrize("dedup", [True, False])
+def test_redelivered_events_are_dropped_unless_dedup_is_off(dedup: bool) -> None:
+    stream = events(300, seed=5)
+    judge = Judge(EXPERIMENTS, dedup=dedup)
+    once = Judge(EXPERIMENTS)
+    applied = [judge.apply(e) for e in stream + stream[:100]]
+    for e in stream:
+        once.apply(e)
+    assert applied == [True] * len(stream) + [not dedup] * 100
+    name = stream[0].experiment
+    dropped = judge.counts[name]["duplicates_dropped"]
+    if dedup:
+        assert dropped == sum(e.experiment == name for e in stream[:100])
+        assert repr(judge.report(name, 0).evaluation) == repr(once.report(name, 0).evaluation)
+    else:
+        assert dropped == 0
+        assert judge.counts[name]["paired"] > once.counts[name]["paired"]
+
+
+def test_an_unknown_experiment_is_counted_and_dropped() -> None:
+    event = events(50, seed=6)[0]
+    judge = Judge(EXPERIMENTS, dedup=False)
+    stranger = JoinEvent(event.kind, "nobody", event.request_id, 0, event.live, event.candidate)
+    assert not judge.apply(stranger) and judge.unknown_experiment == 1
+
+
+@pytest.mark.parametrize("module", [streams.join.judge, streams.join.observe])
+def test_docstring_examples(module: object) -> None:
+    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0  # type: ignore[arg-type]
