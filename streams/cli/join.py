@@ -37,6 +37,13 @@ __all__ = ["join"]
     help="Run stage 1 (pairs), stage 2 (judge) or both in this process. The stages are "
     "separate consumer groups: run them as separate processes to use two cores.",
 )
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=20_000,
+    show_default=True,
+    help="Stage 1: records per Kafka transaction at most.",
+)
 @click.option("--web-port", type=int, default=None, help="Serve /verdicts/ on this port.")
 @click.option("--metrics-port", type=int, default=0, help="Prometheus port (0: off).")
 @click.option(
@@ -53,6 +60,7 @@ def join(
     store: str | None,
     data_dir: Path | None,
     stage: str,
+    batch_size: int,
     web_port: int | None,
     metrics_port: int,
     log_level: str,
@@ -89,7 +97,8 @@ def join(
             f"the per-request topics have {counts.pop()} partitions but --partitions / "
             f"SHADOW_PARTITIONS is {settings.partitions}; they must match"
         )
-    from streams.join.engine import JoinWorker, serve_verdicts
+    from streams.join.engine import STALL_LIMIT_S, JoinWorker, serve_verdicts
+    from streams.join.watchdog import Watchdog, restart_process
 
     logging.basicConfig(
         level=log_level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
@@ -101,7 +110,14 @@ def join(
             param_hint="--web-port",
         )
     stages = ("pairs", "judge") if stage == "both" else (stage,)
-    worker = JoinWorker(settings, experiments, stages=stages, data_dir=data_dir)
+    worker = JoinWorker(
+        settings,
+        experiments,
+        stages=stages,
+        data_dir=data_dir,
+        batch_size=batch_size,
+        watchdog=Watchdog(STALL_LIMIT_S, restart_process),
+    )
     if metrics_port:
         from prometheus_client import start_http_server
 

@@ -39,7 +39,7 @@ def producer_config(
 ) -> dict[str, Any]:
     """librdkafka settings of the hook's producer.
 
-    - ``partitioner=murmur2_random``: the Java client's (and aiokafka's, hence faust's)
+    - ``partitioner=murmur2_random``: the Java client's (and aiokafka's)
       partitioner, so a request id lands on the same partition of every co-partitioned
       topic whichever client wrote it (librdkafka's own default, ``consistent_random``,
       uses CRC32 and would send the same key elsewhere).

@@ -26,10 +26,11 @@ from typing import Any
 from streams.join.experiments import ExperimentsFile
 from streams.join.metrics import JoinMetrics
 from streams.join.stage_judge import JudgeStage
-from streams.join.stage_pairs import PairStage
+from streams.join.stage_pairs import BATCH_SIZE, STALL_LIMIT_S, PairStage
+from streams.join.watchdog import Watchdog
 from streams.settings import Settings
 
-__all__ = ["STAGES", "JoinWorker", "serve_verdicts"]
+__all__ = ["STAGES", "STALL_LIMIT_S", "JoinWorker", "serve_verdicts"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,10 @@ class JoinWorker:
         ``("pairs", "judge")`` (both, the default), or one of them.
     data_dir
         Where ``rocksdb://`` state lives.
+    batch_size
+        Stage-1 records per Kafka transaction at most.
+    watchdog
+        What to do when a transaction call never returns (:class:`PairStage`).
     metrics
         Prometheus metrics to update (a fresh registry by default).
 
@@ -68,6 +73,8 @@ class JoinWorker:
         *,
         stages: tuple[str, ...] = STAGES,
         data_dir: Path | None = None,
+        batch_size: int = BATCH_SIZE,
+        watchdog: Watchdog | None = None,
         metrics: JoinMetrics | None = None,
     ) -> None:
         unknown = set(stages) - set(STAGES)
@@ -78,7 +85,13 @@ class JoinWorker:
         group = f"{join.app_id}-{settings.topic_prefix}"
         self.pairs = (
             PairStage(
-                settings, experiments, group, self.metrics, data_dir or settings.cache_dir / "join"
+                settings,
+                experiments,
+                group,
+                self.metrics,
+                data_dir or settings.cache_dir / "join",
+                batch_size,
+                watchdog,
             )
             if "pairs" in stages
             else None

@@ -3,7 +3,7 @@
 Reference::
 
     [join]                          # optional; every key has a default
-    app_id = "shadow-eval-join"     # faust app id = consumer group; "-<topic prefix>" appended
+    app_id = "shadow-eval-join"     # consumer groups "<app_id>-<prefix>" (stage 1) and "...-judge"
     pair_ttl_s = 600                # wait this long for live and candidate to meet
     label_ttl_s = 86400             # wait this long (from the first record) for the label
     expire_every_s = 5              # how often pending state is scanned for expiry

@@ -2,7 +2,8 @@
 
 State per request is a :class:`~streams.records.PendingRequest`; every function takes the
 current state (or None) and returns the new state (None: delete it) and the events to emit.
-The faust agent stores the state in a table; ``shadow-eval replay`` in a dict. Nothing here
+``shadow-eval replay`` keeps the state in a dict; the streaming join runs the same rules on
+raw bytes (:mod:`streams.join.slots`, held to this module's events by its tests). Nothing here
 knows about Kafka.
 
 Rules:

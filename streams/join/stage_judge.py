@@ -26,7 +26,7 @@ from streams.codec import Codec, CodecError
 from streams.join.experiments import ExperimentsFile
 from streams.join.judge import Judge
 from streams.join.metrics import JoinMetrics
-from streams.join.stage_pairs import BATCH_SIZE, group_config, now_ms
+from streams.join.stage_pairs import BATCH_SIZE, client_config, group_config, now_ms
 from streams.records import DeadLetter, JoinEvent
 from streams.settings import Settings
 from streams.topics import partition_of
@@ -69,7 +69,7 @@ class JudgeStage:
         """The last report per experiment this worker owns (the /verdicts/ page)."""
         self.consumer = Consumer(group_config(settings, group))
         self.reports = Producer(
-            settings.confluent_config(**{"enable.idempotence": True, "linger.ms": 5})
+            client_config(settings, **{"enable.idempotence": True, "linger.ms": 5})
         )
         self._owned: set[int] = set()
         self._rebuild_to: dict[int, int] = {}

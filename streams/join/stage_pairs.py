@@ -14,6 +14,7 @@ other half is still unread (a backlog, a restart) is never declared missing.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections import Counter
@@ -30,6 +31,7 @@ from confluent_kafka import (
 )
 
 from streams.codec import Codec, CodecError
+from streams.hook.ratelimit import LibrdkafkaLog, RateLimitedLog
 from streams.join.experiments import ExperimentsFile
 from streams.join.metrics import JoinMetrics
 from streams.join.slots import (
@@ -42,24 +44,36 @@ from streams.join.slots import (
     request_key,
 )
 from streams.join.store import StateStore, open_store
+from streams.join.watchdog import Watchdog
 from streams.records import DeadLetter, GroundTruth, JoinKind, JoinSlot, ModelInput, Prediction
 from streams.settings import Settings
 from streams.topics import partition_of
 
-__all__ = ["PairStage", "group_config", "now_ms"]
+__all__ = ["PairStage", "client_config", "group_config", "now_ms"]
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 20_000
-"""Records per transaction at most."""
+"""Records per transaction at most (by default)."""
 SESSION_TIMEOUT_MS = 10_000
 REBALANCE_TIMEOUT_MS = 30_000
 """Also librdkafka's max.poll.interval: a worker killed while its group rebalances is
 dropped after this long (the classic protocol waits that long for every member)."""
+STALL_LIMIT_S = 45.0
+"""A transaction call blocked this long is stuck (see streams.join.watchdog)."""
+COMMIT_TIMEOUT_S = 10.0
+COMMIT_ATTEMPTS = 6
+"""A commit that keeps failing for a minute is aborted and the batch redone."""
 TRANSACTION_TIMEOUT_MS = 10_000
 """How long a killed worker's open transaction holds back readers before the broker
 aborts it."""
 _REQUEST_RECORDS = (Prediction, GroundTruth, ModelInput)
+
+
+def _stop_process(what: str) -> None:
+    log.critical("join: %s is stuck; exiting for a restart (state is in Kafka)", what)
+    logging.shutdown()
+    os._exit(75)  # EX_TEMPFAIL; the blocked C call cannot be unwound
 
 
 def now_ms() -> int:
@@ -69,9 +83,19 @@ def now_ms() -> int:
 _now_ms = now_ms
 
 
+def client_config(settings: Settings, **overrides: object) -> dict[str, object]:
+    """librdkafka settings of every join client: its log lines (a broker outage makes many)
+    go to ``streams.join.librdkafka``, at most one per kind a minute."""
+    return settings.confluent_config(logger=_LIBRDKAFKA_LOG, **overrides)
+
+
+_LIBRDKAFKA_LOG = LibrdkafkaLog(RateLimitedLog(logging.getLogger("streams.join.librdkafka")))
+
+
 def group_config(settings: Settings, group: str) -> dict[str, object]:
     """A consumer of one of the join's groups: manual offsets, committed reads only."""
-    return settings.confluent_config(
+    return client_config(
+        settings,
         **{
             "group.id": group,
             "enable.auto.commit": False,
@@ -86,7 +110,7 @@ def group_config(settings: Settings, group: str) -> dict[str, object]:
             "enable.partition.eof": True,
             # Bound the prefetch (librdkafka's default is up to 64 MB per consumer).
             "queued.max.messages.kbytes": 16_384,
-        }
+        },
     )
 
 
@@ -105,6 +129,11 @@ class PairStage:
         Prometheus metrics to update.
     data_dir
         Where ``rocksdb://`` state lives.
+    batch_size
+        Records per transaction at most.
+    watchdog
+        Acts on a transaction call that never returns (by default: exits with status 75,
+        for a supervisor to restart the worker; ``shadow-eval join`` restarts in place).
     """
 
     def __init__(
@@ -114,7 +143,13 @@ class PairStage:
         group: str,
         metrics: JoinMetrics,
         data_dir: Path,
+        batch_size: int = BATCH_SIZE,
+        watchdog: Watchdog | None = None,
     ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size {batch_size}: must be at least 1")
+        self.batch_size = batch_size
+        self.watchdog = watchdog or Watchdog(STALL_LIMIT_S, _stop_process)
         self.settings = settings
         self.topics = settings.topics
         self.partitions = settings.partitions
@@ -132,14 +167,15 @@ class PairStage:
             self.sources.append(self.topics.inputs)
         self.consumer = Consumer(group_config(settings, group))
         self.producer = Producer(
-            settings.confluent_config(
+            client_config(
+                settings,
                 **{
                     "transactional.id": f"{group}-{uuid.uuid4().hex[:12]}",
                     "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
                     "linger.ms": 5,
                     "batch.num.messages": 10_000,
                     "queue.buffering.max.messages": 1_000_000,
-                }
+                },
             )
         )
         self.processed = 0
@@ -155,7 +191,7 @@ class PairStage:
 
     def poll(self, timeout: float) -> int:
         """Process one batch (waiting up to ``timeout`` s for it); returns its size."""
-        messages = self.consumer.consume(BATCH_SIZE, timeout)
+        messages = self.consumer.consume(self.batch_size, timeout)
         if messages:
             self.process(messages)
         return len(messages)
@@ -165,6 +201,7 @@ class PairStage:
             self.consumer.close()
         except KafkaException as exc:
             log.warning("join: closing the stage-1 consumer: %s", exc)
+        self.watchdog.close()
         self.store.close()
 
     def status(self) -> str:
@@ -285,18 +322,50 @@ class PairStage:
             self.producer.produce(topic, value, key, partition)
 
     def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Commit the open transaction (with ``offsets``), or undo the batch.
+
+        An abortable failure (a broker restart, a fenced epoch after a rebalance) aborts
+        the transaction and rewinds to the last commit: the store is restored from the
+        changelog and the inputs are re-read, so the batch is redone, not lost. A fatal
+        one (another worker took over this transactional id) stops the worker.
+        """
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                with self.watchdog.guard("committing a transaction"):
+                    self._commit_once(offsets)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.fatal():
+                    log.error("join: transaction failed, stopping: %s", error)
+                    raise
+                if error.retriable() and not error.txn_requires_abort():
+                    log.warning("join: committing (attempt %d): %s", attempt, error)
+                    continue
+                log.warning("join: transaction aborted (%s); redoing it", error)
+                break
+        with self.watchdog.guard("aborting a transaction"):
+            self.producer.abort_transaction(COMMIT_TIMEOUT_S)
+        self._rewind()
+
+    def _commit_once(self, offsets: dict[tuple[str, int], int]) -> None:
         if offsets:
             self.producer.send_offsets_to_transaction(
                 [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
                 self.consumer.consumer_group_metadata(),
+                COMMIT_TIMEOUT_S,
             )
-        try:
-            self.producer.commit_transaction()
-        except KafkaException as exc:
-            # The store already holds this batch's states; only a restart (which restores
-            # from the changelog and re-reads from the last commit) makes them agree again.
-            log.error("join: transaction failed, stopping so the work is redone: %s", exc)
-            raise
+        self.producer.commit_transaction(COMMIT_TIMEOUT_S)
+
+    def _rewind(self) -> None:
+        """Back to the last committed transaction: its state and its input offsets."""
+        assigned = self.consumer.assignment()
+        self._restore(self._owned)
+        self._at_end = set()
+        for tp in self.consumer.committed(assigned, timeout=30):
+            self.consumer.seek(
+                TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0)
+            )
 
     def _dead_letter(self, message: Message, error_type: str, reason: str) -> None:
         self.metrics.dead_lettered.labels(error_type).inc()
@@ -350,13 +419,14 @@ class PairStage:
         if not owned:
             return 0
         reader = Consumer(
-            self.settings.confluent_config(
+            client_config(
+                self.settings,
                 **{
                     "group.id": f"{self.group}-restore",
                     "enable.auto.commit": False,
                     "isolation.level": "read_committed",
                     "enable.partition.eof": True,
-                }
+                },
             )
         )
         try:

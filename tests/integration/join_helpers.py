@@ -227,7 +227,7 @@ def copy_traffic(source: Settings, target: Settings) -> None:
 class JoinProcess:
     """A ``shadow-eval join`` subprocess (its own process group, so kill -9 is real)."""
 
-    def __init__(self, settings: Settings, experiments: Path, log: Path) -> None:
+    def __init__(self, settings: Settings, experiments: Path, log: Path, *extra_args: str) -> None:
         self.log = log
         env = {**os.environ, "SHADOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap}
         self._file = log.open("ab")
@@ -245,6 +245,9 @@ class JoinProcess:
                 str(settings.partitions),
                 "--data-dir",
                 str(log.parent / "join-data"),
+                "--log-level",
+                "INFO",
+                *extra_args,
             ],
             cwd=REPO,
             env=env,

@@ -57,10 +57,19 @@ def _fresh_copy(served: tuple[Settings, Expected], name: str) -> Iterator[Settin
     delete_topics(target)
 
 
-def _run(settings: Settings, tmp_path: Path, expected: Expected, processes: int = 1) -> Outputs:
+def _run(
+    settings: Settings,
+    tmp_path: Path,
+    expected: Expected,
+    processes: int = 1,
+    args: tuple[tuple[str, ...], ...] = (),
+) -> Outputs:
+    """Run ``processes`` join processes (or one per entry of ``args``) to the end."""
     experiments = write_experiments(tmp_path)
+    per_process = args or ((),) * processes
     joins = [
-        JoinProcess(settings, experiments, tmp_path / f"join{i}.log") for i in range(processes)
+        JoinProcess(settings, experiments, tmp_path / f"join{i}.log", *extra)
+        for i, extra in enumerate(per_process)
     ]
     outputs = Outputs(settings)
     try:
@@ -143,6 +152,18 @@ def test_two_join_workers_give_the_same_final_metrics(
         assert _decisions(outputs) == _decisions(clean_run)
 
 
+def test_stages_in_separate_processes_give_the_same_final_metrics(
+    served: tuple[Settings, Expected], clean_run: Outputs, tmp_path: Path
+) -> None:
+    for settings in _fresh_copy(served, "split"):
+        stages = (("--stage", "pairs"), ("--stage", "judge"))
+        outputs = _run(settings, tmp_path, served[1], args=stages)
+        assert {n: outputs.counts(n) for n in EXPERIMENTS} == {
+            n: clean_run.counts(n) for n in EXPERIMENTS
+        }
+        assert _decisions(outputs) == _decisions(clean_run)
+
+
 def test_kill_9_and_restart_keeps_counts_exact_and_the_verdict(
     served: tuple[Settings, Expected], clean_run: Outputs, tmp_path: Path
 ) -> None:
@@ -150,7 +171,8 @@ def test_kill_9_and_restart_keeps_counts_exact_and_the_verdict(
     for settings in _fresh_copy(served, "kill"):
         experiments = write_experiments(tmp_path)
         outputs = Outputs(settings)
-        first = JoinProcess(settings, experiments, tmp_path / "first.log")
+        # Small transactions, so that the kill lands mid-stream (and likely mid-transaction).
+        first = JoinProcess(settings, experiments, tmp_path / "first.log", "--batch-size", "50")
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             outputs.poll(0.5)

@@ -1,0 +1,84 @@
+"""The join across a broker restart: its open transaction fails, is aborted and redone from
+the last commit, and the final counts are still exact."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from streams.broker import LocalBroker
+from streams.codec import Codec
+from streams.settings import Settings, load_settings
+from streams.synthetic import CandidateSpec, classification_requests
+from streams.topics import create_topics
+from tests.integration.join_helpers import Expected, JoinProcess, Outputs
+
+EXPERIMENT = """
+[join]
+pair_ttl_s = 3600
+label_ttl_s = 86400
+snapshot_every_s = 0.2
+
+[[experiments]]
+name = "churn-v2"
+model = "churn"
+live_version = "v1"
+candidate = "v2"
+task = "binary"
+"""
+REQUESTS = 8000
+
+
+def _produce(settings: Settings, first: int, count: int) -> None:
+    """Live, candidate and label of requests [first, first + count) of one seeded stream."""
+    codec = Codec()
+    producer = Producer(settings.confluent_config(partitioner="murmur2_random", **{"linger.ms": 5}))
+    requests = classification_requests(
+        first + count, CandidateSpec("v1", 0.9), [CandidateSpec("v2", 0.85)], seed=5
+    )
+    for index, request in enumerate(requests):
+        if index < first:
+            continue
+        key = request.live.request_id.encode()
+        producer.produce(settings.topics.live_predictions, codec.encode(request.live), key)
+        candidate = codec.encode(request.candidates[0])
+        producer.produce(settings.topics.shadow_predictions, candidate, key)
+        producer.produce(settings.topics.ground_truth, codec.encode(request.label), key)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+def test_broker_restart_mid_stream_keeps_counts_exact(
+    broker_factory: Callable[..., LocalBroker], tmp_path: Path
+) -> None:
+    broker = broker_factory()
+    broker.start(timeout=120)
+    settings = load_settings(kafka_bootstrap=broker.bootstrap, topic_prefix="faults", partitions=3)
+    create_topics(settings)
+    half = REQUESTS * 3 // 4
+    _produce(settings, 0, half)
+    experiments = tmp_path / "experiments.toml"
+    experiments.write_text(EXPERIMENT)
+    join = JoinProcess(settings, experiments, tmp_path / "join.log", "--batch-size", "20")
+    outputs = Outputs(settings)
+    try:
+        deadline = time.monotonic() + 90
+        while outputs.counts("churn-v2").get("paired", 0) == 0:
+            assert time.monotonic() < deadline, "the join made no progress"
+            outputs.poll(0.2)
+        broker.stop()  # mid-stream: small transactions, one of them open
+        time.sleep(2)
+        broker.start(timeout=120)
+        _produce(settings, half, REQUESTS - half)
+        outputs.wait_for(
+            Expected(paired=REQUESTS, labelled=REQUESTS), timeout=180, names=("churn-v2",)
+        )
+    finally:
+        join.stop()
+        outputs.close()
+    assert join.process.returncode == 0, (tmp_path / "join.log").read_text()[-3000:]
+    log = (tmp_path / "join.log").read_text()
+    assert "Traceback" not in log, log[-3000:]
