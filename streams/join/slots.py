@@ -464,7 +464,8 @@ class SlotPairing:
         self._input_header = input_header
         self._event_header = event_header
         self._canonical = canonical
-        self.outcomes: Counter[str] = Counter()
+        self.outcomes: Counter[Outcome] = Counter()
+        """Records by outcome since the caller last cleared it."""
 
     @classmethod
     def for_codec(cls, experiments: ExperimentsFile, codec: object) -> SlotPairing:
@@ -584,7 +585,7 @@ class SlotPairing:
 
     # ------------------------------------------------------------------ helpers
     def _count(self, step: SlotStep) -> SlotStep:
-        self.outcomes[step.outcome.value] += 1
+        self.outcomes[step.outcome] += 1
         return step
 
     def _stored(self, p: Prediction, raw: bytes, segments: bytes) -> bytes:

@@ -284,7 +284,9 @@ class PairStage:
             self.metrics.join_events,
             {(kind.value, reason or ""): n for (kind, reason), n in emitted.items()},
         )
-        self.metrics.count(self.metrics.outcomes, pairing.outcomes)
+        self.metrics.count(
+            self.metrics.outcomes, {o.value: n for o, n in pairing.outcomes.items()}
+        )
         pairing.outcomes.clear()
 
     def _event_partition(self, experiment: str) -> int:
