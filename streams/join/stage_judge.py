@@ -26,8 +26,8 @@ from streams.codec import Codec, CodecError
 from streams.join.experiments import ExperimentsFile
 from streams.join.judge import Judge
 from streams.join.metrics import JoinMetrics
-from streams.join.stage_pairs import BATCH_SIZE, client_config, group_config, now_ms
-from streams.records import DeadLetter, JoinEvent
+from streams.join.stage_pairs import BATCH_SIZE, client_config, dead_letter, group_config, now_ms
+from streams.records import JoinEvent
 from streams.settings import Settings
 from streams.topics import partition_of
 
@@ -133,25 +133,7 @@ class JudgeStage:
                 self.metrics.judged_duplicates.inc()
 
     def _report_dead_letter(self, message: Message, reason: str) -> None:
-        self.metrics.dead_lettered.labels("undecodable").inc()
-        log.warning(
-            "join: dead-lettered %s[%d]@%d: %s",
-            message.topic(),
-            message.partition(),
-            message.offset(),
-            reason,
-        )
-        letter = DeadLetter(
-            "join",
-            message.topic() or "",
-            message.partition() or 0,
-            message.offset() or 0,
-            "undecodable",
-            reason,
-            _now_ms(),
-            message.key(),
-            message.value(),
-        )
+        letter = dead_letter(message, "undecodable", reason, self.metrics)
         self.reports.produce(self.topics.dlq, self.codec.encode(letter), message.key())
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

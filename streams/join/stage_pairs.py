@@ -49,7 +49,7 @@ from streams.records import DeadLetter, GroundTruth, JoinKind, JoinSlot, ModelIn
 from streams.settings import Settings
 from streams.topics import partition_of
 
-__all__ = ["PairStage", "client_config", "group_config", "now_ms"]
+__all__ = ["PairStage", "client_config", "dead_letter", "group_config", "now_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,24 @@ def _stop_process(what: str) -> None:
     log.critical("join: %s is stuck; exiting for a restart (state is in Kafka)", what)
     logging.shutdown()
     os._exit(75)  # EX_TEMPFAIL; the blocked C call cannot be unwound
+
+
+def dead_letter(message: Message, error_type: str, reason: str, metrics: JoinMetrics) -> DeadLetter:
+    """The dead letter of a consumed record (counted and logged with its offset)."""
+    metrics.dead_lettered.labels(error_type).inc()
+    topic, partition, offset = message.topic() or "", message.partition(), message.offset()
+    log.warning("join: dead-lettered %s[%s]@%s: %s", topic, partition, offset, reason)
+    return DeadLetter(
+        "join",
+        topic,
+        partition or 0,
+        offset or 0,
+        error_type,
+        reason,
+        now_ms(),
+        message.key(),
+        message.value(),
+    )
 
 
 def now_ms() -> int:
@@ -284,9 +302,7 @@ class PairStage:
             self.metrics.join_events,
             {(kind.value, reason or ""): n for (kind, reason), n in emitted.items()},
         )
-        self.metrics.count(
-            self.metrics.outcomes, {o.value: n for o, n in pairing.outcomes.items()}
-        )
+        self.metrics.count(self.metrics.outcomes, {o.value: n for o, n in pairing.outcomes.items()})
         pairing.outcomes.clear()
 
     def _event_partition(self, experiment: str) -> int:
@@ -370,32 +386,10 @@ class PairStage:
             )
 
     def _dead_letter(self, message: Message, error_type: str, reason: str) -> None:
-        self.metrics.dead_lettered.labels(error_type).inc()
-        log.warning(
-            "join: dead-lettered %s[%d]@%d: %s",
-            message.topic(),
-            message.partition(),
-            message.offset(),
-            reason,
-        )
-        letter = DeadLetter(
-            "join",
-            message.topic() or "",
-            message.partition() or 0,
-            message.offset() or 0,
-            error_type,
-            reason,
-            _now_ms(),
-            message.key(),
-            message.value(),
-        )
-        key = message.key()
-        self._produce(
-            self.topics.dlq,
-            key or b"",
-            self.codec.encode(letter),
-            partition_of(key or b"", self.partitions),
-        )
+        letter = dead_letter(message, error_type, reason, self.metrics)
+        key = message.key() or b""
+        partition = partition_of(key, self.partitions)
+        self._produce(self.topics.dlq, key, self.codec.encode(letter), partition)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Between batches (callbacks run inside consume): nothing is in flight.

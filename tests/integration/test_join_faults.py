@@ -1,5 +1,5 @@
-"""The join across a broker restart: its open transaction fails, is aborted and redone from
-the last commit, and the final counts are still exact."""
+"""The join under faults: a broker restart mid-stream (the transaction in flight is redone,
+counts stay exact) and bad records (dead-lettered with their offsets; the stream goes on)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from confluent_kafka import Producer
 
 from streams.broker import LocalBroker
 from streams.codec import Codec
+from streams.records import DeadLetter, Decision, Prediction, Role, Verdict
 from streams.settings import Settings, load_settings
 from streams.synthetic import CandidateSpec, classification_requests
 from streams.topics import create_topics
 from tests.integration.join_helpers import Expected, JoinProcess, Outputs
+from tests.integration.test_hook import consume
 
 EXPERIMENT = """
 [join]
@@ -30,6 +32,8 @@ candidate = "v2"
 task = "binary"
 """
 REQUESTS = 8000
+TRUNCATED = Prediction("r1", "churn", "v2", Role.SHADOW, 0, "1")
+VERDICT = Verdict("churn-v2", Decision.CONTINUE, "not yet", 0)
 
 
 def _produce(settings: Settings, first: int, count: int) -> None:
@@ -82,3 +86,42 @@ def test_broker_restart_mid_stream_keeps_counts_exact(
     assert join.process.returncode == 0, (tmp_path / "join.log").read_text()[-3000:]
     log = (tmp_path / "join.log").read_text()
     assert "Traceback" not in log, log[-3000:]
+
+
+def test_bad_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    settings = kafka_settings.model_copy(update={"partitions": 3})
+    create_topics(settings)
+    codec = Codec()
+    producer = Producer(settings.confluent_config())
+    garbage = [
+        (settings.topics.live_predictions, b"not avro at all", "undecodable"),
+        (settings.topics.shadow_predictions, codec.encode(TRUNCATED)[:9], "undecodable"),
+        (settings.topics.ground_truth, codec.encode(VERDICT), "wrong_schema"),
+    ]
+    for topic, value, _ in garbage:
+        producer.produce(topic, value, b"bad-key")
+    assert producer.flush(30) == 0
+    _produce(settings, 0, 200)
+    experiments = tmp_path / "experiments.toml"
+    experiments.write_text(EXPERIMENT)
+    join = JoinProcess(settings, experiments, tmp_path / "join.log")
+    outputs = Outputs(settings)
+    try:
+        outputs.wait_for(Expected(paired=200, labelled=200), timeout=120, names=("churn-v2",))
+    finally:
+        join.stop()
+        outputs.close()
+    letters = [
+        r.record
+        for r in consume(settings, [settings.topics.dlq], len(garbage))
+        if isinstance(r.record, DeadLetter)
+    ]
+    assert sorted((d.source_topic, d.error_type) for d in letters) == sorted(
+        (topic, error_type) for topic, _, error_type in garbage
+    )
+    for letter in letters:
+        assert letter.source_offset == 0 and letter.key == b"bad-key"
+        assert letter.value in {value for _, value, _ in garbage}
+        assert letter.reason
