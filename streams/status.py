@@ -139,7 +139,7 @@ def _reachable(admin: AdminClient, settings: Settings, timeout: float) -> None:
 
 
 def our_groups(admin: AdminClient, settings: Settings, timeout: float = 10.0) -> list[str]:
-    """Group ids of shadow workers and of the join agent(s) of ``settings.topic_prefix``."""
+    """Group ids of shadow workers and of the join (stage 1) of ``settings.topic_prefix``."""
     try:
         listing = admin.list_consumer_groups(request_timeout=timeout).result(timeout=timeout)
     except (KafkaException, TimeoutError) as exc:
