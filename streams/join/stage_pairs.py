@@ -34,15 +34,15 @@ from streams.codec import Codec, CodecError
 from streams.hook.ratelimit import LibrdkafkaLog, RateLimitedLog
 from streams.join.experiments import ExperimentsFile
 from streams.join.metrics import JoinMetrics
-from streams.join.slots import (
+from streams.join.slot_bytes import (
     Slot,
-    SlotPairing,
     StoreKey,
     changelog_key,
     key_from_changelog,
     request_id_of,
     request_key,
 )
+from streams.join.slots import SlotPairing
 from streams.join.store import StateStore, open_store
 from streams.join.watchdog import Watchdog
 from streams.records import DeadLetter, GroundTruth, JoinKind, JoinSlot, ModelInput, Prediction

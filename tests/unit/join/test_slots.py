@@ -13,15 +13,15 @@ import pytest
 from streams.codec import Codec
 from streams.join.experiments import ExperimentsFile
 from streams.join.pairing import Pairing
-from streams.join.slots import (
+from streams.join.slot_bytes import (
     Slot,
-    SlotPairing,
     changelog_key,
     encode_long,
     key_from_changelog,
     request_id_of,
     request_key,
 )
+from streams.join.slots import SlotPairing
 from streams.records import (
     GroundTruth,
     JoinEvent,

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+import streams.join.slot_bytes
 import streams.join.slots
 import streams.join.store
 import streams.join.watchdog
-from streams.join.slots import request_key
+from streams.join.slot_bytes import request_key
 from streams.join.store import StateStore, open_store
 from streams.join.watchdog import Watchdog
 
@@ -69,6 +70,9 @@ def test_watchdog_reports_a_stall_once_and_not_a_quick_call() -> None:
         dog.close()
 
 
-@pytest.mark.parametrize("module", [streams.join.slots, streams.join.store, streams.join.watchdog])
+@pytest.mark.parametrize(
+    "module",
+    [streams.join.slot_bytes, streams.join.slots, streams.join.store, streams.join.watchdog],
+)
 def test_docstring_examples(module: object) -> None:
     assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0  # type: ignore[arg-type]
