@@ -32,6 +32,7 @@ from confluent_kafka import (
 
 from streams.codec import Codec, CodecError
 from streams.hook.ratelimit import LibrdkafkaLog, RateLimitedLog
+from streams.join.deadlines import Deadlines
 from streams.join.experiments import ExperimentsFile
 from streams.join.metrics import JoinMetrics
 from streams.join.slot_bytes import (
@@ -202,6 +203,7 @@ class PairStage:
         self._at_end: set[tuple[str, int]] = set()
         self._event_partitions: dict[str, int] = {}
         self._min_ttl_ms = min(self.pairing.pair_ttl_ms, self.pairing.label_ttl_ms)
+        self._deadlines: Deadlines[StoreKey] = Deadlines()
 
     def start(self) -> None:
         self.producer.init_transactions(30)
@@ -285,6 +287,8 @@ class PairStage:
             else:
                 step = pairing.on_input(slot, record, value, now)  # type: ignore[arg-type]
             if step.changed:
+                if slot is None and step.slot is not None:  # a new request: when to look again
+                    self._deadlines.add(key, step.slot.first_seen_ms + self._min_ttl_ms)
                 touched[key] = step.slot
                 dirty[key] = partition
             elif key not in touched:
@@ -394,6 +398,7 @@ class PairStage:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Between batches (callbacks run inside consume): nothing is in flight.
         self.store.clear()
+        self._deadlines.clear()
         self._owned = set()
         self._at_end = set()
 
@@ -410,8 +415,17 @@ class PairStage:
         )
 
     def _restore(self, owned: set[int]) -> int:
-        """Read the changelog partitions of ``owned`` to their (committed) end."""
+        """Read the changelog partitions of ``owned`` to their (committed) end, and file
+        every request restored for an expiry check."""
+        restored = self._read_changelog(owned)
+        deadlines, ttl = self._deadlines, self._min_ttl_ms
+        for key, packed in self.store.items():
+            deadlines.add(key, Slot.first_seen(packed) + ttl)
+        return restored
+
+    def _read_changelog(self, owned: set[int]) -> int:
         self.store.clear()
+        self._deadlines.clear()
         if not owned:
             return 0
         reader = Consumer(
@@ -468,21 +482,25 @@ class PairStage:
             # request may still be unread, so nothing can be declared missing yet.
             return
         now = _now_ms()
-        horizon = now - self._min_ttl_ms
         touched: dict[StoreKey, Slot | None] = {}
         dirty: dict[StoreKey, int] = {}
         emitted: Counter[tuple[JoinKind, str | None]] = Counter()
-        pending = 0
         self.producer.begin_transaction()
-        for key, packed in self.store.items():
-            pending += 1
-            if Slot.first_seen(packed) > horizon:
-                continue
+        for key in self._deadlines.pop_due(now):
+            if key in touched:
+                slot = touched[key]
+            else:
+                packed = self.store.get(key)
+                slot = None if packed is None else Slot.unpack(packed)
+            if slot is None:
+                continue  # done with already
             request_id = request_id_of(key)
-            step = self.pairing.expire(request_id, Slot.unpack(packed), now)
+            step = self.pairing.expire(request_id, slot, now)
             if step.changed:
                 touched[key] = step.slot
                 dirty[key] = partition_of(request_id.encode(), self.partitions)
+            if step.slot is not None:
+                self._deadlines.add(key, self._next_deadline(step.slot, now))
             for event in step.events:
                 self._produce(
                     self.topics.join_events,
@@ -497,7 +515,14 @@ class PairStage:
             self.metrics.join_events,
             {(kind.value, reason or ""): n for (kind, reason), n in emitted.items()},
         )
-        self.metrics.pending.set(pending - sum(1 for k in dirty if touched[k] is None))
+        self.metrics.pending.set(len(self.store))
+
+    def _next_deadline(self, slot: Slot, now: int) -> int:
+        """The next time a request still held needs a look: its pair TTL, else its label
+        TTL (a request past its label TTL is never still held)."""
+        pair_due = slot.first_seen_ms + self.pairing.pair_ttl_ms
+        label_due = slot.first_seen_ms + self.pairing.label_ttl_ms
+        return pair_due if now < pair_due < label_due else label_due
 
     def _caught_up(self) -> bool:
         """Whether every owned input partition was read to its end (librdkafka reports

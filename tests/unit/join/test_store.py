@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+import streams.join.deadlines
 import streams.join.slot_bytes
 import streams.join.slots
 import streams.join.store
 import streams.join.watchdog
+from streams.join.deadlines import Deadlines
 from streams.join.slot_bytes import request_key
 from streams.join.store import StateStore, open_store
 from streams.join.watchdog import Watchdog
@@ -54,6 +56,22 @@ def test_unknown_store_url_is_named(tmp_path: Path) -> None:
         open_store("redis://", tmp_path)
 
 
+def test_deadlines_give_each_key_back_once_when_due_in_time_order() -> None:
+    due: Deadlines[int] = Deadlines()
+    for key, at in [(1, 3_000), (2, 1_000), (3, 2_500), (4, 1_001), (5, 9_000)]:
+        due.add(key, at)
+    assert list(due.pop_due(999)) == []
+    assert list(due.pop_due(2_000)) == [2, 4]  # 1_001 rounds up to second 2
+    assert list(due.pop_due(3_000)) == [1, 3]  # both in second 3, in the order filed
+    assert len(due) == 1
+    due.add(6, 0)
+    assert list(due.pop_due(10_000)) == [6, 5]
+    assert len(due) == 0
+    due.add(7, 1)
+    due.clear()
+    assert list(due.pop_due(10**12)) == [] and len(due) == 0
+
+
 def test_watchdog_reports_a_stall_once_and_not_a_quick_call() -> None:
     stalls: list[str] = []
     seen = threading.Event()
@@ -72,7 +90,13 @@ def test_watchdog_reports_a_stall_once_and_not_a_quick_call() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    [streams.join.slot_bytes, streams.join.slots, streams.join.store, streams.join.watchdog],
+    [
+        streams.join.deadlines,
+        streams.join.slot_bytes,
+        streams.join.slots,
+        streams.join.store,
+        streams.join.watchdog,
+    ],
 )
 def test_docstring_examples(module: object) -> None:
     assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0  # type: ignore[arg-type]
