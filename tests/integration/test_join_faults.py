@@ -3,13 +3,16 @@ counts stay exact) and bad records (dead-lettered with their offsets; the stream
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from confluent_kafka import Producer
 
 from streams.broker import LocalBroker
+from streams.broker.config import free_port
 from streams.codec import Codec
 from streams.records import DeadLetter, Decision, Prediction, Role, Verdict
 from streams.settings import Settings, load_settings
@@ -88,6 +91,11 @@ def test_broker_restart_mid_stream_keeps_counts_exact(
     assert "Traceback" not in log, log[-3000:]
 
 
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
+
+
 def test_bad_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(
     kafka_settings: Settings, tmp_path: Path
 ) -> None:
@@ -106,13 +114,25 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(
     _produce(settings, 0, 200)
     experiments = tmp_path / "experiments.toml"
     experiments.write_text(EXPERIMENT)
-    join = JoinProcess(settings, experiments, tmp_path / "join.log")
+    web, metrics = free_port(), free_port()
+    join = JoinProcess(
+        settings,
+        experiments,
+        tmp_path / "join.log",
+        *("--web-port", str(web), "--metrics-port", str(metrics)),
+    )
     outputs = Outputs(settings)
     try:
         outputs.wait_for(Expected(paired=200, labelled=200), timeout=120, names=("churn-v2",))
+        verdicts = json.loads(_get(f"http://127.0.0.1:{web}/verdicts/"))
+        exposition = _get(f"http://127.0.0.1:{metrics}/metrics")
     finally:
         join.stop()
         outputs.close()
+    assert verdicts["churn-v2"]["counts"]["labelled"] == 200
+    assert verdicts["churn-v2"]["decision"] in {"promote", "reject", "continue"}
+    assert 'shadow_join_dead_lettered_total{error_type="undecodable"} 2.0' in exposition
+    assert 'shadow_join_dead_lettered_total{error_type="wrong_schema"} 1.0' in exposition
     letters = [
         r.record
         for r in consume(settings, [settings.topics.dlq], len(garbage))
