@@ -1,17 +1,20 @@
 """Run the join and the statistics offline over recorded traffic, in event time.
 
-The same :class:`Pairing` and :class:`Judge` as the streaming agent; the clock is the
-records' own timestamps, so a replay of the same file always gives the same result.
+The streaming join's own stage 1 (:class:`~streams.join.slots.SlotPairing`, on the
+records' Avro bytes) and stage 2 (:class:`Judge`); the clock is the records' own
+timestamps, so a replay of the same file always gives the same result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from streams.codec import Codec
 from streams.join.experiments import ExperimentsFile
 from streams.join.judge import Judge
-from streams.join.pairing import Pairing, Step
-from streams.records import GroundTruth, JoinEvent, ModelInput, PendingRequest, Prediction
+from streams.join.slot_bytes import Slot, StoreKey, request_id_of, request_key
+from streams.join.slots import SlotPairing, SlotStep
+from streams.records import GroundTruth, JoinEvent, ModelInput, Prediction
 
 __all__ = ["OfflineJoin"]
 
@@ -36,10 +39,12 @@ class OfflineJoin:
     1
     """
 
-    def __init__(self, experiments: ExperimentsFile) -> None:
-        self.pairing = Pairing(experiments)
+    def __init__(self, experiments: ExperimentsFile, codec: Codec | None = None) -> None:
+        self.codec = codec or Codec()
+        self.pairing = SlotPairing.for_codec(experiments, self.codec)
         self.judge = Judge(experiments)
-        self.pending: dict[str, PendingRequest] = {}
+        self.pending: dict[StoreKey, bytes] = {}
+        """Packed state by request key, as the streaming join's store holds it."""
         self.events: list[JoinEvent] = []
         self._expire_every_ms = int(experiments.join.expire_every_s * 1000)
         self._next_expiry_ms: int | None = None
@@ -53,28 +58,32 @@ class OfflineJoin:
             elif self.now_ms >= self._next_expiry_ms:
                 self.expire(self.now_ms)
                 self._next_expiry_ms = self.now_ms + self._expire_every_ms
-            state = self.pending.get(record.request_id)
+            key = request_key(record.request_id)
+            packed = self.pending.get(key)
+            slot = None if packed is None else Slot.unpack(packed)
             if isinstance(record, GroundTruth):
-                step = self.pairing.on_label(state, record, self.now_ms)
+                step = self.pairing.on_label(slot, record, self.now_ms)
             elif isinstance(record, ModelInput):
-                step = self.pairing.on_input(state, record, self.now_ms)
+                step = self.pairing.on_input(slot, record, self.codec.encode(record), self.now_ms)
             else:
-                step = self.pairing.on_prediction(state, record, self.now_ms)
-            self._apply(record.request_id, step)
+                raw = self.codec.encode(record)
+                step = self.pairing.on_prediction(slot, record, raw, self.now_ms)
+            self._apply(key, step)
 
     def expire(self, now_ms: int) -> None:
-        for request_id, state in list(self.pending.items()):
-            self._apply(request_id, self.pairing.expire(request_id, state, now_ms))
+        for key, packed in list(self.pending.items()):
+            self._apply(key, self.pairing.expire(request_id_of(key), Slot.unpack(packed), now_ms))
 
     def finish(self) -> None:
         """The end of the recording: everything still pending expires now."""
         self.expire(self.now_ms + self.pairing.label_ttl_ms)
 
-    def _apply(self, request_id: str, step: Step) -> None:
-        if step.state is None:
-            self.pending.pop(request_id, None)
+    def _apply(self, key: StoreKey, step: SlotStep) -> None:
+        if step.slot is None:
+            self.pending.pop(key, None)
         elif step.changed:
-            self.pending[request_id] = step.state
-        for event in step.events:
+            self.pending[key] = step.slot.pack()
+        for emitted in step.events:
+            event = self.codec.decode_as(JoinEvent, emitted.value)
             self.events.append(event)
             self.judge.apply(event)

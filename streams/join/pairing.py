@@ -2,9 +2,9 @@
 
 State per request is a :class:`~streams.records.PendingRequest`; every function takes the
 current state (or None) and returns the new state (None: delete it) and the events to emit.
-``shadow-eval replay`` keeps the state in a dict; the streaming join runs the same rules on
-raw bytes (:mod:`streams.join.slots`, held to this module's events by its tests). Nothing here
-knows about Kafka.
+This is the readable statement of stage 1's rules. The join itself (streaming and
+``shadow-eval replay``) runs them on raw bytes in :mod:`streams.join.slots`, whose tests
+hold it to this module's events for random arrival orders. Nothing here knows about Kafka.
 
 Rules:
 
