@@ -97,7 +97,8 @@ def join(
             f"the per-request topics have {counts.pop()} partitions but --partitions / "
             f"SHADOW_PARTITIONS is {settings.partitions}; they must match"
         )
-    from streams.join.engine import STALL_LIMIT_S, JoinWorker, serve_verdicts
+    from streams.join.engine import JoinWorker, serve_verdicts
+    from streams.join.stage_pairs import STALL_LIMIT_S
     from streams.join.watchdog import Watchdog, restart_process
 
     logging.basicConfig(

@@ -26,11 +26,11 @@ from typing import Any
 from streams.join.experiments import ExperimentsFile
 from streams.join.metrics import JoinMetrics
 from streams.join.stage_judge import JudgeStage
-from streams.join.stage_pairs import BATCH_SIZE, STALL_LIMIT_S, PairStage
+from streams.join.stage_pairs import BATCH_SIZE, PairStage
 from streams.join.watchdog import Watchdog
 from streams.settings import Settings
 
-__all__ = ["STAGES", "STALL_LIMIT_S", "JoinWorker", "serve_verdicts"]
+__all__ = ["STAGES", "JoinWorker", "serve_verdicts"]
 
 log = logging.getLogger(__name__)
 

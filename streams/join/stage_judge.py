@@ -34,7 +34,6 @@ from streams.topics import partition_of
 __all__ = ["JudgeStage"]
 
 log = logging.getLogger(__name__)
-_now_ms = now_ms
 
 
 class JudgeStage:
@@ -72,8 +71,8 @@ class JudgeStage:
             client_config(settings, **{"enable.idempotence": True, "linger.ms": 5})
         )
         self._owned: set[int] = set()
-        self._rebuild_to: dict[int, int] = {}
-        """Partitions still being re-read after a rebalance, with their end then."""
+        self._rebuilding: set[int] = set()
+        """Partitions still being re-read after a rebalance."""
 
     def _new_judge(self) -> Judge:
         return Judge(self.experiments, dedup=False)
@@ -99,14 +98,14 @@ class JudgeStage:
         self.reports.flush(10)
 
     def status(self) -> str:
-        rebuilding = " (rebuilding)" if self._rebuild_to else ""
+        rebuilding = " (rebuilding)" if self._rebuilding else ""
         return f"stage 2: partitions {sorted(self._owned)}{rebuilding}"
 
     def process(self, messages: list[Message]) -> None:
         """Fold a batch of join events into the monitors."""
         decode_as = self.codec.decode_as
         apply = self.judge.apply
-        rebuilding = self._rebuild_to
+        rebuilding = self._rebuilding
         for message in messages:
             partition: int = message.partition()  # type: ignore[assignment]
             offset = message.offset()
@@ -114,8 +113,10 @@ class JudgeStage:
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("join: consumer error: %s", error)
-                elif rebuilding.pop(partition, None) is not None and not rebuilding:
-                    log.info("join: stage 2 rebuilt (partitions %s)", sorted(self._owned))
+                elif partition in rebuilding:
+                    rebuilding.discard(partition)
+                    if not rebuilding:
+                        log.info("join: stage 2 rebuilt (partitions %s)", sorted(self._owned))
                 continue
             try:
                 event = decode_as(
@@ -138,31 +139,33 @@ class JudgeStage:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._owned = set()
-        self._rebuild_to = {}
+        self._rebuilding = set()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Rebuild stage 2 for the experiments this worker now owns: re-read from the start."""
         self.judge = self._new_judge()
         self._owned = {tp.partition for tp in partitions}
-        self._rebuild_to = {}
+        self._rebuilding = set()
+        records = 0
         for tp in partitions:
             low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            if high > low:
-                self._rebuild_to[tp.partition] = high
+            if high > low:  # an empty partition has nothing to re-read
+                self._rebuilding.add(tp.partition)
+                records += high - low
         consumer.assign(
             [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
         )
         log.info(
-            "join: stage 2 owns partitions %s; re-reading %d events",
+            "join: stage 2 owns partitions %s; re-reading up to %d records",
             sorted(self._owned),
-            sum(self._rebuild_to.values()),
+            records,
         )
 
     def publish_reports(self) -> None:
         """Snapshots, alert transitions and verdict changes of the experiments owned."""
-        if self._rebuild_to:
+        if self._rebuilding:
             return  # counts and rules only mean something once the fold is complete
-        now = _now_ms()
+        now = now_ms()
         for name in self.judge.experiments:
             if partition_of(name.encode(), self.partitions) not in self._owned:
                 continue

@@ -43,7 +43,7 @@ from streams.join.slot_bytes import (
     request_id_of,
     request_key,
 )
-from streams.join.slots import SlotPairing
+from streams.join.slots import Emitted, SlotPairing
 from streams.join.store import StateStore, open_store
 from streams.join.watchdog import Watchdog
 from streams.records import DeadLetter, GroundTruth, JoinKind, JoinSlot, ModelInput, Prediction
@@ -99,16 +99,13 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-_now_ms = now_ms
+_LIBRDKAFKA_LOG = LibrdkafkaLog(RateLimitedLog(logging.getLogger("streams.join.librdkafka")))
 
 
 def client_config(settings: Settings, **overrides: object) -> dict[str, object]:
     """librdkafka settings of every join client: its log lines (a broker outage makes many)
     go to ``streams.join.librdkafka``, at most one per kind a minute."""
     return settings.confluent_config(logger=_LIBRDKAFKA_LOG, **overrides)
-
-
-_LIBRDKAFKA_LOG = LibrdkafkaLog(RateLimitedLog(logging.getLogger("streams.join.librdkafka")))
 
 
 def group_config(settings: Settings, group: str) -> dict[str, object]:
@@ -234,7 +231,6 @@ class PairStage:
         """One transaction: the batch's events, state changes, dead letters and offsets."""
         decode = self.codec.decode
         pairing = self.pairing
-        store_get = self.store.get
         at_end = self._at_end
         # Each request's state stays a Slot for the whole batch and is packed once.
         touched: dict[StoreKey, Slot | None] = {}
@@ -242,8 +238,7 @@ class PairStage:
         offsets: dict[tuple[str, int], int] = {}
         topics: Counter[str] = Counter()
         emitted: Counter[tuple[JoinKind, str | None]] = Counter()
-        events_topic = self.topics.join_events
-        now = _now_ms()
+        now = now_ms()
         self.producer.begin_transaction()
         for message in messages:
             # (consumed messages always carry these; librdkafka types them optional)
@@ -275,11 +270,7 @@ class PairStage:
                 )
                 continue
             key = request_key(record.request_id)  # type: ignore[union-attr]
-            if key in touched:
-                slot = touched[key]
-            else:
-                packed = store_get(key)
-                slot = None if packed is None else Slot.unpack(packed)
+            slot = self._load(key, touched)
             if record_type is Prediction:
                 step = pairing.on_prediction(slot, record, value, now)  # type: ignore[arg-type]
             elif record_type is GroundTruth:
@@ -293,21 +284,36 @@ class PairStage:
                 dirty[key] = partition
             elif key not in touched:
                 touched[key] = slot
-            for event in step.events:
-                self._produce(
-                    events_topic, event.key, event.value, self._event_partition(event.experiment)
-                )
-                emitted[(event.kind, event.reason)] += 1
+            self._send(step.events, emitted)
         self._write_states(touched, dirty)
         self._commit(offsets)
         self.processed += len(messages)
         self.metrics.count(self.metrics.events_in, topics)
+        self._count_emitted(emitted)
+        self.metrics.count(self.metrics.outcomes, {o.value: n for o, n in pairing.outcomes.items()})
+        pairing.outcomes.clear()
+
+    def _load(self, key: StoreKey, touched: dict[StoreKey, Slot | None]) -> Slot | None:
+        """A request's state: as this batch left it, else from the store."""
+        if key in touched:
+            return touched[key]
+        packed = self.store.get(key)
+        return None if packed is None else Slot.unpack(packed)
+
+    def _send(
+        self, events: tuple[Emitted, ...], emitted: Counter[tuple[JoinKind, str | None]]
+    ) -> None:
+        """Produce join events (keyed and partitioned by experiment) and tally them."""
+        for event in events:
+            partition = self._event_partition(event.experiment)
+            self._produce(self.topics.join_events, event.key, event.value, partition)
+            emitted[(event.kind, event.reason)] += 1
+
+    def _count_emitted(self, emitted: Counter[tuple[JoinKind, str | None]]) -> None:
         self.metrics.count(
             self.metrics.join_events,
             {(kind.value, reason or ""): n for (kind, reason), n in emitted.items()},
         )
-        self.metrics.count(self.metrics.outcomes, {o.value: n for o, n in pairing.outcomes.items()})
-        pairing.outcomes.clear()
 
     def _event_partition(self, experiment: str) -> int:
         partition = self._event_partitions.get(experiment)
@@ -481,17 +487,13 @@ class PairStage:
             # Behind on the topics (a backlog, a restart): the other half of a pending
             # request may still be unread, so nothing can be declared missing yet.
             return
-        now = _now_ms()
+        now = now_ms()
         touched: dict[StoreKey, Slot | None] = {}
         dirty: dict[StoreKey, int] = {}
         emitted: Counter[tuple[JoinKind, str | None]] = Counter()
         self.producer.begin_transaction()
         for key in self._deadlines.pop_due(now):
-            if key in touched:
-                slot = touched[key]
-            else:
-                packed = self.store.get(key)
-                slot = None if packed is None else Slot.unpack(packed)
+            slot = self._load(key, touched)
             if slot is None:
                 continue  # done with already
             request_id = request_id_of(key)
@@ -501,20 +503,10 @@ class PairStage:
                 dirty[key] = partition_of(request_id.encode(), self.partitions)
             if step.slot is not None:
                 self._deadlines.add(key, self._next_deadline(step.slot, now))
-            for event in step.events:
-                self._produce(
-                    self.topics.join_events,
-                    event.key,
-                    event.value,
-                    self._event_partition(event.experiment),
-                )
-                emitted[(event.kind, event.reason)] += 1
+            self._send(step.events, emitted)
         self._write_states(touched, dirty)
         self._commit({})
-        self.metrics.count(
-            self.metrics.join_events,
-            {(kind.value, reason or ""): n for (kind, reason), n in emitted.items()},
-        )
+        self._count_emitted(emitted)
         self.metrics.pending.set(len(self.store))
 
     def _next_deadline(self, slot: Slot, now: int) -> int:
