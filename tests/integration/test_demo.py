@@ -12,7 +12,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,16 +130,9 @@ def test_demo_report_shows_kpis_beside_model_metrics_per_segment(demo_run: DemoR
 
 
 def test_demo_leaves_no_process_behind(demo_run: DemoRun) -> None:
-    if not sys.platform.startswith("linux"):
-        pytest.skip("reads /proc")
-    leftovers = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "shadow-eval-demo-" in cmdline:
-            leftovers.append(cmdline)
+    # `ps -ww -eo args` lists every process's whole command line, on Linux and macOS alike.
+    listing = subprocess.run(
+        ["ps", "-ww", "-eo", "args"], capture_output=True, text=True, check=True
+    )
+    leftovers = [line for line in listing.stdout.splitlines() if "shadow-eval-demo-" in line]
     assert leftovers == []
