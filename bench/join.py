@@ -1,5 +1,4 @@
-"""Join worker throughput against a raw aiokafka decode-only consumer, and its memory per
-pending request.
+"""Join worker throughput against a raw decode-only consumer; memory per pending request.
 
     python bench/join.py --json
 
@@ -11,6 +10,15 @@ input records per second; ``events_ratio`` compares the PAIRED + LABELLED events
 per second with the raw consumer's records per second (the stricter reading: a request
 is 3 records and 2 events). ``stage1_records_per_s`` is stage 1 alone, from the broker
 timestamps of the first and last join event.
+
+I/O floor: a loop in one thread (on its own copy of the topics) does the join's Kafka work
+and nothing else: it consumes the inputs as stage 1 does (same consumer settings, batches
+of the same size), produces per batch one transaction of one event per prediction, one
+changelog record per request and the input offsets, and reads the events back as stage 2
+does, without decoding anything. ``io_floor_records_per_s`` is its input rate,
+``io_floor_ratio`` that rate over the raw consumer's: an upper bound on ``ratio`` for any
+join that publishes its events and changelog on this broker. ``ratio_of_floor`` is the
+join's rate over the floor's (how much of that bound the join's CPU work leaves).
 
 Memory: further join runs (memory:// and rocksdb:// state) get requests whose labels never
 come (a long label TTL), in two equal waves, and report the growth of resident memory over
@@ -32,16 +40,22 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import broker_settings, rss_bytes
 
 from streams.codec import Codec
+from streams.join.stage_pairs import (
+    BATCH_SIZE,
+    TRANSACTION_TIMEOUT_MS,
+    client_config,
+    group_config,
+)
 from streams.records import MetricsSnapshot
 from streams.settings import Settings
 from streams.synthetic import CandidateSpec, classification_requests
-from streams.topics import create_topics
+from streams.topics import create_topics, partition_of
 
 EXPERIMENTS = """
 [join]
@@ -58,6 +72,8 @@ candidate = "v2"
 task = "binary"
 primary_metric = "correct"
 """
+FLOOR_STATE_VALUE = bytes(60)
+"""A changelog value of the order of a packed join slot."""
 PRODUCER = {
     "linger.ms": 20,
     "batch.num.messages": 10_000,
@@ -116,6 +132,111 @@ async def raw_rate(settings: Settings, records: int) -> float:
         return seen / (time.perf_counter() - started)
     finally:
         await consumer.stop()
+
+
+def _floor_produce(
+    producer: Producer, topic: str, value: bytes, key: bytes, partition: int
+) -> None:
+    try:
+        producer.produce(topic, value, key, partition)
+    except BufferError:
+        producer.poll(0.5)  # the local queue is full: let deliveries drain (as the join does)
+        producer.produce(topic, value, key, partition)
+
+
+def _floor_transaction(
+    settings: Settings, producer: Producer, consumer: Consumer, batch: list[Message]
+) -> None:
+    """One stage-1 transaction for ``batch``, without decoding it: an event per prediction
+    (its own bytes, so of the size of a join event), a changelog record per request (at
+    its label: the join writes at least one) and the batch's offsets."""
+    topics = settings.topics
+    event_partition = partition_of(b"bench", settings.partitions)  # the join's mapping
+    offsets: dict[tuple[str, int], int] = {}
+    producer.begin_transaction()
+    for message in batch:
+        topic: str = message.topic()  # type: ignore[assignment]
+        partition: int = message.partition()  # type: ignore[assignment]
+        offsets[(topic, partition)] = message.offset() + 1  # type: ignore[operator]
+        key: bytes = message.key()  # type: ignore[assignment]
+        if topic == topics.ground_truth:
+            _floor_produce(producer, topics.join_state, FLOOR_STATE_VALUE, key, partition)
+        else:
+            value: bytes = message.value()  # type: ignore[assignment]
+            _floor_produce(producer, topics.join_events, value, b"bench", event_partition)
+    producer.send_offsets_to_transaction(
+        [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+        consumer.consumer_group_metadata(),
+        30,
+    )
+    producer.commit_transaction(30)
+
+
+def _valid(messages: list[Message]) -> list[Message]:
+    """Records only: no partition-EOF events or other errors."""
+    return [m for m in messages if m.error() is None]
+
+
+def _floor_consumer(settings: Settings, group: str, topics: list[str]) -> Consumer:
+    """A consumer with the join's settings, subscribed to ``topics``."""
+    # But no 1 s pause once the prefetch queue is full (librdkafka's fetch.queue.backoff.ms):
+    # the floor drains it fast enough to wait on it, the CPU-bound join never does.
+    consumer = Consumer({**group_config(settings, group), "fetch.queue.backoff.ms": 0})
+    consumer.subscribe(topics)
+    return consumer
+
+
+def io_floor_rate(
+    settings: Settings, records: int, requests: int, timeout: float = 600
+) -> dict[str, float]:
+    """Input records/s of the join's Kafka work without its CPU work, in one thread.
+
+    Stage 1's consumer and transactional producer (same settings, batches of BATCH_SIZE)
+    and stage 2's read-committed read-back of the events, alternated as the worker does,
+    with nothing decoded or joined: an upper bound on ``ratio`` for any join that
+    publishes its events and changelog on this broker. Timed from the first batch (after
+    the group's first rebalance) until every input is consumed and every event read back.
+    """
+    topics, stamp = settings.topics, time.time_ns()
+    inputs = _floor_consumer(
+        settings,
+        f"floor-{stamp}",
+        [topics.live_predictions, topics.shadow_predictions, topics.ground_truth],
+    )
+    events = _floor_consumer(settings, f"floor-events-{stamp}", [topics.join_events])
+    producer = Producer(
+        client_config(
+            settings,
+            **{
+                "transactional.id": f"floor-{stamp}",
+                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                "linger.ms": 5,
+                "batch.num.messages": 10_000,
+                "queue.buffering.max.messages": 1_000_000,
+            },
+        )
+    )
+    producer.init_transactions(30)
+    seen = read_back = 0
+    started: float | None = None
+    deadline = time.monotonic() + timeout
+    try:
+        while seen < records or read_back < 2 * requests:  # an event per prediction
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"I/O floor: {seen} records, {read_back} events in {timeout}s")
+            batch = _valid(inputs.consume(BATCH_SIZE, 0.05)) if seen < records else []
+            if batch:
+                started = started or time.perf_counter()
+                _floor_transaction(settings, producer, inputs, batch)
+                seen += len(batch)
+            # Stage 2's turn, without waiting when stage 1 had work (as the worker does).
+            read_back += len(_valid(events.consume(BATCH_SIZE, 0 if batch else 0.05)))
+    finally:
+        inputs.close()
+        events.close()
+    assert started is not None
+    elapsed = time.perf_counter() - started
+    return {"records_per_s": records / elapsed, "measured_s": elapsed}
 
 
 def start_join(
@@ -308,6 +429,13 @@ def main() -> None:
         create_topics(run)
         records = preload(run, args.requests, labels=True, seed=1)
         raw = asyncio.run(raw_rate(run, records))
+        # Its own topics: the join's rate run writes events and changelog to its prefix.
+        floor_run = base.model_copy(
+            update={"topic_prefix": f"bf{time.time_ns() % 10**8}", "partitions": args.partitions}
+        )
+        create_topics(floor_run)
+        preload(floor_run, args.requests, labels=True, seed=1)
+        floor = io_floor_rate(floor_run, records, args.requests)
         join = join_rate(run, args.requests, Path(tmp) / "rate")
         split_run = base.model_copy(
             update={"topic_prefix": f"bs{time.time_ns() % 10**8}", "partitions": args.partitions}
@@ -337,6 +465,9 @@ def main() -> None:
         "raw_decode_records_per_s": round(raw),
         "ratio": round(join["records_per_s"] / raw, 3),
         "events_ratio": round(join["events_per_s"] / raw, 3),
+        "io_floor_records_per_s": round(floor["records_per_s"]),
+        "io_floor_ratio": round(floor["records_per_s"] / raw, 3),
+        "ratio_of_floor": round(join["records_per_s"] / floor["records_per_s"], 3),
         "stage1_records_per_s": round(join["stage1_records_per_s"]),
         "join_measured_s": round(join["measured_s"], 1),
         "split_records_per_s": round(split["records_per_s"]),

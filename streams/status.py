@@ -1,9 +1,10 @@
 """``shadow-eval status``: consumer lag of our groups, join hit rates and current verdicts.
 
-Lag comes from the AdminClient: our consumer groups (``shadow-worker.*`` and the join
-app ``<app_id>-<topic prefix>``), their committed offsets and the topics' high
-watermarks. Hit rates and verdicts come from the latest :class:`MetricsSnapshot` of each
-experiment on the metrics topic.
+Lag comes from the AdminClient: our consumer groups (``shadow-worker.*`` and the join's
+``<app_id>-<topic prefix>`` and ``<app_id>-<topic prefix>-judge``), their committed
+offsets and the topics' high watermarks (stage 2 commits at its checkpoints, so its lag
+is at most ``checkpoint_every_s`` old). Hit rates and verdicts come from the latest
+:class:`MetricsSnapshot` of each experiment on the metrics topic.
 """
 
 from __future__ import annotations
@@ -139,19 +140,19 @@ def _reachable(admin: AdminClient, settings: Settings, timeout: float) -> None:
 
 
 def our_groups(admin: AdminClient, settings: Settings, timeout: float = 10.0) -> list[str]:
-    """Group ids of shadow workers and of the join (stage 1) of ``settings.topic_prefix``."""
+    """Group ids of shadow workers and of the join (both stages) of ``settings.topic_prefix``."""
     try:
         listing = admin.list_consumer_groups(request_timeout=timeout).result(timeout=timeout)
     except (KafkaException, TimeoutError) as exc:
         raise StatusError(
             f"cannot list consumer groups at {settings.kafka_bootstrap}: {exc}"
         ) from None
-    suffix = f"-{settings.topic_prefix}"
+    suffixes = (f"-{settings.topic_prefix}", f"-{settings.topic_prefix}-judge")
     return sorted(
         g.group_id
         for g in listing.valid
         if g.group_id.startswith(WORKER_GROUP_PREFIX)
-        or (g.group_id.endswith(suffix) and "join" in g.group_id)
+        or (g.group_id.endswith(suffixes) and "join" in g.group_id)
     )
 
 

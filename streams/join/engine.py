@@ -52,7 +52,7 @@ class JoinWorker:
     stages
         ``("pairs", "judge")`` (both, the default), or one of them.
     data_dir
-        Where ``rocksdb://`` state lives.
+        Where ``rocksdb://`` state and stage-2 checkpoints live.
     batch_size
         Stage-1 records per Kafka transaction at most.
     watchdog
@@ -83,13 +83,14 @@ class JoinWorker:
         self.metrics = metrics or JoinMetrics()
         join = experiments.join
         group = f"{join.app_id}-{settings.topic_prefix}"
+        data_dir = data_dir or settings.cache_dir / "join"
         self.pairs = (
             PairStage(
                 settings,
                 experiments,
                 group,
                 self.metrics,
-                data_dir or settings.cache_dir / "join",
+                data_dir,
                 batch_size,
                 watchdog,
             )
@@ -97,12 +98,13 @@ class JoinWorker:
             else None
         )
         self.judge = (
-            JudgeStage(settings, experiments, f"{group}-judge", self.metrics)
+            JudgeStage(settings, experiments, f"{group}-judge", self.metrics, data_dir)
             if "judge" in stages
             else None
         )
         self._expire_every = join.expire_every_s
         self._report_every = join.snapshot_every_s
+        self._checkpoint_every = join.checkpoint_every_s
         self._stop = threading.Event()
 
     @property
@@ -126,6 +128,7 @@ class JoinWorker:
         started = time.monotonic()
         next_expiry = started + self._expire_every
         next_report = started + self._report_every
+        next_checkpoint = started + self._checkpoint_every
         next_status = started + STATUS_EVERY_S
         try:
             while not self._stop.is_set():
@@ -139,6 +142,9 @@ class JoinWorker:
                 if judge is not None and now >= next_report:
                     next_report = now + self._report_every
                     judge.publish_reports()
+                if judge is not None and now >= next_checkpoint:
+                    next_checkpoint = now + self._checkpoint_every
+                    judge.checkpoint()
                 if now >= next_status:
                     next_status = now + STATUS_EVERY_S
                     log.info(

@@ -8,6 +8,7 @@ Reference::
     label_ttl_s = 86400             # wait this long (from the first record) for the label
     expire_every_s = 5              # how often pending state is scanned for expiry
     snapshot_every_s = 10           # how often metrics snapshots, alerts and verdicts go out
+    checkpoint_every_s = 60         # how often stage 2 saves its state (restarts resume there)
     store = "memory://"             # or "rocksdb://" (pip install shadow-eval[rocksdb])
 
     [[experiments]]
@@ -56,7 +57,15 @@ __all__ = [
 ]
 
 TASKS = ("regression", "binary", "multiclass")
-_JOIN_KEYS = {"app_id", "pair_ttl_s", "label_ttl_s", "expire_every_s", "snapshot_every_s", "store"}
+_JOIN_KEYS = {
+    "app_id",
+    "pair_ttl_s",
+    "label_ttl_s",
+    "expire_every_s",
+    "snapshot_every_s",
+    "checkpoint_every_s",
+    "store",
+}
 _STORES = ("memory://", "rocksdb://")
 
 
@@ -69,6 +78,7 @@ class JoinSettings:
     label_ttl_s: float = 86_400.0
     expire_every_s: float = 5.0
     snapshot_every_s: float = 10.0
+    checkpoint_every_s: float = 60.0
     store: str = "memory://"
 
 
@@ -196,6 +206,15 @@ def _require_str(table: Mapping[str, Any], key: str, where: str) -> str:
     return value
 
 
+_JOIN_PERIODS = (
+    "pair_ttl_s",
+    "label_ttl_s",
+    "expire_every_s",
+    "snapshot_every_s",
+    "checkpoint_every_s",
+)
+
+
 def _join_settings(table: Any, where: str) -> JoinSettings:
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where}: expected a table")
@@ -203,7 +222,7 @@ def _join_settings(table: Any, where: str) -> JoinSettings:
     if unknown:
         raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(_JOIN_KEYS)}")
     values: dict[str, Any] = {}
-    for key in ("pair_ttl_s", "label_ttl_s", "expire_every_s", "snapshot_every_s"):
+    for key in _JOIN_PERIODS:
         if key in table:
             value = table[key]
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:

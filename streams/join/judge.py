@@ -26,7 +26,7 @@ from streams.records import (
 from streams.stats import Alert as RuleAlert
 from streams.stats import Evaluation, ExperimentMonitor, TestResult
 
-__all__ = ["COUNT_NAMES", "Judge", "Report"]
+__all__ = ["COUNT_NAMES", "ExperimentState", "Judge", "Report"]
 
 COUNT_NAMES = (
     "paired",
@@ -41,6 +41,16 @@ COUNT_NAMES = (
 
 _EXPIRED = JoinKind.EXPIRED  # an enum member lookup is slow
 _COUNTED = {kind: kind.value.lower() for kind in JoinKind if kind is not _EXPIRED}
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentState:
+    """All a :class:`Judge` holds for one experiment: what a checkpoint saves."""
+
+    monitor: ExperimentMonitor
+    counts: Counter[str]
+    decision: str | None
+    """The last decision published (None: none yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +135,19 @@ class Judge:
                 counts[f"errors:{path}"] += 1
             self.monitors[name].record(event.timestamp_ms, event.segments, paired, categorical)
         return True
+
+    def state(self, name: str) -> ExperimentState:
+        """One experiment's state (live objects: pickle them to keep a copy)."""
+        return ExperimentState(self.monitors[name], self.counts[name], self._decisions.get(name))
+
+    def restore(self, name: str, state: ExperimentState) -> None:
+        """Continue ``name`` from ``state`` (from :meth:`state`, possibly of another Judge)."""
+        self.monitors[name] = state.monitor
+        self.counts[name] = state.counts
+        if state.decision is None:
+            self._decisions.pop(name, None)
+        else:
+            self._decisions[name] = state.decision
 
     def report(self, name: str, now_ms: int) -> Report:
         """Evaluate one experiment: its snapshot, alert transitions and verdict change."""

@@ -1,15 +1,21 @@
 """Join stage 2 on Kafka: judge each experiment (:class:`Judge`) over its join events.
 
-The state is a fold over the join-events topic: after every rebalance of the
-``<app_id>-<prefix>-judge`` group it is rebuilt from the beginning of the partitions this
-worker owns (no changelog, no commits), and snapshots, alerts and verdicts go out only
-once it has caught up. Stage 1 commits events exactly once (Kafka transactions) and this
-consumer reads committed events only, so the judge keeps no set of seen events.
+The state is a fold over the join-events topic. After every rebalance of the
+``<app_id>-<prefix>-judge`` group each partition this worker owns resumes from its
+checkpoint (:mod:`streams.join.checkpoints`: written every ``checkpoint_every_s``, when
+a partition is revoked and at shutdown), or is re-read from its beginning when it has
+none; snapshots, alerts and verdicts go out only once every partition has caught up.
+Stage 1 commits events exactly once (Kafka transactions) and this consumer reads
+committed events only, so the judge keeps no set of seen events. The group's committed
+offsets are those of the last checkpoint: they show its lag (``shadow-eval status``),
+they are never where it resumes.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import (
@@ -23,6 +29,7 @@ from confluent_kafka import (
 )
 
 from streams.codec import Codec, CodecError
+from streams.join.checkpoints import Checkpoint, Checkpoints
 from streams.join.experiments import ExperimentsFile
 from streams.join.judge import Judge
 from streams.join.metrics import JoinMetrics
@@ -49,6 +56,8 @@ class JudgeStage:
         The consumer group.
     metrics
         Prometheus metrics to update.
+    data_dir
+        Where the checkpoints go (a directory per group under ``judge/``).
     """
 
     def __init__(
@@ -57,6 +66,7 @@ class JudgeStage:
         experiments: ExperimentsFile,
         group: str,
         metrics: JoinMetrics,
+        data_dir: Path,
     ) -> None:
         self.experiments = experiments
         self.topics = settings.topics
@@ -73,6 +83,11 @@ class JudgeStage:
         self._owned: set[int] = set()
         self._rebuilding: set[int] = set()
         """Partitions still being re-read after a rebalance."""
+        self.checkpoints = Checkpoints(data_dir / "judge" / group, experiments.experiments)
+        self._by_partition: dict[int, list[str]] = {}
+        for experiment in experiments.experiments:
+            partition = partition_of(experiment.name.encode(), self.partitions)
+            self._by_partition.setdefault(partition, []).append(experiment.name)
 
     def _new_judge(self) -> Judge:
         return Judge(self.experiments, dedup=False)
@@ -91,6 +106,8 @@ class JudgeStage:
         return len(messages)
 
     def close(self) -> None:
+        self.checkpoint()
+        self._owned = set()  # saved: closing revokes them, with nothing more to save
         try:
             self.consumer.close()
         except KafkaException as exc:
@@ -137,29 +154,75 @@ class JudgeStage:
         letter = dead_letter(message, "undecodable", reason, self.metrics)
         self.reports.produce(self.topics.dlq, self.codec.encode(letter), message.key())
 
+    def checkpoint(self, partitions: Iterable[int] | None = None) -> None:
+        """Save the state of the partitions owned (or of ``partitions``) with the offsets
+        it folded up to, and commit those offsets (for ``shadow-eval status``).
+
+        A failure is logged, not raised: the next owner of a partition just re-reads
+        from an older checkpoint.
+        """
+        try:
+            self._checkpoint(self._owned if partitions is None else partitions)
+        except (KafkaException, OSError) as exc:
+            log.warning("join: stage-2 checkpoint failed: %s", exc)
+
+    def _checkpoint(self, owned: Iterable[int]) -> None:
+        topic = self.topics.join_events
+        positions = self.consumer.position([TopicPartition(topic, p) for p in sorted(owned)])
+        folded = [tp for tp in positions if tp.offset >= 0]  # < 0: nothing read since assign
+        for tp in folded:
+            names = self._by_partition.get(tp.partition, [])
+            states = {name: self.judge.state(name) for name in names}
+            self.checkpoints.save(tp.partition, Checkpoint(tp.offset, states))
+        if folded:
+            self.consumer.commit(offsets=folded, asynchronous=True)
+
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.checkpoint([tp.partition for tp in partitions if tp.partition in self._owned])
         self._owned = set()
         self._rebuilding = set()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Rebuild stage 2 for the experiments this worker now owns: re-read from the start."""
+        """Resume each partition from its checkpoint, or re-read it from the start."""
         self.judge = self._new_judge()
         self._owned = {tp.partition for tp in partitions}
         self._rebuilding = set()
-        records = 0
+        starts = []
+        backlog = 0
         for tp in partitions:
             low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            if high > low:  # an empty partition has nothing to re-read
+            start = self._resume(tp.partition, low, high)
+            if high > max(start, low):
                 self._rebuilding.add(tp.partition)
-                records += high - low
-        consumer.assign(
-            [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
-        )
+                backlog += high - max(start, low)
+            starts.append(TopicPartition(tp.topic, tp.partition, start))
+        consumer.assign(starts)
         log.info(
             "join: stage 2 owns partitions %s; re-reading up to %d records",
             sorted(self._owned),
-            records,
+            backlog,
         )
+
+    def _resume(self, partition: int, low: int, high: int) -> int:
+        """Where to start reading ``partition``: its checkpoint's offset, restoring its
+        state, or the beginning."""
+        checkpoint = self.checkpoints.load(partition, self._by_partition.get(partition, []))
+        if checkpoint is None:
+            return OFFSET_BEGINNING
+        if checkpoint.offset > high:  # the topic was re-created since
+            log.info("join: ignoring the partition-%d checkpoint: past the topic's end", partition)
+            return OFFSET_BEGINNING
+        if checkpoint.offset < low:
+            log.warning(
+                "join: partition %d: events %d to %d expired before they were judged",
+                partition,
+                checkpoint.offset,
+                low - 1,
+            )
+        for name, state in checkpoint.states.items():
+            self.judge.restore(name, state)
+        log.info("join: partition %d resumes at offset %d", partition, checkpoint.offset)
+        return checkpoint.offset
 
     def publish_reports(self) -> None:
         """Snapshots, alert transitions and verdict changes of the experiments owned."""

@@ -55,9 +55,12 @@ class Expected:
         }
 
 
-def write_experiments(directory: Path, pair_ttl: float = 20, label_ttl: float = 40) -> Path:
+def write_experiments(
+    directory: Path, pair_ttl: float = 20, label_ttl: float = 40, checkpoint_every: float = 60
+) -> Path:
     path = directory / "experiments.toml"
-    path.write_text(CANDIDATES_TOML.format(pair_ttl=pair_ttl, label_ttl=label_ttl))
+    text = CANDIDATES_TOML.format(pair_ttl=pair_ttl, label_ttl=label_ttl)
+    path.write_text(text.replace("[join]\n", f"[join]\ncheckpoint_every_s = {checkpoint_every}\n"))
     return path
 
 

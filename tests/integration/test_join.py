@@ -190,3 +190,67 @@ def test_kill_9_and_restart_keeps_counts_exact_and_the_verdict(
             n: clean_run.counts(n) for n in EXPERIMENTS
         }
         assert _decisions(outputs) == _decisions(clean_run)
+
+
+def _log_lines(path: Path, text: str, timeout: float = 60) -> list[str]:
+    """The lines of a join's log containing ``text`` (waiting for the first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if text in line]
+        if lines:
+            return lines
+        time.sleep(0.5)
+    raise AssertionError(f"{path.name} never logged {text!r}:\n{path.read_text()[-3000:]}")
+
+
+def test_stage_2_resumes_from_its_checkpoints(
+    served: tuple[Settings, Expected], clean_run: Outputs, tmp_path: Path
+) -> None:
+    _, expected = served
+    for settings in _fresh_copy(served, "resume"):
+        experiments = write_experiments(tmp_path, checkpoint_every=1)
+        checkpoints = tmp_path / "join-data" / "judge"
+        outputs = Outputs(settings)
+        first = JoinProcess(settings, experiments, tmp_path / "first.log", "--batch-size", "50")
+        # kill -9 once stage 2 has folded events and checkpointed after that
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not outputs.counts("worse").get("paired"):
+            outputs.poll(0.5)
+        folded = time.time()
+        while time.monotonic() < deadline and not any(
+            p.stat().st_mtime > folded for p in checkpoints.glob("*/partition-*.pickle")
+        ):
+            time.sleep(0.2)
+        first.kill()
+        second = JoinProcess(settings, experiments, tmp_path / "second.log")
+        try:
+            outputs.wait_for(expected)
+        finally:
+            second.stop()  # SIGTERM: a last checkpoint of everything folded
+        assert {n: outputs.counts(n) for n in EXPERIMENTS} == {
+            n: clean_run.counts(n) for n in EXPERIMENTS
+        }
+        assert _decisions(outputs) == _decisions(clean_run)
+        resumed = _log_lines(second.log, "resumes at offset")
+        assert max(int(line.rsplit(" ", 1)[1]) for line in resumed) > 0, resumed
+
+        # After a clean stop, a restarted stage 2 re-reads nothing and reports the same.
+        restarted = time.time() * 1000
+        third = JoinProcess(settings, experiments, tmp_path / "third.log", "--stage", "judge")
+        try:
+            owns = _log_lines(third.log, "stage 2 owns partitions")[0]
+            fresh: dict[str, MetricsSnapshot] = {}
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(fresh) < len(EXPERIMENTS):
+                outputs.poll(0.5)
+                fresh = {n: s for n, s in outputs.snapshots.items() if s.timestamp_ms > restarted}
+        finally:
+            third.stop()
+            outputs.close()
+        assert owns.endswith("re-reading up to 0 records"), owns
+        # It carries on: what was published before is not published again.
+        assert [a for a in outputs.alerts if a.timestamp_ms > restarted] == []
+        assert [v for v in outputs.verdicts if v.timestamp_ms > restarted] == []
+        assert {n: dict(s.counts) for n, s in fresh.items()} == {
+            n: dict(clean_run.snapshots[n].counts) for n in EXPERIMENTS
+        }

@@ -17,8 +17,7 @@ from streams.records import JoinEvent
 from streams.stats import ExperimentMonitor
 from streams.synthetic import CandidateSpec, classification_requests, regression_requests
 
-EXPERIMENTS = ExperimentsFile.parse(
-    """
+EXPERIMENTS_TOML = """
 [join]
 pair_ttl_s = 2
 label_ttl_s = 120
@@ -50,7 +49,7 @@ metric = "abs_error"
 test = "wilcoxon"
 segments = ["device"]
 """
-)
+EXPERIMENTS = ExperimentsFile.parse(EXPERIMENTS_TOML)
 
 
 def events(n: int, seed: int) -> list[JoinEvent]:

@@ -1,0 +1,137 @@
+"""Stage-2 checkpoints: the judge's state per join-events partition, on local disk.
+
+Stage 2's state is a fold over the join-events topic. Without a checkpoint, a restart or
+a rebalance re-reads each partition from its beginning, which takes longer the longer
+the topic is retained. A checkpoint holds the state of the experiments of one partition
+together with the offset of the next event to fold: the fold of the events before that
+offset, so resuming from any checkpoint, however old, gives the same state as a full
+re-read. That is also why any worker may use any worker's checkpoint of the same topic.
+
+A checkpoint is used only when every experiment of its partition is defined exactly as
+when it was written (the experiment's TOML table) and by the same shadow-eval version;
+otherwise the partition is re-read from the start. The files are pickles, written and
+read by the worker alone, in its data directory (``--data-dir``): whoever can write
+there can already change what the worker runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import streams
+from streams.join.experiments import Experiment
+from streams.join.judge import ExperimentState
+
+__all__ = ["Checkpoint", "Checkpoints", "fingerprint"]
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+"""Bumped whenever what a checkpoint holds changes shape."""
+
+
+def fingerprint(experiment: Experiment) -> str:
+    """A digest of the experiment's definition: its TOML table as written."""
+    definition = experiment.table if experiment.table is not None else repr(experiment)
+    text = json.dumps(definition, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The state of one partition's experiments before ``offset``."""
+
+    offset: int
+    """The next join event to fold."""
+    states: Mapping[str, ExperimentState]
+
+
+class Checkpoints:
+    """The checkpoint files of one stage-2 consumer group, one per partition.
+
+    Parameters
+    ----------
+    directory
+        Where the files go (created when first needed).
+    experiments
+        The experiments judged: a checkpoint is valid only for their current definitions.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from streams.join.experiments import ExperimentsFile
+    >>> from streams.join.judge import Judge
+    >>> exps = ExperimentsFile.parse('''
+    ... [[experiments]]
+    ... name = "e"
+    ... model = "m"
+    ... live_version = "v1"
+    ... candidate = "v2"
+    ... ''')
+    >>> judge = Judge(exps, dedup=False)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     checkpoints = Checkpoints(Path(tmp), exps.experiments)
+    ...     checkpoints.save(0, Checkpoint(42, {"e": judge.state("e")}))
+    ...     restored = checkpoints.load(0, ["e"])
+    >>> restored.offset, sorted(restored.states)
+    (42, ['e'])
+    """
+
+    def __init__(self, directory: Path, experiments: Iterable[Experiment]) -> None:
+        self.directory = directory
+        self._fingerprints = {e.name: fingerprint(e) for e in experiments}
+
+    def path(self, partition: int) -> Path:
+        return self.directory / f"partition-{partition}.pickle"
+
+    def save(self, partition: int, checkpoint: Checkpoint) -> None:
+        """Write atomically: a crash mid-write leaves the previous checkpoint whole."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        body = {
+            "format": FORMAT,
+            "version": streams.__version__,
+            "fingerprints": {name: self._fingerprints[name] for name in checkpoint.states},
+            "offset": checkpoint.offset,
+            "states": dict(checkpoint.states),
+        }
+        target = self.path(partition)
+        partial = target.with_suffix(f".{os.getpid()}.partial")
+        with partial.open("wb") as out:
+            pickle.dump(body, out, protocol=pickle.HIGHEST_PROTOCOL)
+            out.flush()
+            os.fsync(out.fileno())
+        partial.replace(target)
+
+    def load(self, partition: int, experiments: Iterable[str]) -> Checkpoint | None:
+        """The partition's checkpoint if it holds exactly ``experiments``, as defined now.
+
+        None (and a log line saying why) when there is none, it cannot be read, or it
+        was written for other experiment definitions or another shadow-eval version.
+        """
+        path = self.path(partition)
+        try:
+            with path.open("rb") as file:
+                body = pickle.load(file)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # a truncated or foreign file: re-read the topic instead
+            log.warning("join: ignoring checkpoint %s: unreadable (%s)", path, exc)
+            return None
+        expected = {name: self._fingerprints[name] for name in experiments}
+        if not isinstance(body, dict) or body.get("format") != FORMAT:
+            why = "another checkpoint format"
+        elif body.get("version") != streams.__version__:
+            why = f"written by shadow-eval {body.get('version')}"
+        elif body.get("fingerprints") != expected:
+            why = "the experiments of this partition changed since"
+        else:
+            return Checkpoint(body["offset"], body["states"])
+        log.info("join: ignoring checkpoint %s: %s", path, why)
+        return None

@@ -1,0 +1,118 @@
+"""Stage-2 checkpoints: resuming from one gives what folding every event gives; a
+checkpoint that no longer fits the experiments is ignored, never half-used."""
+
+from __future__ import annotations
+
+import doctest
+import logging
+from pathlib import Path
+
+import pytest
+
+import streams
+import streams.join.checkpoints
+from streams.join.checkpoints import Checkpoint, Checkpoints
+from streams.join.experiments import ExperimentsFile
+from streams.join.judge import Judge
+from tests.unit.join.test_judge import EXPERIMENTS, EXPERIMENTS_TOML, events
+
+NAMES = [e.name for e in EXPERIMENTS.experiments]
+
+
+def _save(judge: Judge, directory: Path, offset: int) -> Checkpoints:
+    checkpoints = Checkpoints(directory, EXPERIMENTS.experiments)
+    checkpoints.save(0, Checkpoint(offset, {name: judge.state(name) for name in NAMES}))
+    return checkpoints
+
+
+@pytest.mark.parametrize("cut", [0, 1, 700, 2400])
+def test_resuming_from_a_checkpoint_equals_folding_every_event(tmp_path: Path, cut: int) -> None:
+    stream = events(1200, seed=8)
+    assert len(stream) > cut
+    whole = Judge(EXPERIMENTS, dedup=False)
+    first = Judge(EXPERIMENTS, dedup=False)
+    for event in stream[:cut]:
+        whole.apply(event)
+        first.apply(event)
+    for name in NAMES:  # a published decision is part of the state
+        first.report(name, stream[cut].timestamp_ms)
+        whole.report(name, stream[cut].timestamp_ms)
+    checkpoint = _save(first, tmp_path, cut).load(0, NAMES)
+    assert checkpoint is not None and checkpoint.offset == cut
+
+    resumed = Judge(EXPERIMENTS, dedup=False)
+    for name, state in checkpoint.states.items():
+        resumed.restore(name, state)
+    for event in stream[cut:]:
+        whole.apply(event)
+        resumed.apply(event)
+    now = stream[-1].timestamp_ms
+    for name in NAMES:
+        expected, got = whole.report(name, now), resumed.report(name, now)
+        assert got.snapshot == expected.snapshot
+        assert got.alerts == expected.alerts
+        assert got.verdict == expected.verdict
+        # repr: exact floats, nan included, and every mapping in order
+        assert repr(got.evaluation) == repr(expected.evaluation)
+    assert whole.counts["churn"]["labelled"] > 500
+
+
+def test_a_checkpoint_is_a_copy_not_the_live_state(tmp_path: Path) -> None:
+    stream = events(200, seed=9)
+    judge = Judge(EXPERIMENTS, dedup=False)
+    checkpoints = _save(judge, tmp_path, 0)
+    for event in stream:
+        judge.apply(event)
+    checkpoint = checkpoints.load(0, NAMES)
+    assert checkpoint is not None
+    assert sum(checkpoint.states["churn"].counts.values()) == 0
+
+
+def test_a_changed_experiment_invalidates_its_partition(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _save(Judge(EXPERIMENTS, dedup=False), tmp_path, 10)
+    text = EXPERIMENTS_TOML.replace('primary_metric = "correct"', 'primary_metric = "brier"')
+    changed = ExperimentsFile.parse(text)
+    with caplog.at_level(logging.INFO):
+        assert Checkpoints(tmp_path, changed.experiments).load(0, NAMES) is None
+    assert "experiments of this partition changed" in caplog.text
+    # An unchanged file (parsed again) still fits.
+    again = ExperimentsFile.parse(EXPERIMENTS_TOML)
+    assert Checkpoints(tmp_path, again.experiments).load(0, NAMES) is not None
+
+
+def test_an_experiment_added_to_the_partition_invalidates_it(tmp_path: Path) -> None:
+    _save(Judge(EXPERIMENTS, dedup=False), tmp_path, 10)
+    checkpoints = Checkpoints(tmp_path, EXPERIMENTS.experiments)
+    assert checkpoints.load(0, NAMES[:1]) is None
+    assert checkpoints.load(1, NAMES) is None  # no file for that partition
+
+
+def test_another_version_or_a_broken_file_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpoints = _save(Judge(EXPERIMENTS, dedup=False), tmp_path, 10)
+    monkeypatch.setattr(streams, "__version__", "99.0")
+    with caplog.at_level(logging.INFO):
+        assert checkpoints.load(0, NAMES) is None
+    assert "written by shadow-eval" in caplog.text
+    monkeypatch.undo()
+    assert checkpoints.load(0, NAMES) is not None
+    path = checkpoints.path(0)
+    path.write_bytes(path.read_bytes()[:100])
+    assert checkpoints.load(0, NAMES) is None
+    assert "unreadable" in caplog.text
+
+
+def test_saving_replaces_the_file_whole(tmp_path: Path) -> None:
+    judge = Judge(EXPERIMENTS, dedup=False)
+    checkpoints = _save(judge, tmp_path, 10)
+    _save(judge, tmp_path, 20)
+    assert [p.name for p in tmp_path.iterdir()] == ["partition-0.pickle"]
+    loaded = checkpoints.load(0, NAMES)
+    assert loaded is not None and loaded.offset == 20
+
+
+def test_docstring_examples() -> None:
+    assert doctest.testmod(streams.join.checkpoints).failed == 0
