@@ -106,7 +106,7 @@ class JudgeStage:
         return len(messages)
 
     def close(self) -> None:
-        self.checkpoint()
+        self.checkpoint(wait=True)
         self._owned = set()  # saved: closing revokes them, with nothing more to save
         try:
             self.consumer.close()
@@ -154,19 +154,19 @@ class JudgeStage:
         letter = dead_letter(message, "undecodable", reason, self.metrics)
         self.reports.produce(self.topics.dlq, self.codec.encode(letter), message.key())
 
-    def checkpoint(self, partitions: Iterable[int] | None = None) -> None:
+    def checkpoint(self, partitions: Iterable[int] | None = None, wait: bool = False) -> None:
         """Save the state of the partitions owned (or of ``partitions``) with the offsets
         it folded up to, and commit those offsets (for ``shadow-eval status``).
 
         A failure is logged, not raised: the next owner of a partition just re-reads
-        from an older checkpoint.
+        from an older checkpoint. ``wait``: commit synchronously (at shutdown).
         """
         try:
-            self._checkpoint(self._owned if partitions is None else partitions)
+            self._checkpoint(self._owned if partitions is None else partitions, wait)
         except (KafkaException, OSError) as exc:
             log.warning("join: stage-2 checkpoint failed: %s", exc)
 
-    def _checkpoint(self, owned: Iterable[int]) -> None:
+    def _checkpoint(self, owned: Iterable[int], wait: bool) -> None:
         topic = self.topics.join_events
         positions = self.consumer.position([TopicPartition(topic, p) for p in sorted(owned)])
         folded = [tp for tp in positions if tp.offset >= 0]  # < 0: nothing read since assign
@@ -175,7 +175,10 @@ class JudgeStage:
             states = {name: self.judge.state(name) for name in names}
             self.checkpoints.save(tp.partition, Checkpoint(tp.offset, states))
         if folded:
-            self.consumer.commit(offsets=folded, asynchronous=True)
+            if wait:
+                self.consumer.commit(offsets=folded, asynchronous=False)
+            else:
+                self.consumer.commit(offsets=folded, asynchronous=True)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.checkpoint([tp.partition for tp in partitions if tp.partition in self._owned])

@@ -14,6 +14,7 @@ import pytest
 
 from streams.records import AlertState, MetricsSnapshot
 from streams.settings import Settings, load_settings
+from streams.status import collect_status
 from streams.topics import create_topics
 from tests.integration.helpers import delete_topics
 from tests.integration.join_helpers import (
@@ -251,6 +252,9 @@ def test_stage_2_resumes_from_its_checkpoints(
         # It carries on: what was published before is not published again.
         assert [a for a in outputs.alerts if a.timestamp_ms > restarted] == []
         assert [v for v in outputs.verdicts if v.timestamp_ms > restarted] == []
+        # Its group committed what it judged (a partition may end in a transaction marker).
+        (judged,) = [g for g in collect_status(settings).groups if g.group.endswith("-judge")]
+        assert judged.lag.get(settings.topics.join_events, 0) <= settings.partitions, judged
         assert {n: dict(s.counts) for n, s in fresh.items()} == {
             n: dict(clean_run.snapshots[n].counts) for n in EXPERIMENTS
         }
