@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 
@@ -132,4 +133,18 @@ def join(
         experiments.join.store,
         settings.topic_prefix,
     )
+    _tune_gc()
     worker.run()
+
+
+def _tune_gc() -> None:
+    """Collect cyclic garbage far less often than CPython's default (every 700 net
+    allocations), and never look at what start-up made again.
+
+    A stage-1 batch keeps ~20,000 request states alive, so the default collects the
+    youngest generation every few dozen records and, every 100 of those, walks the
+    judge's sample windows. The join makes few reference cycles; ~10-15% more records/s
+    (``bench/join.py``).
+    """
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)

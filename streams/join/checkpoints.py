@@ -7,11 +7,12 @@ together with the offset of the next event to fold: the fold of the events befor
 offset, so resuming from any checkpoint, however old, gives the same state as a full
 re-read. That is also why any worker may use any worker's checkpoint of the same topic.
 
-A checkpoint is used only when every experiment of its partition is defined exactly as
-when it was written (the experiment's TOML table) and by the same shadow-eval version;
-otherwise the partition is re-read from the start. The files are pickles, written and
-read by the worker alone, in its data directory (``--data-dir``): whoever can write
-there can already change what the worker runs.
+A checkpoint is used only for the topic it was made from (its Kafka topic id: a topic
+deleted and created again has a new one), when every experiment of its partition is
+defined exactly as when it was written (the experiment's TOML table), and by the same
+shadow-eval version; otherwise the partition is re-read from the start. The files are
+pickles, written and read by the worker alone, in its data directory (``--data-dir``):
+whoever can write there can already change what the worker runs.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class Checkpoint:
     offset: int
     """The next join event to fold."""
     states: Mapping[str, ExperimentState]
+    topic_id: str
+    """The Kafka id of the join-events topic folded."""
 
 
 class Checkpoints:
@@ -78,8 +81,8 @@ class Checkpoints:
     >>> judge = Judge(exps, dedup=False)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     checkpoints = Checkpoints(Path(tmp), exps.experiments)
-    ...     checkpoints.save(0, Checkpoint(42, {"e": judge.state("e")}))
-    ...     restored = checkpoints.load(0, ["e"])
+    ...     checkpoints.save(0, Checkpoint(42, {"e": judge.state("e")}, "Pc8fc3zLRTeX"))
+    ...     restored = checkpoints.load(0, ["e"], "Pc8fc3zLRTeX")
     >>> restored.offset, sorted(restored.states)
     (42, ['e'])
     """
@@ -98,6 +101,7 @@ class Checkpoints:
             "format": FORMAT,
             "version": streams.__version__,
             "fingerprints": {name: self._fingerprints[name] for name in checkpoint.states},
+            "topic_id": checkpoint.topic_id,
             "offset": checkpoint.offset,
             "states": dict(checkpoint.states),
         }
@@ -109,11 +113,13 @@ class Checkpoints:
             os.fsync(out.fileno())
         partial.replace(target)
 
-    def load(self, partition: int, experiments: Iterable[str]) -> Checkpoint | None:
-        """The partition's checkpoint if it holds exactly ``experiments``, as defined now.
+    def load(self, partition: int, experiments: Iterable[str], topic_id: str) -> Checkpoint | None:
+        """The partition's checkpoint if it was made from topic ``topic_id`` and holds
+        exactly ``experiments``, as defined now.
 
         None (and a log line saying why) when there is none, it cannot be read, or it
-        was written for other experiment definitions or another shadow-eval version.
+        was written for another topic, other experiment definitions or another
+        shadow-eval version.
         """
         path = self.path(partition)
         try:
@@ -129,9 +135,11 @@ class Checkpoints:
             why = "another checkpoint format"
         elif body.get("version") != streams.__version__:
             why = f"written by shadow-eval {body.get('version')}"
+        elif body.get("topic_id") != topic_id:
+            why = "made from another topic of that name (deleted and created again since)"
         elif body.get("fingerprints") != expected:
             why = "the experiments of this partition changed since"
         else:
-            return Checkpoint(body["offset"], body["states"])
+            return Checkpoint(body["offset"], body["states"], topic_id)
         log.info("join: ignoring checkpoint %s: %s", path, why)
         return None

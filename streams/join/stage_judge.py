@@ -25,8 +25,10 @@ from confluent_kafka import (
     KafkaException,
     Message,
     Producer,
+    TopicCollection,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient
 
 from streams.codec import Codec, CodecError
 from streams.join.checkpoints import Checkpoint, Checkpoints
@@ -84,6 +86,10 @@ class JudgeStage:
         self._rebuilding: set[int] = set()
         """Partitions still being re-read after a rebalance."""
         self.checkpoints = Checkpoints(data_dir / "judge" / group, experiments.experiments)
+        # Quiet: it only reads the topic's id, and a failure is logged below.
+        self._admin = AdminClient(settings.confluent_config(log_level=2))
+        self._topic_id: str | None = None
+        """The join-events topic's Kafka id, read at each assignment (None: unknown)."""
         self._by_partition: dict[int, list[str]] = {}
         for experiment in experiments.experiments:
             partition = partition_of(experiment.name.encode(), self.partitions)
@@ -167,13 +173,15 @@ class JudgeStage:
             log.warning("join: stage-2 checkpoint failed: %s", exc)
 
     def _checkpoint(self, owned: Iterable[int], wait: bool) -> None:
-        topic = self.topics.join_events
+        topic, topic_id = self.topics.join_events, self._topic_id
+        if topic_id is None:
+            return  # a checkpoint must say which topic it folded
         positions = self.consumer.position([TopicPartition(topic, p) for p in sorted(owned)])
         folded = [tp for tp in positions if tp.offset >= 0]  # < 0: nothing read since assign
         for tp in folded:
             names = self._by_partition.get(tp.partition, [])
             states = {name: self.judge.state(name) for name in names}
-            self.checkpoints.save(tp.partition, Checkpoint(tp.offset, states))
+            self.checkpoints.save(tp.partition, Checkpoint(tp.offset, states, topic_id))
         if folded:
             if wait:
                 self.consumer.commit(offsets=folded, asynchronous=False)
@@ -190,6 +198,7 @@ class JudgeStage:
         self.judge = self._new_judge()
         self._owned = {tp.partition for tp in partitions}
         self._rebuilding = set()
+        self._topic_id = self._read_topic_id()
         starts = []
         backlog = 0
         for tp in partitions:
@@ -209,11 +218,14 @@ class JudgeStage:
     def _resume(self, partition: int, low: int, high: int) -> int:
         """Where to start reading ``partition``: its checkpoint's offset, restoring its
         state, or the beginning."""
-        checkpoint = self.checkpoints.load(partition, self._by_partition.get(partition, []))
+        if self._topic_id is None:
+            return OFFSET_BEGINNING
+        experiments = self._by_partition.get(partition, [])
+        checkpoint = self.checkpoints.load(partition, experiments, self._topic_id)
         if checkpoint is None:
             return OFFSET_BEGINNING
-        if checkpoint.offset > high:  # the topic was re-created since
-            log.info("join: ignoring the partition-%d checkpoint: past the topic's end", partition)
+        if checkpoint.offset > high:  # truncated (unclean leader election)
+            log.warning("join: ignoring the partition-%d checkpoint: past the end", partition)
             return OFFSET_BEGINNING
         if checkpoint.offset < low:
             log.warning(
@@ -226,6 +238,15 @@ class JudgeStage:
             self.judge.restore(name, state)
         log.info("join: partition %d resumes at offset %d", partition, checkpoint.offset)
         return checkpoint.offset
+
+    def _read_topic_id(self) -> str | None:
+        topic = self.topics.join_events
+        try:
+            described = self._admin.describe_topics(TopicCollection([topic]), request_timeout=10)
+            return str(described[topic].result(timeout=10).topic_id)
+        except (KafkaException, TimeoutError) as exc:
+            log.warning("join: cannot read the id of %s, so no checkpoints: %s", topic, exc)
+            return None
 
     def publish_reports(self) -> None:
         """Snapshots, alert transitions and verdict changes of the experiments owned."""

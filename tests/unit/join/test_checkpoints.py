@@ -17,11 +17,12 @@ from streams.join.judge import Judge
 from tests.unit.join.test_judge import EXPERIMENTS, EXPERIMENTS_TOML, events
 
 NAMES = [e.name for e in EXPERIMENTS.experiments]
+TOPIC = "Pc8fc3zLRTeXNH3HEjWsMg"
 
 
 def _save(judge: Judge, directory: Path, offset: int) -> Checkpoints:
     checkpoints = Checkpoints(directory, EXPERIMENTS.experiments)
-    checkpoints.save(0, Checkpoint(offset, {name: judge.state(name) for name in NAMES}))
+    checkpoints.save(0, Checkpoint(offset, {name: judge.state(name) for name in NAMES}, TOPIC))
     return checkpoints
 
 
@@ -37,7 +38,7 @@ def test_resuming_from_a_checkpoint_equals_folding_every_event(tmp_path: Path, c
     for name in NAMES:  # a published decision is part of the state
         first.report(name, stream[cut].timestamp_ms)
         whole.report(name, stream[cut].timestamp_ms)
-    checkpoint = _save(first, tmp_path, cut).load(0, NAMES)
+    checkpoint = _save(first, tmp_path, cut).load(0, NAMES, TOPIC)
     assert checkpoint is not None and checkpoint.offset == cut
 
     resumed = Judge(EXPERIMENTS, dedup=False)
@@ -63,7 +64,7 @@ def test_a_checkpoint_is_a_copy_not_the_live_state(tmp_path: Path) -> None:
     checkpoints = _save(judge, tmp_path, 0)
     for event in stream:
         judge.apply(event)
-    checkpoint = checkpoints.load(0, NAMES)
+    checkpoint = checkpoints.load(0, NAMES, TOPIC)
     assert checkpoint is not None
     assert sum(checkpoint.states["churn"].counts.values()) == 0
 
@@ -75,18 +76,27 @@ def test_a_changed_experiment_invalidates_its_partition(
     text = EXPERIMENTS_TOML.replace('primary_metric = "correct"', 'primary_metric = "brier"')
     changed = ExperimentsFile.parse(text)
     with caplog.at_level(logging.INFO):
-        assert Checkpoints(tmp_path, changed.experiments).load(0, NAMES) is None
+        assert Checkpoints(tmp_path, changed.experiments).load(0, NAMES, TOPIC) is None
     assert "experiments of this partition changed" in caplog.text
     # An unchanged file (parsed again) still fits.
     again = ExperimentsFile.parse(EXPERIMENTS_TOML)
-    assert Checkpoints(tmp_path, again.experiments).load(0, NAMES) is not None
+    assert Checkpoints(tmp_path, again.experiments).load(0, NAMES, TOPIC) is not None
 
 
 def test_an_experiment_added_to_the_partition_invalidates_it(tmp_path: Path) -> None:
     _save(Judge(EXPERIMENTS, dedup=False), tmp_path, 10)
     checkpoints = Checkpoints(tmp_path, EXPERIMENTS.experiments)
-    assert checkpoints.load(0, NAMES[:1]) is None
-    assert checkpoints.load(1, NAMES) is None  # no file for that partition
+    assert checkpoints.load(0, NAMES[:1], TOPIC) is None
+    assert checkpoints.load(1, NAMES, TOPIC) is None  # no file for that partition
+
+
+def test_a_checkpoint_of_a_re_created_topic_is_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpoints = _save(Judge(EXPERIMENTS, dedup=False), tmp_path, 10)
+    with caplog.at_level(logging.INFO):
+        assert checkpoints.load(0, NAMES, "AnotherTopicIdxxxxxxxx") is None
+    assert "another topic of that name" in caplog.text
 
 
 def test_another_version_or_a_broken_file_is_ignored(
@@ -95,13 +105,13 @@ def test_another_version_or_a_broken_file_is_ignored(
     checkpoints = _save(Judge(EXPERIMENTS, dedup=False), tmp_path, 10)
     monkeypatch.setattr(streams, "__version__", "99.0")
     with caplog.at_level(logging.INFO):
-        assert checkpoints.load(0, NAMES) is None
+        assert checkpoints.load(0, NAMES, TOPIC) is None
     assert "written by shadow-eval" in caplog.text
     monkeypatch.undo()
-    assert checkpoints.load(0, NAMES) is not None
+    assert checkpoints.load(0, NAMES, TOPIC) is not None
     path = checkpoints.path(0)
     path.write_bytes(path.read_bytes()[:100])
-    assert checkpoints.load(0, NAMES) is None
+    assert checkpoints.load(0, NAMES, TOPIC) is None
     assert "unreadable" in caplog.text
 
 
@@ -110,7 +120,7 @@ def test_saving_replaces_the_file_whole(tmp_path: Path) -> None:
     checkpoints = _save(judge, tmp_path, 10)
     _save(judge, tmp_path, 20)
     assert [p.name for p in tmp_path.iterdir()] == ["partition-0.pickle"]
-    loaded = checkpoints.load(0, NAMES)
+    loaded = checkpoints.load(0, NAMES, TOPIC)
     assert loaded is not None and loaded.offset == 20
 
 
