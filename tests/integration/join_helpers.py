@@ -214,7 +214,10 @@ def copy_traffic(source: Settings, target: Settings) -> None:
                 codec_free_consumer.assign([TopicPartition(topic, partition, low)])
                 copied = 0
                 while copied < high - low:
-                    for message in codec_free_consumer.consume(1000, timeout=5):
+                    # Ask for no more than is left: consume() waits out its timeout for
+                    # a batch it cannot fill.
+                    wanted = min(1000, high - low - copied)
+                    for message in codec_free_consumer.consume(wanted, timeout=5):
                         if message.error():
                             continue
                         producer.produce(

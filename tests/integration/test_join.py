@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, TopicCollection, TopicPartition
 
 from streams.records import AlertState, MetricsSnapshot
 from streams.settings import Settings, load_settings
 from streams.status import collect_status
 from streams.topics import create_topics
-from tests.integration.helpers import delete_topics
+from tests.integration.helpers import admin_client, delete_topics
 from tests.integration.join_helpers import (
     EXPERIMENTS,
     Expected,
@@ -168,29 +169,50 @@ def test_stages_in_separate_processes_give_the_same_final_metrics(
 def test_kill_9_and_restart_keeps_counts_exact_and_the_verdict(
     served: tuple[Settings, Expected], clean_run: Outputs, tmp_path: Path
 ) -> None:
+    """kill -9 mid-stream (after stage 2's first checkpoint), restart: exact counts, the
+    same verdicts, and stage 2 resumed from the checkpoint; then a clean stop and a
+    restart of stage 2 alone re-reads nothing."""
     _, expected = served
     for settings in _fresh_copy(served, "kill"):
-        experiments = write_experiments(tmp_path)
+        experiments = write_experiments(tmp_path, checkpoint_every=1)
         outputs = Outputs(settings)
         # Small transactions, so that the kill lands mid-stream (and likely mid-transaction).
         first = JoinProcess(settings, experiments, tmp_path / "first.log", "--batch-size", "50")
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            outputs.poll(0.5)
-            if outputs.counts("worse").get("paired", 0) > 0:
-                break
+        _wait_for_a_checkpoint_of_events(settings, tmp_path, outputs)
         first.kill()  # mid-stream: pairs done, labels and expiry still to come
         assert outputs.counts("worse").get("expired_no_label", 0) == 0
         second = JoinProcess(settings, experiments, tmp_path / "second.log")
         try:
             outputs.wait_for(expected)
         finally:
-            second.stop()
-            outputs.close()
+            second.stop()  # SIGTERM: a last checkpoint of everything folded
         assert {n: outputs.counts(n) for n in EXPERIMENTS} == {
             n: clean_run.counts(n) for n in EXPERIMENTS
         }
         assert _decisions(outputs) == _decisions(clean_run)
+        resumed = _log_lines(second.log, "resumes at offset")
+        assert max(int(line.rsplit(" ", 1)[1]) for line in resumed) > 0, resumed
+        _restart_judge_after_a_clean_stop(settings, experiments, tmp_path, outputs, clean_run)
+
+
+def _wait_for_a_checkpoint_of_events(
+    settings: Settings, tmp_path: Path, outputs: Outputs | None = None, timeout: float = 90
+) -> None:
+    """Until stage 2 (data dir under ``tmp_path``) has folded events and checkpointed since."""
+    watch = outputs or Outputs(settings)
+    deadline = time.monotonic() + timeout
+    try:
+        while not watch.counts("worse").get("paired"):
+            assert time.monotonic() < deadline, "stage 2 reported no pair"
+            watch.poll(0.5)
+    finally:
+        if outputs is None:
+            watch.close()
+    folded = time.time()
+    checkpoints = tmp_path / "join-data" / "judge"
+    while not any(p.stat().st_mtime > folded for p in checkpoints.glob("*/partition-*.pickle")):
+        assert time.monotonic() < deadline, "stage 2 wrote no checkpoint"
+        time.sleep(0.2)
 
 
 def _log_lines(path: Path, text: str, timeout: float = 60) -> list[str]:
@@ -204,57 +226,102 @@ def _log_lines(path: Path, text: str, timeout: float = 60) -> list[str]:
     raise AssertionError(f"{path.name} never logged {text!r}:\n{path.read_text()[-3000:]}")
 
 
-def test_stage_2_resumes_from_its_checkpoints(
+def _restart_judge_after_a_clean_stop(
+    settings: Settings, experiments: Path, tmp_path: Path, outputs: Outputs, clean_run: Outputs
+) -> None:
+    """Stage 2 alone, after the worker stopped cleanly: it re-reads nothing, reports the
+    same counts and publishes no alert or verdict again."""
+    restarted = time.time() * 1000
+    third = JoinProcess(settings, experiments, tmp_path / "third.log", "--stage", "judge")
+    try:
+        owns = _log_lines(third.log, "stage 2 owns partitions")[0]
+        fresh: dict[str, MetricsSnapshot] = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(fresh) < len(EXPERIMENTS):
+            outputs.poll(0.5)
+            fresh = {n: s for n, s in outputs.snapshots.items() if s.timestamp_ms > restarted}
+    finally:
+        third.stop()
+        outputs.close()
+    assert owns.endswith("re-reading up to 0 records"), owns
+    assert {n: dict(s.counts) for n, s in fresh.items()} == {
+        n: dict(clean_run.snapshots[n].counts) for n in EXPERIMENTS
+    }
+    assert [a for a in outputs.alerts if a.timestamp_ms > restarted] == []
+    assert [v for v in outputs.verdicts if v.timestamp_ms > restarted] == []
+    # Its group committed what it judged (a partition may end in a transaction marker).
+    (judged,) = [g for g in collect_status(settings).groups if g.group.endswith("-judge")]
+    assert judged.lag.get(settings.topics.join_events, 0) <= settings.partitions, judged
+
+
+def test_a_re_created_topic_is_re_read_not_resumed(
     served: tuple[Settings, Expected], clean_run: Outputs, tmp_path: Path
 ) -> None:
-    _, expected = served
-    for settings in _fresh_copy(served, "resume"):
+    """Topics deleted and created again under the same prefix, same data dir: stage 2
+    ignores the checkpoints of the old join-events topic, even once the new one is
+    longer, and counts the new stream alone."""
+    source, expected = served
+    for settings in _fresh_copy(served, "again"):
         experiments = write_experiments(tmp_path, checkpoint_every=1)
-        checkpoints = tmp_path / "join-data" / "judge"
-        outputs = Outputs(settings)
         first = JoinProcess(settings, experiments, tmp_path / "first.log", "--batch-size", "50")
-        # kill -9 once stage 2 has folded events and checkpointed after that
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not outputs.counts("worse").get("paired"):
-            outputs.poll(0.5)
-        folded = time.time()
-        while time.monotonic() < deadline and not any(
-            p.stat().st_mtime > folded for p in checkpoints.glob("*/partition-*.pickle")
-        ):
-            time.sleep(0.2)
-        first.kill()
-        second = JoinProcess(settings, experiments, tmp_path / "second.log")
         try:
+            _wait_for_a_checkpoint_of_events(settings, tmp_path)
+        finally:
+            first.stop()  # SIGTERM: checkpoints what it folded
+        old_id, old_end = _events_topic(settings)
+        _re_create_topics(settings)
+        copy_traffic(source, settings)
+        outputs = Outputs(settings)
+        # Stage 1 alone, in small transactions (markers take offsets too), until the new
+        # topic is past the old checkpoints: only the topic id can tell them apart.
+        pairs = JoinProcess(
+            settings, experiments, tmp_path / "pairs.log", "--stage", "pairs", "--batch-size", "50"
+        )
+        judge = None
+        try:
+            deadline = time.monotonic() + 120
+            while _events_topic(settings)[1] < old_end:
+                assert time.monotonic() < deadline, "the new join-events topic stayed short"
+                time.sleep(1)
+            new_id, _ = _events_topic(settings)
+            assert new_id != old_id
+            judge = JoinProcess(settings, experiments, tmp_path / "judge.log", "--stage", "judge")
             outputs.wait_for(expected)
         finally:
-            second.stop()  # SIGTERM: a last checkpoint of everything folded
+            for process in (pairs, judge):
+                if process is not None:
+                    process.stop()
+            outputs.close()
+        assert _log_lines(tmp_path / "judge.log", "another topic of that name")
         assert {n: outputs.counts(n) for n in EXPERIMENTS} == {
             n: clean_run.counts(n) for n in EXPERIMENTS
         }
-        assert _decisions(outputs) == _decisions(clean_run)
-        resumed = _log_lines(second.log, "resumes at offset")
-        assert max(int(line.rsplit(" ", 1)[1]) for line in resumed) > 0, resumed
 
-        # After a clean stop, a restarted stage 2 re-reads nothing and reports the same.
-        restarted = time.time() * 1000
-        third = JoinProcess(settings, experiments, tmp_path / "third.log", "--stage", "judge")
-        try:
-            owns = _log_lines(third.log, "stage 2 owns partitions")[0]
-            fresh: dict[str, MetricsSnapshot] = {}
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and len(fresh) < len(EXPERIMENTS):
-                outputs.poll(0.5)
-                fresh = {n: s for n, s in outputs.snapshots.items() if s.timestamp_ms > restarted}
-        finally:
-            third.stop()
-            outputs.close()
-        assert owns.endswith("re-reading up to 0 records"), owns
-        # It carries on: what was published before is not published again.
-        assert [a for a in outputs.alerts if a.timestamp_ms > restarted] == []
-        assert [v for v in outputs.verdicts if v.timestamp_ms > restarted] == []
-        # Its group committed what it judged (a partition may end in a transaction marker).
-        (judged,) = [g for g in collect_status(settings).groups if g.group.endswith("-judge")]
-        assert judged.lag.get(settings.topics.join_events, 0) <= settings.partitions, judged
-        assert {n: dict(s.counts) for n, s in fresh.items()} == {
-            n: dict(clean_run.snapshots[n].counts) for n in EXPERIMENTS
-        }
+
+def _events_topic(settings: Settings) -> tuple[str, int]:
+    """The join-events topic's id and its total end offset (all partitions)."""
+    admin = admin_client(settings)
+    topic = settings.topics.join_events
+    described = admin.describe_topics(TopicCollection([topic]), request_timeout=10)
+    topic_id = str(described[topic].result(timeout=10).topic_id)
+    consumer = Consumer(settings.confluent_config(**{"group.id": f"ends-{time.time_ns()}"}))
+    try:
+        end = sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(settings.partitions)
+        )
+    finally:
+        consumer.close()
+    return topic_id, end
+
+
+def _re_create_topics(settings: Settings, timeout: float = 60) -> None:
+    delete_topics(settings)
+    admin = admin_client(settings)
+    deadline = time.monotonic() + timeout
+    while any(
+        t.startswith(f"{settings.topic_prefix}.") for t in admin.list_topics(timeout=10).topics
+    ):
+        assert time.monotonic() < deadline, "the old topics were never deleted"
+        time.sleep(0.5)
+    create_topics(settings)
