@@ -8,6 +8,7 @@ of ours uses).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from aiokafka.partitioner import murmur2
@@ -81,8 +82,20 @@ def create_topics(
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise TopicError(f"cannot create topic {name}: {exc}") from exc
             log.info("created topic %s with %d partitions", name, settings.partitions)
+        _wait_until_listed(settings, {topic.topic for topic in wanted}, timeout)
     check_topics(settings)
     return [topic.topic for topic in wanted]
+
+
+def _wait_until_listed(settings: Settings, names: set[str], timeout: float) -> None:
+    """Until the broker's metadata lists ``names``: a broker that has just (re)started
+    can answer a metadata request before it has caught up with the topics it created."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = {s.name for s in describe_topics(settings) if s.partitions is not None}
+        if names <= listed:
+            return
+        time.sleep(0.2)
 
 
 def check_topics(settings: Settings) -> list[TopicStatus]:

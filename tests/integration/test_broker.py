@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, Producer
 
+import streams.topics
 from streams.broker import BrokerError, LocalBroker, provision_kafka
 from streams.broker.config import free_port
 from streams.settings import Settings, load_settings
@@ -208,6 +209,9 @@ def test_killed_broker_comes_back_on_the_same_port_with_its_data(
     assert broker_answers(bootstrap, timeout=1) is not None
 
     assert broker.start() == bootstrap
+    # Usable at once: topics created right after the restart are there when created.
+    settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix="restarted")
+    assert len(streams.topics.create_topics(settings)) == len(settings.topics.all)
     assert sorted(_consume(bootstrap, "survivor", 5)) == sorted(RECORDS[:5])
 
 

@@ -170,7 +170,8 @@ def recorded_traffic(settings: Settings, path: Path) -> int:
                 )
                 consumer.assign([TopicPartition(topic, partition, low)])
                 while low < high:
-                    for message in consumer.consume(1000, timeout=5):
+                    # No more than is left: consume() waits out its timeout otherwise.
+                    for message in consumer.consume(min(1000, high - low), timeout=5):
                         record = codec.decode(message.value())
                         assert isinstance(record, ModelInput | Prediction | GroundTruth)
                         records.append(record)
