@@ -54,6 +54,7 @@ from streams.join.stage_pairs import (
     TRANSACTION_TIMEOUT_MS,
     client_config,
     group_config,
+    produce,
 )
 from streams.records import MetricsSnapshot
 from streams.settings import Settings
@@ -137,16 +138,6 @@ async def raw_rate(settings: Settings, records: int) -> float:
         await consumer.stop()
 
 
-def _floor_produce(
-    producer: Producer, topic: str, value: bytes, key: bytes, partition: int
-) -> None:
-    try:
-        producer.produce(topic, value, key, partition)
-    except BufferError:
-        producer.poll(0.5)  # the local queue is full: let deliveries drain (as the join does)
-        producer.produce(topic, value, key, partition)
-
-
 def _floor_transaction(
     settings: Settings, producer: Producer, consumer: Consumer, batch: list[Message]
 ) -> None:
@@ -163,10 +154,10 @@ def _floor_transaction(
         offsets[(topic, partition)] = message.offset() + 1  # type: ignore[operator]
         key: bytes = message.key()  # type: ignore[assignment]
         if topic == topics.ground_truth:
-            _floor_produce(producer, topics.join_state, FLOOR_STATE_VALUE, key, partition)
+            produce(producer, topics.join_state, key, FLOOR_STATE_VALUE, partition)
         else:
             value: bytes = message.value()  # type: ignore[assignment]
-            _floor_produce(producer, topics.join_events, value, b"bench", event_partition)
+            produce(producer, topics.join_events, b"bench", value, event_partition)
     producer.send_offsets_to_transaction(
         [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
         consumer.consumer_group_metadata(),

@@ -57,15 +57,6 @@ __all__ = [
 ]
 
 TASKS = ("regression", "binary", "multiclass")
-_JOIN_KEYS = {
-    "app_id",
-    "pair_ttl_s",
-    "label_ttl_s",
-    "expire_every_s",
-    "snapshot_every_s",
-    "checkpoint_every_s",
-    "store",
-}
 _STORES = ("memory://", "rocksdb://")
 
 
@@ -213,6 +204,7 @@ _JOIN_PERIODS = (
     "snapshot_every_s",
     "checkpoint_every_s",
 )
+_JOIN_KEYS = {"app_id", "store", *_JOIN_PERIODS}
 
 
 def _join_settings(table: Any, where: str) -> JoinSettings:

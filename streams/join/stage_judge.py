@@ -204,9 +204,10 @@ class JudgeStage:
         for tp in partitions:
             low, high = consumer.get_watermark_offsets(tp, timeout=10)
             start = self._resume(tp.partition, low, high)
-            if high > max(start, low):
+            first = max(start, low)  # OFFSET_BEGINNING (< 0) reads from low
+            if high > first:
                 self._rebuilding.add(tp.partition)
-                backlog += high - max(start, low)
+                backlog += high - first
             starts.append(TopicPartition(tp.topic, tp.partition, start))
         consumer.assign(starts)
         log.info(
@@ -253,9 +254,8 @@ class JudgeStage:
         if self._rebuilding:
             return  # counts and rules only mean something once the fold is complete
         now = now_ms()
-        for name in self.judge.experiments:
-            if partition_of(name.encode(), self.partitions) not in self._owned:
-                continue
+        owned = (name for p in sorted(self._owned) for name in self._by_partition.get(p, ()))
+        for name in owned:
             report = self.judge.report(name, now)
             key = name.encode()
             self.reports.produce(self.topics.metrics, self.codec.encode(report.snapshot), key)

@@ -50,7 +50,7 @@ from streams.records import DeadLetter, GroundTruth, JoinKind, JoinSlot, ModelIn
 from streams.settings import Settings
 from streams.topics import partition_of
 
-__all__ = ["PairStage", "client_config", "dead_letter", "group_config", "now_ms"]
+__all__ = ["PairStage", "client_config", "dead_letter", "group_config", "now_ms", "produce"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,17 @@ def group_config(settings: Settings, group: str) -> dict[str, object]:
             "queued.max.messages.kbytes": 16_384,
         },
     )
+
+
+def produce(
+    producer: Producer, topic: str, key: bytes, value: bytes | None, partition: int
+) -> None:
+    """Produce one record, first letting deliveries drain if the local queue is full."""
+    try:
+        producer.produce(topic, value, key, partition)
+    except BufferError:
+        producer.poll(0.5)
+        producer.produce(topic, value, key, partition)
 
 
 class PairStage:
@@ -343,11 +354,7 @@ class PairStage:
                 self._produce(topic, changelog_key(key), header + packed, partition)
 
     def _produce(self, topic: str, key: bytes, value: bytes | None, partition: int) -> None:
-        try:
-            self.producer.produce(topic, value, key, partition)
-        except BufferError:
-            self.producer.poll(0.5)  # the local queue is full: let deliveries drain
-            self.producer.produce(topic, value, key, partition)
+        produce(self.producer, topic, key, value, partition)
 
     def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
         """Commit the open transaction (with ``offsets``), or undo the batch.
