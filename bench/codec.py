@@ -7,6 +7,11 @@ their ratios are reported (ratios > 1 mean our codec is faster, size_ratio < 1 s
 A shadow Prediction is measured the same way (``prediction_*`` keys), and both records
 also through fastavro alone (``Codec(fast=False)``, ``*_fastavro_per_s``) to show what
 the hand-written codecs in ``streams/codec/fast.py`` gain.
+
+Readers: ``readers`` says which readers ``Codec`` runs ("c": ``streams/codec/_cread.c``,
+built by ``pip install``; "python": its fallback). ``*_decode_python_per_s`` time the
+Python readers on the same bytes, for a Prediction and for a PAIRED JoinEvent (the
+record join stage 2 reads), so ``*_decode_c_ratio`` is what the C readers gain.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 from streams.codec import Codec
-from streams.records import ModelInput, Prediction, Record, Role
+from streams.codec.fastread import NATIVE_DECODERS, PYTHON_DECODERS
+from streams.records import JoinEvent, JoinKind, ModelInput, Prediction, Record, Role
 
 
 def model_input(seed: int = 7) -> ModelInput:
@@ -79,6 +85,33 @@ def prediction_json_dict(record: Prediction) -> dict[str, Any]:
     }
 
 
+def join_event() -> JoinEvent:
+    """A PAIRED event of :func:`prediction` and its live twin, as stage 1 emits it."""
+    shadow = prediction()
+    live = Prediction(
+        shadow.request_id,
+        shadow.model,
+        "v1",
+        Role.LIVE,
+        shadow.timestamp_ms - 3,
+        "no",
+        {"yes": 0.25, "no": 0.75},
+        0.512,
+        None,
+        shadow.segments,
+    )
+    return JoinEvent(
+        JoinKind.PAIRED,
+        "churn-v2",
+        shadow.request_id,
+        shadow.timestamp_ms,
+        live,
+        shadow,
+        shadow.segments,
+        None,
+    )
+
+
 def rate(function: Callable[[], object], calls: int) -> float:
     """Calls per second of ``function`` over ``calls`` calls."""
     start = time.perf_counter()
@@ -114,9 +147,23 @@ def main() -> None:
             "fastavro_encode": lambda r=record: reference.encode(r),  # type: ignore[misc]
             "fastavro_decode": lambda b=avro_bytes: reference.decode(b),  # type: ignore[misc]
         }
+        if prefix == "prediction_":
+            read = PYTHON_DECODERS["dev.shadoweval.Prediction"]
+            timed["python_decode"] = lambda b=avro_bytes, r=read: r(b)  # type: ignore[misc]
         for _ in range(args.rounds):  # interleaved so machine noise hits all sides alike
             for name, function in timed.items():
                 runs.setdefault(prefix + name, []).append(rate(function, args.calls))
+    event_bytes = codec.encode(join_event())
+    assert codec.decode(event_bytes) == reference.decode(event_bytes) == join_event()
+    read_event = PYTHON_DECODERS["dev.shadoweval.JoinEvent"]
+    event_timed: dict[str, Callable[[], object]] = {
+        "join_event_avro_decode": lambda: codec.decode(event_bytes),
+        "join_event_python_decode": lambda: read_event(event_bytes),
+        "join_event_fastavro_decode": lambda: reference.decode(event_bytes),
+    }
+    for _ in range(args.rounds):
+        for name, function in event_timed.items():
+            runs.setdefault(name, []).append(rate(function, args.calls))
     medians = {name: statistics.median(values) for name, values in runs.items()}
     result: dict[str, Any] = {
         "bench": "codec",
@@ -143,6 +190,19 @@ def main() -> None:
             f"{prefix}json_bytes": json_size,
             f"{prefix}size_ratio": round(avro_size / json_size, 3),
         }
+    for prefix in ("prediction_", "join_event_"):
+        result |= {
+            f"{prefix}decode_python_per_s": round(medians[f"{prefix}python_decode"]),
+            f"{prefix}decode_c_ratio": round(
+                medians[f"{prefix}avro_decode"] / medians[f"{prefix}python_decode"], 3
+            ),
+        }
+    result |= {
+        "join_event_decode_per_s": round(medians["join_event_avro_decode"]),
+        "join_event_decode_fastavro_per_s": round(medians["join_event_fastavro_decode"]),
+        "join_event_bytes": len(event_bytes),
+        "readers": "c" if NATIVE_DECODERS else "python",
+    }
     result["prediction_record"] = "shadow Prediction, class label + 2 probabilities"
     result["note"] = (
         "decode yields the ModelInput / Prediction dataclass; json.loads yields a plain dict"

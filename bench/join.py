@@ -8,14 +8,19 @@ own metrics snapshots (from the first snapshot showing progress to the one reach
 total), so start-up and the group's first rebalance are not counted. ``ratio`` compares
 input records per second; ``events_ratio`` compares the PAIRED + LABELLED events it emits
 per second with the raw consumer's records per second (the stricter reading: a request
-is 3 records and 2 events). ``stage1_records_per_s`` is stage 1 alone, from the broker
-timestamps of the first and last join event.
+is 3 records and 2 events). The raw consumer decodes with the join's own readers
+(``readers``: the C ones when built, else Python; ``SHADOW_EVAL_PURE_PYTHON=1`` runs both
+sides in Python), so faster readers speed both sides up; ``raw_fastavro_records_per_s``
+and ``ratio_vs_fastavro_consumer`` put the join next to a consumer that decodes with
+fastavro alone, the usual way to read these topics. ``stage1_records_per_s`` is stage 1
+alone, from the broker timestamps of the first and last join event.
 
 I/O floor: a loop in one thread (on its own copy of the topics) does the join's Kafka work
 and nothing else: it consumes the inputs as stage 1 does (same consumer settings, batches
-of the same size), produces per batch one transaction of one event per prediction, one
-changelog record per request and the input offsets, and reads the events back as stage 2
-does, without decoding anything. ``io_floor_records_per_s`` is its input rate,
+of the same size), produces per batch one transaction of one event per prediction (in
+records of up to ``MAX_EVENTS_BYTES``, as the join batches them), one changelog record per
+request and the input offsets, and reads the events back as stage 2 does, without
+decoding anything. ``io_floor_records_per_s`` is its input rate,
 ``io_floor_ratio`` that rate over the raw consumer's: an upper bound on ``ratio`` for any
 join that publishes its events and changelog on this broker. ``ratio_of_floor`` is the
 join's rate over the floor's (how much of that bound the join's CPU work leaves).
@@ -49,8 +54,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import broker_settings, rss_bytes
 
 from streams.codec import Codec
+from streams.codec.fastread import NATIVE_DECODERS
+from streams.join.stage_judge import events_of
 from streams.join.stage_pairs import (
     BATCH_SIZE,
+    MAX_EVENTS_BYTES,
     TRANSACTION_TIMEOUT_MS,
     client_config,
     group_config,
@@ -106,9 +114,8 @@ def preload(settings: Settings, requests: int, labels: bool, seed: int) -> int:
     return count
 
 
-async def raw_rate(settings: Settings, records: int) -> float:
+async def raw_rate(settings: Settings, records: int, codec: Codec) -> float:
     """Records/s of a plain aiokafka consumer that decodes every record of the topics."""
-    codec = Codec()
     topics = settings.topics
     consumer = AIOKafkaConsumer(
         topics.live_predictions,
@@ -140,13 +147,16 @@ async def raw_rate(settings: Settings, records: int) -> float:
 
 def _floor_transaction(
     settings: Settings, producer: Producer, consumer: Consumer, batch: list[Message]
-) -> None:
+) -> int:
     """One stage-1 transaction for ``batch``, without decoding it: an event per prediction
-    (its own bytes, so of the size of a join event), a changelog record per request (at
-    its label: the join writes at least one) and the batch's offsets."""
+    (its own bytes, so of the size of a join event) in records of up to MAX_EVENTS_BYTES
+    as the join sends them, a changelog record per request (at its label: the join writes
+    at least one) and the batch's offsets. Returns the event records produced."""
     topics = settings.topics
     event_partition = partition_of(b"bench", settings.partitions)  # the join's mapping
     offsets: dict[tuple[str, int], int] = {}
+    events: list[bytes] = []
+    size = records = 0
     producer.begin_transaction()
     for message in batch:
         topic: str = message.topic()  # type: ignore[assignment]
@@ -157,13 +167,21 @@ def _floor_transaction(
             produce(producer, topics.join_state, key, FLOOR_STATE_VALUE, partition)
         else:
             value: bytes = message.value()  # type: ignore[assignment]
-            produce(producer, topics.join_events, b"bench", value, event_partition)
+            if events and size + len(value) > MAX_EVENTS_BYTES:
+                produce(producer, topics.join_events, b"bench", b"".join(events), event_partition)
+                events, size, records = [], 0, records + 1
+            events.append(value)
+            size += len(value)
+    if events:
+        produce(producer, topics.join_events, b"bench", b"".join(events), event_partition)
+        records += 1
     producer.send_offsets_to_transaction(
         [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
         consumer.consumer_group_metadata(),
         30,
     )
     producer.commit_transaction(30)
+    return records
 
 
 def _valid(messages: list[Message]) -> list[Message]:
@@ -180,16 +198,15 @@ def _floor_consumer(settings: Settings, group: str, topics: list[str]) -> Consum
     return consumer
 
 
-def io_floor_rate(
-    settings: Settings, records: int, requests: int, timeout: float = 600
-) -> dict[str, float]:
+def io_floor_rate(settings: Settings, records: int, timeout: float = 600) -> dict[str, float]:
     """Input records/s of the join's Kafka work without its CPU work, in one thread.
 
     Stage 1's consumer and transactional producer (same settings, batches of BATCH_SIZE)
     and stage 2's read-committed read-back of the events, alternated as the worker does,
     with nothing decoded or joined: an upper bound on ``ratio`` for any join that
     publishes its events and changelog on this broker. Timed from the first batch (after
-    the group's first rebalance) until every input is consumed and every event read back.
+    the group's first rebalance) until every input is consumed and every event record
+    is read back.
     """
     topics, stamp = settings.topics, time.time_ns()
     inputs = _floor_consumer(
@@ -211,17 +228,17 @@ def io_floor_rate(
         )
     )
     producer.init_transactions(30)
-    seen = read_back = 0
+    seen = read_back = written = 0
     started: float | None = None
     deadline = time.monotonic() + timeout
     try:
-        while seen < records or read_back < 2 * requests:  # an event per prediction
+        while seen < records or read_back < written:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"I/O floor: {seen} records, {read_back} events in {timeout}s")
             batch = _valid(inputs.consume(BATCH_SIZE, 0.05)) if seen < records else []
             if batch:
                 started = started or time.perf_counter()
-                _floor_transaction(settings, producer, inputs, batch)
+                written += _floor_transaction(settings, producer, inputs, batch)
                 seen += len(batch)
             # Stage 2's turn, without waiting when stage 1 had work (as the worker does).
             read_back += len(_valid(events.consume(BATCH_SIZE, 0 if batch else 0.05)))
@@ -299,8 +316,15 @@ def snapshots(settings: Settings, until: Any, timeout: float) -> list[MetricsSna
     raise RuntimeError(f"the join did not finish within {timeout}s; see its log")
 
 
+def join_events_in(codec: Codec, message: Message) -> int:
+    """How many join events a committed ``<prefix>.join.events`` record carries."""
+    return len(events_of(codec.decode(message.value())))  # type: ignore[arg-type]
+
+
 def event_time_span(settings: Settings, count: int, timeout: float = 60) -> float:
-    """Seconds between the broker timestamps of the first and the ``count``-th join event."""
+    """Seconds between the broker timestamps of the first join event and the
+    ``count``-th."""
+    codec = Codec()
     consumer = Consumer(
         settings.confluent_config(
             **{
@@ -312,12 +336,14 @@ def event_time_span(settings: Settings, count: int, timeout: float = 60) -> floa
     )
     consumer.subscribe([settings.topics.join_events])
     stamps: list[int] = []
+    seen = 0
     deadline = time.monotonic() + timeout
     try:
-        while len(stamps) < count and time.monotonic() < deadline:
+        while seen < count and time.monotonic() < deadline:
             for message in consumer.consume(10_000, timeout=0.5):
                 if message.error() is None:
                     stamps.append(message.timestamp()[1])
+                    seen += join_events_in(codec, message)
     finally:
         consumer.close()
     return (max(stamps) - min(stamps)) / 1000
@@ -365,6 +391,7 @@ class EventCounter:
             )
         )
         self.consumer.subscribe([settings.topics.join_events])
+        self.codec = Codec()
         self.count = 0
 
     def wait_for(self, count: int, timeout: float) -> None:
@@ -373,7 +400,7 @@ class EventCounter:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.count} join events after {timeout}s, not {count}")
             messages = self.consumer.consume(10_000, timeout=0.5)
-            self.count += sum(1 for m in messages if m.error() is None)
+            self.count += sum(join_events_in(self.codec, m) for m in messages if not m.error())
 
     def close(self) -> None:
         self.consumer.close()
@@ -442,14 +469,15 @@ def main() -> None:
         )
         create_topics(run)
         records = preload(run, args.requests, labels=True, seed=1)
-        raw = asyncio.run(raw_rate(run, records))
+        raw = asyncio.run(raw_rate(run, records, Codec()))
+        raw_fastavro = asyncio.run(raw_rate(run, records, Codec(fast=False)))
         # Its own topics: the join's rate run writes events and changelog to its prefix.
         floor_run = base.model_copy(
             update={"topic_prefix": f"bf{time.time_ns() % 10**8}", "partitions": args.partitions}
         )
         create_topics(floor_run)
         preload(floor_run, args.requests, labels=True, seed=1)
-        floor = io_floor_rate(floor_run, records, args.requests)
+        floor = io_floor_rate(floor_run, records)
         join = join_rate(run, args.requests, Path(tmp) / "rate")
         split_run = base.model_copy(
             update={"topic_prefix": f"bs{time.time_ns() % 10**8}", "partitions": args.partitions}
@@ -472,6 +500,9 @@ def main() -> None:
         "raw_decode_records_per_s": round(raw),
         "ratio": round(join["records_per_s"] / raw, 3),
         "events_ratio": round(join["events_per_s"] / raw, 3),
+        "readers": "c" if NATIVE_DECODERS else "python",
+        "raw_fastavro_records_per_s": round(raw_fastavro),
+        "ratio_vs_fastavro_consumer": round(join["records_per_s"] / raw_fastavro, 3),
         "io_floor_records_per_s": round(floor["records_per_s"]),
         "io_floor_ratio": round(floor["records_per_s"] / raw, 3),
         "ratio_of_floor": round(join["records_per_s"] / floor["records_per_s"], 3),

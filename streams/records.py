@@ -20,6 +20,7 @@ __all__ = [
     "ExpiryReason",
     "GroundTruth",
     "JoinEvent",
+    "JoinEventBatch",
     "JoinKind",
     "JoinSlot",
     "MetricResult",
@@ -174,6 +175,14 @@ class JoinEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class JoinEventBatch:
+    """The join events of one experiment from one stage-1 transaction, in emission
+    order: one record of ``<prefix>.join.events``."""
+
+    events: tuple[JoinEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class StoredPrediction:
     """A prediction inside :class:`PendingRequest`, without what the request already holds."""
 
@@ -299,6 +308,7 @@ Record = (
     | Prediction
     | GroundTruth
     | JoinEvent
+    | JoinEventBatch
     | MetricResult
     | MetricsSnapshot
     | Alert

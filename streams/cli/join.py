@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from pathlib import Path
 
 import click
@@ -126,13 +127,24 @@ def join(
         start_http_server(metrics_port, registry=worker.metrics.registry)
     if web_port is not None:
         serve_verdicts(worker, web_port)
-    logging.getLogger("streams").info(
-        "join: %d experiments, stages %s, store %s, topics %s.*",
+    from streams.codec.fastread import NATIVE_DECODERS
+    from streams.join.slot_bytes import NATIVE as NATIVE_SLOTS
+
+    native = bool(NATIVE_DECODERS) and NATIVE_SLOTS
+    log = logging.getLogger("streams")
+    log.info(
+        "join: %d experiments, stages %s, store %s, topics %s.*, %s code",
         len(experiments.experiments),
         "+".join(stages),
         experiments.join.store,
         settings.topic_prefix,
+        "C" if native else "Python",
     )
+    if not native and not os.environ.get("SHADOW_EVAL_PURE_PYTHON"):
+        log.warning(
+            "join: its C modules are not built (pip install needs a C compiler); the "
+            "Python code gives the same results, several times slower"
+        )
     _tune_gc()
     worker.run()
 

@@ -22,6 +22,7 @@ from streams.records import (
     Decision,
     GroundTruth,
     JoinEvent,
+    JoinEventBatch,
     JoinKind,
     JoinSlot,
     MetricResult,
@@ -202,6 +203,14 @@ def join_event_to_avro(r: JoinEvent) -> Datum:
         "reason": r.reason,
         "inputs": None if r.inputs is None else model_input_to_avro(r.inputs),
     }
+
+
+def join_event_batch_to_avro(r: JoinEventBatch) -> Datum:
+    return {"events": [join_event_to_avro(e) for e in r.events]}
+
+
+def join_event_batch_from_avro(d: Datum) -> JoinEventBatch:
+    return JoinEventBatch(tuple(join_event_from_avro(e) for e in d["events"]))
 
 
 def join_event_from_avro(d: Datum) -> JoinEvent:
@@ -442,6 +451,7 @@ TO_AVRO: dict[type[Any], tuple[str, Callable[[Any], Datum]]] = {
     Prediction: ("dev.shadoweval.Prediction", prediction_to_avro),
     GroundTruth: ("dev.shadoweval.GroundTruth", ground_truth_to_avro),
     JoinEvent: ("dev.shadoweval.JoinEvent", join_event_to_avro),
+    JoinEventBatch: ("dev.shadoweval.JoinEventBatch", join_event_batch_to_avro),
     MetricResult: ("dev.shadoweval.MetricResult", metric_result_to_avro),
     MetricsSnapshot: ("dev.shadoweval.MetricsSnapshot", metrics_snapshot_to_avro),
     Alert: ("dev.shadoweval.Alert", alert_to_avro),
@@ -456,6 +466,7 @@ FROM_AVRO: dict[str, tuple[type[Any], Callable[[Datum], Record]]] = {
     "dev.shadoweval.Prediction": (Prediction, prediction_from_avro),
     "dev.shadoweval.GroundTruth": (GroundTruth, ground_truth_from_avro),
     "dev.shadoweval.JoinEvent": (JoinEvent, join_event_from_avro),
+    "dev.shadoweval.JoinEventBatch": (JoinEventBatch, join_event_batch_from_avro),
     "dev.shadoweval.MetricResult": (MetricResult, metric_result_from_avro),
     "dev.shadoweval.MetricsSnapshot": (MetricsSnapshot, metrics_snapshot_from_avro),
     "dev.shadoweval.Alert": (Alert, alert_from_avro),

@@ -1,4 +1,5 @@
-"""Hand-written Avro for the hot records: ModelInput, Prediction, GroundTruth, JoinEvent.
+"""Hand-written Avro for the hot records: ModelInput, Prediction, GroundTruth, JoinEvent
+(and JoinEventBatch).
 
 fastavro interprets the schema for every datum and goes through a dict per record; for
 the worker, the hook and the join that is most of the per-message cost. These functions
@@ -69,7 +70,9 @@ def _shape(schema: Any, named: dict[str, Any], outer: frozenset[str]) -> Any:
         inner = outer | {name}
         fields_ = tuple((f["name"], _shape(f["type"], named, inner)) for f in schema["fields"])
         return ("record", name, fields_)
-    # Logical types, arrays, fixed...: never part of a fast layout, so never equal.
+    if kind == "array":
+        return ("array", _shape(schema["items"], named, outer))
+    # Logical types, fixed...: never part of a fast layout, so never equal.
     return ("other", repr(sorted(schema.items(), key=str)))
 
 
@@ -136,11 +139,19 @@ JOIN_EVENT_SHAPE = (
 )
 
 
+JOIN_EVENT_BATCH_SHAPE = (
+    "record",
+    "dev.shadoweval.JoinEventBatch",
+    (("events", ("array", JOIN_EVENT_SHAPE)),),
+)
+
+
 _SHAPES: dict[str, Any] = {
     "dev.shadoweval.ModelInput": MODEL_INPUT_SHAPE,
     "dev.shadoweval.Prediction": PREDICTION_SHAPE,
     "dev.shadoweval.GroundTruth": GROUND_TRUTH_SHAPE,
     "dev.shadoweval.JoinEvent": JOIN_EVENT_SHAPE,
+    "dev.shadoweval.JoinEventBatch": JOIN_EVENT_BATCH_SHAPE,
 }
 # Full name -> (layout, encoder factory, decoder): the records whose classes still have
 # the fields the decoders fill (see streams.codec.fastread).

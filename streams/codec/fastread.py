@@ -1,5 +1,5 @@
-"""Hand-written Avro readers of ModelInput, Prediction, GroundTruth and JoinEvent:
-fastavro's exact records.
+"""Hand-written Avro readers of ModelInput, Prediction, GroundTruth, JoinEvent and
+JoinEventBatch: fastavro's exact records.
 
 Each decoder returns ``None`` instead of a record for anything it does not handle
 exactly (a multi-byte union index, a negative-count map block, a varint past 64 bits,
@@ -15,13 +15,22 @@ whole message and the records nested in a JoinEvent.
 from __future__ import annotations
 
 import json
+import os
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
 
 from streams.codec.convert import FEATURE_SEPARATOR, _feature_names
-from streams.records import GroundTruth, JoinEvent, JoinKind, ModelInput, Prediction, Role
+from streams.records import (
+    GroundTruth,
+    JoinEvent,
+    JoinEventBatch,
+    JoinKind,
+    ModelInput,
+    Prediction,
+    Role,
+)
 
 __all__ = ["DECODERS", "FastDecoder"]
 
@@ -79,6 +88,7 @@ _JE_SET = _slot_setters(
         "inputs",
     ),
 )
+_JEB_SET = _slot_setters(JoinEventBatch, ("events",))
 _new = object.__new__
 
 
@@ -575,6 +585,25 @@ def _read_join_event(data: bytes, i: int) -> tuple[JoinEvent, int]:
     return record, i
 
 
+def _read_join_event_batch(data: bytes, i: int) -> tuple[JoinEventBatch, int]:
+    short = _SHORT_LEN
+    events: list[JoinEvent] = []
+    while True:  # blocks, up to the 0 end marker
+        count = short[data[i]]
+        if count < 0:
+            count, i = _read_size(data, i)
+        else:
+            i += 1
+        if not count:
+            break
+        for _ in range(count):
+            event, i = _read_join_event(data, i)
+            events.append(event)
+    record: JoinEventBatch = _new(JoinEventBatch)
+    _JEB_SET[0](record, tuple(events))
+    return record, i
+
+
 def _guarded(read: Callable[[bytes, int], tuple[Any, int]]) -> FastDecoder:
     def decode(data: bytes) -> Any:
         try:
@@ -586,7 +615,7 @@ def _guarded(read: Callable[[bytes, int], tuple[Any, int]]) -> FastDecoder:
     return decode
 
 
-def _decoders() -> dict[str, FastDecoder]:
+def _python_decoders() -> dict[str, FastDecoder]:
     """The decoders whose record classes still have the fields they fill."""
     decoders: dict[str, FastDecoder] = {}
     if _MI_SET:
@@ -597,9 +626,57 @@ def _decoders() -> dict[str, FastDecoder]:
         decoders["dev.shadoweval.GroundTruth"] = _decode_ground_truth
     if _JE_SET and _P_SET and _MI_SET:
         decoders["dev.shadoweval.JoinEvent"] = _guarded(_read_join_event)
+        if _JEB_SET:
+            decoders["dev.shadoweval.JoinEventBatch"] = _guarded(_read_join_event_batch)
     return decoders
 
 
-DECODERS = _decoders()
+PYTHON_DECODERS = _python_decoders()
+"""Full record name -> decoder of a whole message (header included), in Python."""
+
+
+def _descriptors(cls: type[Any]) -> tuple[Any, ...]:
+    return tuple(getattr(cls, f.name) for f in fields(cls))
+
+
+def _native_decoders() -> dict[str, FastDecoder]:
+    """The C readers (:mod:`streams.codec._cread`, built when a compiler was there) of
+    the records the Python ones read, but ModelInput; empty without them or when
+    ``SHADOW_EVAL_PURE_PYTHON`` is set."""
+    if os.environ.get("SHADOW_EVAL_PURE_PYTHON") or not (
+        _P_SET and _GT_SET and _JE_SET and _JEB_SET
+    ):
+        return {}
+    try:
+        from streams.codec import _cread
+    except ImportError:
+        return {}
+    _cread.configure(
+        Prediction,
+        _descriptors(Prediction),
+        GroundTruth,
+        _descriptors(GroundTruth),
+        JoinEvent,
+        _descriptors(JoinEvent),
+        JoinEventBatch,
+        _descriptors(JoinEventBatch),
+        _ROLES,
+        _KINDS,
+        _read_model_input,
+        _GIVE_UP_ERRORS,
+    )
+    decoders: dict[str, FastDecoder] = {
+        "dev.shadoweval.Prediction": _cread.decode_prediction,
+        "dev.shadoweval.GroundTruth": _cread.decode_ground_truth,
+    }
+    if _MI_SET:  # the nested inputs are read by the Python reader
+        decoders["dev.shadoweval.JoinEvent"] = _cread.decode_join_event
+        decoders["dev.shadoweval.JoinEventBatch"] = _cread.decode_join_event_batch
+    return decoders
+
+
+NATIVE_DECODERS = _native_decoders()
+"""The C readers in use (same records as the Python ones, a few times faster)."""
+DECODERS = PYTHON_DECODERS | NATIVE_DECODERS
 """Full record name -> decoder of a whole message (header included), for the records
 whose classes match; :func:`streams.codec.fast.fast_codec_for` hands them out."""

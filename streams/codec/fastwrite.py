@@ -19,7 +19,15 @@ from functools import partial
 from typing import Any
 
 from streams.codec.convert import FEATURE_SEPARATOR
-from streams.records import GroundTruth, JoinEvent, JoinKind, ModelInput, Prediction, Role
+from streams.records import (
+    GroundTruth,
+    JoinEvent,
+    JoinEventBatch,
+    JoinKind,
+    ModelInput,
+    Prediction,
+    Role,
+)
 
 __all__ = ["ENCODERS", "FastEncoder"]
 
@@ -302,6 +310,24 @@ def _encode_join_event(header: bytes, r: JoinEvent) -> bytes | None:
         return None
 
 
+def _encode_join_event_batch(header: bytes, r: JoinEventBatch) -> bytes | None:
+    events = r.events
+    if type(events) is not tuple:
+        return None
+    parts = [header]
+    if events:  # an array: one block of len(events) items, then the 0 end marker
+        parts.append(_varint(len(events) << 1))
+        for event in events:
+            if type(event) is not JoinEvent:
+                return None
+            body = _encode_join_event(b"", event)
+            if body is None:
+                return None
+            parts.append(body)
+    parts.append(b"\x00")
+    return b"".join(parts)
+
+
 def _framing(encode: Callable[[bytes, Any], bytes | None]) -> Callable[[bytes], FastEncoder]:
     """The factory of the encoder that frames records with a given 5-byte header."""
 
@@ -316,5 +342,6 @@ ENCODERS: dict[str, Callable[[bytes], FastEncoder]] = {
     "dev.shadoweval.Prediction": _framing(_encode_prediction),
     "dev.shadoweval.GroundTruth": _framing(_encode_ground_truth),
     "dev.shadoweval.JoinEvent": _framing(_encode_join_event),
+    "dev.shadoweval.JoinEventBatch": _framing(_encode_join_event_batch),
 }
 """Full record name -> factory of the encoder that frames with a given 5-byte header."""

@@ -8,8 +8,10 @@ store keys with :func:`request_key` (a UUID as a 128-bit int: half the memory).
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
     "EMPTY_MAP",
@@ -20,6 +22,7 @@ __all__ = [
     "encode_long",
     "encode_string_map",
     "encode_text",
+    "event_batch",
     "key_from_changelog",
     "request_id_of",
     "request_key",
@@ -116,6 +119,25 @@ def encode_label(value: float | str) -> bytes:
     return b"\x02" + _pack_double(float(value))
 
 
+def event_batch(header: bytes, events: list[bytes]) -> bytes:
+    """A JoinEventBatch message (``header``: its 5-byte wire header) of encoded JoinEvent
+    messages, their bodies copied byte for byte.
+
+    Examples
+    --------
+    >>> from streams.codec import Codec
+    >>> from streams.records import JoinEvent, JoinEventBatch, JoinKind
+    >>> codec = Codec()
+    >>> events = [JoinEvent(JoinKind.EXPIRED, "e", f"r{n}", 0, None, None) for n in (1, 2)]
+    >>> batch = event_batch(codec.header_of(JoinEventBatch), [codec.encode(e) for e in events])
+    >>> batch == codec.encode(JoinEventBatch(tuple(events)))
+    True
+    """
+    if not events:
+        return header + EMPTY_MAP  # an empty array ends like an empty map
+    return b"".join((header, encode_long(len(events)), *[e[5:] for e in events], EMPTY_MAP))
+
+
 StoreKey = int | bytes
 """A request id as the state store holds it (see :func:`request_key`)."""
 
@@ -205,6 +227,14 @@ class Slot:
 
     def pack(self) -> bytes:
         """The Avro body of this state (JoinSlot, fields in schema order)."""
+        if _native is not None:
+            packed: bytes | None = _native.pack(self)
+            if packed is not None:
+                return packed
+        return self.pack_python()
+
+    def pack_python(self) -> bytes:
+        """:meth:`pack` in Python (what the C one is tested against)."""
         segments, live, candidates = self.segments, self.live, self.candidates
         parts = [
             encode_text(self.model),
@@ -233,6 +263,16 @@ class Slot:
     @classmethod
     def unpack(cls, data: bytes) -> Slot:
         """Read :meth:`pack`'s bytes (single-block maps and arrays, as it writes them)."""
+        if _native is not None and cls is Slot:
+            slot: Slot | None = _native.unpack(data)
+            if slot is not None:
+                return slot
+        return cls.unpack_python(data)
+
+    @classmethod
+    def unpack_python(cls, data: bytes) -> Slot:
+        """:meth:`unpack` in Python (what the C one is tested against); it names what is
+        wrong with bytes it cannot read."""
         try:
             return _unpack(cls, data)
         except IndexError:
@@ -243,6 +283,24 @@ class Slot:
         """``first_seen_ms`` of packed bytes, read without unpacking the rest."""
         n, i = _varint(data, 0)
         return _varint(data, i + n)[0]
+
+
+def _load_native() -> Any:
+    """The C pack and unpack (``streams/join/_cslots.c``, built when a compiler was
+    there); None without them or when ``SHADOW_EVAL_PURE_PYTHON`` is set."""
+    if os.environ.get("SHADOW_EVAL_PURE_PYTHON"):
+        return None
+    try:
+        from streams.join import _cslots
+    except ImportError:
+        return None
+    _cslots.configure(Slot)
+    return _cslots
+
+
+_native = _load_native()
+NATIVE = _native is not None
+"""Whether :class:`Slot` packs and unpacks in C."""
 
 
 def _varint(data: bytes, i: int) -> tuple[int, int]:

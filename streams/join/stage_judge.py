@@ -36,13 +36,33 @@ from streams.join.experiments import ExperimentsFile
 from streams.join.judge import Judge
 from streams.join.metrics import JoinMetrics
 from streams.join.stage_pairs import BATCH_SIZE, client_config, dead_letter, group_config, now_ms
-from streams.records import JoinEvent
+from streams.records import JoinEvent, JoinEventBatch, Record
 from streams.settings import Settings
 from streams.topics import partition_of
 
-__all__ = ["JudgeStage"]
+__all__ = ["JudgeStage", "events_of"]
 
 log = logging.getLogger(__name__)
+
+
+def events_of(record: Record) -> tuple[JoinEvent, ...]:
+    """The join events of a ``<prefix>.join.events`` record: a JoinEventBatch, or a
+    single JoinEvent as versions before 0.2 wrote them (a topic written by an upgraded
+    predecessor is still read).
+
+    Examples
+    --------
+    >>> from streams.records import JoinKind
+    >>> event = JoinEvent(JoinKind.EXPIRED, "e", "r1", 0, None, None, reason="no_live")
+    >>> events_of(JoinEventBatch((event, event))) == events_of(event) * 2
+    True
+    """
+    kind = type(record)
+    if kind is JoinEventBatch:
+        return record.events  # type: ignore[union-attr]
+    if kind is JoinEvent:
+        return (record,)  # type: ignore[return-value]
+    raise CodecError(f"expected a JoinEventBatch or JoinEvent, got {kind.__name__}")
 
 
 class JudgeStage:
@@ -125,8 +145,8 @@ class JudgeStage:
         return f"stage 2: partitions {sorted(self._owned)}{rebuilding}"
 
     def process(self, messages: list[Message]) -> None:
-        """Fold a batch of join events into the monitors."""
-        decode_as = self.codec.decode_as
+        """Fold a batch of join-event records into the monitors."""
+        decode = self.codec.decode
         apply = self.judge.apply
         rebuilding = self._rebuilding
         for message in messages:
@@ -142,19 +162,21 @@ class JudgeStage:
                         log.info("join: stage 2 rebuilt (partitions %s)", sorted(self._owned))
                 continue
             try:
-                event = decode_as(
-                    JoinEvent,
-                    message.value(),
-                    topic=message.topic(),
-                    partition=partition,
-                    offset=offset,
+                events = events_of(
+                    decode(
+                        message.value(),
+                        topic=message.topic(),
+                        partition=partition,
+                        offset=offset,
+                    )
                 )
             except CodecError as exc:
                 if not rebuilding:  # a rebuild re-reads what was dead-lettered already
                     self._report_dead_letter(message, exc.reason)
                 continue
-            if not apply(event):
-                self.metrics.judged_duplicates.inc()
+            for event in events:
+                if not apply(event):
+                    self.metrics.judged_duplicates.inc()
 
     def _report_dead_letter(self, message: Message, reason: str) -> None:
         letter = dead_letter(message, "undecodable", reason, self.metrics)

@@ -2,10 +2,12 @@
 
 Each batch is one Kafka transaction: its join events, the state changes that record them
 (the compacted ``<prefix>.join.state`` changelog), its dead letters and its input offsets
-commit together or not at all. A worker killed mid-batch leaves an open transaction that
-the broker aborts after ``transaction.timeout.ms``; the next owner of the partitions
-restores the state from the changelog and re-reads the inputs from the committed
-offsets, so nothing is lost or emitted twice (stage 2 reads only committed events).
+commit together or not at all. The events go out as one JoinEventBatch record per
+experiment (up to ``MAX_EVENTS_BYTES`` each), not a record per event: the broker and
+stage 2 then handle a record per few hundred events. A worker killed mid-batch leaves an
+open transaction that the broker aborts after ``transaction.timeout.ms``; the next owner
+of the partitions restores the state from the changelog and re-reads the inputs from the
+committed offsets, so nothing is lost or emitted twice (stage 2 reads only committed events).
 
 Expiry runs only when every owned input partition is read to its end, so a request whose
 other half is still unread (a backlog, a restart) is never declared missing.
@@ -39,6 +41,7 @@ from streams.join.slot_bytes import (
     Slot,
     StoreKey,
     changelog_key,
+    event_batch,
     key_from_changelog,
     request_id_of,
     request_key,
@@ -46,7 +49,15 @@ from streams.join.slot_bytes import (
 from streams.join.slots import Emitted, SlotPairing
 from streams.join.store import StateStore, open_store
 from streams.join.watchdog import Watchdog
-from streams.records import DeadLetter, GroundTruth, JoinKind, JoinSlot, ModelInput, Prediction
+from streams.records import (
+    DeadLetter,
+    GroundTruth,
+    JoinEventBatch,
+    JoinKind,
+    JoinSlot,
+    ModelInput,
+    Prediction,
+)
 from streams.settings import Settings
 from streams.topics import partition_of
 
@@ -65,6 +76,9 @@ STALL_LIMIT_S = 45.0
 COMMIT_TIMEOUT_S = 10.0
 COMMIT_ATTEMPTS = 6
 """A commit that keeps failing for a minute is aborted and the batch redone."""
+MAX_EVENTS_BYTES = 256 * 1024
+"""Join events per JoinEventBatch record at most, in bytes (a larger event goes alone),
+well inside the broker's default 1 MB record limit."""
 TRANSACTION_TIMEOUT_MS = 10_000
 """How long a killed worker's open transaction holds back readers before the broker
 aborts it."""
@@ -207,6 +221,9 @@ class PairStage:
         )
         self.processed = 0
         self._slot_header = self.codec.header_of(JoinSlot)
+        self._batch_header = self.codec.header_of(JoinEventBatch)
+        self._outgoing: dict[str, list[bytes]] = {}
+        """This transaction's join events so far, by experiment."""
         self._owned: set[int] = set()
         self._at_end: set[tuple[str, int]] = set()
         self._event_partitions: dict[str, int] = {}
@@ -250,6 +267,7 @@ class PairStage:
         topics: Counter[str] = Counter()
         emitted: Counter[tuple[JoinKind, str | None]] = Counter()
         now = now_ms()
+        self._outgoing = {}
         self.producer.begin_transaction()
         for message in messages:
             # (consumed messages always carry these; librdkafka types them optional)
@@ -296,6 +314,7 @@ class PairStage:
             elif key not in touched:
                 touched[key] = slot
             self._send(step.events, emitted)
+        self._produce_events()
         self._write_states(touched, dirty)
         self._commit(offsets)
         self.processed += len(messages)
@@ -314,11 +333,32 @@ class PairStage:
     def _send(
         self, events: tuple[Emitted, ...], emitted: Counter[tuple[JoinKind, str | None]]
     ) -> None:
-        """Produce join events (keyed and partitioned by experiment) and tally them."""
+        """Queue join events for :meth:`_produce_events` and tally them."""
+        outgoing = self._outgoing
         for event in events:
-            partition = self._event_partition(event.experiment)
-            self._produce(self.topics.join_events, event.key, event.value, partition)
+            queued = outgoing.get(event.experiment)
+            if queued is None:
+                outgoing[event.experiment] = [event.value]
+            else:
+                queued.append(event.value)
             emitted[(event.kind, event.reason)] += 1
+
+    def _produce_events(self) -> None:
+        """Produce the queued join events in the open transaction: JoinEventBatch records
+        of up to MAX_EVENTS_BYTES, keyed and partitioned by experiment."""
+        topic, header = self.topics.join_events, self._batch_header
+        for experiment, values in self._outgoing.items():
+            key, partition = experiment.encode(), self._event_partition(experiment)
+            chunk: list[bytes] = []
+            size = 0
+            for value in values:
+                if chunk and size + len(value) > MAX_EVENTS_BYTES:
+                    self._produce(topic, key, event_batch(header, chunk), partition)
+                    chunk, size = [], 0
+                chunk.append(value)
+                size += len(value)
+            self._produce(topic, key, event_batch(header, chunk), partition)
+        self._outgoing = {}
 
     def _count_emitted(self, emitted: Counter[tuple[JoinKind, str | None]]) -> None:
         self.metrics.count(
@@ -498,6 +538,7 @@ class PairStage:
         touched: dict[StoreKey, Slot | None] = {}
         dirty: dict[StoreKey, int] = {}
         emitted: Counter[tuple[JoinKind, str | None]] = Counter()
+        self._outgoing = {}
         self.producer.begin_transaction()
         for key in self._deadlines.pop_due(now):
             slot = self._load(key, touched)
@@ -511,6 +552,7 @@ class PairStage:
             if step.slot is not None:
                 self._deadlines.add(key, self._next_deadline(step.slot, now))
             self._send(step.events, emitted)
+        self._produce_events()
         self._write_states(touched, dirty)
         self._commit({})
         self._count_emitted(emitted)

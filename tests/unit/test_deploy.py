@@ -319,3 +319,13 @@ def test_join_mounts_the_experiments_where_its_command_reads_them() -> None:
 
     assert str(path.parent) == mounts["experiments"]
     assert volumes["experiments"]["configMap"]["name"] == "shadow-eval-experiments"
+
+
+def test_the_image_compiles_the_c_readers_in_its_build_stage() -> None:
+    """The wheel built in the image carries the C readers: the build stage has a compiler
+    and the build hook, and the context leaves out any module compiled on the host."""
+    build_stage = (DEPLOY / "Dockerfile").read_text().split("\nFROM ")[1]
+    assert re.search(r"apt-get install .*\bgcc\b", build_stage)
+    assert re.search(r"^COPY .*\bhatch_build\.py\b", build_stage, re.MULTILINE)
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "!hatch_build.py" in ignore and "**/*.so" in ignore

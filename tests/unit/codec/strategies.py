@@ -15,6 +15,7 @@ from streams.records import (
     ExpiryReason,
     GroundTruth,
     JoinEvent,
+    JoinEventBatch,
     JoinKind,
     MetricResult,
     MetricsSnapshot,
@@ -107,6 +108,9 @@ def _paired_events(shared: dict[str, str]) -> st.SearchStrategy[JoinEvent]:
 
 # What join stage 1 emits: the nested records carry the request's segments again.
 paired_events = segments.flatmap(_paired_events)
+join_event_batches = st.lists(st.one_of(join_events, paired_events), max_size=4).map(
+    lambda events: JoinEventBatch(tuple(events))
+)
 
 stored_predictions = st.builds(
     StoredPrediction,

@@ -37,6 +37,7 @@ from streams.records import (
 from tests.unit.codec.strategies import (
     finite,
     ground_truths,
+    join_event_batches,
     join_events,
     model_inputs,
     names,
@@ -147,7 +148,9 @@ odd_join_events = st.one_of(
     ),
 )
 
-hot_records = st.one_of(model_inputs, predictions, ground_truths, join_events, paired_events)
+hot_records = st.one_of(
+    model_inputs, predictions, ground_truths, join_events, paired_events, join_event_batches
+)
 odd_records = st.one_of(odd_model_inputs, odd_predictions, odd_ground_truths, odd_join_events)
 
 

@@ -1,0 +1,385 @@
+/* Slot.pack and Slot.unpack of streams/join/slot_bytes.py in C: a request's join-stage-1
+ * state to and from its JoinSlot Avro body.
+ *
+ * Stage 1 packs every request a batch touches and unpacks every one it finds in the
+ * store: in Python that is a third of its time. Same bytes, same slots: pack returns None
+ * (the Python pack then runs) for a value of an unexpected type, and unpack returns None
+ * for anything but a well-formed body as pack writes it, so the Python unpack raises its
+ * own error. tests/unit/join/test_slots.py holds the two to each other and to fastavro.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { MODEL, FIRST_SEEN, SEGMENTS, LIVE, CANDIDATES, INPUTS, LABEL, CLOSED, LABELLED, FIELDS };
+static const char *field_names[FIELDS] = {
+    "model", "first_seen_ms", "segments", "live", "candidates",
+    "inputs", "label", "closed", "labelled",
+};
+static PyTypeObject *slot_type;
+static PyObject *descriptors[FIELDS];
+
+/* ------------------------------------------------------------------------ pack */
+
+static size_t varint_size(uint64_t n) {
+    size_t size = 1;
+    while (n > 0x7F) {
+        n >>= 7;
+        size++;
+    }
+    return size;
+}
+
+static char *put_varint(char *out, uint64_t n) {
+    while (n > 0x7F) {
+        *out++ = (char)((n & 0x7F) | 0x80);
+        n >>= 7;
+    }
+    *out++ = (char)n;
+    return out;
+}
+
+static uint64_t zigzag(int64_t n) { return ((uint64_t)n << 1) ^ (uint64_t)(n >> 63); }
+
+/* What pack writes, gathered first so the bytes are allocated once. */
+typedef struct {
+    const char *data;
+    Py_ssize_t size;
+} Piece;
+
+typedef struct {
+    PyObject *values[FIELDS];
+    Piece model;
+    int64_t first_seen;
+    size_t total;
+} Packing;
+
+static int text_piece(PyObject *text, Piece *out) {
+    if (!PyUnicode_CheckExact(text)) return -1;
+    out->data = PyUnicode_AsUTF8AndSize(text, &out->size);
+    return out->data == NULL ? -2 : 0;
+}
+
+static size_t bytes_field(PyObject *value) {
+    Py_ssize_t n = PyBytes_GET_SIZE(value);
+    return varint_size(zigzag(n)) + (size_t)n;
+}
+
+static char *put_bytes(char *out, PyObject *value) {
+    Py_ssize_t n = PyBytes_GET_SIZE(value);
+    out = put_varint(out, zigzag(n));
+    memcpy(out, PyBytes_AS_STRING(value), (size_t)n);
+    return out + n;
+}
+
+static char *put_text(char *out, PyObject *text) {
+    Py_ssize_t n;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n); /* checked in measure() */
+    out = put_varint(out, zigzag(n));
+    memcpy(out, utf8, (size_t)n);
+    return out + n;
+}
+
+/* Sizes everything; -1: an unexpected type (Python packs it), -2: an error is set. */
+static int measure(Packing *p) {
+    PyObject **v = p->values;
+    Piece piece;
+    int found;
+    if ((found = text_piece(v[MODEL], &p->model)) < 0) return found;
+    p->total = varint_size(zigzag(p->model.size)) + (size_t)p->model.size;
+    if (!PyLong_CheckExact(v[FIRST_SEEN])) return -1;
+    int overflow;
+    p->first_seen = PyLong_AsLongLongAndOverflow(v[FIRST_SEEN], &overflow);
+    if (overflow || (p->first_seen == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return -1;
+    }
+    p->total += varint_size(zigzag(p->first_seen));
+    if (!PyBytes_CheckExact(v[SEGMENTS])) return -1;
+    p->total += bytes_field(v[SEGMENTS]);
+    for (int k = LIVE; k <= LABEL; k += (k == LIVE ? 2 : 1)) { /* live, inputs, label */
+        if (v[k] == Py_None) {
+            p->total += 1;
+        } else if (PyBytes_CheckExact(v[k])) {
+            p->total += 1 + bytes_field(v[k]);
+        } else {
+            return -1;
+        }
+    }
+    if (!PyDict_CheckExact(v[CANDIDATES])) return -1;
+    Py_ssize_t at = 0, count = PyDict_GET_SIZE(v[CANDIDATES]);
+    PyObject *version, *stored;
+    if (count) p->total += varint_size(zigzag(count));
+    while (PyDict_Next(v[CANDIDATES], &at, &version, &stored)) {
+        if ((found = text_piece(version, &piece)) < 0) return found;
+        if (!PyBytes_CheckExact(stored)) return -1;
+        p->total += varint_size(zigzag(piece.size)) + (size_t)piece.size + bytes_field(stored);
+    }
+    p->total += 1;
+    for (int k = CLOSED; k <= LABELLED; k++) {
+        if (!PyList_CheckExact(v[k])) return -1;
+        Py_ssize_t names = PyList_GET_SIZE(v[k]);
+        if (names) p->total += varint_size(zigzag(names));
+        for (Py_ssize_t i = 0; i < names; i++) {
+            if ((found = text_piece(PyList_GET_ITEM(v[k], i), &piece)) < 0) return found;
+            p->total += varint_size(zigzag(piece.size)) + (size_t)piece.size;
+        }
+        p->total += 1;
+    }
+    return 0;
+}
+
+static PyObject *write_packed(Packing *p) {
+    PyObject **v = p->values;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)p->total);
+    if (result == NULL) return NULL;
+    char *out = PyBytes_AS_STRING(result);
+    out = put_varint(out, zigzag(p->model.size));
+    memcpy(out, p->model.data, (size_t)p->model.size);
+    out += p->model.size;
+    out = put_varint(out, zigzag(p->first_seen));
+    out = put_bytes(out, v[SEGMENTS]);
+    if (v[LIVE] == Py_None) {
+        *out++ = 0;
+    } else {
+        *out++ = 2;
+        out = put_bytes(out, v[LIVE]);
+    }
+    Py_ssize_t at = 0, count = PyDict_GET_SIZE(v[CANDIDATES]);
+    PyObject *version, *stored;
+    if (count) out = put_varint(out, zigzag(count));
+    while (PyDict_Next(v[CANDIDATES], &at, &version, &stored)) {
+        out = put_text(out, version);
+        out = put_bytes(out, stored);
+    }
+    *out++ = 0;
+    for (int k = INPUTS; k <= LABEL; k++) {
+        if (v[k] == Py_None) {
+            *out++ = 0;
+        } else {
+            *out++ = 2;
+            out = put_bytes(out, v[k]);
+        }
+    }
+    for (int k = CLOSED; k <= LABELLED; k++) {
+        Py_ssize_t names = PyList_GET_SIZE(v[k]);
+        if (names) out = put_varint(out, zigzag(names));
+        for (Py_ssize_t i = 0; i < names; i++) out = put_text(out, PyList_GET_ITEM(v[k], i));
+        *out++ = 0;
+    }
+    if (out != PyBytes_AS_STRING(result) + p->total) {
+        Py_DECREF(result);
+        PyErr_SetString(PyExc_SystemError, "join slot: packed size mismatch");
+        return NULL;
+    }
+    return result;
+}
+
+static PyObject *pack(PyObject *module, PyObject *slot) {
+    if (slot_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "streams.join._cslots: configure() first");
+        return NULL;
+    }
+    Packing p;
+    memset(&p, 0, sizeof p);
+    PyObject *result = NULL;
+    for (int k = 0; k < FIELDS; k++) {
+        p.values[k] = Py_TYPE(descriptors[k])->tp_descr_get(descriptors[k], slot,
+                                                            (PyObject *)Py_TYPE(slot));
+        if (p.values[k] == NULL) goto done;
+    }
+    int found = measure(&p);
+    if (found == -1) {
+        result = Py_NewRef(Py_None);
+    } else if (found == 0) {
+        result = write_packed(&p);
+    }
+done:
+    for (int k = 0; k < FIELDS; k++) Py_XDECREF(p.values[k]);
+    return result;
+}
+
+/* ---------------------------------------------------------------------- unpack */
+
+typedef struct {
+    const unsigned char *data;
+    Py_ssize_t size;
+    Py_ssize_t i;
+} Reader;
+
+static int read_long(Reader *r, int64_t *out) {
+    uint64_t n = 0;
+    int shift = 0;
+    unsigned char byte;
+    do {
+        if (r->i >= r->size || shift > 63) return -1;
+        byte = r->data[r->i++];
+        n |= (uint64_t)(byte & 0x7F) << shift;
+        shift += 7;
+    } while (byte & 0x80);
+    *out = (int64_t)((n >> 1) ^ (~(n & 1) + 1));
+    return 0;
+}
+
+/* A length or count that fits in what is left. */
+static int read_size(Reader *r, Py_ssize_t *out) {
+    int64_t n;
+    if (read_long(r, &n) < 0 || n < 0 || n > r->size - r->i) return -1;
+    *out = (Py_ssize_t)n;
+    return 0;
+}
+
+static PyObject *read_bytes(Reader *r) {
+    Py_ssize_t n;
+    if (read_size(r, &n) < 0) return NULL;
+    PyObject *value = PyBytes_FromStringAndSize((const char *)r->data + r->i, n);
+    r->i += n;
+    return value;
+}
+
+static PyObject *read_text(Reader *r) {
+    Py_ssize_t n;
+    if (read_size(r, &n) < 0) return NULL;
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)r->data + r->i, n, NULL);
+    r->i += n;
+    return text;
+}
+
+static PyObject *read_optional_bytes(Reader *r) {
+    if (r->i >= r->size) return NULL;
+    unsigned char branch = r->data[r->i++];
+    if (branch == 0) return Py_NewRef(Py_None);
+    return branch == 2 ? read_bytes(r) : NULL;
+}
+
+/* One block of items then the 0 end marker, or just the marker (as pack writes them). */
+static int read_count(Reader *r, Py_ssize_t *count) {
+    if (r->i >= r->size) return -1;
+    if (r->data[r->i] == 0) {
+        r->i++;
+        *count = 0;
+        return 0;
+    }
+    return read_size(r, count);
+}
+
+static int read_end(Reader *r) {
+    if (r->i >= r->size || r->data[r->i] != 0) return -1;
+    r->i++;
+    return 0;
+}
+
+static PyObject *read_names(Reader *r) {
+    Py_ssize_t count;
+    if (read_count(r, &count) < 0) return NULL;
+    PyObject *names = PyList_New(count);
+    if (names == NULL) return NULL;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *name = read_text(r);
+        if (name == NULL) {
+            Py_DECREF(names);
+            return NULL;
+        }
+        PyList_SET_ITEM(names, k, name);
+    }
+    if (count && read_end(r) < 0) {
+        Py_DECREF(names);
+        return NULL;
+    }
+    return names;
+}
+
+static PyObject *read_candidates(Reader *r) {
+    Py_ssize_t count;
+    if (read_count(r, &count) < 0) return NULL;
+    PyObject *candidates = PyDict_New();
+    if (candidates == NULL) return NULL;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *version = read_text(r);
+        PyObject *stored = version == NULL ? NULL : read_bytes(r);
+        int failed = stored == NULL || PyDict_SetItem(candidates, version, stored) < 0;
+        Py_XDECREF(version);
+        Py_XDECREF(stored);
+        if (failed) {
+            Py_DECREF(candidates);
+            return NULL;
+        }
+    }
+    if (count && read_end(r) < 0) {
+        Py_DECREF(candidates);
+        return NULL;
+    }
+    return candidates;
+}
+
+static PyObject *unpack(PyObject *module, PyObject *data) {
+    if (slot_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "streams.join._cslots: configure() first");
+        return NULL;
+    }
+    if (!PyBytes_Check(data)) Py_RETURN_NONE;
+    Reader r = {(const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), 0};
+    PyObject *v[FIELDS] = {NULL};
+    PyObject *slot = NULL;
+    int64_t first_seen;
+    if ((v[MODEL] = read_text(&r)) == NULL) goto give_up;
+    if (read_long(&r, &first_seen) < 0) goto give_up;
+    if ((v[FIRST_SEEN] = PyLong_FromLongLong(first_seen)) == NULL) goto give_up;
+    if ((v[SEGMENTS] = read_bytes(&r)) == NULL) goto give_up;
+    if ((v[LIVE] = read_optional_bytes(&r)) == NULL) goto give_up;
+    if ((v[CANDIDATES] = read_candidates(&r)) == NULL) goto give_up;
+    if ((v[INPUTS] = read_optional_bytes(&r)) == NULL) goto give_up;
+    if ((v[LABEL] = read_optional_bytes(&r)) == NULL) goto give_up;
+    if ((v[CLOSED] = read_names(&r)) == NULL) goto give_up;
+    if ((v[LABELLED] = read_names(&r)) == NULL) goto give_up;
+    if (r.i != r.size) goto give_up;
+    slot = slot_type->tp_alloc(slot_type, 0);
+    for (int k = 0; k < FIELDS && slot != NULL; k++) {
+        if (Py_TYPE(descriptors[k])->tp_descr_set(descriptors[k], slot, v[k]) < 0) {
+            Py_CLEAR(slot);
+        }
+    }
+    for (int k = 0; k < FIELDS; k++) Py_XDECREF(v[k]);
+    return slot;
+give_up:
+    for (int k = 0; k < FIELDS; k++) Py_XDECREF(v[k]);
+    if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return NULL;
+    PyErr_Clear();
+    Py_RETURN_NONE; /* the Python unpack reads it or names what is wrong */
+}
+
+static PyObject *configure(PyObject *module, PyObject *cls) {
+    if (!PyType_Check(cls)) {
+        PyErr_Format(PyExc_TypeError, "%R is not a class", cls);
+        return NULL;
+    }
+    for (int k = 0; k < FIELDS; k++) {
+        PyObject *descriptor = PyObject_GetAttrString(cls, field_names[k]);
+        if (descriptor == NULL) return NULL;
+        if (Py_TYPE(descriptor)->tp_descr_get == NULL ||
+            Py_TYPE(descriptor)->tp_descr_set == NULL) {
+            PyErr_Format(PyExc_TypeError, "%R.%s is no slot", cls, field_names[k]);
+            Py_DECREF(descriptor);
+            return NULL;
+        }
+        Py_XSETREF(descriptors[k], descriptor);
+    }
+    Py_XSETREF(slot_type, (PyTypeObject *)Py_NewRef(cls));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"configure", configure, METH_O, "configure(Slot): the class unpack builds."},
+    {"pack", pack, METH_O, "The JoinSlot body of a Slot, or None (the Python pack decides)."},
+    {"unpack", unpack, METH_O,
+     "The Slot of a JoinSlot body, or None (the Python unpack reads it or raises)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_cslots",
+    "C Slot.pack and Slot.unpack (see streams.join.slot_bytes).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__cslots(void) { return PyModule_Create(&module); }

@@ -1,0 +1,158 @@
+"""The C Slot.pack / Slot.unpack (``streams/join/_cslots.c``) give the Python ones' bytes
+and slots, exactly; on anything else the C ones step aside (None) and Python decides."""
+
+from __future__ import annotations
+
+import shutil
+import sysconfig
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.codec import Codec
+from streams.join import slot_bytes
+from streams.join.slot_bytes import Slot
+from streams.records import JoinSlot
+
+native: Any = slot_bytes._native
+needs_native = pytest.mark.skipif(native is None, reason="the C slot module is not built")
+CODEC = Codec()
+
+text = st.text(max_size=70)
+blob = st.binary(max_size=140)
+slots = st.builds(
+    lambda model, first_seen, segments, live, candidates, inputs, label, closed, labelled: _slot(
+        model, first_seen, segments, live, candidates, inputs, label, closed, labelled
+    ),
+    text,
+    st.integers(-(2**63), 2**63 - 1),
+    blob,
+    st.none() | blob,
+    st.dictionaries(text, blob, max_size=70),
+    st.none() | blob,
+    st.none() | blob,
+    st.lists(text, max_size=70),
+    st.lists(text, max_size=3),
+)
+
+
+def _slot(
+    model: str,
+    first_seen: int,
+    segments: bytes,
+    live: bytes | None,
+    candidates: dict[str, bytes],
+    inputs: bytes | None,
+    label: bytes | None,
+    closed: list[str],
+    labelled: list[str],
+) -> Slot:
+    slot = Slot(model, first_seen, segments)
+    slot.live, slot.inputs, slot.label = live, inputs, label
+    slot.candidates.update(candidates)
+    slot.closed.extend(closed)
+    slot.labelled.extend(labelled)
+    return slot
+
+
+def state(slot: Slot) -> dict[str, Any]:
+    return {name: getattr(slot, name) for name in Slot.__slots__}
+
+
+def python_unpack(data: bytes) -> Slot | tuple[type[Exception], str]:
+    try:
+        return Slot.unpack_python(data)
+    except Exception as exc:  # compared below, not hidden
+        return type(exc), str(exc)
+
+
+def test_the_c_slots_are_in_use_wherever_a_compiler_is() -> None:
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        pytest.skip(f"no C compiler ({compiler}): the Python pack and unpack run")
+    assert slot_bytes.NATIVE, "rebuild: make install"
+
+
+@needs_native
+@given(slots)
+@settings(max_examples=400, deadline=None)
+def test_pack_and_unpack_match_python_and_fastavro(slot: Slot) -> None:
+    packed = native.pack(slot)
+    assert packed == slot.pack_python()
+    assert type(native.unpack(packed)) is Slot
+    assert state(native.unpack(packed)) == state(Slot.unpack_python(packed)) == state(slot)
+    record = CODEC.decode(CODEC.header_of(JoinSlot) + packed)
+    assert isinstance(record, JoinSlot) and record.candidates == slot.candidates
+
+
+@needs_native
+@given(slots, st.data())
+@settings(max_examples=400, deadline=None)
+def test_corrupt_or_cut_bytes_unpack_as_python_does_or_step_aside(
+    slot: Slot, data: st.DataObject
+) -> None:
+    corrupt = bytearray(slot.pack_python())
+    for _ in range(data.draw(st.integers(0, 3))):
+        if corrupt:
+            corrupt[data.draw(st.integers(0, len(corrupt) - 1))] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        del corrupt[data.draw(st.integers(0, len(corrupt))) :]
+    read = native.unpack(bytes(corrupt))
+    expected = python_unpack(bytes(corrupt))
+    if read is not None:  # whatever C reads, Python reads the same way
+        assert isinstance(expected, Slot) and state(read) == state(expected)
+    # And the public unpack always ends as Python's.
+    try:
+        public: Any = Slot.unpack(bytes(corrupt))
+    except Exception as exc:
+        public = (type(exc), str(exc))
+    assert (state(public) if isinstance(public, Slot) else public) == (
+        state(expected) if isinstance(expected, Slot) else expected
+    )
+
+
+@needs_native
+def test_every_truncation_steps_aside() -> None:
+    slot = _slot("m", 1_764_201_600_000, b"\x00", b"live", {"v2": b"c"}, None, b"\x02x", ["e"], [])
+    packed = slot.pack_python()
+    for cut in range(len(packed)):
+        assert native.unpack(packed[:cut]) is None
+        with pytest.raises(ValueError):
+            Slot.unpack(packed[:cut])
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda s: setattr(s, "live", bytearray(b"x")),
+        lambda s: setattr(s, "segments", memoryview(b"\x00")),
+        lambda s: setattr(s, "closed", ("e",)),
+        lambda s: setattr(s, "first_seen_ms", 2**70),
+        lambda s: s.candidates.update({"v": bytearray(b"x")}),
+    ],
+)
+def test_unusual_values_are_left_to_the_python_pack(change: Any) -> None:
+    slot = _slot("m", 5, b"\x00", b"live", {"v2": b"c"}, None, None, [], [])
+    change(slot)
+    assert native.pack(slot) is None
+    try:
+        expected: Any = slot.pack_python()
+    except Exception as exc:
+        expected = type(exc)
+    try:
+        public: Any = slot.pack()
+    except Exception as exc:
+        public = type(exc)
+    assert public == expected
+
+
+@needs_native
+def test_text_that_is_not_utf8_encodable_fails_like_python() -> None:
+    slot = Slot("\ud800", 0)
+    with pytest.raises(UnicodeEncodeError):
+        slot.pack_python()
+    with pytest.raises(UnicodeEncodeError):
+        native.pack(slot)
