@@ -1,5 +1,5 @@
-/* Slot.pack and Slot.unpack of streams/join/slot_bytes.py in C: a request's join-stage-1
- * state to and from its JoinSlot Avro body.
+/* Slot.pack, Slot.unpack and request_key of streams/join/slot_bytes.py in C: a request's
+ * join-stage-1 state to and from its JoinSlot Avro body, and its store key.
  *
  * Stage 1 packs every request a batch touches and unpacks every one it finds in the
  * store: in Python that is a third of its time. Same bytes, same slots: pack returns None
@@ -349,6 +349,39 @@ give_up:
     Py_RETURN_NONE; /* the Python unpack reads it or names what is wrong */
 }
 
+/* ------------------------------------------------------------------ request ids */
+
+static int hex_digit(Py_UCS1 c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+
+/* request_key: a canonical lower-case UUID as its 128-bit int, anything else as UTF-8. */
+static PyObject *request_key(PyObject *module, PyObject *request_id) {
+    if (!PyUnicode_Check(request_id)) {
+        PyErr_Format(PyExc_TypeError, "a request id is a str, not %.100s",
+                     Py_TYPE(request_id)->tp_name);
+        return NULL;
+    }
+    if (PyUnicode_READY(request_id) < 0) return NULL;
+    if (PyUnicode_GET_LENGTH(request_id) == 36 && PyUnicode_IS_ASCII(request_id)) {
+        const Py_UCS1 *s = PyUnicode_1BYTE_DATA(request_id);
+        char digits[33];
+        int n = 0, letters = 0, ok = 1;
+        for (int k = 0; k < 36 && ok; k++) {
+            if (k == 8 || k == 13 || k == 18 || k == 23) {
+                ok = s[k] == '-';
+            } else {
+                ok = hex_digit(s[k]);
+                letters += s[k] >= 'a';
+                digits[n++] = (char)s[k];
+            }
+        }
+        if (ok && letters) { /* str.islower() needs a cased character */
+            digits[32] = '\0';
+            return PyLong_FromString(digits, NULL, 16);
+        }
+    }
+    return PyUnicode_AsUTF8String(request_id);
+}
+
 static PyObject *configure(PyObject *module, PyObject *cls) {
     if (!PyType_Check(cls)) {
         PyErr_Format(PyExc_TypeError, "%R is not a class", cls);
@@ -374,12 +407,13 @@ static PyMethodDef methods[] = {
     {"pack", pack, METH_O, "The JoinSlot body of a Slot, or None (the Python pack decides)."},
     {"unpack", unpack, METH_O,
      "The Slot of a JoinSlot body, or None (the Python unpack reads it or raises)."},
+    {"request_key", request_key, METH_O, "The store key of a request id (see slot_bytes)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_cslots",
-    "C Slot.pack and Slot.unpack (see streams.join.slot_bytes).", -1, methods,
+    "C Slot.pack, Slot.unpack and request_key (see streams.join.slot_bytes).", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__cslots(void) { return PyModule_Create(&module); }

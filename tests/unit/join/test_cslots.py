@@ -156,3 +156,55 @@ def test_text_that_is_not_utf8_encodable_fails_like_python() -> None:
         slot.pack_python()
     with pytest.raises(UnicodeEncodeError):
         native.pack(slot)
+
+
+uuids = st.uuids().map(str)
+request_ids = st.one_of(
+    uuids,
+    uuids.map(str.upper),
+    st.text(max_size=40),
+    st.text(alphabet="0123456789abcdefg-", min_size=36, max_size=36),
+    st.integers(0, 10**36 - 1).map(lambda n: f"{n:036d}"),
+    st.integers(0, 10**32 - 1).map(lambda n: "-".join(_uuid_parts(f"{n:032d}"))),
+)
+
+
+def _uuid_parts(digits: str) -> list[str]:
+    return [digits[:8], digits[8:12], digits[12:16], digits[16:20], digits[20:]]
+
+
+@needs_native
+@given(request_ids)
+@settings(max_examples=1000, deadline=None)
+def test_request_keys_are_the_python_ones(request_id: str) -> None:
+    key = native.request_key(request_id)
+    assert key == slot_bytes.request_key_python(request_id)
+    assert type(key) is type(slot_bytes.request_key_python(request_id))
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "request_id",
+    [
+        "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+        "0190A1B2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",  # upper case: not canonical
+        "01901112-3334-7555-8999-000000000000",  # no letter: not str.islower()
+        "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5g",  # a letter past f
+        "0190a1b2c-3d4-7e5f-8a9b-0c1d2e3f4a5b",  # a dash out of place
+        "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5é",  # not ASCII
+        "",
+        "order-17",
+    ],
+)
+def test_hand_picked_request_keys_are_the_python_ones(request_id: str) -> None:
+    assert native.request_key(request_id) == slot_bytes.request_key_python(request_id)
+
+
+@needs_native
+def test_request_keys_fail_like_python() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        slot_bytes.request_key_python("\ud800")
+    with pytest.raises(UnicodeEncodeError):
+        native.request_key("\ud800")
+    with pytest.raises(TypeError):
+        native.request_key(b"bytes")
