@@ -456,7 +456,7 @@ def median_pending_memory(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--requests", type=int, default=50_000)
+    parser.add_argument("--requests", type=int, default=150_000)
     parser.add_argument("--pending", type=int, default=100_000, help="over two waves")
     parser.add_argument(
         "--memory-runs", type=int, default=3, help="memory runs per store (median reported)"
