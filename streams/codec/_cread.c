@@ -160,6 +160,33 @@ static int union_index(const Buffer *b, Py_ssize_t *i) {
     return b->data[(*i)++];
 }
 
+/* ["null", "double", "string"]: a prediction's value, a join event's label. */
+static PyObject *read_optional_label(const Buffer *b, Py_ssize_t *i) {
+    double d;
+    switch (union_index(b, i)) {
+    case 0:
+        return Py_NewRef(Py_None);
+    case 2:
+        return read_double(b, i, &d) < 0 ? NULL : PyFloat_FromDouble(d);
+    case 4:
+        return read_text(b, i);
+    default:
+        return NULL;
+    }
+}
+
+/* ["null", "string"] */
+static PyObject *read_optional_text(const Buffer *b, Py_ssize_t *i) {
+    switch (union_index(b, i)) {
+    case 0:
+        return Py_NewRef(Py_None);
+    case 2:
+        return read_text(b, i);
+    default:
+        return NULL;
+    }
+}
+
 static PyObject *read_prediction(const Buffer *b, Py_ssize_t *i, const Buffer *seg_raw,
                                  PyObject *seg) {
     PyObject *v[PREDICTION_FIELDS] = {NULL};
@@ -173,16 +200,7 @@ static PyObject *read_prediction(const Buffer *b, Py_ssize_t *i, const Buffer *s
     if (branch < 0 || branch > 2 || branch & 1) goto fail;
     v[3] = Py_NewRef(roles[branch >> 1]);
     if (read_varint(b, i, &ts) < 0 || (v[4] = PyLong_FromLongLong(ts)) == NULL) goto fail;
-    branch = union_index(b, i);
-    if (branch == 0) {
-        v[5] = Py_NewRef(Py_None);
-    } else if (branch == 2) {
-        if (read_double(b, i, &d) < 0 || (v[5] = PyFloat_FromDouble(d)) == NULL) goto fail;
-    } else if (branch == 4) {
-        if ((v[5] = read_text(b, i)) == NULL) goto fail;
-    } else {
-        goto fail;
-    }
+    if ((v[5] = read_optional_label(b, i)) == NULL) goto fail;
     branch = union_index(b, i);
     if (branch == 0) {
         v[6] = Py_NewRef(Py_None);
@@ -192,14 +210,7 @@ static PyObject *read_prediction(const Buffer *b, Py_ssize_t *i, const Buffer *s
         goto fail;
     }
     if (read_double(b, i, &d) < 0 || (v[7] = PyFloat_FromDouble(d)) == NULL) goto fail;
-    branch = union_index(b, i);
-    if (branch == 0) {
-        v[8] = Py_NewRef(Py_None);
-    } else if (branch == 2) {
-        if ((v[8] = read_text(b, i)) == NULL) goto fail;
-    } else {
-        goto fail;
-    }
+    if ((v[8] = read_optional_text(b, i)) == NULL) goto fail;
     if ((v[9] = read_segments(b, i, seg_raw, seg)) == NULL) goto fail;
     return build(prediction_type, prediction_fields, v, PREDICTION_FIELDS);
 fail:
@@ -212,7 +223,6 @@ static PyObject *read_join_event(const Buffer *b, Py_ssize_t *i) {
     PyObject *seg_bytes = NULL;
     Buffer seg_raw = {NULL, 0, NULL};
     int64_t ts;
-    double d;
     int branch = union_index(b, i); /* the kind enum */
     if (branch < 0 || branch > 4 || branch & 1) goto fail;
     v[0] = Py_NewRef(kinds[branch >> 1]);
@@ -236,24 +246,8 @@ static PyObject *read_join_event(const Buffer *b, Py_ssize_t *i) {
             goto fail;
         }
     }
-    branch = union_index(b, i); /* label: null, double, string */
-    if (branch == 0) {
-        v[7] = Py_NewRef(Py_None);
-    } else if (branch == 2) {
-        if (read_double(b, i, &d) < 0 || (v[7] = PyFloat_FromDouble(d)) == NULL) goto fail;
-    } else if (branch == 4) {
-        if ((v[7] = read_text(b, i)) == NULL) goto fail;
-    } else {
-        goto fail;
-    }
-    branch = union_index(b, i);
-    if (branch == 0) {
-        v[8] = Py_NewRef(Py_None);
-    } else if (branch == 2) {
-        if ((v[8] = read_text(b, i)) == NULL) goto fail;
-    } else {
-        goto fail;
-    }
+    if ((v[7] = read_optional_label(b, i)) == NULL) goto fail;
+    if ((v[8] = read_optional_text(b, i)) == NULL) goto fail;
     branch = union_index(b, i);
     if (branch == 0) {
         v[9] = Py_NewRef(Py_None);
