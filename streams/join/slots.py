@@ -59,11 +59,6 @@ class Emitted:
     reason: str | None
     value: bytes
 
-    @property
-    def key(self) -> bytes:
-        """The join-events topic key: the experiment."""
-        return self.experiment.encode()
-
 
 @dataclass(frozen=True, slots=True)
 class SlotStep:

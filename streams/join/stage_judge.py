@@ -47,8 +47,8 @@ log = logging.getLogger(__name__)
 
 def events_of(record: Record) -> tuple[JoinEvent, ...]:
     """The join events of a ``<prefix>.join.events`` record: a JoinEventBatch, or a
-    single JoinEvent as versions before 0.2 wrote them (a topic written by an upgraded
-    predecessor is still read).
+    single JoinEvent as stage 1 wrote them before batches (so a topic written by an
+    earlier version is still read).
 
     Examples
     --------
