@@ -10,8 +10,9 @@ the hand-written codecs in ``streams/codec/fast.py`` gain.
 
 Readers: ``readers`` says which readers ``Codec`` runs ("c": ``streams/codec/_cread.c``,
 built by ``pip install``; "python": its fallback). ``*_decode_python_per_s`` time the
-Python readers on the same bytes, for a Prediction and for a PAIRED JoinEvent (the
-record join stage 2 reads), so ``*_decode_c_ratio`` is what the C readers gain.
+Python readers on the same bytes, for the ModelInput, the Prediction and a PAIRED
+JoinEvent (the record join stage 2 reads), so ``*_decode_c_ratio`` is what the C readers
+gain.
 """
 
 from __future__ import annotations
@@ -147,9 +148,8 @@ def main() -> None:
             "fastavro_encode": lambda r=record: reference.encode(r),  # type: ignore[misc]
             "fastavro_decode": lambda b=avro_bytes: reference.decode(b),  # type: ignore[misc]
         }
-        if prefix == "prediction_":
-            read = PYTHON_DECODERS["dev.shadoweval.Prediction"]
-            timed["python_decode"] = lambda b=avro_bytes, r=read: r(b)  # type: ignore[misc]
+        read = PYTHON_DECODERS[f"dev.shadoweval.{type(record).__name__}"]
+        timed["python_decode"] = lambda b=avro_bytes, r=read: r(b)  # type: ignore[misc]
         for _ in range(args.rounds):  # interleaved so machine noise hits all sides alike
             for name, function in timed.items():
                 runs.setdefault(prefix + name, []).append(rate(function, args.calls))
@@ -190,7 +190,7 @@ def main() -> None:
             f"{prefix}json_bytes": json_size,
             f"{prefix}size_ratio": round(avro_size / json_size, 3),
         }
-    for prefix in ("prediction_", "join_event_"):
+    for prefix in ("", "prediction_", "join_event_"):
         result |= {
             f"{prefix}decode_python_per_s": round(medians[f"{prefix}python_decode"]),
             f"{prefix}decode_c_ratio": round(

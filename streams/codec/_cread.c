@@ -1,4 +1,4 @@
-/* The Prediction, GroundTruth, JoinEvent and JoinEventBatch readers of streams/codec/fastread.py in C.
+/* The ModelInput, Prediction, GroundTruth, JoinEvent and JoinEventBatch readers of streams/codec/fastread.py in C.
  *
  * Same records, same give-ups: a reader returns None for anything the Python reader
  * returns None for (a multi-byte union index, a negative map count, a varint past 64
@@ -8,8 +8,8 @@
  *
  * Records are built as the Python readers build them: object.__new__ of the class, then
  * each field's slot descriptor __set__ (frozen dataclasses refuse setattr). The classes,
- * descriptors, enum members and the ModelInput reader (nested inputs stay in Python)
- * come from configure(), called once by fastread.
+ * descriptors, enum members, fastread's cache of feature names and json.loads come from
+ * configure(), called once by fastread.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -22,12 +22,17 @@
 #define JOIN_EVENT_FIELDS 10
 
 static PyTypeObject *prediction_type, *ground_truth_type, *join_event_type, *batch_type;
+static PyTypeObject *model_input_type;
 static PyObject *prediction_fields[PREDICTION_FIELDS];
 static PyObject *ground_truth_fields[GROUND_TRUTH_FIELDS];
 static PyObject *join_event_fields[JOIN_EVENT_FIELDS];
 static PyObject *batch_fields[1];
+#define MODEL_INPUT_FIELDS 7
+static PyObject *model_input_fields[MODEL_INPUT_FIELDS];
 static PyObject *roles[2], *kinds[3];
-static PyObject *read_model_input; /* (data, i, seg_raw, seg) -> (ModelInput, i) */
+static PyObject *names_of;   /* (joined feature names: bytes) -> list[str], cached */
+static PyObject *json_loads; /* extra_json -> its value */
+static PyObject *separator;  /* between categorical values */
 static PyObject *give_up_errors;   /* exceptions that mean "let fastavro decide" */
 static PyObject *empty_bytes;
 
@@ -218,9 +223,107 @@ fail:
     return NULL;
 }
 
+/* A string field's raw bytes: (pointer, length) into the buffer, or -1. */
+static int read_raw(const Buffer *b, Py_ssize_t *i, const char **start, Py_ssize_t *n) {
+    if (read_size(b, i, n) < 0) return -1;
+    *start = (const char *)b->data + *i;
+    *i += *n;
+    return 0;
+}
+
+/* Feature names from their joined bytes, through fastread's cache. */
+static PyObject *feature_names(const Buffer *b, Py_ssize_t *i) {
+    const char *start;
+    Py_ssize_t n;
+    if (read_raw(b, i, &start, &n) < 0) return NULL;
+    PyObject *raw = PyBytes_FromStringAndSize(start, n);
+    if (raw == NULL) return NULL;
+    PyObject *names = PyObject_CallOneArg(names_of, raw);
+    Py_DECREF(raw);
+    if (names != NULL && !PyList_CheckExact(names)) {
+        Py_DECREF(names);
+        PyErr_SetString(PyExc_TypeError, "names_of returned no list");
+        return NULL;
+    }
+    return names;
+}
+
+static PyObject *zip_dict(PyObject *keys, PyObject *values) {
+    PyObject *result = PyDict_New();
+    if (result == NULL) return NULL;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(keys); k++) {
+        if (PyDict_SetItem(result, PyList_GET_ITEM(keys, k), PyList_GET_ITEM(values, k)) < 0) {
+            Py_DECREF(result);
+            return NULL;
+        }
+    }
+    return result;
+}
+
+static PyObject *read_model_input(const Buffer *b, Py_ssize_t *i, const Buffer *seg_raw,
+                                  PyObject *seg) {
+    PyObject *v[MODEL_INPUT_FIELDS] = {NULL};
+    PyObject *names = NULL, *values = NULL;
+    const char *start;
+    Py_ssize_t n;
+    int64_t ts;
+    if ((v[0] = read_text(b, i)) == NULL) goto fail;
+    if ((v[1] = read_text(b, i)) == NULL) goto fail;
+    if (read_varint(b, i, &ts) < 0 || (v[2] = PyLong_FromLongLong(ts)) == NULL) goto fail;
+    /* numeric: names, then their values as little-endian doubles */
+    if ((names = feature_names(b, i)) == NULL) goto fail;
+    if (read_raw(b, i, &start, &n) < 0 || n != 8 * PyList_GET_SIZE(names)) goto fail;
+    if ((v[3] = PyDict_New()) == NULL) goto fail;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(names); k++) {
+        PyObject *value = PyFloat_FromDouble(PyFloat_Unpack8(start + 8 * k, 1));
+        int failed = value == NULL || PyDict_SetItem(v[3], PyList_GET_ITEM(names, k), value);
+        Py_XDECREF(value);
+        if (failed) goto fail;
+    }
+    Py_CLEAR(names);
+    /* categorical: names, then the values joined by the separator */
+    if ((names = feature_names(b, i)) == NULL) goto fail;
+    if (read_raw(b, i, &start, &n) < 0) goto fail;
+    PyObject *joined = PyUnicode_DecodeUTF8(start, n, NULL); /* must be UTF-8 even unused */
+    if (joined == NULL) goto fail;
+    if (PyList_GET_SIZE(names) == 0) {
+        Py_DECREF(joined);
+        v[4] = PyDict_New();
+    } else {
+        values = PyUnicode_Split(joined, separator, -1);
+        Py_DECREF(joined);
+        if (values == NULL || PyList_GET_SIZE(values) != PyList_GET_SIZE(names)) goto fail;
+        v[4] = zip_dict(names, values);
+    }
+    if (v[4] == NULL) goto fail;
+    if ((v[5] = read_segments(b, i, seg_raw, seg)) == NULL) goto fail;
+    switch (union_index(b, i)) {
+    case 0:
+        v[6] = Py_NewRef(Py_None);
+        break;
+    case 2: {
+        PyObject *text = read_text(b, i);
+        if (text == NULL) goto fail;
+        v[6] = PyObject_CallOneArg(json_loads, text);
+        Py_DECREF(text);
+        if (v[6] == NULL) goto fail;
+        break;
+    }
+    default:
+        goto fail;
+    }
+    Py_XDECREF(names);
+    Py_XDECREF(values);
+    return build(model_input_type, model_input_fields, v, MODEL_INPUT_FIELDS);
+fail:
+    Py_XDECREF(names);
+    Py_XDECREF(values);
+    release(v, MODEL_INPUT_FIELDS);
+    return NULL;
+}
+
 static PyObject *read_join_event(const Buffer *b, Py_ssize_t *i) {
     PyObject *v[JOIN_EVENT_FIELDS] = {NULL};
-    PyObject *seg_bytes = NULL;
     Buffer seg_raw = {NULL, 0, NULL};
     int64_t ts;
     int branch = union_index(b, i); /* the kind enum */
@@ -252,26 +355,7 @@ static PyObject *read_join_event(const Buffer *b, Py_ssize_t *i) {
     if (branch == 0) {
         v[9] = Py_NewRef(Py_None);
     } else if (branch == 2) {
-        seg_bytes = seg_raw.size ? PyBytes_FromStringAndSize((const char *)seg_raw.data,
-                                                             seg_raw.size)
-                                 : Py_NewRef(empty_bytes);
-        if (seg_bytes == NULL) goto fail;
-        PyObject *found = PyObject_CallFunction(read_model_input, "OnOO", b->object, *i,
-                                                seg_bytes, v[6]);
-        Py_CLEAR(seg_bytes);
-        if (found == NULL) goto fail;
-        Py_ssize_t end;
-        if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
-            (end = PyLong_AsSsize_t(PyTuple_GET_ITEM(found, 1))) < 0) {
-            Py_DECREF(found);
-            if (!PyErr_Occurred()) {
-                PyErr_SetString(PyExc_TypeError, "the ModelInput reader returned no (record, i)");
-            }
-            goto fail;
-        }
-        v[9] = Py_NewRef(PyTuple_GET_ITEM(found, 0));
-        Py_DECREF(found);
-        *i = end;
+        if ((v[9] = read_model_input(b, i, &seg_raw, v[6])) == NULL) goto fail;
     } else {
         goto fail;
     }
@@ -334,6 +418,11 @@ static PyObject *read_prediction_message(const Buffer *b, Py_ssize_t *i) {
     return read_prediction(b, i, &none, NULL);
 }
 
+static PyObject *read_model_input_message(const Buffer *b, Py_ssize_t *i) {
+    Buffer none = {NULL, 0, NULL};
+    return read_model_input(b, i, &none, NULL);
+}
+
 /* A whole message (header included): the record, or None to let fastavro decide. */
 static PyObject *decode(PyObject *data, Reader read) {
     if (prediction_type == NULL) {
@@ -372,6 +461,10 @@ static PyObject *decode_join_event(PyObject *module, PyObject *data) {
     return decode(data, read_join_event);
 }
 
+static PyObject *decode_model_input(PyObject *module, PyObject *data) {
+    return decode(data, read_model_input_message);
+}
+
 static PyObject *decode_join_event_batch(PyObject *module, PyObject *data) {
     return decode(data, read_join_event_batch);
 }
@@ -402,42 +495,68 @@ static int take_type(PyObject *cls, PyTypeObject **out) {
     return 0;
 }
 
-static PyObject *configure(PyObject *module, PyObject *args) {
-    PyObject *prediction, *p_fields, *ground_truth, *gt_fields, *join_event, *je_fields;
-    PyObject *batch, *b_fields, *role_members, *kind_members, *model_input_reader, *errors;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOO:configure", &prediction, &p_fields,
-                          &ground_truth, &gt_fields, &join_event, &je_fields, &batch, &b_fields,
-                          &role_members, &kind_members, &model_input_reader, &errors)) {
+static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {
+        "prediction", "ground_truth", "join_event", "join_event_batch", "model_input",
+        "roles", "kinds", "names_of", "json_loads", "separator", "give_up_errors", NULL,
+    };
+    PyObject *prediction, *ground_truth, *join_event, *batch, *model_input;
+    PyObject *role_members, *kind_members, *names, *loads, *sep, *errors;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOOOOOOOOUO:configure", keywords,
+                                     &prediction, &ground_truth, &join_event, &batch,
+                                     &model_input, &role_members, &kind_members, &names, &loads,
+                                     &sep, &errors)) {
         return NULL;
     }
     if (!PyTuple_Check(role_members) || PyTuple_GET_SIZE(role_members) != 2 ||
         !PyTuple_Check(kind_members) || PyTuple_GET_SIZE(kind_members) != 3 ||
-        !PyCallable_Check(model_input_reader) || !PyTuple_Check(errors)) {
+        !PyCallable_Check(names) || !PyCallable_Check(loads) || !PyTuple_Check(errors)) {
         PyErr_SetString(PyExc_TypeError,
-                        "configure(..., roles (2), kinds (3), read_model_input, errors)");
+                        "configure: roles (2), kinds (3), names_of and json_loads callables, "
+                        "give_up_errors a tuple");
         return NULL;
     }
-    if (take_type(prediction, &prediction_type) < 0 ||
-        take_type(ground_truth, &ground_truth_type) < 0 ||
-        take_type(join_event, &join_event_type) < 0 || take_type(batch, &batch_type) < 0 ||
-        take_descriptors(b_fields, batch_fields, 1) < 0 ||
-        take_descriptors(p_fields, prediction_fields, PREDICTION_FIELDS) < 0 ||
-        take_descriptors(gt_fields, ground_truth_fields, GROUND_TRUTH_FIELDS) < 0 ||
-        take_descriptors(je_fields, join_event_fields, JOIN_EVENT_FIELDS) < 0) {
-        return NULL;
+    /* Each record: (class, its slot descriptors in field order). */
+    struct {
+        PyObject *given;
+        PyTypeObject **type;
+        PyObject **fields;
+        Py_ssize_t count;
+    } records[] = {
+        {prediction, &prediction_type, prediction_fields, PREDICTION_FIELDS},
+        {ground_truth, &ground_truth_type, ground_truth_fields, GROUND_TRUTH_FIELDS},
+        {join_event, &join_event_type, join_event_fields, JOIN_EVENT_FIELDS},
+        {batch, &batch_type, batch_fields, 1},
+        {model_input, &model_input_type, model_input_fields, MODEL_INPUT_FIELDS},
+    };
+    for (size_t k = 0; k < sizeof records / sizeof records[0]; k++) {
+        PyObject *given = records[k].given;
+        if (!PyTuple_Check(given) || PyTuple_GET_SIZE(given) != 2) {
+            PyErr_SetString(PyExc_TypeError, "configure: each record is (class, descriptors)");
+            return NULL;
+        }
+        if (take_type(PyTuple_GET_ITEM(given, 0), records[k].type) < 0 ||
+            take_descriptors(PyTuple_GET_ITEM(given, 1), records[k].fields, records[k].count) <
+                0) {
+            return NULL;
+        }
     }
     for (int k = 0; k < 2; k++) Py_XSETREF(roles[k], Py_NewRef(PyTuple_GET_ITEM(role_members, k)));
     for (int k = 0; k < 3; k++) Py_XSETREF(kinds[k], Py_NewRef(PyTuple_GET_ITEM(kind_members, k)));
-    Py_XSETREF(read_model_input, Py_NewRef(model_input_reader));
+    Py_XSETREF(names_of, Py_NewRef(names));
+    Py_XSETREF(json_loads, Py_NewRef(loads));
+    Py_XSETREF(separator, Py_NewRef(sep));
     Py_XSETREF(give_up_errors, Py_NewRef(errors));
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
-    {"configure", configure, METH_VARARGS,
-     "configure(Prediction, its slot descriptors, GroundTruth, ..., JoinEvent, ..., "
-     "JoinEventBatch, ..., roles, kinds, read_model_input, give_up_errors): what the "
-     "readers build records with."},
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
+     "configure(*, prediction, ground_truth, join_event, join_event_batch, model_input "
+     "(each: (class, slot descriptors)), roles, kinds, names_of, json_loads, separator, "
+     "give_up_errors): what the readers build records with."},
+    {"decode_model_input", decode_model_input, METH_O,
+     "A whole ModelInput message, or None (fastavro decides)."},
     {"decode_prediction", decode_prediction, METH_O,
      "A whole Prediction message, or None (fastavro decides)."},
     {"decode_ground_truth", decode_ground_truth, METH_O,
@@ -451,7 +570,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_cread",
-    "C readers of Prediction, GroundTruth, JoinEvent and JoinEventBatch (streams.codec.fastread).",
+    "C readers of the hot records (see streams.codec.fastread).",
     -1,
     methods,
 };

@@ -233,6 +233,12 @@ def _read_double_map(data: bytes, i: int) -> tuple[dict[str, float], int]:
 _NAMES: dict[bytes, list[str]] = {}
 
 
+def _names_of(raw: bytes) -> list[str]:
+    """The feature names joined in ``raw`` (what the C reader asks for)."""
+    names = _NAMES.get(raw)
+    return _names(raw) if names is None else names
+
+
 def _names(raw: bytes) -> list[str]:
     if len(_NAMES) >= 4096:
         _NAMES.clear()
@@ -641,10 +647,10 @@ def _descriptors(cls: type[Any]) -> tuple[Any, ...]:
 
 def _native_decoders() -> dict[str, FastDecoder]:
     """The C readers (:mod:`streams.codec._cread`, built when a compiler was there) of
-    the records the Python ones read, but ModelInput; empty without them or when
+    the records the Python ones read; empty without them or when
     ``SHADOW_EVAL_PURE_PYTHON`` is set."""
     if os.environ.get("SHADOW_EVAL_PURE_PYTHON") or not (
-        _P_SET and _GT_SET and _JE_SET and _JEB_SET
+        _MI_SET and _P_SET and _GT_SET and _JE_SET and _JEB_SET
     ):
         return {}
     try:
@@ -652,27 +658,25 @@ def _native_decoders() -> dict[str, FastDecoder]:
     except ImportError:
         return {}
     _cread.configure(
-        Prediction,
-        _descriptors(Prediction),
-        GroundTruth,
-        _descriptors(GroundTruth),
-        JoinEvent,
-        _descriptors(JoinEvent),
-        JoinEventBatch,
-        _descriptors(JoinEventBatch),
-        _ROLES,
-        _KINDS,
-        _read_model_input,
-        _GIVE_UP_ERRORS,
+        prediction=(Prediction, _descriptors(Prediction)),
+        ground_truth=(GroundTruth, _descriptors(GroundTruth)),
+        join_event=(JoinEvent, _descriptors(JoinEvent)),
+        join_event_batch=(JoinEventBatch, _descriptors(JoinEventBatch)),
+        model_input=(ModelInput, _descriptors(ModelInput)),
+        roles=_ROLES,
+        kinds=_KINDS,
+        names_of=_names_of,
+        json_loads=json.loads,
+        separator=_SEP,
+        give_up_errors=_GIVE_UP_ERRORS,
     )
-    decoders: dict[str, FastDecoder] = {
+    return {
+        "dev.shadoweval.ModelInput": _cread.decode_model_input,
         "dev.shadoweval.Prediction": _cread.decode_prediction,
         "dev.shadoweval.GroundTruth": _cread.decode_ground_truth,
+        "dev.shadoweval.JoinEvent": _cread.decode_join_event,
+        "dev.shadoweval.JoinEventBatch": _cread.decode_join_event_batch,
     }
-    if _MI_SET:  # the nested inputs are read by the Python reader
-        decoders["dev.shadoweval.JoinEvent"] = _cread.decode_join_event
-        decoders["dev.shadoweval.JoinEventBatch"] = _cread.decode_join_event_batch
-    return decoders
 
 
 NATIVE_DECODERS = _native_decoders()

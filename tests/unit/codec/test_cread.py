@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sysconfig
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from streams.records import (
     JoinEvent,
     JoinEventBatch,
     JoinKind,
+    ModelInput,
     Prediction,
     Record,
     Role,
@@ -33,21 +35,25 @@ from tests.unit.codec.strategies import (
     ground_truths,
     join_event_batches,
     join_events,
+    model_inputs,
     paired_events,
     predictions,
 )
 from tests.unit.codec.test_fast import (
     EVENT,
+    INPUT,
     LIVE,
     SHADOW,
     odd_ground_truths,
     odd_join_events,
+    odd_model_inputs,
     odd_predictions,
     same_records,
 )
 
 FASTAVRO = Codec(fast=False)
 NAMES = {
+    ModelInput: "dev.shadoweval.ModelInput",
     Prediction: "dev.shadoweval.Prediction",
     GroundTruth: "dev.shadoweval.GroundTruth",
     JoinEvent: "dev.shadoweval.JoinEvent",
@@ -92,6 +98,8 @@ def test_the_c_readers_are_in_use_wherever_a_compiler_is() -> None:
 
 
 valid = st.one_of(
+    model_inputs,
+    odd_model_inputs,
     predictions,
     ground_truths,
     join_events,
@@ -134,6 +142,8 @@ def test_corrupt_and_cut_bytes_read_the_same(record: Record, data: st.DataObject
 @pytest.mark.parametrize(
     "record",
     [
+        INPUT,
+        replace(INPUT, numeric={}, categorical={}, segments={}, extra=None),
         LIVE,
         SHADOW,
         GroundTruth("r", "m", 1717000900000, "yes"),
@@ -192,3 +202,22 @@ def test_the_records_are_fresh_objects_of_the_classes() -> None:
 def test_a_buffer_that_is_not_bytes_is_refused_clearly() -> None:
     with pytest.raises(TypeError, match="bytes"):
         NATIVE_DECODERS["dev.shadoweval.Prediction"](bytearray(b"\x00" * 10))  # type: ignore[arg-type]
+
+
+@native
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x02r\x02m\x00\x02a\x10" + b"\x00" * 8 + b"\x00\x00\x00\x00",  # plain
+        b"\x02r\x02m\x00\x02a\x0e" + b"\x00" * 7 + b"\x00\x00\x00\x00",  # 7 value bytes
+        b"\x02r\x02m\x00\x02a\x12" + b"\x00" * 9 + b"\x00\x00\x00\x00",  # 9 value bytes
+        b"\x02r\x02m\x00\x00\x00\x02c\x06x\x1fy\x00\x00",  # 2 values, 1 name
+        b"\x02r\x02m\x00\x00\x00\x00\x02\xff\x00\x00",  # bad UTF-8 values, no names
+        b"\x02r\x02m\x00\x02\xff\x00\x00\x00\x00\x00",  # bad UTF-8 names
+        b"\x02r\x02m\x00\x00\x00\x00\x00\x00\x02\x04{]",  # bad JSON
+        b"\x02r\x02m\x00\x00\x00\x00\x00\x00\x02\x041}",  # JSON with trailing data
+        b"\x02r\x02m\x00\x00\x00\x00\x00\x00\x04",  # extra union out of range
+    ],
+)
+def test_hand_made_model_input_bodies_read_the_same(body: bytes) -> None:
+    assert_same("dev.shadoweval.ModelInput", b"\x00\x00\x00\x00\x01" + body)
