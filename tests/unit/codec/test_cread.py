@@ -8,11 +8,7 @@ ones, when built) to fastavro as well.
 
 from __future__ import annotations
 
-import os
-import shutil
-import sysconfig
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,6 +46,7 @@ from tests.unit.codec.test_fast import (
     odd_predictions,
     same_records,
 )
+from tests.unit.native import skip_unless_buildable
 
 FASTAVRO = Codec(fast=False)
 NAMES = {
@@ -87,12 +84,7 @@ def encodable(record: Record) -> bytes | None:
 
 
 def test_the_c_readers_are_in_use_wherever_a_compiler_is() -> None:
-    if os.environ.get("SHADOW_EVAL_PURE_PYTHON"):
-        pytest.skip("SHADOW_EVAL_PURE_PYTHON is set: the Python code runs")
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    headers = Path(sysconfig.get_paths()["include"], "Python.h")
-    if shutil.which(compiler) is None or not headers.exists():
-        pytest.skip(f"no C compiler ({compiler}) or no {headers}: the Python readers run")
+    skip_unless_buildable()
     assert set(NATIVE_DECODERS) == set(NAMES.values()), "rebuild: make install"
     assert all(DECODERS[name] is NATIVE_DECODERS[name] for name in NATIVE_DECODERS)
 

@@ -3,10 +3,6 @@ and slots, exactly; on anything else the C ones step aside (None) and Python dec
 
 from __future__ import annotations
 
-import os
-import shutil
-import sysconfig
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +13,7 @@ from streams.codec import Codec
 from streams.join import slot_bytes
 from streams.join.slot_bytes import Slot
 from streams.records import JoinSlot
+from tests.unit.native import skip_unless_buildable
 
 native: Any = slot_bytes._native
 needs_native = pytest.mark.skipif(native is None, reason="the C slot module is not built")
@@ -71,12 +68,7 @@ def python_unpack(data: bytes) -> Slot | tuple[type[Exception], str]:
 
 
 def test_the_c_slots_are_in_use_wherever_a_compiler_is() -> None:
-    if os.environ.get("SHADOW_EVAL_PURE_PYTHON"):
-        pytest.skip("SHADOW_EVAL_PURE_PYTHON is set: the Python code runs")
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    headers = Path(sysconfig.get_paths()["include"], "Python.h")
-    if shutil.which(compiler) is None or not headers.exists():
-        pytest.skip(f"no C compiler ({compiler}) or no {headers}: the Python pack and unpack run")
+    skip_unless_buildable()
     assert slot_bytes.NATIVE, "rebuild: make install"
 
 

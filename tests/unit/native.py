@@ -1,0 +1,21 @@
+"""Whether this machine should have built the C modules (see hatch_build.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+
+def skip_unless_buildable() -> None:
+    """Skip the calling test where the C modules cannot (or must not) be in use: no C
+    compiler, no Python headers, or ``SHADOW_EVAL_PURE_PYTHON`` set."""
+    if os.environ.get("SHADOW_EVAL_PURE_PYTHON"):
+        pytest.skip("SHADOW_EVAL_PURE_PYTHON is set: the Python code runs")
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    headers = Path(sysconfig.get_paths()["include"], "Python.h")
+    if shutil.which(compiler) is None or not headers.exists():
+        pytest.skip(f"no C compiler ({compiler}) or no {headers}: the Python code runs")
