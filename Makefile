@@ -18,7 +18,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Re-installs only when pyproject.toml or a C module changes (or the venv is new).
-$(STAMP): pyproject.toml hatch_build.py streams/codec/_cread.c streams/join/_cslots.c | $(BIN)/python
+$(STAMP): pyproject.toml hatch_build.py streams/_avro_read.h streams/codec/_cread.c streams/join/_cslots.c | $(BIN)/python
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $@
 

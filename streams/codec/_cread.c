@@ -1,4 +1,5 @@
-/* The ModelInput, Prediction, GroundTruth, JoinEvent and JoinEventBatch readers of streams/codec/fastread.py in C.
+/* The ModelInput, Prediction, GroundTruth, JoinEvent and JoinEventBatch readers of
+ * streams/codec/fastread.py in C.
  *
  * Same records, same give-ups: a reader returns None for anything the Python reader
  * returns None for (a multi-byte union index, a negative map count, a varint past 64
@@ -16,10 +17,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../_avro_read.h"
+
 #define HEADER_SIZE 5
 #define PREDICTION_FIELDS 10
 #define GROUND_TRUTH_FIELDS 4
 #define JOIN_EVENT_FIELDS 10
+#define MODEL_INPUT_FIELDS 7
 
 static PyTypeObject *prediction_type, *ground_truth_type, *join_event_type, *batch_type;
 static PyTypeObject *model_input_type;
@@ -27,57 +31,15 @@ static PyObject *prediction_fields[PREDICTION_FIELDS];
 static PyObject *ground_truth_fields[GROUND_TRUTH_FIELDS];
 static PyObject *join_event_fields[JOIN_EVENT_FIELDS];
 static PyObject *batch_fields[1];
-#define MODEL_INPUT_FIELDS 7
 static PyObject *model_input_fields[MODEL_INPUT_FIELDS];
 static PyObject *roles[2], *kinds[3];
 static PyObject *names_of;   /* (joined feature names: bytes) -> list[str], cached */
 static PyObject *json_loads; /* extra_json -> its value */
 static PyObject *separator;  /* between categorical values */
 static PyObject *give_up_errors;   /* exceptions that mean "let fastavro decide" */
-static PyObject *empty_bytes;
 
-/* The bytes being read. A reader returns -1 to give up (no exception set) or to fail
- * (exception set: a UTF-8 error is a give-up too, see finish()). */
-typedef struct {
-    const unsigned char *data;
-    Py_ssize_t size;
-    PyObject *object; /* the bytes object, for the nested ModelInput reader */
-} Buffer;
-
-static int read_varint(const Buffer *b, Py_ssize_t *i, int64_t *out) {
-    uint64_t n = 0;
-    int shift = 0;
-    unsigned char byte;
-    do {
-        if (*i >= b->size || shift > 63) return -1; /* short, or past 10 bytes */
-        byte = b->data[(*i)++];
-        if (shift == 63 && (byte & 0x7F) > 1) return -1; /* past 64 bits */
-        n |= (uint64_t)(byte & 0x7F) << shift;
-        shift += 7;
-    } while (byte & 0x80);
-    *out = (int64_t)((n >> 1) ^ (~(n & 1) + 1)); /* zig-zag */
-    return 0;
-}
-
-/* A length or map block count: a negative one (a block with its byte size) gives up. */
-static int read_size(const Buffer *b, Py_ssize_t *i, Py_ssize_t *out) {
-    int64_t n;
-    if (read_varint(b, i, &n) < 0 || n < 0 || n > b->size - *i) {
-        /* A count may exceed the bytes left only if its items were empty, which the
-         * readers below never accept: every item has at least one byte. */
-        return -1;
-    }
-    *out = (Py_ssize_t)n;
-    return 0;
-}
-
-static PyObject *read_text(const Buffer *b, Py_ssize_t *i) {
-    Py_ssize_t n;
-    if (read_size(b, i, &n) < 0) return NULL;
-    PyObject *text = PyUnicode_DecodeUTF8((const char *)b->data + *i, n, NULL);
-    *i += n;
-    return text;
-}
+/* A reader returns -1 or NULL to give up (no exception set) or to fail (exception set);
+ * decode() counts the exceptions in give_up_errors (a UTF-8 error among them) as a give-up. */
 
 static int read_double(const Buffer *b, Py_ssize_t *i, double *out) {
     if (b->size - *i < 8) return -1;
@@ -157,12 +119,6 @@ static PyObject *build(PyTypeObject *cls, PyObject **fields, PyObject **values, 
 
 static void release(PyObject **values, int count) {
     for (int k = 0; k < count; k++) Py_XDECREF(values[k]);
-}
-
-/* An optional field: a one-byte union index (0: null), as the Python readers take it. */
-static int union_index(const Buffer *b, Py_ssize_t *i) {
-    if (*i >= b->size) return -1;
-    return b->data[(*i)++];
 }
 
 /* ["null", "double", "string"]: a prediction's value, a join event's label. */
@@ -324,7 +280,7 @@ fail:
 
 static PyObject *read_join_event(const Buffer *b, Py_ssize_t *i) {
     PyObject *v[JOIN_EVENT_FIELDS] = {NULL};
-    Buffer seg_raw = {NULL, 0, NULL};
+    Buffer seg_raw = {NULL, 0};
     int64_t ts;
     int branch = union_index(b, i); /* the kind enum */
     if (branch < 0 || branch > 4 || branch & 1) goto fail;
@@ -414,12 +370,12 @@ fail:
 typedef PyObject *(*Reader)(const Buffer *, Py_ssize_t *);
 
 static PyObject *read_prediction_message(const Buffer *b, Py_ssize_t *i) {
-    Buffer none = {NULL, 0, NULL};
+    Buffer none = {NULL, 0};
     return read_prediction(b, i, &none, NULL);
 }
 
 static PyObject *read_model_input_message(const Buffer *b, Py_ssize_t *i) {
-    Buffer none = {NULL, 0, NULL};
+    Buffer none = {NULL, 0};
     return read_model_input(b, i, &none, NULL);
 }
 
@@ -433,7 +389,7 @@ static PyObject *decode(PyObject *data, Reader read) {
         PyErr_SetString(PyExc_TypeError, "the fast readers take bytes");
         return NULL;
     }
-    Buffer b = {(const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), data};
+    Buffer b = {(const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)};
     Py_ssize_t i = HEADER_SIZE;
     if (b.size < HEADER_SIZE) Py_RETURN_NONE;
     PyObject *record = read(&b, &i);
@@ -575,8 +531,4 @@ static struct PyModuleDef module = {
     methods,
 };
 
-PyMODINIT_FUNC PyInit__cread(void) {
-    empty_bytes = PyBytes_FromStringAndSize(NULL, 0);
-    if (empty_bytes == NULL) return NULL;
-    return PyModule_Create(&module);
-}
+PyMODINIT_FUNC PyInit__cread(void) { return PyModule_Create(&module); }

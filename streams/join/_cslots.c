@@ -5,12 +5,14 @@
  * store: in Python that is a third of its time. Same bytes, same slots: pack returns None
  * (the Python pack then runs) for a value of an unexpected type, and unpack returns None
  * for anything but a well-formed body as pack writes it, so the Python unpack raises its
- * own error. tests/unit/join/test_slots.py holds the two to each other and to fastavro.
+ * own error. tests/unit/join/test_cslots.py holds the two to each other and to fastavro.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "../_avro_read.h"
 
 enum { MODEL, FIRST_SEEN, SEGMENTS, LIVE, CANDIDATES, INPUTS, LABEL, CLOSED, LABELLED, FIELDS };
 static const char *field_names[FIELDS] = {
@@ -42,29 +44,27 @@ static char *put_varint(char *out, uint64_t n) {
 
 static uint64_t zigzag(int64_t n) { return ((uint64_t)n << 1) ^ (uint64_t)(n >> 63); }
 
-/* What pack writes, gathered first so the bytes are allocated once. */
-typedef struct {
-    const char *data;
-    Py_ssize_t size;
-} Piece;
+/* The bytes of a length-prefixed field of n bytes. */
+static size_t sized(Py_ssize_t n) { return varint_size(zigzag(n)) + (size_t)n; }
 
+/* What pack writes, measured first so the bytes are allocated once. */
 typedef struct {
     PyObject *values[FIELDS];
-    Piece model;
     int64_t first_seen;
     size_t total;
 } Packing;
 
-static int text_piece(PyObject *text, Piece *out) {
+/* Adds a text field's size to *total; -1: not a str (Python packs it), -2: an error is
+ * set (not UTF-8 encodable). str caches its UTF-8, so put_text reads it again for free. */
+static int text_size(PyObject *text, size_t *total) {
     if (!PyUnicode_CheckExact(text)) return -1;
-    out->data = PyUnicode_AsUTF8AndSize(text, &out->size);
-    return out->data == NULL ? -2 : 0;
+    Py_ssize_t n;
+    if (PyUnicode_AsUTF8AndSize(text, &n) == NULL) return -2;
+    *total += sized(n);
+    return 0;
 }
 
-static size_t bytes_field(PyObject *value) {
-    Py_ssize_t n = PyBytes_GET_SIZE(value);
-    return varint_size(zigzag(n)) + (size_t)n;
-}
+static size_t bytes_field(PyObject *value) { return sized(PyBytes_GET_SIZE(value)); }
 
 static char *put_bytes(char *out, PyObject *value) {
     Py_ssize_t n = PyBytes_GET_SIZE(value);
@@ -84,10 +84,9 @@ static char *put_text(char *out, PyObject *text) {
 /* Sizes everything; -1: an unexpected type (Python packs it), -2: an error is set. */
 static int measure(Packing *p) {
     PyObject **v = p->values;
-    Piece piece;
     int found;
-    if ((found = text_piece(v[MODEL], &p->model)) < 0) return found;
-    p->total = varint_size(zigzag(p->model.size)) + (size_t)p->model.size;
+    p->total = 0;
+    if ((found = text_size(v[MODEL], &p->total)) < 0) return found;
     if (!PyLong_CheckExact(v[FIRST_SEEN])) return -1;
     int overflow;
     p->first_seen = PyLong_AsLongLongAndOverflow(v[FIRST_SEEN], &overflow);
@@ -112,9 +111,9 @@ static int measure(Packing *p) {
     PyObject *version, *stored;
     if (count) p->total += varint_size(zigzag(count));
     while (PyDict_Next(v[CANDIDATES], &at, &version, &stored)) {
-        if ((found = text_piece(version, &piece)) < 0) return found;
+        if ((found = text_size(version, &p->total)) < 0) return found;
         if (!PyBytes_CheckExact(stored)) return -1;
-        p->total += varint_size(zigzag(piece.size)) + (size_t)piece.size + bytes_field(stored);
+        p->total += bytes_field(stored);
     }
     p->total += 1;
     for (int k = CLOSED; k <= LABELLED; k++) {
@@ -122,8 +121,7 @@ static int measure(Packing *p) {
         Py_ssize_t names = PyList_GET_SIZE(v[k]);
         if (names) p->total += varint_size(zigzag(names));
         for (Py_ssize_t i = 0; i < names; i++) {
-            if ((found = text_piece(PyList_GET_ITEM(v[k], i), &piece)) < 0) return found;
-            p->total += varint_size(zigzag(piece.size)) + (size_t)piece.size;
+            if ((found = text_size(PyList_GET_ITEM(v[k], i), &p->total)) < 0) return found;
         }
         p->total += 1;
     }
@@ -135,9 +133,7 @@ static PyObject *write_packed(Packing *p) {
     PyObject *result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)p->total);
     if (result == NULL) return NULL;
     char *out = PyBytes_AS_STRING(result);
-    out = put_varint(out, zigzag(p->model.size));
-    memcpy(out, p->model.data, (size_t)p->model.size);
-    out += p->model.size;
+    out = put_text(out, v[MODEL]);
     out = put_varint(out, zigzag(p->first_seen));
     out = put_bytes(out, v[SEGMENTS]);
     if (v[LIVE] == Py_None) {
@@ -202,102 +198,62 @@ done:
 
 /* ---------------------------------------------------------------------- unpack */
 
-typedef struct {
-    const unsigned char *data;
-    Py_ssize_t size;
-    Py_ssize_t i;
-} Reader;
-
-static int read_long(Reader *r, int64_t *out) {
-    uint64_t n = 0;
-    int shift = 0;
-    unsigned char byte;
-    do {
-        if (r->i >= r->size || shift > 63) return -1;
-        byte = r->data[r->i++];
-        n |= (uint64_t)(byte & 0x7F) << shift;
-        shift += 7;
-    } while (byte & 0x80);
-    *out = (int64_t)((n >> 1) ^ (~(n & 1) + 1));
-    return 0;
-}
-
-/* A length or count that fits in what is left. */
-static int read_size(Reader *r, Py_ssize_t *out) {
-    int64_t n;
-    if (read_long(r, &n) < 0 || n < 0 || n > r->size - r->i) return -1;
-    *out = (Py_ssize_t)n;
-    return 0;
-}
-
-static PyObject *read_bytes(Reader *r) {
-    Py_ssize_t n;
-    if (read_size(r, &n) < 0) return NULL;
-    PyObject *value = PyBytes_FromStringAndSize((const char *)r->data + r->i, n);
-    r->i += n;
-    return value;
-}
-
-static PyObject *read_text(Reader *r) {
-    Py_ssize_t n;
-    if (read_size(r, &n) < 0) return NULL;
-    PyObject *text = PyUnicode_DecodeUTF8((const char *)r->data + r->i, n, NULL);
-    r->i += n;
-    return text;
-}
-
-static PyObject *read_optional_bytes(Reader *r) {
-    if (r->i >= r->size) return NULL;
-    unsigned char branch = r->data[r->i++];
-    if (branch == 0) return Py_NewRef(Py_None);
-    return branch == 2 ? read_bytes(r) : NULL;
+static PyObject *read_optional_bytes(const Buffer *b, Py_ssize_t *i) {
+    switch (union_index(b, i)) {
+    case 0:
+        return Py_NewRef(Py_None);
+    case 2:
+        return read_bytes(b, i);
+    default:
+        return NULL;
+    }
 }
 
 /* One block of items then the 0 end marker, or just the marker (as pack writes them). */
-static int read_count(Reader *r, Py_ssize_t *count) {
-    if (r->i >= r->size) return -1;
-    if (r->data[r->i] == 0) {
-        r->i++;
+static int read_count(const Buffer *b, Py_ssize_t *i, Py_ssize_t *count) {
+    if (*i >= b->size) return -1;
+    if (b->data[*i] == 0) {
+        *i += 1;
         *count = 0;
         return 0;
     }
-    return read_size(r, count);
+    return read_size(b, i, count);
 }
 
-static int read_end(Reader *r) {
-    if (r->i >= r->size || r->data[r->i] != 0) return -1;
-    r->i++;
+static int read_end(const Buffer *b, Py_ssize_t *i) {
+    if (*i >= b->size || b->data[*i] != 0) return -1;
+    *i += 1;
     return 0;
 }
 
-static PyObject *read_names(Reader *r) {
+static PyObject *read_names(const Buffer *b, Py_ssize_t *i) {
     Py_ssize_t count;
-    if (read_count(r, &count) < 0) return NULL;
+    if (read_count(b, i, &count) < 0) return NULL;
     PyObject *names = PyList_New(count);
     if (names == NULL) return NULL;
     for (Py_ssize_t k = 0; k < count; k++) {
-        PyObject *name = read_text(r);
+        PyObject *name = read_text(b, i);
         if (name == NULL) {
             Py_DECREF(names);
             return NULL;
         }
         PyList_SET_ITEM(names, k, name);
     }
-    if (count && read_end(r) < 0) {
+    if (count && read_end(b, i) < 0) {
         Py_DECREF(names);
         return NULL;
     }
     return names;
 }
 
-static PyObject *read_candidates(Reader *r) {
+static PyObject *read_candidates(const Buffer *b, Py_ssize_t *i) {
     Py_ssize_t count;
-    if (read_count(r, &count) < 0) return NULL;
+    if (read_count(b, i, &count) < 0) return NULL;
     PyObject *candidates = PyDict_New();
     if (candidates == NULL) return NULL;
     for (Py_ssize_t k = 0; k < count; k++) {
-        PyObject *version = read_text(r);
-        PyObject *stored = version == NULL ? NULL : read_bytes(r);
+        PyObject *version = read_text(b, i);
+        PyObject *stored = version == NULL ? NULL : read_bytes(b, i);
         int failed = stored == NULL || PyDict_SetItem(candidates, version, stored) < 0;
         Py_XDECREF(version);
         Py_XDECREF(stored);
@@ -306,7 +262,7 @@ static PyObject *read_candidates(Reader *r) {
             return NULL;
         }
     }
-    if (count && read_end(r) < 0) {
+    if (count && read_end(b, i) < 0) {
         Py_DECREF(candidates);
         return NULL;
     }
@@ -319,21 +275,22 @@ static PyObject *unpack(PyObject *module, PyObject *data) {
         return NULL;
     }
     if (!PyBytes_Check(data)) Py_RETURN_NONE;
-    Reader r = {(const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), 0};
+    Buffer b = {(const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)};
+    Py_ssize_t i = 0;
     PyObject *v[FIELDS] = {NULL};
     PyObject *slot = NULL;
     int64_t first_seen;
-    if ((v[MODEL] = read_text(&r)) == NULL) goto give_up;
-    if (read_long(&r, &first_seen) < 0) goto give_up;
+    if ((v[MODEL] = read_text(&b, &i)) == NULL) goto give_up;
+    if (read_varint(&b, &i, &first_seen) < 0) goto give_up;
     if ((v[FIRST_SEEN] = PyLong_FromLongLong(first_seen)) == NULL) goto give_up;
-    if ((v[SEGMENTS] = read_bytes(&r)) == NULL) goto give_up;
-    if ((v[LIVE] = read_optional_bytes(&r)) == NULL) goto give_up;
-    if ((v[CANDIDATES] = read_candidates(&r)) == NULL) goto give_up;
-    if ((v[INPUTS] = read_optional_bytes(&r)) == NULL) goto give_up;
-    if ((v[LABEL] = read_optional_bytes(&r)) == NULL) goto give_up;
-    if ((v[CLOSED] = read_names(&r)) == NULL) goto give_up;
-    if ((v[LABELLED] = read_names(&r)) == NULL) goto give_up;
-    if (r.i != r.size) goto give_up;
+    if ((v[SEGMENTS] = read_bytes(&b, &i)) == NULL) goto give_up;
+    if ((v[LIVE] = read_optional_bytes(&b, &i)) == NULL) goto give_up;
+    if ((v[CANDIDATES] = read_candidates(&b, &i)) == NULL) goto give_up;
+    if ((v[INPUTS] = read_optional_bytes(&b, &i)) == NULL) goto give_up;
+    if ((v[LABEL] = read_optional_bytes(&b, &i)) == NULL) goto give_up;
+    if ((v[CLOSED] = read_names(&b, &i)) == NULL) goto give_up;
+    if ((v[LABELLED] = read_names(&b, &i)) == NULL) goto give_up;
+    if (i != b.size) goto give_up;
     slot = slot_type->tp_alloc(slot_type, 0);
     for (int k = 0; k < FIELDS && slot != NULL; k++) {
         if (Py_TYPE(descriptors[k])->tp_descr_set(descriptors[k], slot, v[k]) < 0) {

@@ -121,6 +121,19 @@ def test_every_truncation_steps_aside() -> None:
 
 
 @needs_native
+@pytest.mark.parametrize("tenth_byte", [b"\x01", b"\x02", b"\x7f"])
+def test_a_first_seen_varint_of_ten_bytes_unpacks_as_python_does(tenth_byte: bytes) -> None:
+    """Past 64 bits the C reader steps aside (Python's ints do not wrap around)."""
+    packed = Slot("m", 5).pack_python()
+    body = packed[:2] + b"\xff" * 9 + tenth_byte + packed[3:]
+    read = native.unpack(body)
+    expected = Slot.unpack_python(body)
+    if read is not None:
+        assert state(read) == state(expected)
+    assert state(Slot.unpack(body)) == state(expected)
+
+
+@needs_native
 @pytest.mark.parametrize(
     "change",
     [
