@@ -58,9 +58,9 @@ from streams.codec.fastread import NATIVE_DECODERS
 from streams.join.stage_judge import events_of
 from streams.join.stage_pairs import (
     BATCH_SIZE,
-    MAX_EVENTS_BYTES,
     TRANSACTION_TIMEOUT_MS,
     client_config,
+    event_chunks,
     group_config,
     produce,
 )
@@ -156,7 +156,6 @@ def _floor_transaction(
     event_partition = partition_of(b"bench", settings.partitions)  # the join's mapping
     offsets: dict[tuple[str, int], int] = {}
     events: list[bytes] = []
-    size = records = 0
     producer.begin_transaction()
     for message in batch:
         topic: str = message.topic()  # type: ignore[assignment]
@@ -166,14 +165,10 @@ def _floor_transaction(
         if topic == topics.ground_truth:
             produce(producer, topics.join_state, key, FLOOR_STATE_VALUE, partition)
         else:
-            value: bytes = message.value()  # type: ignore[assignment]
-            if events and size + len(value) > MAX_EVENTS_BYTES:
-                produce(producer, topics.join_events, b"bench", b"".join(events), event_partition)
-                events, size, records = [], 0, records + 1
-            events.append(value)
-            size += len(value)
-    if events:
-        produce(producer, topics.join_events, b"bench", b"".join(events), event_partition)
+            events.append(message.value())  # type: ignore[arg-type]
+    records = 0
+    for chunk in event_chunks(events):
+        produce(producer, topics.join_events, b"bench", b"".join(chunk), event_partition)
         records += 1
     producer.send_offsets_to_transaction(
         [TopicPartition(t, p, o) for (t, p), o in offsets.items()],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 from pathlib import Path
 
 import click
@@ -129,6 +128,7 @@ def join(
         serve_verdicts(worker, web_port)
     from streams.codec.fastread import NATIVE_DECODERS
     from streams.join.slot_bytes import NATIVE as NATIVE_SLOTS
+    from streams.native import python_forced
 
     native = bool(NATIVE_DECODERS) and NATIVE_SLOTS
     log = logging.getLogger("streams")
@@ -140,7 +140,7 @@ def join(
         settings.topic_prefix,
         "C" if native else "Python",
     )
-    if not native and not os.environ.get("SHADOW_EVAL_PURE_PYTHON"):
+    if not native and not python_forced():
         log.warning(
             "join: its C modules are not built (pip install needs a C compiler); the "
             "Python code gives the same results, several times slower"

@@ -15,13 +15,13 @@ whole message and the records nested in a JoinEvent.
 from __future__ import annotations
 
 import json
-import os
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
 
 from streams.codec.convert import FEATURE_SEPARATOR, _feature_names
+from streams.native import python_forced
 from streams.records import (
     GroundTruth,
     JoinEvent,
@@ -592,14 +592,9 @@ def _read_join_event(data: bytes, i: int) -> tuple[JoinEvent, int]:
 
 
 def _read_join_event_batch(data: bytes, i: int) -> tuple[JoinEventBatch, int]:
-    short = _SHORT_LEN
     events: list[JoinEvent] = []
-    while True:  # blocks, up to the 0 end marker
-        count = short[data[i]]
-        if count < 0:
-            count, i = _read_size(data, i)
-        else:
-            i += 1
+    while True:  # blocks, up to the 0 end marker (a count per block, not per field)
+        count, i = _read_size(data, i)
         if not count:
             break
         for _ in range(count):
@@ -649,9 +644,7 @@ def _native_decoders() -> dict[str, FastDecoder]:
     """The C readers (:mod:`streams.codec._cread`, built when a compiler was there) of
     the records the Python ones read; empty without them or when
     ``SHADOW_EVAL_PURE_PYTHON`` is set."""
-    if os.environ.get("SHADOW_EVAL_PURE_PYTHON") or not (
-        _MI_SET and _P_SET and _GT_SET and _JE_SET and _JEB_SET
-    ):
+    if python_forced() or not (_MI_SET and _P_SET and _GT_SET and _JE_SET and _JEB_SET):
         return {}
     try:
         from streams.codec import _cread

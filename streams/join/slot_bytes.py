@@ -8,10 +8,11 @@ store keys with :func:`request_key` (a UUID as a 128-bit int: half the memory).
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Mapping
 from typing import Any
+
+from streams.native import python_forced
 
 __all__ = [
     "EMPTY_MAP",
@@ -289,7 +290,7 @@ class Slot:
 def _load_native() -> Any:
     """The C pack and unpack (``streams/join/_cslots.c``, built when a compiler was
     there); None without them or when ``SHADOW_EVAL_PURE_PYTHON`` is set."""
-    if os.environ.get("SHADOW_EVAL_PURE_PYTHON"):
+    if python_forced():
         return None
     try:
         from streams.join import _cslots

@@ -20,6 +20,7 @@ import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from confluent_kafka import (
@@ -61,7 +62,15 @@ from streams.records import (
 from streams.settings import Settings
 from streams.topics import partition_of
 
-__all__ = ["PairStage", "client_config", "dead_letter", "group_config", "now_ms", "produce"]
+__all__ = [
+    "PairStage",
+    "client_config",
+    "dead_letter",
+    "event_chunks",
+    "group_config",
+    "now_ms",
+    "produce",
+]
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +151,27 @@ def group_config(settings: Settings, group: str) -> dict[str, object]:
             "queued.max.messages.kbytes": 16_384,
         },
     )
+
+
+def event_chunks(values: list[bytes]) -> Iterator[list[bytes]]:
+    """``values`` in order, in lists of at most MAX_EVENTS_BYTES (a larger value alone):
+    the events of one JoinEventBatch record each.
+
+    Examples
+    --------
+    >>> [len(c) for c in event_chunks([bytes(100_000)] * 5 + [bytes(300_000)])]
+    [2, 2, 1, 1]
+    """
+    chunk: list[bytes] = []
+    size = 0
+    for value in values:
+        if chunk and size + len(value) > MAX_EVENTS_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(value)
+        size += len(value)
+    if chunk:
+        yield chunk
 
 
 def produce(
@@ -349,15 +379,8 @@ class PairStage:
         topic, header = self.topics.join_events, self._batch_header
         for experiment, values in self._outgoing.items():
             key, partition = experiment.encode(), self._event_partition(experiment)
-            chunk: list[bytes] = []
-            size = 0
-            for value in values:
-                if chunk and size + len(value) > MAX_EVENTS_BYTES:
-                    self._produce(topic, key, event_batch(header, chunk), partition)
-                    chunk, size = [], 0
-                chunk.append(value)
-                size += len(value)
-            self._produce(topic, key, event_batch(header, chunk), partition)
+            for chunk in event_chunks(values):
+                self._produce(topic, key, event_batch(header, chunk), partition)
         self._outgoing = {}
 
     def _count_emitted(self, emitted: Counter[tuple[JoinKind, str | None]]) -> None:
