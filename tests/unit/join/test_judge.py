@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import doctest
 import random
 
 import pytest
 
-import streams.join.judge
-import streams.join.observe
 from streams.join.experiments import ExperimentsFile
 from streams.join.judge import Judge
 from streams.join.observe import observation
@@ -118,8 +115,3 @@ def test_an_unknown_experiment_is_counted_and_dropped() -> None:
     judge = Judge(EXPERIMENTS, dedup=False)
     stranger = JoinEvent(event.kind, "nobody", event.request_id, 0, event.live, event.candidate)
     assert not judge.apply(stranger) and judge.unknown_experiment == 1
-
-
-@pytest.mark.parametrize("module", [streams.join.judge, streams.join.observe])
-def test_docstring_examples(module: object) -> None:
-    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0  # type: ignore[arg-type]

@@ -3,18 +3,12 @@ kinds of request key; and the watchdog that restarts a worker stuck in a client 
 
 from __future__ import annotations
 
-import doctest
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-import streams.join.deadlines
-import streams.join.slot_bytes
-import streams.join.slots
-import streams.join.store
-import streams.join.watchdog
 from streams.join.deadlines import Deadlines
 from streams.join.slot_bytes import request_key
 from streams.join.store import StateStore, open_store
@@ -86,17 +80,3 @@ def test_watchdog_reports_a_stall_once_and_not_a_quick_call() -> None:
         assert stalls == ["slow"]
     finally:
         dog.close()
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        streams.join.deadlines,
-        streams.join.slot_bytes,
-        streams.join.slots,
-        streams.join.store,
-        streams.join.watchdog,
-    ],
-)
-def test_docstring_examples(module: object) -> None:
-    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0  # type: ignore[arg-type]

@@ -1,0 +1,25 @@
+"""The runnable examples in the docstrings of the pure packages pass."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import streams.codec
+import streams.join
+import streams.stats
+
+MODULES = [
+    m.name
+    for package in (streams.codec, streams.join, streams.stats)
+    for m in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    res = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert res.failed == 0
