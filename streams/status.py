@@ -1,7 +1,8 @@
 """``shadow-eval status``: consumer lag of our groups, join hit rates and current verdicts.
 
 Lag comes from the AdminClient: our consumer groups (``shadow-worker.*`` and the join's
-``<app_id>-<topic prefix>`` and ``<app_id>-<topic prefix>-judge``), their committed
+``<app_id>-<topic prefix>`` and ``<app_id>-<topic prefix>-judge``, whatever the app id:
+any group with that ending that reads our topics), their committed
 offsets and the topics' high watermarks (stage 2 commits at its checkpoints, so its lag
 is at most ``checkpoint_every_s`` old). Hit rates and verdicts come from the latest
 :class:`MetricsSnapshot` of each experiment on the metrics topic.
@@ -57,6 +58,8 @@ class GroupLag:
     members: int
     lag: dict[str, int] = field(default_factory=dict)
     """Topic -> sum over partitions of (high watermark - committed offset)."""
+    assigned: tuple[str, ...] = ()
+    """Our topics its members are assigned now (empty for a group without members)."""
 
     @property
     def total(self) -> int:
@@ -140,7 +143,10 @@ def _reachable(admin: AdminClient, settings: Settings, timeout: float) -> None:
 
 
 def our_groups(admin: AdminClient, settings: Settings, timeout: float = 10.0) -> list[str]:
-    """Group ids of shadow workers and of the join (both stages) of ``settings.topic_prefix``."""
+    """Group ids of shadow workers, and of every group that may be a join of
+    ``settings.topic_prefix`` (both stages): it ends with ``-<prefix>`` or
+    ``-<prefix>-judge``, whatever its app id. :func:`collect_status` keeps those that read
+    our topics."""
     try:
         listing = admin.list_consumer_groups(request_timeout=timeout).result(timeout=timeout)
     except (KafkaException, TimeoutError) as exc:
@@ -151,8 +157,7 @@ def our_groups(admin: AdminClient, settings: Settings, timeout: float = 10.0) ->
     return sorted(
         g.group_id
         for g in listing.valid
-        if g.group_id.startswith(WORKER_GROUP_PREFIX)
-        or (g.group_id.endswith(suffixes) and "join" in g.group_id)
+        if g.group_id.startswith(WORKER_GROUP_PREFIX) or g.group_id.endswith(suffixes)
     )
 
 
@@ -247,7 +252,14 @@ def group_lags(settings: Settings, groups: Sequence[str], timeout: float = 10.0)
             per_topic[tp.topic] = per_topic.get(tp.topic, 0) + max(behind, 0)
         description = descriptions[group]
         state = getattr(description.state, "name", str(description.state))
-        lags.append(GroupLag(group, state, len(description.members), per_topic))
+        assigned = {
+            tp.topic
+            for member in description.members
+            if member.assignment is not None
+            for tp in member.assignment.topic_partitions
+        }
+        ours = tuple(sorted(assigned & set(settings.topics.all)))
+        lags.append(GroupLag(group, state, len(description.members), per_topic, ours))
     return lags
 
 
@@ -322,8 +334,17 @@ def collect_status(
     admin = _admin(settings)
     _reachable(admin, settings, timeout)
     groups = sorted({*our_groups(admin, settings, timeout), *extra_groups})
+    lags = [
+        lag
+        for lag in group_lags(settings, groups, timeout)
+        # A group of another application that merely ends like ours reads none of our topics.
+        if lag.lag
+        or lag.assigned
+        or lag.group in extra_groups
+        or lag.group.startswith(WORKER_GROUP_PREFIX)
+    ]
     return Status(
         settings.kafka_bootstrap,
-        tuple(group_lags(settings, groups, timeout)),
+        tuple(lags),
         tuple(join_health(settings, timeout)),
     )

@@ -63,6 +63,41 @@ def test_status_shows_lag_hit_rates_and_verdicts(kafka_settings: Settings) -> No
     assert health.pair_rate == 0.9 and health.label_rate == 0.5
 
 
+def _commit_first(settings: Settings, group: str, topic: str) -> None:
+    """``group`` reads and commits the first record of ``topic`` (partition 0)."""
+    consumer = Consumer(
+        settings.confluent_config(
+            **{"group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False}
+        )
+    )
+    consumer.subscribe([topic])
+    try:
+        while not (messages := consumer.consume(1, timeout=5)):
+            pass
+        assert messages[0].error() is None
+        consumer.commit(messages[0], asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def test_status_finds_a_join_by_its_group_suffix_whatever_its_app_id(
+    kafka_settings: Settings,
+) -> None:
+    _prepare(kafka_settings)
+    prefix = kafka_settings.topic_prefix
+    (foreign,) = create_topics(kafka_settings, [f"{prefix}-elsewhere.inputs"])
+    producer = Producer(kafka_settings.confluent_config())
+    producer.produce(foreign, b"x", partition=0)
+    assert producer.flush(10) == 0
+    custom_join = f"billing-eval-{prefix}"  # a join whose app_id has no "join" in it
+    _commit_first(kafka_settings, custom_join, kafka_settings.topics.inputs)
+    stranger = f"another-app-{prefix}"  # ends like a join group, reads none of our topics
+    _commit_first(kafka_settings, stranger, foreign)
+    groups = {g.group: g for g in collect_status(kafka_settings).groups}
+    assert groups[custom_join].lag == {kafka_settings.topics.inputs: 19}
+    assert stranger not in groups
+
+
 def test_status_cli_json_and_table(kafka_settings: Settings) -> None:
     group = _prepare(kafka_settings)
     common = ["--bootstrap", kafka_settings.kafka_bootstrap,
