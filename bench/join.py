@@ -5,11 +5,11 @@
 Both sides read the same preloaded topics (live and shadow predictions and labels) on the
 same broker in the same run. The join's rate is end to end, through both stages: from its
 own metrics snapshots, one a second (ten times the default rate), between the first
-showing progress and the last taken before the total was reached, so neither start-up,
-the group's first rebalance nor the idle time before the final snapshot is counted. ``ratio`` compares
-input records per second; ``events_ratio`` compares the PAIRED + LABELLED events it emits
-per second with the raw consumer's records per second (the stricter reading: a request
-is 3 records and 2 events). The raw consumer decodes with the join's own readers
+showing progress and the last taken before the total was reached, so neither start-up, the
+group's first rebalance nor the idle time before the final snapshot is counted. ``ratio``
+compares input records per second; ``events_ratio`` compares the PAIRED + LABELLED events
+it emits per second with the raw consumer's records per second (the stricter reading: a
+request is 3 records and 2 events). The raw consumer decodes with the join's own readers
 (``readers``: the C ones when built, else Python; ``SHADOW_EVAL_PURE_PYTHON=1`` runs both
 sides in Python), so faster readers speed both sides up; ``raw_fastavro_records_per_s``
 and ``ratio_vs_fastavro_consumer`` put the join next to a consumer that decodes with
