@@ -10,9 +10,10 @@ events (made by :class:`Pairing` beforehand, so only stage 2 is timed):
 
 ``us_per_event`` is the median over rounds of the mean microseconds per ``Judge.apply``
 (a fresh Judge each round, the whole stream each time); ``report_ms`` the median time of one
-``Judge.report`` at the end of the stream; ``us_per_event_reporting`` the same as
+``Judge.report`` at the end of the stream (which also feeds the windows' batch statistics
+everything they were owed since the start); ``us_per_event_reporting`` the same as
 ``us_per_event`` with a report every 1,000 events counted in (as the agent reports every few
-seconds: tests that sort their samples do part of their work when read).
+seconds: windows feed their batch statistics, and tests sort their samples, when read).
 
 Usage: ``python bench/judge.py --json [--quick]``.
 """

@@ -34,7 +34,7 @@ __all__ = ["Checkpoint", "Checkpoints", "fingerprint"]
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
 """Bumped whenever what a checkpoint holds changes shape."""
 
 

@@ -12,7 +12,7 @@ equal values present, as an insertion sort would.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -45,8 +45,7 @@ class SortedList:
         self._adds: list[float] = []
         self._dels: list[float] = []
         self._limit = _MIN_PENDING
-        for v in values or ():
-            self.add(v)
+        self.add_many(values or ())
 
     def __len__(self) -> int:
         return self._sorted.size + len(self._adds) - len(self._dels)
@@ -77,6 +76,17 @@ class SortedList:
         """Remove one occurrence of ``v`` (``ValueError`` at the merge if absent)."""
         self._dels.append(v)
 
+    def add_many(self, values: Iterable[float]) -> None:
+        """Insert every one of ``values``, in their order."""
+        adds = self._adds
+        adds.extend(values)
+        if len(adds) > self._limit:
+            self._merge()
+
+    def remove_many(self, values: Iterable[float]) -> None:
+        """Remove one occurrence of each of ``values``, in their order."""
+        self._dels.extend(values)
+
     def __getitem__(self, k: int) -> float:
         """The ``k``-th smallest value (0-based, non-negative)."""
         if not 0 <= k < len(self):
@@ -92,8 +102,7 @@ class SortedList:
 
     def update(self, other: SortedList) -> None:
         """Add every value of ``other``."""
-        for v in other.to_array().tolist():
-            self.add(v)
+        self.add_many(other.to_array().tolist())
 
     def to_array(self) -> npt.NDArray[np.float64]:
         """Sorted values as a float64 array (do not modify it)."""

@@ -13,6 +13,9 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Sequence
+from operator import eq
 from typing import ClassVar, Self
 
 import numpy as np
@@ -61,6 +64,24 @@ class _Counts:
                 d[k] = c
             else:
                 del d[k]
+        return self
+
+    def update_many(self, xs: Sequence[str], ys: Sequence[str]) -> Self:
+        """Add the pairs ``zip(xs, ys)`` (as many :meth:`update` calls)."""
+        for counts, labels in ((self.live, xs), (self.cand, ys)):
+            for k, v in Counter(labels).items():
+                counts[k] = counts.get(k, 0) + v
+        return self
+
+    def revert_many(self, xs: Sequence[str], ys: Sequence[str]) -> Self:
+        """Remove pairs added earlier (as many :meth:`revert` calls)."""
+        for counts, labels in ((self.live, xs), (self.cand, ys)):
+            for k, v in Counter(labels).items():
+                c = counts[k] - v
+                if c:
+                    counts[k] = c
+                else:
+                    del counts[k]
         return self
 
     def merge(self, other: Self) -> Self:
@@ -202,6 +223,18 @@ class Agreement:
         self.n -= 1
         if x == y:
             self.k -= 1
+        return self
+
+    def update_many(self, xs: Sequence[str], ys: Sequence[str]) -> Self:
+        """Add the pairs ``zip(xs, ys)`` (as many :meth:`update` calls)."""
+        self.n += len(xs)
+        self.k += sum(map(eq, xs, ys))
+        return self
+
+    def revert_many(self, xs: Sequence[str], ys: Sequence[str]) -> Self:
+        """Remove pairs added earlier (as many :meth:`revert` calls)."""
+        self.n -= len(xs)
+        self.k -= sum(map(eq, xs, ys))
         return self
 
     def merge(self, other: Agreement) -> Self:

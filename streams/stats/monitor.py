@@ -123,7 +123,7 @@ class _Battery:
 
     def _bind(self) -> None:
         # The statistics fed directly (the windowed ones are fed through ``window``).
-        self.direct = tuple(s.update for k, s in self.tests.items() if k not in self.windowed)
+        self.direct = tuple(s for k, s in self.tests.items() if k not in self.windowed)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"tests": self.tests, "windowed": self.windowed, "window": self.window}
@@ -170,15 +170,11 @@ class _Plan:
 
 
 def _feeds(stats: list[Statistic | Window]) -> tuple[tuple[Feed, ...], tuple[TimedFeed, ...]]:
-    """The bound ``update`` methods of ``stats``: windows take the time, statistics do not."""
-    pairs: list[Feed] = []
-    timed: list[TimedFeed] = []
-    for stat in stats:
-        if isinstance(stat, Window):
-            timed.append(stat.update)
-        else:
-            pairs.append(stat.update)
-    return tuple(pairs), tuple(timed)
+    """The bound ``update`` methods of ``stats``, all fed the same pairs: windows take the
+    time, statistics do not (and those that can share their state are fed once)."""
+    windows = [s for s in stats if isinstance(s, Window)]
+    fed = share_state(s for s in stats if not isinstance(s, Window))
+    return tuple(s.update for s in fed), tuple(w.update for w in windows)
 
 
 class ExperimentMonitor:
@@ -351,7 +347,9 @@ class ExperimentMonitor:
                 self.counts.setdefault(metric, 0)
                 self._create(metric, spec, labels)
                 bat = self._battery[metric]
-                stats: list[Statistic | Window] = [] if bat.window is None else [bat.window]
+                stats: list[Statistic | Window] = [*bat.direct]
+                if bat.window is not None:
+                    stats.append(bat.window)
                 if spec.kind == "paired":
                     if metric == self.cfg.primary_metric and self._v_primary is not None:
                         stats.append(self._v_primary)
@@ -361,7 +359,7 @@ class ExperimentMonitor:
                 stats += [self._rule_stats[(rule.name, ALL)] for rule in rules]
                 pairs, timed = _feeds(stats)
                 segmented = spec.kind == "paired" or any(rule.segments for rule in rules)
-                plan = _Plan(self.counts, bat.direct + pairs, timed, segmented)
+                plan = _Plan(self.counts, pairs, timed, segmented)
         self._plans[0 if numeric else 1][metric] = plan
         return plan
 

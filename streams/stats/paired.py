@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
+from operator import gt, lt
 from typing import Self
 
 import numpy as np
@@ -79,8 +81,10 @@ class PairedT:
         n = self.n - 1
         if n <= 0:
             return self.reset()
-        mean = (self.n * self._mean - d) / n
-        self._m2 = max(0.0, self._m2 - (d - mean) * (d - self._mean))
+        before = self._mean
+        mean = (self.n * before - d) / n
+        m2 = self._m2 - (d - mean) * (d - before)
+        self._m2 = m2 if m2 > 0.0 else 0.0  # max(0.0, m2), a NaN included
         self._mean = mean
         self.n = n
         self._sum_x -= x
@@ -156,6 +160,15 @@ def tie_term(a: npt.NDArray[np.float64]) -> float:
     return float(np.sum(t**3 - t))
 
 
+def _signed(xs: Sequence[float], ys: Sequence[float]) -> tuple[int, list[float], list[float]]:
+    """Of the differences ``y - x`` (as :meth:`Wilcoxon.update` computes them): how many are
+    zero, the absolute values of the others and the positive ones, in order."""
+    d = np.array([y - x for x, y in zip(xs, ys, strict=True)], dtype=np.float64)
+    nonzero = d[d != 0.0]
+    absolute = np.where(nonzero > 0.0, nonzero, -nonzero)
+    return d.size - nonzero.size, absolute.tolist(), nonzero[nonzero > 0.0].tolist()
+
+
 class Wilcoxon:
     """Wilcoxon signed-rank test on ``cand - live`` (zeros dropped, ``zero_method="wilcox"``).
 
@@ -218,6 +231,24 @@ class Wilcoxon:
             self._pos.remove(d)
         else:
             self._abs.remove(-d)
+        return self
+
+    def update_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
+        """Add the pairs ``zip(xs, ys)`` (as many :meth:`update` calls)."""
+        zeros, absolute, positive = _signed(xs, ys)
+        self.n += len(xs)
+        self.n_zero += zeros
+        self._abs.add_many(absolute)
+        self._pos.add_many(positive)
+        return self
+
+    def revert_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
+        """Remove pairs added earlier (as many :meth:`revert` calls)."""
+        zeros, absolute, positive = _signed(xs, ys)
+        self.n -= len(xs)
+        self.n_zero -= zeros
+        self._abs.remove_many(absolute)
+        self._pos.remove_many(positive)
         return self
 
     def merge(self, other: Wilcoxon) -> Self:
@@ -302,6 +333,20 @@ class SignTest:
             self.n_neg -= 1
         return self
 
+    def update_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
+        """Add the pairs ``zip(xs, ys)`` (as many :meth:`update` calls)."""
+        self.n += len(xs)
+        self.n_pos += sum(map(gt, ys, xs))
+        self.n_neg += sum(map(lt, ys, xs))
+        return self
+
+    def revert_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
+        """Remove pairs added earlier (as many :meth:`revert` calls)."""
+        self.n -= len(xs)
+        self.n_pos -= sum(map(gt, ys, xs))
+        self.n_neg -= sum(map(lt, ys, xs))
+        return self
+
     def merge(self, other: SignTest) -> Self:
         """Fold another partial state in."""
         self.n += other.n
@@ -371,6 +416,22 @@ class McNemar:
             self.c -= 1
         return self
 
+    def update_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
+        """Add the pairs ``zip(xs, ys)`` (as many :meth:`update` calls)."""
+        b, c = _discordant(xs, ys)
+        self.n += len(xs)
+        self.b += b
+        self.c += c
+        return self
+
+    def revert_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
+        """Remove pairs added earlier (as many :meth:`revert` calls)."""
+        b, c = _discordant(xs, ys)
+        self.n -= len(xs)
+        self.b -= b
+        self.c -= c
+        return self
+
     def merge(self, other: McNemar) -> Self:
         """Fold another partial state in."""
         self.n += other.n
@@ -399,3 +460,15 @@ class McNemar:
         half = z_quantile(self.confidence, alt) * se
         ci = interval(eff, half, half, alt)
         return TestResult("mcnemar", stat, p, eff, ci, n, "all", "accuracy_diff", alt)
+
+
+def _discordant(xs: Sequence[float], ys: Sequence[float]) -> tuple[int, int]:
+    """McNemar's ``b`` and ``c`` over the pairs ``zip(xs, ys)``, as :meth:`McNemar.update`."""
+    b = c = 0
+    for x, y in zip(xs, ys, strict=True):
+        if x > 0.5:
+            if y <= 0.5:
+                b += 1
+        elif y > 0.5:
+            c += 1
+    return b, c

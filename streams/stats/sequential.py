@@ -27,7 +27,7 @@ matching two-sided normal-mixture confidence sequence with plug-in variance (asy
 from __future__ import annotations
 
 import math
-from typing import Self, TypeVar
+from typing import ClassVar, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +65,21 @@ def log_evalue(s: A, v: A, rho: A, two_sided: bool) -> A:
     return base
 
 
+class _Sums:
+    """The state of a :class:`MixtureSPRT`: sums over the pairs seen, and the scale of the
+    differences at the end of the burn-in (0 before)."""
+
+    __slots__ = ("burn", "n", "s1", "s2", "scale", "sx")
+
+    def __init__(self, burn: int) -> None:
+        self.burn = burn
+        self.clear()
+
+    def clear(self) -> None:
+        self.n = 0
+        self.s1 = self.s2 = self.sx = self.scale = 0.0  # sums of d, d**2 and live values
+
+
 class MixtureSPRT:
     """Anytime-valid test and confidence sequence for the mean of ``cand - live``.
 
@@ -94,19 +109,8 @@ class MixtureSPRT:
     (True, True)
     """
 
-    __slots__ = (
-        "_burn",
-        "_s1",
-        "_s2",
-        "_scale",
-        "_sx",
-        "alpha",
-        "alternative",
-        "min_samples",
-        "n",
-        "null",
-        "tune_n",
-    )
+    __slots__ = ("_sums", "alpha", "alternative", "min_samples", "null", "tune_n")
+    shared_state: ClassVar[tuple[str, ...]] = ("_sums",)  # see windows.share_state
 
     def __init__(
         self,
@@ -123,75 +127,90 @@ class MixtureSPRT:
         self.alpha = alpha
         self.min_samples = min_samples
         self.tune_n = tune_n
-        self._burn = max(1, min_samples)
-        self.reset()
+        self._sums = _Sums(max(1, min_samples))
+
+    @property
+    def share_key(self) -> int:
+        """Tests fed the same pairs hold the same sums when their burn-in is as long."""
+        return self._sums.burn
+
+    @property
+    def n(self) -> int:
+        """Pairs seen."""
+        return self._sums.n
 
     def reset(self) -> Self:
         """Forget everything (starts a new sequential experiment)."""
-        self.n = 0
-        self._s1 = self._s2 = self._sx = self._scale = 0.0
+        self._sums.clear()
         return self
 
     def update(self, x: float, y: float) -> Self:
         """Add the pair (live ``x``, candidate ``y``)."""
+        s = self._sums
         d = y - x
-        n = self.n + 1
-        self.n = n
-        self._s1 += d
-        self._s2 += d * d
-        self._sx += x
-        if self._scale == 0.0 and n >= self._burn:
-            self._scale = self._s2 / n
+        n = s.n + 1
+        s.n = n
+        s.s1 += d
+        s.s2 += d * d
+        s.sx += x
+        if s.scale == 0.0 and n >= s.burn:
+            s.scale = s.s2 / n
         return self
 
     def revert(self, x: float, y: float) -> Self:
         """Remove a pair (sliding windows void the anytime guarantee; use cumulative state)."""
+        s = self._sums
         d = y - x
-        self.n -= 1
-        self._s1 -= d
-        self._s2 -= d * d
-        self._sx -= x
+        s.n -= 1
+        s.s1 -= d
+        s.s2 -= d * d
+        s.sx -= x
         return self
 
     def merge(self, other: MixtureSPRT) -> Self:
         """Fold another partial state in (sums add; the first known burn-in scale is kept)."""
-        self.n += other.n
-        self._s1 += other._s1
-        self._s2 += other._s2
-        self._sx += other._sx
-        if self._scale == 0.0:
-            self._scale = other._scale
-        if self._scale == 0.0 and self.n >= self._burn:
-            self._scale = self._s2 / self.n
+        s, o = self._sums, other._sums
+        s.n += o.n
+        s.s1 += o.s1
+        s.s2 += o.s2
+        s.sx += o.sx
+        if s.scale == 0.0:
+            s.scale = o.scale
+        if s.scale == 0.0 and s.n >= s.burn:
+            s.scale = s.s2 / s.n
         return self
 
     @property
     def mean(self) -> float:
         """Mean difference ``cand - live``."""
-        return self._s1 / self.n if self.n else NAN
+        s = self._sums
+        return s.s1 / s.n if s.n else NAN
 
     @property
     def live_mean(self) -> float:
         """Mean of the live values."""
-        return self._sx / self.n if self.n else NAN
+        s = self._sums
+        return s.sx / s.n if s.n else NAN
 
     @property
     def sd(self) -> float:
         """Standard deviation of the differences."""
-        if self.n < 2:
+        s = self._sums
+        if s.n < 2:
             return NAN
-        return math.sqrt(max(0.0, self._s2 - self._s1 * self._s1 / self.n) / (self.n - 1))
+        return math.sqrt(max(0.0, s.s2 - s.s1 * s.s1 / s.n) / (s.n - 1))
 
     def log_e(self) -> float:
         """Current log e-value against the null (0 during burn-in)."""
-        n, mu0 = self.n, self.null
-        if n < self.min_samples or self._scale == 0.0:
+        sums, mu0 = self._sums, self.null
+        n = sums.n
+        if n < self.min_samples or sums.scale == 0.0:
             return 0.0
-        s = self._s1 - n * mu0
-        v = self._s2 - 2.0 * mu0 * self._s1 + n * mu0 * mu0
+        s = sums.s1 - n * mu0
+        v = sums.s2 - 2.0 * mu0 * sums.s1 + n * mu0 * mu0
         if self.alternative == "less":
             s = -s
-        rho = mixture_rho(self._scale, self.alpha, self.tune_n)
+        rho = mixture_rho(sums.scale, self.alpha, self.tune_n)
         return log_evalue(s, v, rho, self.alternative == "two-sided")
 
     def confidence_sequence(self) -> tuple[float, float]:
@@ -201,12 +220,13 @@ class MixtureSPRT:
         one-sided (1 - alpha) bound (the two-sided sequence at 2 * alpha), so the bound
         that matters agrees with the one-sided test an alert reports it beside.
         """
-        n = self.n
-        if n < max(2, self.min_samples) or self._scale == 0.0:
+        s = self._sums
+        n = s.n
+        if n < max(2, self.min_samples) or s.scale == 0.0:
             return (-math.inf, math.inf)
-        mean = self._s1 / n
-        vhat = max(0.0, self._s2 - self._s1 * mean)
-        rho = mixture_rho(self._scale, self.alpha, self.tune_n)
+        mean = s.s1 / n
+        vhat = max(0.0, s.s2 - s.s1 * mean)
+        rho = mixture_rho(s.scale, self.alpha, self.tune_n)
         a = vhat + rho
         level = self.alpha if self.alternative == "two-sided" else min(2.0 * self.alpha, 0.5)
         half = math.sqrt(a * (math.log(a / rho) + 2.0 * math.log(1.0 / level))) / n

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
+from itertools import repeat
+from operator import gt
 from typing import ClassVar, Self
 
 import numpy as np
@@ -59,6 +62,18 @@ class _TwoSorted:
         """Remove values added earlier."""
         self.live.remove(x)
         self.cand.remove(y)
+        return self
+
+    def update_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
+        """Add the pairs ``zip(xs, ys)`` (as many :meth:`update` calls)."""
+        self.live.add_many(xs)
+        self.cand.add_many(ys)
+        return self
+
+    def revert_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
+        """Remove pairs added earlier (as many :meth:`revert` calls)."""
+        self.live.remove_many(xs)
+        self.cand.remove_many(ys)
         return self
 
     def merge(self, other: Self) -> Self:
@@ -278,6 +293,20 @@ class TwoProportions:
             self.k_live -= 1
         if y > 0.5:
             self.k_cand -= 1
+        return self
+
+    def update_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
+        """Add the pairs ``zip(xs, ys)`` (as many :meth:`update` calls)."""
+        self.n += len(xs)
+        self.k_live += sum(map(gt, xs, repeat(0.5)))
+        self.k_cand += sum(map(gt, ys, repeat(0.5)))
+        return self
+
+    def revert_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
+        """Remove pairs added earlier (as many :meth:`revert` calls)."""
+        self.n -= len(xs)
+        self.k_live -= sum(map(gt, xs, repeat(0.5)))
+        self.k_cand -= sum(map(gt, ys, repeat(0.5)))
         return self
 
     def merge(self, other: TwoProportions) -> Self:

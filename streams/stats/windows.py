@@ -6,18 +6,24 @@ added earlier, ``get()`` returns a frozen :class:`~streams.stats.results.TestRes
 ``merge(other)`` folds another partial state of the same kind into this one and ``reset()``
 clears it.  :class:`Window` turns any of them into a count-based or time-based sliding window by
 remembering what it added and reverting it when it falls out of the window.
+
+A statistic whose state depends only on the multiset of pairs it holds (counts, sorted
+samples) also provides ``update_many(xs, ys)`` and ``revert_many(xs, ys)``
+(:class:`BatchStatistic`).  A window feeds those in batches when it is read rather than pair
+by pair: it keeps the pairs anyway, and is updated far more often than read.
 """
 
 from __future__ import annotations
 
 import copy
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from itertools import islice
 from typing import Any, Protocol, Self, runtime_checkable
 
 from streams.stats.results import TestResult
 
-__all__ = ["Statistic", "Window", "share_state"]
+__all__ = ["BatchStatistic", "Statistic", "Window", "share_state"]
 
 
 @runtime_checkable
@@ -39,6 +45,21 @@ class Statistic(Protocol):
     def reset(self) -> Self: ...
 
 
+@runtime_checkable
+class BatchStatistic(Statistic, Protocol):
+    """A statistic whose state is a function of the multiset of pairs it holds, so that
+    pairs may be added and removed late and in batches: ``update_many(xs, ys)`` equals
+    ``update(x, y)`` for each pair in turn, ``revert_many`` likewise, and a pair may be
+    reverted in the same batch as it was added (its ``update_many`` call coming first)."""
+
+    def update_many(self, xs: Sequence[Any], ys: Sequence[Any]) -> Self: ...
+
+    def revert_many(self, xs: Sequence[Any], ys: Sequence[Any]) -> Self: ...
+
+
+_STATE = ("_fed", "_gone_xs", "_gone_ys", "_ts", "_xs", "_ys", "seconds", "size", "stats")
+
+
 class Window:
     """Count-based or time-based sliding window around one or more :class:`Statistic`.
 
@@ -48,7 +69,8 @@ class Window:
     Parameters
     ----------
     stat, *more : Statistic
-        The wrapped statistics (owned by the window from now on).
+        The wrapped statistics (owned by the window from now on: read them through it, or
+        after :meth:`expire`, which brings the batch statistics up to date).
     size : int, optional
         Keep the last ``size`` observations.
     seconds : float, optional
@@ -68,7 +90,21 @@ class Window:
     ['paired_t', 'sign']
     """
 
-    __slots__ = ("_reverts", "_ts", "_updates", "_xs", "_ys", "seconds", "size", "stat", "stats")
+    __slots__ = (
+        "_batched",
+        "_fed",
+        "_gone_xs",
+        "_gone_ys",
+        "_reverts",
+        "_ts",
+        "_updates",
+        "_xs",
+        "_ys",
+        "seconds",
+        "size",
+        "stat",
+        "stats",
+    )
 
     def __init__(
         self,
@@ -93,15 +129,22 @@ class Window:
         self._xs: deque[Any] = deque()
         self._ys: deque[Any] = deque()
         self._ts: deque[float] = deque()
+        # The batch statistics hold the oldest ``_fed`` pairs held (the others are fed to
+        # them when they are read) and the pairs evicted since then.
+        self._fed = 0
+        self._gone_xs: list[Any] = []
+        self._gone_ys: list[Any] = []
         self._bind()
 
     def _bind(self) -> None:
         # Bound methods, resolved once: update() runs for every pair of every metric.
-        self._updates = tuple(s.update for s in self.stats)
-        self._reverts = tuple(s.revert for s in self.stats)
+        self._batched = tuple(s for s in self.stats if isinstance(s, BatchStatistic))
+        eager = [s for s in self.stats if not isinstance(s, BatchStatistic)]
+        self._updates = tuple(s.update for s in eager)
+        self._reverts = tuple(s.revert for s in eager)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("_ts", "_xs", "_ys", "seconds", "size", "stats")}
+        return {k: getattr(self, k) for k in _STATE}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
@@ -129,39 +172,62 @@ class Window:
         size = self.size
         if size is not None:
             if len(xs) > size:
-                ox, oy = xs.popleft(), ys.popleft()
-                for revert in self._reverts:
-                    revert(ox, oy)
+                self._evict()
             return self
         ts = self._ts
         ts.append(t)
         cutoff = t - self.seconds  # type: ignore[operator]  # a time window: seconds is set
         while ts and ts[0] <= cutoff:  # as expire(t), inlined: this runs for every pair
             ts.popleft()
-            ox, oy = xs.popleft(), ys.popleft()
-            for revert in self._reverts:
-                revert(ox, oy)
+            self._evict()
         return self
 
+    def _evict(self) -> None:
+        """Drop the oldest pair held."""
+        x, y = self._xs.popleft(), self._ys.popleft()
+        for revert in self._reverts:
+            revert(x, y)
+        if self._fed:
+            self._fed -= 1
+            self._gone_xs.append(x)
+            self._gone_ys.append(y)
+
+    def _feed_batches(self) -> None:
+        """Bring the batch statistics up to date (before they are read)."""
+        if not self._batched:
+            return  # then nothing is ever fed to them, nor owed
+        fresh = len(self._xs) - self._fed
+        if fresh:
+            xs = list(islice(reversed(self._xs), fresh))[::-1]
+            ys = list(islice(reversed(self._ys), fresh))[::-1]
+            for s in self._batched:
+                s.update_many(xs, ys)
+            self._fed = len(self._xs)
+        if self._gone_xs:
+            for s in self._batched:
+                s.revert_many(self._gone_xs, self._gone_ys)
+            self._gone_xs, self._gone_ys = [], []
+
     def expire(self, now: float) -> Self:
-        """Evict observations older than ``now - seconds`` (no-op for count windows)."""
+        """Evict observations older than ``now - seconds`` (count windows: none) and bring
+        every statistic up to date: read them after this, or through :meth:`get`."""
         if self.seconds is not None:
             cutoff = now - self.seconds
-            xs, ys, ts = self._xs, self._ys, self._ts
-            reverts = self._reverts
+            ts = self._ts
             while ts and ts[0] <= cutoff:
                 ts.popleft()
-                ox, oy = xs.popleft(), ys.popleft()
-                for revert in reverts:
-                    revert(ox, oy)
+                self._evict()
+        self._feed_batches()
         return self
 
     def get(self) -> TestResult:
         """Result of the (first) wrapped statistic on the current window."""
+        self._feed_batches()
         return self.stat.get().with_window(self.label)
 
     def results(self) -> tuple[TestResult, ...]:
         """Result of every wrapped statistic on the current window, in order."""
+        self._feed_batches()
         label = self.label
         return tuple(s.get().with_window(label) for s in self.stats)
 
@@ -170,6 +236,8 @@ class Window:
         self._xs.clear()
         self._ys.clear()
         self._ts.clear()
+        self._fed = 0
+        self._gone_xs, self._gone_ys = [], []
         for s in self.stats:
             s.reset()
         return self
@@ -184,11 +252,12 @@ def share_state(stats: Iterable[Statistic]) -> list[Statistic]:
     """The ones to feed, of statistics that are all going to be fed the same pairs.
 
     A statistic whose class names its state in ``shared_state`` holds the same state as any
-    other of that state class fed the same pairs: KS, Mann-Whitney and quantile ratios keep the
-    same two sorted samples, chi-square and PSI the same label counts.  Every one after the
-    first of its state class is made to use the first one's state (one copy, same results) and
-    is left out of the list returned, since feeding it as well would count every pair twice.
-    Only the returned statistics may be updated, reverted, merged or reset from then on.
+    other of that state class fed the same pairs (and of equal ``share_key``, if it has one):
+    KS, Mann-Whitney and quantile ratios keep the same two sorted samples, chi-square and PSI
+    the same label counts, mixture SPRTs of the same burn-in the same sums.  Every one after
+    the first of its state class is made to use the first one's state (one copy, same results)
+    and is left out of the list returned, since feeding it as well would count every pair
+    twice.  Only the returned statistics may be updated, reverted, merged or reset from then on.
 
     Examples
     --------
@@ -201,15 +270,17 @@ def share_state(stats: Iterable[Statistic]) -> list[Statistic]:
     (1, 100, 2.0)
     """
     out: list[Statistic] = []
-    first: dict[type, Statistic] = {}
+    first: dict[tuple[type, object], Statistic] = {}
     for stat in stats:
         owner = next((c for c in type(stat).__mro__ if "shared_state" in vars(c)), None)
         if owner is None:
             out.append(stat)
-        elif owner not in first:
-            first[owner] = stat
+            continue
+        key = (owner, getattr(stat, "share_key", None))
+        if key not in first:
+            first[key] = stat
             out.append(stat)
         else:
             for name in vars(owner)["shared_state"]:
-                setattr(stat, name, getattr(first[owner], name))
+                setattr(stat, name, getattr(first[key], name))
     return out

@@ -16,6 +16,7 @@ from streams.stats import (
     ChiSquare,
     MannWhitney,
     McNemar,
+    MixtureSPRT,
     PairedT,
     QuantileRatio,
     SignTest,
@@ -100,3 +101,25 @@ def test_window_checks_clones_and_resets_all_its_statistics() -> None:
     assert [r.n for r in w.reset().results()] == [0, 0]
     with pytest.raises(ValueError, match="exactly one"):
         Window(PairedT(), SignTest())
+
+
+def test_mixture_sprts_share_their_sums_when_their_burn_in_is_as_long() -> None:
+    makes: list[Callable[[], MixtureSPRT]] = [
+        lambda: MixtureSPRT(min_samples=50),
+        lambda: MixtureSPRT("greater", null=0.5, alpha=0.01, min_samples=50),
+        lambda: MixtureSPRT(min_samples=200),  # its scale is taken later: not shared
+    ]
+    stats = [make() for make in makes]
+    fed = share_state(stats)
+    assert fed == [stats[0], stats[2]]
+    for i, (x, y) in enumerate(NUMERIC):
+        for s in fed:
+            s.update(x, y)
+        if i == 400:
+            stats = pickle.loads(pickle.dumps(stats))  # keeps the sharing
+            fed = [stats[0], stats[2]]
+    alone = [make() for make in makes]
+    for x, y in NUMERIC:
+        for s in alone:
+            s.update(x, y)
+    assert [repr(s.get()) for s in stats] == [repr(s.get()) for s in alone]
