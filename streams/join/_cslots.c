@@ -1,11 +1,13 @@
-/* Slot.pack, Slot.unpack and request_key of streams/join/slot_bytes.py in C: a request's
- * join-stage-1 state to and from its JoinSlot Avro body, and its store key.
+/* Slot.pack, Slot.unpack, request_key and join_event of streams/join/slot_bytes.py in C: a
+ * request's join-stage-1 state to and from its JoinSlot Avro body, its store key, and the
+ * join events made of it.
  *
  * Stage 1 packs every request a batch touches and unpacks every one it finds in the
  * store: in Python that is a third of its time. Same bytes, same slots: pack returns None
  * (the Python pack then runs) for a value of an unexpected type, and unpack returns None
  * for anything but a well-formed body as pack writes it, so the Python unpack raises its
- * own error. tests/unit/join/test_cslots.py holds the two to each other and to fastavro.
+ * own error; join_event hands values of unexpected types to its Python twin.
+ * tests/unit/join/test_cslots.py holds the two to each other and to fastavro.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -306,6 +308,148 @@ give_up:
     Py_RETURN_NONE; /* the Python unpack reads it or names what is wrong */
 }
 
+/* ------------------------------------------------------------------ join events */
+
+static PyObject *event_fallback; /* join_event_python: decides on unexpected types */
+
+/* What join_event writes, every value checked: bytes, or None where optional. */
+typedef struct {
+    PyObject *start, *rid, *candidate, *segments, *live, *label;
+    PyObject *inputs; /* None unless the event carries them */
+    PyObject *reason; /* NULL: left out (no expiry reason) */
+    const char *model;
+    Py_ssize_t model_size;
+    int64_t now_ms;
+} Event;
+
+static size_t raw_size(PyObject *value) { return (size_t)PyBytes_GET_SIZE(value); }
+
+static char *put_raw(char *out, PyObject *value) {
+    memcpy(out, PyBytes_AS_STRING(value), raw_size(value));
+    return out + PyBytes_GET_SIZE(value);
+}
+
+/* A stored prediction as the event's nested Prediction (union branch 1): request id,
+ * model, the stored bytes, the request's segments; or null. */
+static size_t prediction_size(const Event *e, PyObject *stored) {
+    if (stored == Py_None) return 1;
+    return 1 + raw_size(e->rid) + sized(e->model_size) + raw_size(stored) + raw_size(e->segments);
+}
+
+static char *put_prediction(char *out, const Event *e, PyObject *stored) {
+    if (stored == Py_None) {
+        *out++ = 0;
+        return out;
+    }
+    *out++ = 2;
+    out = put_raw(out, e->rid);
+    out = put_varint(out, zigzag(e->model_size));
+    memcpy(out, e->model, (size_t)e->model_size);
+    out = put_raw(out + e->model_size, stored);
+    return put_raw(out, e->segments);
+}
+
+/* `slot.label or b"\x00"`, as the Python twin writes it. */
+static int has_label(const Event *e) { return e->label != Py_None && PyBytes_GET_SIZE(e->label); }
+
+static PyObject *write_event(const Event *e) {
+    size_t total = raw_size(e->start) + raw_size(e->rid) + varint_size(zigzag(e->now_ms)) +
+                   raw_size(e->segments) + prediction_size(e, e->live) +
+                   prediction_size(e, e->candidate) + (has_label(e) ? raw_size(e->label) : 1) +
+                   (e->reason == NULL ? 1 : raw_size(e->reason)) +
+                   (e->inputs == Py_None ? 1 : 1 + raw_size(e->inputs));
+    PyObject *result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (result == NULL) return NULL;
+    char *out = PyBytes_AS_STRING(result);
+    out = put_raw(out, e->start);
+    out = put_raw(out, e->rid);
+    out = put_varint(out, zigzag(e->now_ms));
+    out = put_raw(out, e->segments);
+    out = put_prediction(out, e, e->live);
+    out = put_prediction(out, e, e->candidate);
+    if (has_label(e)) {
+        out = put_raw(out, e->label);
+    } else {
+        *out++ = 0;
+    }
+    if (e->reason == NULL) {
+        *out++ = 0;
+    } else {
+        out = put_raw(out, e->reason);
+    }
+    if (e->inputs == Py_None) {
+        *out++ = 0;
+    } else {
+        *out++ = 2;
+        out = put_raw(out, e->inputs);
+    }
+    if (out != PyBytes_AS_STRING(result) + total) {
+        Py_DECREF(result);
+        PyErr_SetString(PyExc_SystemError, "join event: size mismatch");
+        return NULL;
+    }
+    return result;
+}
+
+static int is_optional_bytes(PyObject *value) {
+    return value == Py_None || PyBytes_CheckExact(value);
+}
+
+/* join_event(start, rid, slot, candidate, now_ms, with_inputs[, reason]): see
+ * join_event_python in slot_bytes.py, which runs instead for values of other types. */
+static PyObject *join_event(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (slot_type == NULL || event_fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "streams.join._cslots: configure() first");
+        return NULL;
+    }
+    if (nargs != 6 && nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "join_event takes 6 or 7 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    int with_inputs = PyObject_IsTrue(args[5]);
+    if (with_inputs < 0) return NULL;
+    enum { E_MODEL, E_SEGMENTS, E_LIVE, E_INPUTS, E_LABEL, E_FIELDS };
+    static const int fields[E_FIELDS] = {MODEL, SEGMENTS, LIVE, INPUTS, LABEL};
+    PyObject *v[E_FIELDS] = {NULL};
+    PyObject *result = NULL;
+    if (Py_TYPE(args[2]) != slot_type) goto fallback;
+    for (int k = 0; k < E_FIELDS; k++) {
+        PyObject *descriptor = descriptors[fields[k]];
+        v[k] = Py_TYPE(descriptor)->tp_descr_get(descriptor, args[2], (PyObject *)slot_type);
+        if (v[k] == NULL) goto done;
+    }
+    Event e = {
+        .start = args[0],
+        .rid = args[1],
+        .candidate = args[3],
+        .segments = v[E_SEGMENTS],
+        .live = v[E_LIVE],
+        .label = v[E_LABEL],
+        .inputs = with_inputs ? v[E_INPUTS] : Py_None,
+        .reason = nargs == 7 ? args[6] : NULL,
+    };
+    if (!PyBytes_CheckExact(e.start) || !PyBytes_CheckExact(e.rid) ||
+        !is_optional_bytes(e.candidate) || !PyBytes_CheckExact(e.segments) ||
+        !is_optional_bytes(e.live) || !is_optional_bytes(v[E_INPUTS]) ||
+        !is_optional_bytes(e.label) || (e.reason != NULL && !PyBytes_CheckExact(e.reason)) ||
+        !PyUnicode_CheckExact(v[E_MODEL]) || !PyLong_CheckExact(args[4])) {
+        goto fallback;
+    }
+    int overflow;
+    e.now_ms = PyLong_AsLongLongAndOverflow(args[4], &overflow);
+    if (overflow) goto fallback;
+    if (e.now_ms == -1 && PyErr_Occurred()) goto done;
+    e.model = PyUnicode_AsUTF8AndSize(v[E_MODEL], &e.model_size);
+    if (e.model == NULL) goto done;
+    result = write_event(&e);
+    goto done;
+fallback:
+    result = PyObject_Vectorcall(event_fallback, args, (size_t)nargs, NULL);
+done:
+    for (int k = 0; k < E_FIELDS; k++) Py_XDECREF(v[k]);
+    return result;
+}
+
 /* ------------------------------------------------------------------ request ids */
 
 static int hex_digit(Py_UCS1 c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
@@ -339,7 +483,12 @@ static PyObject *request_key(PyObject *module, PyObject *request_id) {
     return PyUnicode_AsUTF8String(request_id);
 }
 
-static PyObject *configure(PyObject *module, PyObject *cls) {
+static PyObject *configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "configure(Slot, join_event_python)");
+        return NULL;
+    }
+    PyObject *cls = args[0];
     if (!PyType_Check(cls)) {
         PyErr_Format(PyExc_TypeError, "%R is not a class", cls);
         return NULL;
@@ -356,21 +505,26 @@ static PyObject *configure(PyObject *module, PyObject *cls) {
         Py_XSETREF(descriptors[k], descriptor);
     }
     Py_XSETREF(slot_type, (PyTypeObject *)Py_NewRef(cls));
+    Py_XSETREF(event_fallback, Py_NewRef(args[1]));
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
-    {"configure", configure, METH_O, "configure(Slot): the class unpack builds."},
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
+     "configure(Slot, join_event_python): the class unpack builds, the fallback of join_event."},
     {"pack", pack, METH_O, "The JoinSlot body of a Slot, or None (the Python pack decides)."},
     {"unpack", unpack, METH_O,
      "The Slot of a JoinSlot body, or None (the Python unpack reads it or raises)."},
     {"request_key", request_key, METH_O, "The store key of a request id (see slot_bytes)."},
+    {"join_event", (PyCFunction)(void (*)(void))join_event, METH_FASTCALL,
+     "A JoinEvent message's bytes (see slot_bytes.join_event_python)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_cslots",
-    "C Slot.pack, Slot.unpack and request_key (see streams.join.slot_bytes).", -1, methods,
+    "C Slot.pack, Slot.unpack, request_key and join_event (see streams.join.slot_bytes).", -1,
+    methods,
 };
 
 PyMODINIT_FUNC PyInit__cslots(void) { return PyModule_Create(&module); }

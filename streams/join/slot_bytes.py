@@ -24,6 +24,8 @@ __all__ = [
     "encode_string_map",
     "encode_text",
     "event_batch",
+    "join_event",
+    "join_event_python",
     "key_from_changelog",
     "request_id_of",
     "request_key",
@@ -88,7 +90,8 @@ def encode_text(s: str) -> bytes:
 
 def text(s: str) -> bytes:
     raw = s.encode()
-    return _size(len(raw)) + raw
+    n = len(raw)
+    return (_SIZE[n] if n < 64 else encode_long(n)) + raw  # _size, inlined: once a record
 
 
 _MAPS: dict[tuple[tuple[str, str], ...], bytes] = {}
@@ -287,25 +290,63 @@ class Slot:
         return _varint(data, i + n)[0]
 
 
+def join_event(
+    start: bytes,
+    rid: bytes,
+    slot: Slot,
+    candidate: bytes | None,
+    now_ms: int,
+    with_inputs: bool,
+    reason: bytes = b"\x00",
+) -> bytes:
+    """A JoinEvent message of a request's state (the C one when built: it is made once
+    per event).
+
+    ``start`` is its first bytes (wire header, kind, experiment), ``rid`` the request id
+    as an Avro string, ``candidate`` the stored candidate prediction, ``with_inputs``
+    whether it carries the request's inputs, ``reason`` the encoded expiry reason union.
+    The nested predictions are the request id, model, stored bytes and the request's
+    segments, as :class:`~streams.codec.Codec` writes a Prediction.
+    """
+    head = rid + encode_text(slot.model)
+    segments, live, inputs = slot.segments, slot.live, slot.inputs
+    return b"".join(
+        (
+            start,
+            rid,
+            timestamp(now_ms),
+            segments,
+            b"\x00" if live is None else b"\x02" + head + live + segments,
+            b"\x00" if candidate is None else b"\x02" + head + candidate + segments,
+            slot.label or b"\x00",
+            reason,
+            b"\x02" + inputs if with_inputs and inputs is not None else b"\x00",
+        )
+    )
+
+
 def _load_native() -> Any:
-    """The C pack and unpack (``streams/join/_cslots.c``, built when a compiler was
-    there); None without them or when ``SHADOW_EVAL_PURE_PYTHON`` is set."""
+    """The C twins (``streams/join/_cslots.c``, built when a compiler was there); None
+    without them or when ``SHADOW_EVAL_PURE_PYTHON`` is set."""
     if python_forced():
         return None
     try:
         from streams.join import _cslots
     except ImportError:
         return None
-    _cslots.configure(Slot)
+    _cslots.configure(Slot, join_event_python)
     return _cslots
 
 
+request_key_python = request_key
+join_event_python = join_event
 _native = _load_native()
 NATIVE = _native is not None
-"""Whether :class:`Slot` packs and unpacks, and :func:`request_key` runs, in C."""
-request_key_python = request_key
-if _native is not None:  # the same keys (tests/unit/join/test_cslots.py), ~10x faster
+"""Whether :class:`Slot` packs and unpacks, and :func:`request_key` and :func:`join_event`
+run, in C."""
+if _native is not None:  # the same bytes (tests/unit/join/test_cslots.py), several times faster
     request_key = _native.request_key
+    join_event = _native.join_event
 
 
 def _varint(data: bytes, i: int) -> tuple[int, int]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from streams.join.experiments import Experiment, ExperimentsFile
 from streams.join.pairing import Outcome
@@ -37,27 +38,32 @@ from streams.join.slot_bytes import (
     encode_label,
     encode_string_map,
     encode_text,
+    join_event,
     text,
-    timestamp,
 )
 from streams.records import ExpiryReason, GroundTruth, JoinKind, ModelInput, Prediction, Role
 
-__all__ = ["Emitted", "SlotPairing", "SlotStep"]
+__all__ = ["Emitted", "Queued", "SlotPairing", "SlotStep"]
 
 _KIND_BYTE = {JoinKind.PAIRED: b"\x00", JoinKind.LABELLED: b"\x02", JoinKind.EXPIRED: b"\x04"}
 # Enum members as plain globals: an Enum class attribute lookup is a descriptor call.
 _LIVE = Role.LIVE
 _PAIRED, _LABELLED, _EXPIRED = JoinKind.PAIRED, JoinKind.LABELLED, JoinKind.EXPIRED
+_ACCEPTED, _DUPLICATE = Outcome.ACCEPTED, Outcome.DUPLICATE
+_UNKNOWN_MODEL, _UNKNOWN_VERSION = Outcome.UNKNOWN_MODEL, Outcome.UNKNOWN_VERSION
 
 
-@dataclass(frozen=True, slots=True)
-class Emitted:
+class Emitted(NamedTuple):
     """One join event, already encoded (Confluent wire format)."""
 
     experiment: str
     kind: JoinKind
     reason: str | None
     value: bytes
+
+
+Queued = tuple[str, JoinKind, str | None, bytes]
+"""A queued join event: an :class:`Emitted` as a plain tuple (cheaper to build)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +77,61 @@ class SlotStep:
     changed: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """One experiment as the rules read it, with the fixed first bytes of its events
+    (wire header, kind and experiment name) by kind."""
+
+    name: str
+    candidate: str
+    needs_inputs: bool
+    paired: bytes
+    labelled: bytes
+    expired: bytes
+
+    @classmethod
+    def of(cls, experiment: Experiment, event_header: bytes) -> _Rule:
+        name = encode_text(experiment.name)
+        paired, labelled, expired = (
+            event_header + _KIND_BYTE[kind] + name for kind in (_PAIRED, _LABELLED, _EXPIRED)
+        )
+        return cls(
+            experiment.name,
+            experiment.candidate,
+            experiment.needs_inputs,
+            paired,
+            labelled,
+            expired,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Model:
+    """The experiments of one model. A request is complete (every event emitted) once
+    its ``labelled`` holds every rule's name: ``len(slot.labelled) >= len(rules)``,
+    as each name is in it at most once."""
+
+    rules: tuple[_Rule, ...]
+    live_version: str
+    candidates: frozenset[str]
+    needs_inputs: bool
+    text: bytes
+    """The model name as an Avro string."""
+
+
+_NO_MODEL = _Model((), "", frozenset(), False, b"")
+"""A state's model that no experiment names (any longer): nothing to emit for it."""
+
 Canonical = Callable[[Prediction | ModelInput], bytes]
 
 
 class SlotPairing:
     """Stage 1 over all experiments of an experiments file, on raw record bytes.
+
+    Two ways to apply a record: ``add_prediction`` / ``add_label`` / ``add_input`` return
+    just the new state (or why there is none) and queue the join events for
+    :meth:`take_events` (the streaming join's batches), ``on_prediction`` / ``on_label``
+    / ``on_input`` return one :class:`SlotStep` with them (replay, tests).
 
     Parameters
     ----------
@@ -122,19 +178,23 @@ class SlotPairing:
         self.experiments = experiments
         self.pair_ttl_ms = int(experiments.join.pair_ttl_s * 1000)
         self.label_ttl_ms = int(experiments.join.label_ttl_s * 1000)
-        self._by_model: dict[str, tuple[Experiment, ...]] = {
-            model: experiments.for_model(model)
-            for model in {e.model for e in experiments.experiments}
-        }
-        self._candidates = {
-            model: frozenset(e.candidate for e in exps) for model, exps in self._by_model.items()
-        }
+        self._models: dict[str, _Model] = {}
+        for model in {e.model for e in experiments.experiments}:
+            of_model = experiments.for_model(model)
+            rules = tuple(_Rule.of(e, event_header) for e in of_model)
+            self._models[model] = _Model(
+                rules,
+                of_model[0].live_version,
+                frozenset(e.candidate for e in of_model),
+                any(e.needs_inputs for e in of_model),
+                encode_text(model),
+            )
         self._prediction_header = prediction_header
         self._input_header = input_header
-        self._event_header = event_header
+        self._queue: list[Queued] = []
         self._canonical = canonical
         self.outcomes: Counter[Outcome] = Counter()
-        """Records by outcome since the caller last cleared it."""
+        """Records applied with ``on_*``, by outcome, since the caller last cleared it."""
 
     @classmethod
     def for_codec(cls, experiments: ExperimentsFile, codec: object) -> SlotPairing:
@@ -150,194 +210,192 @@ class SlotPairing:
             canonical=codec.encode,  # type: ignore[attr-defined]
         )
 
+    def take_events(self) -> list[Queued]:
+        """The join events queued since the last call, in the order they were emitted."""
+        events, self._queue = self._queue, []
+        return events
+
     # ------------------------------------------------------------------ records
-    def on_prediction(self, slot: Slot | None, p: Prediction, raw: bytes, now_ms: int) -> SlotStep:
-        experiments = self._by_model.get(p.model)
-        if not experiments:
-            return self._count(SlotStep(slot, outcome=Outcome.UNKNOWN_MODEL, changed=False))
+    def add_prediction(
+        self, slot: Slot | None, p: Prediction, raw: bytes, now_ms: int
+    ) -> Slot | Outcome:
+        """Apply a prediction: the request's new state, or the outcome that left it as it
+        was; its events are queued."""
+        model = self._models.get(p.model)
+        if model is None:
+            return _UNKNOWN_MODEL
         is_live = p.role is _LIVE
-        if (is_live and p.version != experiments[0].live_version) or (
-            not is_live and p.version not in self._candidates[p.model]
-        ):
-            return self._count(SlotStep(slot, outcome=Outcome.UNKNOWN_VERSION, changed=False))
+        if (p.version != model.live_version) if is_live else (p.version not in model.candidates):
+            return _UNKNOWN_VERSION
         segments = encode_string_map(p.segments)
+        fresh = slot is None
         if slot is None:
             slot = Slot(p.model, now_ms, segments)
-        elif self._complete(slot, experiments) or (
+        elif len(slot.labelled) >= len(model.rules) or (
             slot.live is not None if is_live else p.version in slot.candidates
         ):
-            return self._count(SlotStep(slot, outcome=Outcome.DUPLICATE, changed=False))
-        stored = self._stored(p, raw, segments)
+            return _DUPLICATE
+        rid = text(p.request_id)
+        # The stored prediction: its bytes from ``version`` to ``error``, copied from raw.
+        prefix = rid + model.text
+        if not (
+            raw.startswith(self._prediction_header)
+            and raw.startswith(prefix, 5)
+            and raw.endswith(segments)
+        ):
+            # Another schema version or a writer's own block layout: write it our way.
+            raw = self._canonical(p)
+        stored = raw[5 + len(prefix) : len(raw) - len(segments)]
         if is_live:
             slot.live = stored
             if p.segments:  # the live prediction's segments are the request's
                 slot.segments = segments
         else:
             slot.candidates[p.version] = stored
-        return self._count(self._emit(slot, p.request_id, experiments, now_ms))
+        return slot if fresh else self._emit(slot, rid, model, now_ms)
 
-    def on_input(
+    def add_input(
         self, slot: Slot | None, model_input: ModelInput, raw: bytes, now_ms: int
-    ) -> SlotStep:
-        experiments = self._by_model.get(model_input.model)
-        if not experiments:
-            return self._count(SlotStep(slot, outcome=Outcome.UNKNOWN_MODEL, changed=False))
-        if not any(e.needs_inputs for e in experiments):
-            return self._count(SlotStep(slot, outcome=Outcome.NOT_NEEDED, changed=False))
+    ) -> Slot | Outcome:
+        """Apply a model input, as :meth:`add_prediction`."""
+        model = self._models.get(model_input.model)
+        if model is None:
+            return _UNKNOWN_MODEL
+        if not model.needs_inputs:
+            return Outcome.NOT_NEEDED
+        fresh = slot is None
         if slot is None:
             slot = Slot(model_input.model, now_ms, encode_string_map(model_input.segments))
-        elif slot.inputs is not None or self._complete(slot, experiments):
-            return self._count(SlotStep(slot, outcome=Outcome.DUPLICATE, changed=False))
+        elif slot.inputs is not None or len(slot.labelled) >= len(model.rules):
+            return _DUPLICATE
         elif slot.segments == EMPTY_MAP:
             slot.segments = encode_string_map(model_input.segments)
         if raw[:5] != self._input_header:
             raw = self._canonical(model_input)
         slot.inputs = raw[5:]
-        return self._count(self._emit(slot, model_input.request_id, experiments, now_ms))
+        return slot if fresh else self._emit(slot, text(model_input.request_id), model, now_ms)
 
-    def on_label(self, slot: Slot | None, label: GroundTruth, now_ms: int) -> SlotStep:
-        experiments = self._by_model.get(label.model)
-        if not experiments:
-            return self._count(SlotStep(slot, outcome=Outcome.UNKNOWN_MODEL, changed=False))
+    def add_label(self, slot: Slot | None, label: GroundTruth, now_ms: int) -> Slot | Outcome:
+        """Apply a label, as :meth:`add_prediction`."""
+        model = self._models.get(label.model)
+        if model is None:
+            return _UNKNOWN_MODEL
+        fresh = slot is None
         if slot is None:
             slot = Slot(label.model, now_ms)
-        elif slot.label is not None or self._complete(slot, experiments):
-            return self._count(SlotStep(slot, outcome=Outcome.DUPLICATE, changed=False))
+        elif slot.label is not None or len(slot.labelled) >= len(model.rules):
+            return _DUPLICATE
         slot.label = encode_label(label.value)
-        return self._count(self._emit(slot, label.request_id, experiments, now_ms))
+        return slot if fresh else self._emit(slot, text(label.request_id), model, now_ms)
+
+    def on_prediction(self, slot: Slot | None, p: Prediction, raw: bytes, now_ms: int) -> SlotStep:
+        mark = len(self._queue)
+        return self._step(slot, self.add_prediction(slot, p, raw, now_ms), mark)
+
+    def on_input(
+        self, slot: Slot | None, model_input: ModelInput, raw: bytes, now_ms: int
+    ) -> SlotStep:
+        mark = len(self._queue)
+        return self._step(slot, self.add_input(slot, model_input, raw, now_ms), mark)
+
+    def on_label(self, slot: Slot | None, label: GroundTruth, now_ms: int) -> SlotStep:
+        mark = len(self._queue)
+        return self._step(slot, self.add_label(slot, label, now_ms), mark)
 
     def expire(self, request_id: str, slot: Slot, now_ms: int) -> SlotStep:
         """Settle what timed out; ``slot=None`` once the request is done with."""
-        experiments = self._by_model.get(slot.model, ())
+        mark = len(self._queue)
+        model = self._models.get(slot.model, _NO_MODEL)
+        rules = model.rules
+        rid = text(request_id)
         age = now_ms - slot.first_seen_ms
-        events: list[Emitted] = []
         changed = False
         if age >= self.pair_ttl_ms:
             # A pair still waiting for its inputs goes out without them.
-            forced = self._emit(slot, request_id, experiments, now_ms, require_inputs=False)
-            if forced.events:
-                assert forced.slot is not None
-                slot, changed = forced.slot, True
-                events.extend(forced.events)
-                if self._complete(slot, experiments):
-                    return SlotStep(slot, tuple(events))
-            for experiment in experiments:
-                if experiment.name in slot.closed:
+            forced = self._emit(slot, rid, model, now_ms, require_inputs=False)
+            if len(self._queue) > mark:
+                slot, changed = forced, True
+                if len(slot.labelled) >= len(rules):
+                    return SlotStep(slot, self._take(mark))
+            for rule in rules:
+                if rule.name in slot.closed:
                     continue
-                slot.closed.append(experiment.name)
+                slot.closed.append(rule.name)
                 changed = True
-                candidate = slot.candidates.get(experiment.candidate)
+                candidate = slot.candidates.get(rule.candidate)
                 if slot.live is not None and candidate is None:
-                    reason = ExpiryReason.NO_SHADOW
+                    self._expired(rule, rid, slot, now_ms, ExpiryReason.NO_SHADOW)
                 elif slot.live is None and candidate is not None:
-                    reason = ExpiryReason.NO_LIVE
-                else:
-                    continue  # nothing of this experiment arrived; a lone label is settled below
-                events.append(self._event(_EXPIRED, experiment, request_id, slot, now_ms, reason))
+                    self._expired(rule, rid, slot, now_ms, ExpiryReason.NO_LIVE)
+                # else nothing of this experiment arrived; a lone label is settled below
         if age < self.label_ttl_ms:
-            return SlotStep(slot, tuple(events), changed=changed)
-        for experiment in experiments:
-            if experiment.name in slot.labelled:
+            return SlotStep(slot, self._take(mark), changed=changed)
+        for rule in rules:
+            if rule.name in slot.labelled:
                 continue
             if (
                 slot.label is None
-                and experiment.name in slot.closed
-                and self._paired(slot, experiment)
+                and rule.name in slot.closed
+                and slot.live is not None
+                and rule.candidate in slot.candidates
             ):
-                reason = ExpiryReason.NO_LABEL
+                self._expired(rule, rid, slot, now_ms, ExpiryReason.NO_LABEL)
             elif slot.label is not None and slot.live is None and not slot.candidates:
-                reason = ExpiryReason.LABEL_UNKNOWN
-            else:
-                continue
-            events.append(self._event(_EXPIRED, experiment, request_id, slot, now_ms, reason))
-        return SlotStep(None, tuple(events))
+                self._expired(rule, rid, slot, now_ms, ExpiryReason.LABEL_UNKNOWN)
+        return SlotStep(None, self._take(mark))
 
     # ------------------------------------------------------------------ helpers
-    def _count(self, step: SlotStep) -> SlotStep:
-        self.outcomes[step.outcome] += 1
-        return step
+    def _step(self, slot: Slot | None, applied: Slot | Outcome, mark: int) -> SlotStep:
+        """An ``add_*`` result as a step, with the events it queued after ``mark``."""
+        events = self._take(mark)
+        if isinstance(applied, Slot):
+            self.outcomes[_ACCEPTED] += 1
+            return SlotStep(applied, events)
+        self.outcomes[applied] += 1
+        return SlotStep(slot, events, applied, changed=False)
 
-    def _stored(self, p: Prediction, raw: bytes, segments: bytes) -> bytes:
-        """The prediction's bytes from ``version`` to ``error``, copied from ``raw``."""
-        prefix = text(p.request_id) + encode_text(p.model)
-        end = len(raw) - len(segments)
-        if not (
-            raw[:5] == self._prediction_header
-            and raw.startswith(prefix, 5)
-            and raw.endswith(segments)
-        ):
-            # Another schema version or a writer's own block layout: write it our way.
-            raw = self._canonical(p)
-            end = len(raw) - len(segments)
-        return raw[5 + len(prefix) : end]
-
-    @staticmethod
-    def _complete(slot: Slot, experiments: tuple[Experiment, ...]) -> bool:
-        # ``labelled`` holds each of these experiments' names at most once.
-        return len(slot.labelled) >= len(experiments)
-
-    @staticmethod
-    def _paired(slot: Slot, experiment: Experiment) -> bool:
-        return slot.live is not None and experiment.candidate in slot.candidates
+    def _take(self, mark: int) -> tuple[Emitted, ...]:
+        """The events queued after ``mark``, out of the queue."""
+        taken = tuple(Emitted(*queued) for queued in self._queue[mark:])
+        del self._queue[mark:]
+        return taken
 
     def _emit(
-        self,
-        slot: Slot,
-        request_id: str,
-        experiments: tuple[Experiment, ...],
-        now_ms: int,
-        require_inputs: bool = True,
-    ) -> SlotStep:
-        events: list[Emitted] = []
-        closed, labelled = slot.closed, slot.labelled
-        for experiment in experiments:
-            if slot.live is None or experiment.candidate not in slot.candidates:
-                continue
-            if require_inputs and experiment.needs_inputs and slot.inputs is None:
-                continue
-            name = experiment.name
-            if name not in closed:
-                closed.append(name)
-                events.append(self._event(_PAIRED, experiment, request_id, slot, now_ms))
-            if slot.label is not None and name not in labelled:
-                labelled.append(name)
-                events.append(self._event(_LABELLED, experiment, request_id, slot, now_ms))
-        if self._complete(slot, experiments):
+        self, slot: Slot, rid: bytes, model: _Model, now_ms: int, require_inputs: bool = True
+    ) -> Slot:
+        """Queue the PAIRED and LABELLED events now due; the state to keep. (A request's
+        first record has nothing to pair yet: the ``add_*`` methods skip this for it.)"""
+        if slot.live is not None:
+            queue = self._queue
+            closed, labelled, label = slot.closed, slot.labelled, slot.label
+            waiting_for_inputs = require_inputs and slot.inputs is None
+            for rule in model.rules:
+                candidate = slot.candidates.get(rule.candidate)
+                with_inputs = rule.needs_inputs
+                if candidate is None or (waiting_for_inputs and with_inputs):
+                    continue
+                name = rule.name
+                if name not in closed:
+                    closed.append(name)
+                    value = join_event(rule.paired, rid, slot, candidate, now_ms, with_inputs)
+                    queue.append((name, _PAIRED, None, value))
+                if label is not None and name not in labelled:
+                    labelled.append(name)
+                    value = join_event(rule.labelled, rid, slot, candidate, now_ms, with_inputs)
+                    queue.append((name, _LABELLED, None, value))
+        if len(slot.labelled) >= len(model.rules):
             # Everything is emitted: keep only what recognises late duplicates.
             done = Slot(slot.model, slot.first_seen_ms)
-            done.closed, done.labelled = closed, labelled
-            slot = done
-        return SlotStep(slot, tuple(events))
+            done.closed, done.labelled = slot.closed, slot.labelled
+            return done
+        return slot
 
-    def _event(
-        self,
-        kind: JoinKind,
-        experiment: Experiment,
-        request_id: str,
-        slot: Slot,
-        now_ms: int,
-        reason: ExpiryReason | None = None,
-    ) -> Emitted:
-        rid = text(request_id)
-        head = rid + encode_text(slot.model)
-        segments = slot.segments
-        live = slot.live
-        candidate = slot.candidates.get(experiment.candidate)
-        value = b"".join(
-            (
-                self._event_header,
-                _KIND_BYTE[kind],
-                encode_text(experiment.name),
-                rid,
-                timestamp(now_ms),
-                segments,
-                b"\x00" if live is None else b"\x02" + head + live + segments,
-                b"\x00" if candidate is None else b"\x02" + head + candidate + segments,
-                slot.label or b"\x00",
-                b"\x00" if reason is None else b"\x02" + encode_text(reason.value),
-                b"\x02" + slot.inputs
-                if experiment.needs_inputs and slot.inputs is not None
-                else b"\x00",
-            )
+    def _expired(
+        self, rule: _Rule, rid: bytes, slot: Slot, now_ms: int, reason: ExpiryReason
+    ) -> None:
+        candidate = slot.candidates.get(rule.candidate)
+        encoded_reason = b"\x02" + encode_text(reason.value)
+        value = join_event(
+            rule.expired, rid, slot, candidate, now_ms, rule.needs_inputs, encoded_reason
         )
-        return Emitted(experiment.name, kind, None if reason is None else reason.value, value)
+        self._queue.append((rule.name, _EXPIRED, reason.value, value))

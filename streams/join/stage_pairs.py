@@ -16,11 +16,12 @@ other half is still unread (a backlog, a restart) is never declared missing.
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from confluent_kafka import (
@@ -38,6 +39,7 @@ from streams.hook.ratelimit import LibrdkafkaLog, RateLimitedLog
 from streams.join.deadlines import Deadlines
 from streams.join.experiments import ExperimentsFile
 from streams.join.metrics import JoinMetrics
+from streams.join.pairing import Outcome
 from streams.join.slot_bytes import (
     Slot,
     StoreKey,
@@ -47,7 +49,7 @@ from streams.join.slot_bytes import (
     request_id_of,
     request_key,
 )
-from streams.join.slots import Emitted, SlotPairing
+from streams.join.slots import Queued, SlotPairing
 from streams.join.store import StateStore, open_store
 from streams.join.watchdog import Watchdog
 from streams.records import (
@@ -92,6 +94,10 @@ TRANSACTION_TIMEOUT_MS = 10_000
 """How long a killed worker's open transaction holds back readers before the broker
 aborts it."""
 _REQUEST_RECORDS = (Prediction, GroundTruth, ModelInput)
+_KIND_AND_REASON = operator.itemgetter(1, 2)
+"""Of a queued join event."""
+_UNREAD = Slot("", 0)
+"""A request this batch has not touched yet (never a state: a sentinel)."""
 
 
 def _stop_process(what: str) -> None:
@@ -287,23 +293,24 @@ class PairStage:
 
     def process(self, messages: list[Message]) -> None:
         """One transaction: the batch's events, state changes, dead letters and offsets."""
-        decode = self.codec.decode
-        pairing = self.pairing
+        decode, unpack, get = self.codec.decode, Slot.unpack, self.store.get
+        pairing, deadlines, ttl = self.pairing, self._deadlines, self._min_ttl_ms
         at_end = self._at_end
         # Each request's state stays a Slot for the whole batch and is packed once.
         touched: dict[StoreKey, Slot | None] = {}
         dirty: dict[StoreKey, int] = {}  # key -> its partition (of the changelog too)
         offsets: dict[tuple[str, int], int] = {}
         topics: Counter[str] = Counter()
-        emitted: Counter[tuple[JoinKind, str | None]] = Counter()
+        outcomes: Counter[Outcome] = Counter()
+        accepted = 0
         now = now_ms()
         self._outgoing = {}
+        pairing.take_events()  # (what a batch that failed midway left queued)
         self.producer.begin_transaction()
         for message in messages:
             # (consumed messages always carry these; librdkafka types them optional)
             topic: str = message.topic()  # type: ignore[assignment]
             partition: int = message.partition()  # type: ignore[assignment]
-            offset: int = message.offset()  # type: ignore[assignment]
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
@@ -311,12 +318,13 @@ class PairStage:
                 else:
                     log.warning("join: consumer error: %s", error)
                 continue
-            at_end.discard((topic, partition))
-            offsets[(topic, partition)] = offset + 1
+            source = (topic, partition)
+            at_end.discard(source)
+            offsets[source] = message.offset() + 1  # type: ignore[operator]
             topics[topic] += 1
             value = message.value()
             try:
-                record = decode(value, topic=topic, partition=partition, offset=offset)
+                record = decode(value)
             except CodecError as exc:
                 self._dead_letter(message, "undecodable", exc.reason)
                 continue
@@ -329,29 +337,36 @@ class PairStage:
                 )
                 continue
             key = request_key(record.request_id)  # type: ignore[union-attr]
-            slot = self._load(key, touched)
+            slot = touched.get(key, _UNREAD)
+            if slot is _UNREAD:  # not yet in this batch: from the store
+                packed = get(key)
+                slot = None if packed is None else unpack(packed)
             if record_type is Prediction:
-                step = pairing.on_prediction(slot, record, value, now)  # type: ignore[arg-type]
+                applied = pairing.add_prediction(slot, record, value, now)  # type: ignore[arg-type]
             elif record_type is GroundTruth:
-                step = pairing.on_label(slot, record, now)  # type: ignore[arg-type]
+                applied = pairing.add_label(slot, record, now)  # type: ignore[arg-type]
             else:
-                step = pairing.on_input(slot, record, value, now)  # type: ignore[arg-type]
-            if step.changed:
-                if slot is None and step.slot is not None:  # a new request: when to look again
-                    self._deadlines.add(key, step.slot.first_seen_ms + self._min_ttl_ms)
-                touched[key] = step.slot
+                applied = pairing.add_input(slot, record, value, now)  # type: ignore[arg-type]
+            if isinstance(applied, Slot):
+                accepted += 1
+                if slot is None:  # a new request: when to look again
+                    deadlines.add(key, applied.first_seen_ms + ttl)
+                touched[key] = applied
                 dirty[key] = partition
-            elif key not in touched:
+            else:
+                outcomes[applied] += 1
                 touched[key] = slot
-            self._send(step.events, emitted)
+        emitted: Counter[tuple[JoinKind, str | None]] = Counter()
+        self._send(pairing.take_events(), emitted)
         self._produce_events()
         self._write_states(touched, dirty)
         self._commit(offsets)
         self.processed += len(messages)
         self.metrics.count(self.metrics.events_in, topics)
         self._count_emitted(emitted)
-        self.metrics.count(self.metrics.outcomes, {o.value: n for o, n in pairing.outcomes.items()})
-        pairing.outcomes.clear()
+        if accepted:
+            outcomes[Outcome.ACCEPTED] = accepted
+        self.metrics.count(self.metrics.outcomes, {o.value: n for o, n in outcomes.items()})
 
     def _load(self, key: StoreKey, touched: dict[StoreKey, Slot | None]) -> Slot | None:
         """A request's state: as this batch left it, else from the store."""
@@ -361,17 +376,17 @@ class PairStage:
         return None if packed is None else Slot.unpack(packed)
 
     def _send(
-        self, events: tuple[Emitted, ...], emitted: Counter[tuple[JoinKind, str | None]]
+        self, events: Sequence[Queued], emitted: Counter[tuple[JoinKind, str | None]]
     ) -> None:
         """Queue join events for :meth:`_produce_events` and tally them."""
         outgoing = self._outgoing
-        for event in events:
-            queued = outgoing.get(event.experiment)
+        for experiment, _kind, _reason, value in events:
+            queued = outgoing.get(experiment)
             if queued is None:
-                outgoing[event.experiment] = [event.value]
+                outgoing[experiment] = [value]
             else:
-                queued.append(event.value)
-            emitted[(event.kind, event.reason)] += 1
+                queued.append(value)
+        emitted.update(map(_KIND_AND_REASON, events))
 
     def _produce_events(self) -> None:
         """Produce the queued join events in the open transaction: JoinEventBatch records

@@ -1,5 +1,6 @@
-"""The C Slot.pack / Slot.unpack (``streams/join/_cslots.c``) give the Python ones' bytes
-and slots, exactly; on anything else the C ones step aside (None) and Python decides."""
+"""The C Slot.pack / Slot.unpack / request_key / join_event (``streams/join/_cslots.c``) give
+the Python ones' bytes and slots, exactly; on anything else the C ones step aside and
+Python decides."""
 
 from __future__ import annotations
 
@@ -218,3 +219,64 @@ def test_request_keys_fail_like_python() -> None:
         native.request_key("\ud800")
     with pytest.raises(TypeError):
         native.request_key(b"bytes")
+
+
+optional_blob = st.none() | blob
+event_args = st.tuples(
+    blob,  # start
+    blob,  # request id
+    slots,
+    optional_blob,  # candidate
+    st.integers(-(2**63), 2**63 - 1),  # now_ms
+    st.booleans(),  # with_inputs
+    st.none() | blob,  # reason (None: left out)
+)
+
+
+@needs_native
+@given(event_args)
+@settings(max_examples=400, deadline=None)
+def test_join_events_are_the_python_ones(args: tuple[Any, ...]) -> None:
+    *given_args, reason = args
+    if reason is not None:
+        given_args.append(reason)
+    assert native.join_event(*given_args) == slot_bytes.join_event_python(*given_args)
+
+
+@needs_native
+def test_join_events_decode_as_the_codec_writes_them() -> None:
+    from streams.records import JoinEvent, JoinKind, Prediction, Role
+
+    live = Prediction("r1", "m", "v1", Role.LIVE, 5, 1.5, None, 2.0, None, {"c": "DE"})
+    cand = Prediction("r1", "m", "v2", Role.SHADOW, 6, 2.5, None, 3.0, "boom", {"c": "DE"})
+    segments = slot_bytes.encode_string_map({"c": "DE"})
+    head = slot_bytes.text("r1") + slot_bytes.encode_text("m")
+    slot = _slot("m", 0, segments, None, {}, None, b"\x02" + bytes(8), [], [])
+    slot.live = CODEC.encode(live)[5 + len(head) : -len(segments)]
+    stored = CODEC.encode(cand)[5 + len(head) : -len(segments)]
+    start = CODEC.header_of(JoinEvent) + b"\x00" + slot_bytes.encode_text("e")
+    value = native.join_event(start, slot_bytes.text("r1"), slot, stored, 7, False)
+    assert CODEC.decode_as(JoinEvent, value) == JoinEvent(
+        JoinKind.PAIRED, "e", "r1", 7, live, cand, {"c": "DE"}, 0.0
+    )
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda s: setattr(s, "live", bytearray(b"x")),
+        lambda s: setattr(s, "segments", memoryview(b"\x00")),
+        lambda s: setattr(s, "label", b""),  # written as no label, as Python does
+        lambda s: setattr(s, "inputs", bytearray(b"in")),
+    ],
+)
+def test_join_events_of_unusual_values_are_the_python_ones(change: Any) -> None:
+    slot = _slot("m", 5, b"\x00", b"live", {"v2": b"c"}, b"in", b"\x02x", [], [])
+    change(slot)
+    for args in [
+        (b"s", b"\x02r", slot, b"c", 2**70, True),  # now_ms past 64 bits
+        (b"s", b"\x02r", slot, bytearray(b"c"), 9, True),
+        (b"s", b"\x02r", slot, None, 9, 1, b"\x02\x02x"),
+    ]:
+        assert native.join_event(*args) == slot_bytes.join_event_python(*args)
