@@ -6,15 +6,18 @@ Both sides read the same preloaded topics (live and shadow predictions and label
 same broker in the same run. The join's rate is end to end, through both stages: from its
 own metrics snapshots, one a second (ten times the default rate), between the first
 showing progress and the last taken before the total was reached, so neither start-up, the
-group's first rebalance nor the idle time before the final snapshot is counted. ``ratio``
-compares input records per second; ``events_ratio`` compares the PAIRED + LABELLED events
-it emits per second with the raw consumer's records per second (the stricter reading: a
-request is 3 records and 2 events). The raw consumer decodes with the join's own readers
-(``readers``: the C ones when built, else Python; ``SHADOW_EVAL_PURE_PYTHON=1`` runs both
-sides in Python), so faster readers speed both sides up; ``raw_fastavro_records_per_s``
-and ``ratio_vs_fastavro_consumer`` put the join next to a consumer that decodes with
-fastavro alone, the usual way to read these topics. ``stage1_records_per_s`` is stage 1
-alone, from the broker timestamps of the first and last join event.
+group's first rebalance nor the idle time before the final snapshot is counted.
+
+Baseline: a raw aiokafka consumer that decodes every record with fastavro, the Avro library
+the codec is built on (``raw_decode_records_per_s``). ``ratio`` compares input records per
+second; ``events_ratio`` compares the PAIRED + LABELLED events the join emits per second
+with the raw consumer's records per second (the stricter reading: a request is 3 records
+and 2 events). The join decodes with its own readers (``readers``: the C ones when built,
+else Python; ``SHADOW_EVAL_PURE_PYTHON=1`` forces Python), which are part of what makes
+it fast; ``raw_own_readers_records_per_s`` and ``ratio_vs_own_readers`` put it next to a
+consumer that decodes with those same readers, a baseline that speeds up with every
+speed-up of the join's decoding. ``stage1_records_per_s`` is stage 1 alone, from the
+broker timestamps of the first and last join event.
 
 I/O floor: a loop in one thread (on its own copy of the topics) does the join's Kafka work
 and nothing else: it consumes the inputs as stage 1 does (same consumer settings, batches
@@ -468,8 +471,8 @@ def main() -> None:
         )
         create_topics(run)
         records = preload(run, args.requests, labels=True, seed=1)
-        raw = asyncio.run(raw_rate(run, records, Codec()))
-        raw_fastavro = asyncio.run(raw_rate(run, records, Codec(fast=False)))
+        raw = asyncio.run(raw_rate(run, records, Codec(fast=False)))
+        raw_own_readers = asyncio.run(raw_rate(run, records, Codec()))
         # Its own topics: the join's rate run writes events and changelog to its prefix.
         floor_run = base.model_copy(
             update={"topic_prefix": f"bf{time.time_ns() % 10**8}", "partitions": args.partitions}
@@ -500,8 +503,9 @@ def main() -> None:
         "ratio": round(join["records_per_s"] / raw, 3),
         "events_ratio": round(join["events_per_s"] / raw, 3),
         "readers": "c" if NATIVE_DECODERS else "python",
-        "raw_fastavro_records_per_s": round(raw_fastavro),
-        "ratio_vs_fastavro_consumer": round(join["records_per_s"] / raw_fastavro, 3),
+        "raw_own_readers_records_per_s": round(raw_own_readers),
+        "ratio_vs_own_readers": round(join["records_per_s"] / raw_own_readers, 3),
+        "events_ratio_vs_own_readers": round(join["events_per_s"] / raw_own_readers, 3),
         "io_floor_records_per_s": round(floor["records_per_s"]),
         "io_floor_ratio": round(floor["records_per_s"] / raw, 3),
         "ratio_of_floor": round(join["records_per_s"] / floor["records_per_s"], 3),
