@@ -29,12 +29,13 @@ decoding anything. ``io_floor_records_per_s`` is its input rate,
 join that publishes its events and changelog on this broker. ``ratio_of_floor`` is the
 join's rate over the floor's (how much of that bound the join's CPU work leaves).
 
-Memory: further join runs (memory:// and rocksdb:// state) get requests whose labels never
-come (a long label TTL), in two equal waves, and report the growth of resident memory over
-the second wave per pending request (the first wave pays the fixed costs). Resident memory
-is noisy (allocator arenas, librdkafka buffers): each store runs ``--memory-runs`` times
-(fresh topics and process each) and the median run is reported, with every run's figure
-in ``bytes_per_pending_request_runs``.
+Memory: further join runs (memory:// and rocksdb:// state) get ``--pending`` requests whose
+labels never come (a long label TTL), in ``--waves`` equal waves, and report the growth of
+resident memory per pending request: the least-squares slope of resident memory after
+each wave (the first wave pays the fixed costs). Resident memory is noisy (allocator
+arenas, librdkafka buffers): each store runs ``--memory-runs`` times (fresh topics and
+process each) and the median run is reported, with every run's figure in
+``bytes_per_pending_request_runs``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import asyncio
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -409,32 +411,36 @@ class EventCounter:
 
 
 def pending_memory(
-    settings: Settings, requests: int, directory: Path, store: str
+    settings: Settings, requests: int, directory: Path, store: str, waves: int
 ) -> dict[str, float]:
     """RSS growth of a join per paired request waiting for its label.
 
-    Two equal waves: the first brings the process to its steady state (buffers, the
-    bounded test windows); the growth over the second is what pending requests cost.
+    ``waves`` equal waves of requests; resident memory is read after each. The first wave
+    brings the process to its steady state (buffers, the bounded test windows); the cost
+    of a pending request is the slope of resident memory over the waves (least squares),
+    so memory a wave frees and the next one reuses, or one table resize, cannot make a
+    single difference of two readings say much more or less than it should.
     """
     # Stage 1 alone: it holds the waiting requests (stage 2's memory is its test windows,
     # bounded by the experiment's window setting, whatever is pending).
     process = start_join(settings, directory, store, stage="pairs")
-    half = requests // 2
+    per_wave = requests // waves
     events = EventCounter(settings)
     try:
         rss = []
-        for wave in (1, 2):
-            preload(settings, half, labels=False, seed=98 + wave)
-            events.wait_for(wave * half, timeout=900)  # every request paired, label pending
-            time.sleep(3)  # let the changelog producer drain
+        for wave in range(1, waves + 1):
+            preload(settings, per_wave, labels=False, seed=98 + wave)
+            events.wait_for(wave * per_wave, timeout=900)  # every request paired, label pending
+            time.sleep(2)  # let the changelog producer drain
             rss.append(rss_bytes(process.pid))
     finally:
         events.close()
         stop(process)
+    pending = [wave * per_wave for wave in range(1, waves + 1)]
     return {
         "rss_first_wave_mb": rss[0] / 2**20,
-        "rss_second_wave_mb": rss[1] / 2**20,
-        "bytes_per_pending_request": (rss[1] - rss[0]) / half,
+        "rss_last_wave_mb": rss[-1] / 2**20,
+        "bytes_per_pending_request": statistics.linear_regression(pending, rss).slope,
     }
 
 
@@ -449,7 +455,7 @@ def median_pending_memory(
             update={"topic_prefix": f"bm{time.time_ns() % 10**8}", "partitions": args.partitions}
         )
         create_topics(settings)
-        runs.append(pending_memory(settings, args.pending, directory / str(run), store))
+        runs.append(pending_memory(settings, args.pending, directory / str(run), store, args.waves))
     runs.sort(key=lambda m: m["bytes_per_pending_request"])
     median = runs[len(runs) // 2]
     return {**median, "runs": [round(m["bytes_per_pending_request"]) for m in runs]}
@@ -459,7 +465,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--requests", type=int, default=150_000)
-    parser.add_argument("--pending", type=int, default=100_000, help="over two waves")
+    parser.add_argument("--pending", type=int, default=200_000, help="over --waves waves")
+    parser.add_argument("--waves", type=int, default=5, help="memory read after each")
     parser.add_argument(
         "--memory-runs", type=int, default=3, help="memory runs per store (median reported)"
     )
@@ -521,7 +528,7 @@ def main() -> None:
         ),
         "bytes_per_pending_request_runs": {store: m["runs"] for store, m in memory.items()},
         "rss_mb": {
-            store: [round(m["rss_first_wave_mb"], 1), round(m["rss_second_wave_mb"], 1)]
+            store: [round(m["rss_first_wave_mb"], 1), round(m["rss_last_wave_mb"], 1)]
             for store, m in memory.items()
         },
     }
