@@ -68,16 +68,20 @@ static int text_size(PyObject *text, size_t *total) {
 
 static size_t bytes_field(PyObject *value) { return sized(PyBytes_GET_SIZE(value)); }
 
-static char *put_bytes(char *out, PyObject *value) {
+/* A bytes value's bytes, with no length before them. */
+static char *put_raw(char *out, PyObject *value) {
     Py_ssize_t n = PyBytes_GET_SIZE(value);
-    out = put_varint(out, zigzag(n));
     memcpy(out, PyBytes_AS_STRING(value), (size_t)n);
     return out + n;
 }
 
+static char *put_bytes(char *out, PyObject *value) {
+    return put_raw(put_varint(out, zigzag(PyBytes_GET_SIZE(value))), value);
+}
+
 static char *put_text(char *out, PyObject *text) {
     Py_ssize_t n;
-    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n); /* checked in measure() */
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n); /* checked: measure(), join_event() */
     out = put_varint(out, zigzag(n));
     memcpy(out, utf8, (size_t)n);
     return out + n;
@@ -317,17 +321,12 @@ typedef struct {
     PyObject *start, *rid, *candidate, *segments, *live, *label;
     PyObject *inputs; /* None unless the event carries them */
     PyObject *reason; /* NULL: left out (no expiry reason) */
-    const char *model;
-    Py_ssize_t model_size;
+    PyObject *model; /* str */
+    Py_ssize_t model_size; /* of its UTF-8 */
     int64_t now_ms;
 } Event;
 
 static size_t raw_size(PyObject *value) { return (size_t)PyBytes_GET_SIZE(value); }
-
-static char *put_raw(char *out, PyObject *value) {
-    memcpy(out, PyBytes_AS_STRING(value), raw_size(value));
-    return out + PyBytes_GET_SIZE(value);
-}
 
 /* A stored prediction as the event's nested Prediction (union branch 1): request id,
  * model, the stored bytes, the request's segments; or null. */
@@ -343,9 +342,8 @@ static char *put_prediction(char *out, const Event *e, PyObject *stored) {
     }
     *out++ = 2;
     out = put_raw(out, e->rid);
-    out = put_varint(out, zigzag(e->model_size));
-    memcpy(out, e->model, (size_t)e->model_size);
-    out = put_raw(out + e->model_size, stored);
+    out = put_text(out, e->model);
+    out = put_raw(out, stored);
     return put_raw(out, e->segments);
 }
 
@@ -439,8 +437,8 @@ static PyObject *join_event(PyObject *module, PyObject *const *args, Py_ssize_t 
     e.now_ms = PyLong_AsLongLongAndOverflow(args[4], &overflow);
     if (overflow) goto fallback;
     if (e.now_ms == -1 && PyErr_Occurred()) goto done;
-    e.model = PyUnicode_AsUTF8AndSize(v[E_MODEL], &e.model_size);
-    if (e.model == NULL) goto done;
+    e.model = v[E_MODEL];
+    if (PyUnicode_AsUTF8AndSize(e.model, &e.model_size) == NULL) goto done;
     result = write_event(&e);
     goto done;
 fallback:
