@@ -64,12 +64,12 @@ from streams.codec.fastread import NATIVE_DECODERS
 from streams.join.stage_judge import events_of
 from streams.join.stage_pairs import (
     BATCH_SIZE,
+    LIBRDKAFKA_LOGS,
     TRANSACTION_TIMEOUT_MS,
-    client_config,
     event_chunks,
-    group_config,
-    produce,
 )
+from streams.kafka import ProducerWrapper
+from streams.kafka.config import base_config, group_config
 from streams.records import MetricsSnapshot
 from streams.settings import Settings
 from streams.synthetic import CandidateSpec, classification_requests
@@ -152,7 +152,7 @@ async def raw_rate(settings: Settings, records: int, codec: Codec) -> float:
 
 
 def _floor_transaction(
-    settings: Settings, producer: Producer, consumer: Consumer, batch: list[Message]
+    settings: Settings, producer: ProducerWrapper, consumer: Consumer, batch: list[Message]
 ) -> int:
     """One stage-1 transaction for ``batch``, without decoding it: an event per prediction
     (its own bytes, so of the size of a join event) in records of up to MAX_EVENTS_BYTES
@@ -162,26 +162,26 @@ def _floor_transaction(
     event_partition = partition_of(b"bench", settings.partitions)  # the join's mapping
     offsets: dict[tuple[str, int], int] = {}
     events: list[bytes] = []
-    producer.begin_transaction()
+    producer.client.begin_transaction()
     for message in batch:
         topic: str = message.topic()  # type: ignore[assignment]
         partition: int = message.partition()  # type: ignore[assignment]
         offsets[(topic, partition)] = message.offset() + 1  # type: ignore[operator]
         key: bytes = message.key()  # type: ignore[assignment]
         if topic == topics.ground_truth:
-            produce(producer, topics.join_state, key, FLOOR_STATE_VALUE, partition)
+            producer.produce(topics.join_state, FLOOR_STATE_VALUE, key, partition)
         else:
             events.append(message.value())  # type: ignore[arg-type]
     records = 0
     for chunk in event_chunks(events):
-        produce(producer, topics.join_events, b"bench", b"".join(chunk), event_partition)
+        producer.produce(topics.join_events, b"".join(chunk), b"bench", event_partition)
         records += 1
-    producer.send_offsets_to_transaction(
+    producer.client.send_offsets_to_transaction(
         [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
         consumer.consumer_group_metadata(),
         30,
     )
-    producer.commit_transaction(30)
+    producer.client.commit_transaction(30)
     return records
 
 
@@ -194,7 +194,9 @@ def _floor_consumer(settings: Settings, group: str, topics: list[str]) -> Consum
     """A consumer with the join's settings, subscribed to ``topics``."""
     # But no 1 s pause once the prefetch queue is full (librdkafka's fetch.queue.backoff.ms):
     # the floor drains it fast enough to wait on it, the CPU-bound join never does.
-    consumer = Consumer({**group_config(settings, group), "fetch.queue.backoff.ms": 0})
+    consumer = Consumer(
+        group_config(settings, group, logs=LIBRDKAFKA_LOGS, overrides={"fetch.queue.backoff.ms": 0})
+    )
     consumer.subscribe(topics)
     return consumer
 
@@ -216,10 +218,11 @@ def io_floor_rate(settings: Settings, records: int, timeout: float = 600) -> dic
         [topics.live_predictions, topics.shadow_predictions, topics.ground_truth],
     )
     events = _floor_consumer(settings, f"floor-events-{stamp}", [topics.join_events])
-    producer = Producer(
-        client_config(
+    producer = ProducerWrapper(
+        base_config(
             settings,
-            **{
+            logs=LIBRDKAFKA_LOGS,
+            overrides={
                 "transactional.id": f"floor-{stamp}",
                 "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
                 "linger.ms": 5,

@@ -127,25 +127,14 @@ class Settings(BaseSettings):
         return TopicNames.from_prefix(self.topic_prefix)
 
     def confluent_config(self, **overrides: Any) -> dict[str, Any]:
-        """librdkafka configuration with the security settings passed through."""
-        config: dict[str, Any] = {
-            "bootstrap.servers": self.kafka_bootstrap,
-            "security.protocol": self.security_protocol,
-        }
-        if self.sasl_mechanism:
-            config["sasl.mechanism"] = self.sasl_mechanism
-        if self.sasl_username:
-            config["sasl.username"] = self.sasl_username
-        if self.sasl_password is not None:
-            config["sasl.password"] = self.sasl_password.get_secret_value()
-        if self.ssl_cafile:
-            config["ssl.ca.location"] = str(self.ssl_cafile)
-        if self.ssl_certfile:
-            config["ssl.certificate.location"] = str(self.ssl_certfile)
-        if self.ssl_keyfile:
-            config["ssl.key.location"] = str(self.ssl_keyfile)
-        config.update(overrides)
-        return config
+        """librdkafka configuration with the security settings passed through.
+
+        The same as :func:`streams.kafka.config.base_config`, where every client of
+        shadow-eval gets its configuration (kept here for scripts and tests).
+        """
+        from streams.kafka.config import base_config
+
+        return base_config(self, overrides=overrides)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -10,15 +10,16 @@ is at most ``checkpoint_every_s`` old). Hit rates and verdicts come from the lat
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streams.codec import Codec, CodecError
+from streams.kafka.clients import CONFLUENT
+from streams.kafka.config import admin_config, base_config, reader_config
 from streams.records import MetricsSnapshot
 from streams.settings import Settings
 
@@ -127,7 +128,7 @@ class Status:
 def _admin(settings: Settings) -> AdminClient:
     # Quiet librdkafka: connection failures become one StatusError, and no "Purging
     # unserved events" notice is printed when a client goes away.
-    return AdminClient(settings.confluent_config(log_level=2))
+    return CONFLUENT.admin(admin_config(settings, quiet=True))
 
 
 def _reachable(admin: AdminClient, settings: Settings, timeout: float) -> None:
@@ -169,8 +170,8 @@ def _committed(
     Not ``AdminClient.list_consumer_group_offsets``: confluent-kafka segfaults in it when a
     group is unknown or its coordinator is moving (confluent-kafka-python#1982).
     """
-    consumer = Consumer(
-        settings.confluent_config(**{"group.id": group, "enable.auto.commit": False})
+    consumer = CONFLUENT.consumer(
+        base_config(settings, overrides={"group.id": group, "enable.auto.commit": False})
     )
     try:
         committed = consumer.committed(partitions, timeout=timeout)
@@ -182,14 +183,7 @@ def _committed(
 def _high_watermarks(
     settings: Settings, partitions: list[TopicPartition], timeout: float
 ) -> dict[tuple[str, int], int]:
-    consumer = Consumer(
-        settings.confluent_config(
-            **{
-                "group.id": f"shadow-eval-status-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-            }
-        )
-    )
+    consumer = CONFLUENT.consumer(reader_config(settings, "status"))
     try:
         return {
             (tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=timeout)[1]
@@ -267,14 +261,7 @@ def latest_snapshots(
     settings: Settings, per_partition: int = 200, timeout: float = 10.0
 ) -> dict[str, MetricsSnapshot]:
     """The newest snapshot of each experiment among the last records of the metrics topic."""
-    consumer = Consumer(
-        settings.confluent_config(
-            **{
-                "group.id": f"shadow-eval-status-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-            }
-        )
-    )
+    consumer = CONFLUENT.consumer(reader_config(settings, "status"))
     codec = Codec()
     latest: dict[str, MetricsSnapshot] = {}
     try:

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from aiokafka.partitioner import murmur2
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
+from streams.kafka.clients import CONFLUENT, KafkaClients
+from streams.kafka.config import admin_config
 from streams.settings import Settings
 
 __all__ = ["TopicError", "TopicStatus", "check_topics", "create_topics", "partition_of"]
@@ -38,13 +40,12 @@ def partition_of(key: bytes, partitions: int) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def _admin(settings: Settings) -> AdminClient:
-    return AdminClient(settings.confluent_config())
-
-
-def describe_topics(settings: Settings, timeout: float = 10.0) -> list[TopicStatus]:
+def describe_topics(
+    settings: Settings, timeout: float = 10.0, *, clients: KafkaClients = CONFLUENT
+) -> list[TopicStatus]:
+    """Each of shadow-eval's topics with its partition count (None: missing)."""
     try:
-        metadata = _admin(settings).list_topics(timeout=timeout)
+        metadata = clients.admin(admin_config(settings)).list_topics(timeout=timeout)
     except KafkaException as exc:
         raise TopicError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from exc
     return [
@@ -73,7 +74,8 @@ def create_topics(
         if name not in existing
     ]
     if wanted:
-        admin = _admin(settings)  # must outlive the futures: its destruction cancels them
+        # The client must outlive the futures: its destruction cancels them.
+        admin = CONFLUENT.admin(admin_config(settings))
         futures = admin.create_topics(wanted, operation_timeout=timeout)
         for name, future in futures.items():
             try:

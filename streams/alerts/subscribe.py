@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from streams.alerts.format import AlertRecord
 from streams.codec import Codec, CodecError
+from streams.kafka.clients import CONFLUENT
+from streams.kafka.config import reader_config
 from streams.records import Alert, Verdict
 from streams.settings import Settings
 
@@ -119,14 +120,11 @@ class AlertSubscription:
         self._poll_interval = poll_interval
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._closed = False
-        self._consumer = Consumer(
-            settings.confluent_config(
-                **{
-                    "group.id": f"shadow-eval-alerts-{uuid.uuid4().hex}",
-                    "enable.auto.commit": False,
-                    "enable.partition.eof": True,
-                    "auto.offset.reset": "earliest",
-                }
+        self._consumer = CONFLUENT.consumer(
+            reader_config(
+                settings,
+                "alerts",
+                overrides={"enable.partition.eof": True, "auto.offset.reset": "earliest"},
             )
         )
         try:

@@ -16,7 +16,6 @@ from types import TracebackType
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 
 from streams.broker import process
 from streams.broker.config import (
@@ -29,6 +28,7 @@ from streams.broker.config import (
 )
 from streams.broker.errors import BrokerError, tail
 from streams.broker.provision import KafkaRuntime, provision_kafka
+from streams.kafka.clients import CONFLUENT
 from streams.settings import Settings, load_settings
 
 __all__ = ["BrokerStatus", "LocalBroker"]
@@ -367,7 +367,7 @@ def _answers(bootstrap: str, timeout: float) -> bool:
     except OSError:
         return False
     config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": logger}
-    admin = AdminClient(config)
+    admin = CONFLUENT.admin(config)
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException:

@@ -100,7 +100,7 @@ def join(
         )
     from streams.join.engine import JoinWorker, serve_verdicts
     from streams.join.stage_pairs import STALL_LIMIT_S
-    from streams.join.watchdog import Watchdog, restart_process
+    from streams.kafka.watchdog import Watchdog, restart_process
 
     logging.basicConfig(
         level=log_level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"

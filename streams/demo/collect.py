@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from streams.codec import Codec, CodecError
+from streams.kafka.clients import CONFLUENT
+from streams.kafka.config import reader_config
 from streams.records import (
     Alert,
     GroundTruth,
@@ -71,14 +72,8 @@ class Recorder:
         self.predictions: list[Prediction] = []
         self.counts: Counter[str] = Counter()
         self._stop = threading.Event()
-        self._consumer = Consumer(
-            settings.confluent_config(
-                **{
-                    "group.id": f"shadow-eval-demo-recorder-{uuid.uuid4().hex[:8]}",
-                    "enable.auto.commit": False,
-                    "enable.partition.eof": False,
-                }
-            )
+        self._consumer = CONFLUENT.consumer(
+            reader_config(settings, "demo-recorder", overrides={"enable.partition.eof": False})
         )
         topics = settings.topics
         names = [

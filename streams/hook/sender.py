@@ -19,12 +19,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from streams.codec import Codec, EncodeError
 from streams.hook.buffer import InFlightBuffer
 from streams.hook.features import Privacy, split_features, to_label, to_probabilities
 from streams.hook.ratelimit import RateLimitedLog
+from streams.kafka.producer import ProducerWrapper
 from streams.records import GroundTruth, ModelInput, Prediction, Role
 from streams.settings import TopicNames
 
@@ -71,10 +72,9 @@ class Sender:
         self.delivered = 0
         self.failed = 0
         self.unencodable = 0
-        config = dict(producer_config)
-        config["on_delivery"] = self._on_delivery
-        config["error_cb"] = self._on_kafka_error
-        self.producer = Producer(config)
+        self.producer = ProducerWrapper(
+            producer_config, ratelog=ratelog, on_failure=self._on_delivery, prefix="shadow hook: "
+        )
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -173,15 +173,15 @@ class Sender:
             self.ratelog.warning("encode", "shadow hook: record not published: %s", exc)
             return
         try:
-            self.producer.produce(topic, data, key)
-        except BufferError:
-            self.buffer.drop(1)
-            self.ratelog.warning("queue", "shadow hook: producer queue full, record dropped")
-            return
+            queued = self.producer.offer(topic, data, key)  # never waits
         except KafkaException as exc:
             self.failed += 1
             self.buffer.settle(1)
             self.ratelog.warning("produce", "shadow hook: produce to %s failed: %s", topic, exc)
+            return
+        if not queued:
+            self.buffer.drop(1)
+            self.ratelog.warning("queue", "shadow hook: producer queue full, record dropped")
             return
         self.produced += 1
 
@@ -202,9 +202,6 @@ class Sender:
         self.ratelog.warning(
             "delivery", "shadow hook: delivery to %s failed: %s", msg.topic(), err.str()
         )
-
-    def _on_kafka_error(self, err: KafkaError) -> None:
-        self.ratelog.warning("kafka", "shadow hook: Kafka client error: %s", err.str())
 
     # -- lifecycle -----------------------------------------------------------------------
     def stop(self, timeout: float) -> None:

@@ -27,7 +27,7 @@ from streams.join.experiments import ExperimentsFile
 from streams.join.metrics import JoinMetrics
 from streams.join.stage_judge import JudgeStage
 from streams.join.stage_pairs import BATCH_SIZE, PairStage
-from streams.join.watchdog import Watchdog
+from streams.kafka.watchdog import Watchdog
 from streams.settings import Settings
 
 __all__ = ["STAGES", "JoinWorker", "serve_verdicts"]

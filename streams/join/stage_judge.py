@@ -20,22 +20,22 @@ from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
-    Consumer,
     KafkaError,
     KafkaException,
-    Message,
-    Producer,
     TopicCollection,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
 
 from streams.codec import Codec, CodecError
 from streams.join.checkpoints import Checkpoint, Checkpoints
 from streams.join.experiments import ExperimentsFile
 from streams.join.judge import Judge
 from streams.join.metrics import JoinMetrics
-from streams.join.stage_pairs import BATCH_SIZE, client_config, dead_letter, group_config, now_ms
+from streams.join.stage_pairs import BATCH_SIZE, LIBRDKAFKA_LOGS, now_ms
+from streams.kafka import CONFLUENT, KafkaClients, ProducerWrapper
+from streams.kafka.clients import MessageLike
+from streams.kafka.config import admin_config, group_config, producer_config
+from streams.kafka.deadletter import dead_letter, send_dead_letter
 from streams.records import JoinEvent, JoinEventBatch, Record
 from streams.settings import Settings
 from streams.topics import partition_of
@@ -80,6 +80,8 @@ class JudgeStage:
         Prometheus metrics to update.
     data_dir
         Where the checkpoints go (a directory per group under ``judge/``).
+    clients
+        Where its Kafka clients come from (an in-process fake in unit tests).
     """
 
     def __init__(
@@ -89,6 +91,8 @@ class JudgeStage:
         group: str,
         metrics: JoinMetrics,
         data_dir: Path,
+        *,
+        clients: KafkaClients = CONFLUENT,
     ) -> None:
         self.experiments = experiments
         self.topics = settings.topics
@@ -98,16 +102,16 @@ class JudgeStage:
         self.judge = self._new_judge()
         self.latest: dict[str, dict[str, Any]] = {}
         """The last report per experiment this worker owns (the /verdicts/ page)."""
-        self.consumer = Consumer(group_config(settings, group))
-        self.reports = Producer(
-            client_config(settings, **{"enable.idempotence": True, "linger.ms": 5})
+        self.consumer = clients.consumer(group_config(settings, group, logs=LIBRDKAFKA_LOGS))
+        self.reports = ProducerWrapper(
+            producer_config(settings, logs=LIBRDKAFKA_LOGS), log=log, clients=clients
         )
         self._owned: set[int] = set()
         self._rebuilding: set[int] = set()
         """Partitions still being re-read after a rebalance."""
         self.checkpoints = Checkpoints(data_dir / "judge" / group, experiments.experiments)
         # Quiet: it only reads the topic's id, and a failure is logged below.
-        self._admin = AdminClient(settings.confluent_config(log_level=2))
+        self._admin = clients.admin(admin_config(settings, quiet=True))
         self._topic_id: str | None = None
         """The join-events topic's Kafka id, read at each assignment (None: unknown)."""
         self._by_partition: dict[int, list[str]] = {}
@@ -144,13 +148,13 @@ class JudgeStage:
         rebuilding = " (rebuilding)" if self._rebuilding else ""
         return f"stage 2: partitions {sorted(self._owned)}{rebuilding}"
 
-    def process(self, messages: list[Message]) -> None:
+    def process(self, messages: list[Any]) -> None:
         """Fold a batch of join-event records into the monitors."""
         decode = self.codec.decode
         apply = self.judge.apply
         rebuilding = self._rebuilding
         for message in messages:
-            partition: int = message.partition()  # type: ignore[assignment]
+            partition: int = message.partition()
             offset = message.offset()
             error = message.error()
             if error is not None:
@@ -178,9 +182,12 @@ class JudgeStage:
                 if not apply(event):
                     self.metrics.judged_duplicates.inc()
 
-    def _report_dead_letter(self, message: Message, reason: str) -> None:
-        letter = dead_letter(message, "undecodable", reason, self.metrics)
-        self.reports.produce(self.topics.dlq, self.codec.encode(letter), message.key())
+    def _report_dead_letter(self, message: MessageLike, reason: str) -> None:
+        self.metrics.dead_lettered.labels("undecodable").inc()
+        log.warning("join: dead-lettered %s[%s]@%s: %s", message.topic(), message.partition(),
+                    message.offset(), reason)  # fmt: skip
+        letter = dead_letter(message, component="join", error_type="undecodable", reason=reason)
+        send_dead_letter(self.reports, self.topics.dlq, letter, self.codec)
 
     def checkpoint(self, partitions: Iterable[int] | None = None, wait: bool = False) -> None:
         """Save the state of the partitions owned (or of ``partitions``) with the offsets
@@ -210,12 +217,12 @@ class JudgeStage:
             else:
                 self.consumer.commit(offsets=folded, asynchronous=True)
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self.checkpoint([tp.partition for tp in partitions if tp.partition in self._owned])
         self._owned = set()
         self._rebuilding = set()
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         """Resume each partition from its checkpoint, or re-read it from the start."""
         self.judge = self._new_judge()
         self._owned = {tp.partition for tp in partitions}

@@ -19,74 +19,40 @@ import logging
 import operator
 import os
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streams.codec import Codec, CodecError
-from streams.hook.ratelimit import LibrdkafkaLog, RateLimitedLog
-from streams.join.deadlines import Deadlines
 from streams.join.experiments import ExperimentsFile
 from streams.join.metrics import JoinMetrics
 from streams.join.pairing import Outcome
-from streams.join.slot_bytes import (
-    Slot,
-    StoreKey,
-    changelog_key,
-    event_batch,
-    key_from_changelog,
-    request_id_of,
-    request_key,
-)
+from streams.join.pairs_expiry import ExpiryClock, caught_up
+from streams.join.pairs_restore import read_changelog, rewind_inputs
+from streams.join.slot_bytes import Slot, StoreKey, changelog_key, event_batch, request_key
 from streams.join.slots import Queued, SlotPairing
 from streams.join.store import StateStore, open_store
-from streams.join.watchdog import Watchdog
-from streams.records import (
-    DeadLetter,
-    GroundTruth,
-    JoinEventBatch,
-    JoinKind,
-    JoinSlot,
-    ModelInput,
-    Prediction,
-)
+from streams.kafka import CONFLUENT, KafkaClients, ProducerWrapper, TransactionalBatch, Watchdog
+from streams.kafka.clients import MessageLike
+from streams.kafka.config import group_config, reader_config, transactional_config
+from streams.kafka.deadletter import dead_letter, send_dead_letter
+from streams.records import GroundTruth, JoinEventBatch, JoinKind, JoinSlot, ModelInput, Prediction
 from streams.settings import Settings
 from streams.topics import partition_of
 
-__all__ = [
-    "PairStage",
-    "client_config",
-    "dead_letter",
-    "event_chunks",
-    "group_config",
-    "now_ms",
-    "produce",
-]
+__all__ = ["LIBRDKAFKA_LOGS", "PairStage", "event_chunks", "now_ms"]
 
 log = logging.getLogger(__name__)
 
+LIBRDKAFKA_LOGS = "streams.join.librdkafka"
+"""Where the join's clients log (a broker outage makes many lines: rate-limited)."""
 BATCH_SIZE = 20_000
 """Records per transaction at most (by default)."""
-SESSION_TIMEOUT_MS = 10_000
-REBALANCE_TIMEOUT_MS = 30_000
-"""Also librdkafka's max.poll.interval: a worker killed while its group rebalances is
-dropped after this long (the classic protocol waits that long for every member)."""
 STALL_LIMIT_S = 45.0
-"""A transaction call blocked this long is stuck (see streams.join.watchdog)."""
-COMMIT_TIMEOUT_S = 10.0
-COMMIT_ATTEMPTS = 6
-"""A commit that keeps failing for a minute is aborted and the batch redone."""
+"""A transaction call blocked this long is stuck (see streams.kafka.watchdog)."""
 MAX_EVENTS_BYTES = 256 * 1024
 """Join events per JoinEventBatch record at most, in bytes (a larger event goes alone),
 well inside the broker's default 1 MB record limit."""
@@ -106,57 +72,8 @@ def _stop_process(what: str) -> None:
     os._exit(75)  # EX_TEMPFAIL; the blocked C call cannot be unwound
 
 
-def dead_letter(message: Message, error_type: str, reason: str, metrics: JoinMetrics) -> DeadLetter:
-    """The dead letter of a consumed record (counted and logged with its offset)."""
-    metrics.dead_lettered.labels(error_type).inc()
-    topic, partition, offset = message.topic() or "", message.partition(), message.offset()
-    log.warning("join: dead-lettered %s[%s]@%s: %s", topic, partition, offset, reason)
-    return DeadLetter(
-        "join",
-        topic,
-        partition or 0,
-        offset or 0,
-        error_type,
-        reason,
-        now_ms(),
-        message.key(),
-        message.value(),
-    )
-
-
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-_LIBRDKAFKA_LOG = LibrdkafkaLog(RateLimitedLog(logging.getLogger("streams.join.librdkafka")))
-
-
-def client_config(settings: Settings, **overrides: object) -> dict[str, object]:
-    """librdkafka settings of every join client: its log lines (a broker outage makes many)
-    go to ``streams.join.librdkafka``, at most one per kind a minute."""
-    return settings.confluent_config(logger=_LIBRDKAFKA_LOG, **overrides)
-
-
-def group_config(settings: Settings, group: str) -> dict[str, object]:
-    """A consumer of one of the join's groups: manual offsets, committed reads only."""
-    return client_config(
-        settings,
-        **{
-            "group.id": group,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "partition.assignment.strategy": "range",  # co-partitioned topics stay together
-            "session.timeout.ms": SESSION_TIMEOUT_MS,
-            "heartbeat.interval.ms": SESSION_TIMEOUT_MS // 4,
-            "max.poll.interval.ms": REBALANCE_TIMEOUT_MS,
-            # "Read to the end" for expiry and the stage-2 rebuild: an end-of-partition
-            # event, which (unlike offsets) also counts transaction markers as read.
-            "enable.partition.eof": True,
-            # Bound the prefetch (librdkafka's default is up to 64 MB per consumer).
-            "queued.max.messages.kbytes": 16_384,
-        },
-    )
 
 
 def event_chunks(values: list[bytes]) -> Iterator[list[bytes]]:
@@ -180,17 +97,6 @@ def event_chunks(values: list[bytes]) -> Iterator[list[bytes]]:
         yield chunk
 
 
-def produce(
-    producer: Producer, topic: str, key: bytes, value: bytes | None, partition: int
-) -> None:
-    """Produce one record, first letting deliveries drain if the local queue is full."""
-    try:
-        producer.produce(topic, value, key, partition)
-    except BufferError:
-        producer.poll(0.5)
-        producer.produce(topic, value, key, partition)
-
-
 class PairStage:
     """Stage 1 of one worker: the ``<app_id>-<prefix>`` group over the per-request topics.
 
@@ -211,6 +117,8 @@ class PairStage:
     watchdog
         Acts on a transaction call that never returns (by default: exits with status 75,
         for a supervisor to restart the worker; ``shadow-eval join`` restarts in place).
+    clients
+        Where its Kafka clients come from (an in-process fake in unit tests).
     """
 
     def __init__(
@@ -222,12 +130,15 @@ class PairStage:
         data_dir: Path,
         batch_size: int = BATCH_SIZE,
         watchdog: Watchdog | None = None,
+        *,
+        clients: KafkaClients = CONFLUENT,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size {batch_size}: must be at least 1")
         self.batch_size = batch_size
         self.watchdog = watchdog or Watchdog(STALL_LIMIT_S, _stop_process)
         self.settings = settings
+        self.clients = clients
         self.topics = settings.topics
         self.partitions = settings.partitions
         self.codec = Codec()
@@ -242,18 +153,16 @@ class PairStage:
         ]
         if experiments.needs_inputs:  # downstream decision / KPI functions read the inputs
             self.sources.append(self.topics.inputs)
-        self.consumer = Consumer(group_config(settings, group))
-        self.producer = Producer(
-            client_config(
-                settings,
-                **{
-                    "transactional.id": f"{group}-{uuid.uuid4().hex[:12]}",
-                    "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-                    "linger.ms": 5,
-                    "batch.num.messages": 10_000,
-                    "queue.buffering.max.messages": 1_000_000,
-                },
-            )
+        self.consumer = clients.consumer(group_config(settings, group, logs=LIBRDKAFKA_LOGS))
+        self.producer = ProducerWrapper(
+            transactional_config(
+                settings, group, timeout_ms=TRANSACTION_TIMEOUT_MS, logs=LIBRDKAFKA_LOGS
+            ),
+            log=log,
+            clients=clients,
+        )
+        self.transaction = TransactionalBatch(
+            self.producer, self.consumer, self.watchdog, self._rewind
         )
         self.processed = 0
         self._slot_header = self.codec.header_of(JoinSlot)
@@ -263,11 +172,10 @@ class PairStage:
         self._owned: set[int] = set()
         self._at_end: set[tuple[str, int]] = set()
         self._event_partitions: dict[str, int] = {}
-        self._min_ttl_ms = min(self.pairing.pair_ttl_ms, self.pairing.label_ttl_ms)
-        self._deadlines: Deadlines[StoreKey] = Deadlines()
+        self.clock = ExpiryClock(self.pairing.pair_ttl_ms, self.pairing.label_ttl_ms)
 
     def start(self) -> None:
-        self.producer.init_transactions(30)
+        self.transaction.init(30)
         self.consumer.subscribe(self.sources, on_assign=self._on_assign, on_revoke=self._on_revoke)
 
     def poll(self, timeout: float) -> int:
@@ -291,11 +199,11 @@ class PairStage:
             f"partitions {sorted(self._owned)}"
         )
 
-    def process(self, messages: list[Message]) -> None:
-        """One transaction: the batch's events, state changes, dead letters and offsets."""
+    def process(self, messages: list[Any]) -> None:
+        """One transaction (:class:`~streams.kafka.TransactionalBatch`): the batch's
+        events, state changes, dead letters and offsets."""
         decode, unpack, get = self.codec.decode, Slot.unpack, self.store.get
-        pairing, deadlines, ttl = self.pairing, self._deadlines, self._min_ttl_ms
-        at_end = self._at_end
+        pairing, file, at_end = self.pairing, self.clock.file, self._at_end
         # Each request's state stays a Slot for the whole batch and is packed once.
         touched: dict[StoreKey, Slot | None] = {}
         dirty: dict[StoreKey, int] = {}  # key -> its partition (of the changelog too)
@@ -306,11 +214,11 @@ class PairStage:
         now = now_ms()
         self._outgoing = {}
         pairing.take_events()  # (what a batch that failed midway left queued)
-        self.producer.begin_transaction()
+        self.transaction.begin()  # step 1
         for message in messages:
             # (consumed messages always carry these; librdkafka types them optional)
-            topic: str = message.topic()  # type: ignore[assignment]
-            partition: int = message.partition()  # type: ignore[assignment]
+            topic: str = message.topic()
+            partition: int = message.partition()
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
@@ -320,7 +228,7 @@ class PairStage:
                 continue
             source = (topic, partition)
             at_end.discard(source)
-            offsets[source] = message.offset() + 1  # type: ignore[operator]
+            offsets[source] = message.offset() + 1
             topics[topic] += 1
             value = message.value()
             try:
@@ -350,7 +258,7 @@ class PairStage:
             if isinstance(applied, Slot):
                 accepted += 1
                 if slot is None:  # a new request: when to look again
-                    deadlines.add(key, applied.first_seen_ms + ttl)
+                    file(key, applied.first_seen_ms)
                 touched[key] = applied
                 dirty[key] = partition
             else:
@@ -358,9 +266,9 @@ class PairStage:
                 touched[key] = slot
         emitted: Counter[tuple[JoinKind, str | None]] = Counter()
         self._send(pairing.take_events(), emitted)
-        self._produce_events()
+        self._produce_events()  # step 2
         self._write_states(touched, dirty)
-        self._commit(offsets)
+        self.transaction.commit(offsets)  # steps 3 and 4
         self.processed += len(messages)
         self.metrics.count(self.metrics.events_in, topics)
         self._count_emitted(emitted)
@@ -391,11 +299,11 @@ class PairStage:
     def _produce_events(self) -> None:
         """Produce the queued join events in the open transaction: JoinEventBatch records
         of up to MAX_EVENTS_BYTES, keyed and partitioned by experiment."""
-        topic, header = self.topics.join_events, self._batch_header
+        topic, header, produce = self.topics.join_events, self._batch_header, self.producer.produce
         for experiment, values in self._outgoing.items():
             key, partition = experiment.encode(), self._event_partition(experiment)
             for chunk in event_chunks(values):
-                self._produce(topic, key, event_batch(header, chunk), partition)
+                produce(topic, event_batch(header, chunk), key, partition)
         self._outgoing = {}
 
     def _count_emitted(self, emitted: Counter[tuple[JoinKind, str | None]]) -> None:
@@ -421,79 +329,34 @@ class PairStage:
         partition p restores changelog partition p.
         """
         store, header, topic = self.store, self._slot_header, self.topics.join_state
+        produce = self.producer.produce
         for key, partition in dirty.items():
             slot = touched[key]
             if slot is None:
                 store.delete(key)
-                self._produce(topic, changelog_key(key), None, partition)
+                produce(topic, None, changelog_key(key), partition)
             else:
                 packed = slot.pack()
                 store.put(key, packed)
-                self._produce(topic, changelog_key(key), header + packed, partition)
+                produce(topic, header + packed, changelog_key(key), partition)
 
-    def _produce(self, topic: str, key: bytes, value: bytes | None, partition: int) -> None:
-        produce(self.producer, topic, key, value, partition)
+    def _dead_letter(self, message: MessageLike, error_type: str, reason: str) -> None:
+        """Dead-letter a consumed record in the open transaction (counted and logged)."""
+        self.metrics.dead_lettered.labels(error_type).inc()
+        log.warning("join: dead-lettered %s[%s]@%s: %s", message.topic(), message.partition(),
+                    message.offset(), reason)  # fmt: skip
+        letter = dead_letter(message, component="join", error_type=error_type, reason=reason)
+        send_dead_letter(self.producer, self.topics.dlq, letter, self.codec)
 
-    def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
-        """Commit the open transaction (with ``offsets``), or undo the batch.
-
-        An abortable failure (a broker restart, a fenced epoch after a rebalance) aborts
-        the transaction and rewinds to the last commit: the store is restored from the
-        changelog and the inputs are re-read, so the batch is redone, not lost. A fatal
-        one (another worker took over this transactional id) stops the worker.
-        """
-        for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            try:
-                with self.watchdog.guard("committing a transaction"):
-                    self._commit_once(offsets)
-                return
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.fatal():
-                    log.error("join: transaction failed, stopping: %s", error)
-                    raise
-                if error.retriable() and not error.txn_requires_abort():
-                    log.warning("join: committing (attempt %d): %s", attempt, error)
-                    continue
-                log.warning("join: transaction aborted (%s); redoing it", error)
-                break
-        with self.watchdog.guard("aborting a transaction"):
-            self.producer.abort_transaction(COMMIT_TIMEOUT_S)
-        self._rewind()
-
-    def _commit_once(self, offsets: dict[tuple[str, int], int]) -> None:
-        if offsets:
-            self.producer.send_offsets_to_transaction(
-                [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                self.consumer.consumer_group_metadata(),
-                COMMIT_TIMEOUT_S,
-            )
-        self.producer.commit_transaction(COMMIT_TIMEOUT_S)
-
-    def _rewind(self) -> None:
-        """Back to the last committed transaction: its state and its input offsets."""
-        assigned = self.consumer.assignment()
-        self._restore(self._owned)
-        self._at_end = set()
-        for tp in self.consumer.committed(assigned, timeout=30):
-            self.consumer.seek(
-                TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0)
-            )
-
-    def _dead_letter(self, message: Message, error_type: str, reason: str) -> None:
-        letter = dead_letter(message, error_type, reason, self.metrics)
-        key = message.key() or b""
-        partition = partition_of(key, self.partitions)
-        self._produce(self.topics.dlq, key, self.codec.encode(letter), partition)
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    # ------------------------------------------------------------ rebalance and restore
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         # Between batches (callbacks run inside consume): nothing is in flight.
         self.store.clear()
-        self._deadlines.clear()
+        self.clock.clear()
         self._owned = set()
         self._at_end = set()
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         owned = {tp.partition for tp in partitions}
         started = time.monotonic()
         restored = self._restore(owned)
@@ -505,70 +368,47 @@ class PairStage:
             time.monotonic() - started,
         )
 
-    def _restore(self, owned: set[int]) -> int:
-        """Read the changelog partitions of ``owned`` to their (committed) end, and file
-        every request restored for an expiry check."""
-        restored = self._read_changelog(owned)
-        deadlines, ttl = self._deadlines, self._min_ttl_ms
-        for key, packed in self.store.items():
-            deadlines.add(key, Slot.first_seen(packed) + ttl)
-        return restored
+    def _rewind(self) -> None:
+        """Back to the last committed transaction: its state and its input offsets."""
+        self._restore(self._owned)
+        self._at_end = set()
+        rewind_inputs(self.consumer)
 
-    def _read_changelog(self, owned: set[int]) -> int:
+    def _restore(self, owned: set[int]) -> int:
+        """The store from the changelog partitions of ``owned``, every request restored
+        filed for an expiry check (:mod:`streams.join.pairs_restore`)."""
         self.store.clear()
-        self._deadlines.clear()
+        self.clock.clear()
         if not owned:
             return 0
-        reader = Consumer(
-            client_config(
+        reader = self.clients.consumer(
+            reader_config(
                 self.settings,
-                **{
+                "join-restore",
+                logs=LIBRDKAFKA_LOGS,
+                overrides={
                     "group.id": f"{self.group}-restore",
-                    "enable.auto.commit": False,
                     "isolation.level": "read_committed",
                     "enable.partition.eof": True,
                 },
             )
         )
         try:
-            topic = self.topics.join_state
-            ends = {}
-            for partition in owned:
-                low, high = reader.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=10
-                )
-                if high > low:
-                    ends[partition] = high
-            if not ends:
-                return 0
-            reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
             header_size = len(self._slot_header)
-            store = self.store
-            remaining = set(ends)
-            while remaining:
-                for message in reader.consume(10_000, 1.0):
-                    error = message.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            remaining.discard(message.partition())
-                            continue
-                        raise KafkaException(error)
-                    key = key_from_changelog(message.key())  # type: ignore[arg-type]
-                    value = message.value()
-                    if value is None:
-                        store.delete(key)
-                    else:
-                        store.put(key, value[header_size:])
-                    at: int = message.partition()  # type: ignore[assignment]
-                    if message.offset() + 1 >= ends[at]:  # type: ignore[operator]
-                        remaining.discard(at)
-            return len(store)
+            restored = read_changelog(
+                reader, self.topics.join_state, owned, self.store, header_size
+            )
         finally:
             reader.close()
+        self.clock.file_all(self.store.items())
+        return restored
 
     # ------------------------------------------------------------------ expiry
     def expire(self) -> None:
-        if not self._owned or not self._caught_up():
+        """Settle the requests due (:mod:`streams.join.pairs_expiry`), in a transaction."""
+        if not self._owned or not caught_up(
+            self.consumer, self._at_end, self.sources, self.metrics
+        ):
             # Behind on the topics (a backlog, a restart): the other half of a pending
             # request may still be unread, so nothing can be declared missing yet.
             return
@@ -577,43 +417,18 @@ class PairStage:
         dirty: dict[StoreKey, int] = {}
         emitted: Counter[tuple[JoinKind, str | None]] = Counter()
         self._outgoing = {}
-        self.producer.begin_transaction()
-        for key in self._deadlines.pop_due(now):
-            slot = self._load(key, touched)
-            if slot is None:
-                continue  # done with already
-            request_id = request_id_of(key)
-            step = self.pairing.expire(request_id, slot, now)
+        self.transaction.begin()
+
+        def load(key: StoreKey) -> Slot | None:
+            return self._load(key, touched)
+
+        for key, request_id, step in self.clock.expire_due(self.pairing, load, now):
             if step.changed:
                 touched[key] = step.slot
                 dirty[key] = partition_of(request_id.encode(), self.partitions)
-            if step.slot is not None:
-                self._deadlines.add(key, self._next_deadline(step.slot, now))
             self._send(step.events, emitted)
         self._produce_events()
         self._write_states(touched, dirty)
-        self._commit({})
+        self.transaction.commit({})
         self._count_emitted(emitted)
         self.metrics.pending.set(len(self.store))
-
-    def _next_deadline(self, slot: Slot, now: int) -> int:
-        """The next time a request still held needs a look: its pair TTL, else its label
-        TTL (a request past its label TTL is never still held)."""
-        pair_due = slot.first_seen_ms + self.pairing.pair_ttl_ms
-        label_due = slot.first_seen_ms + self.pairing.label_ttl_ms
-        return pair_due if now < pair_due < label_due else label_due
-
-    def _caught_up(self) -> bool:
-        """Whether every owned input partition was read to its end (librdkafka reports
-        reaching it), and the lag gauges from the last fetched high watermarks."""
-        assigned = self.consumer.assignment()
-        if not assigned:
-            return False
-        lags: Counter[str] = Counter()
-        for tp in self.consumer.position(assigned):
-            _low, high = self.consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
-            if tp.offset >= 0 and high >= 0:
-                lags[tp.topic] += max(high - tp.offset, 0)
-        for topic in self.sources:
-            self.metrics.lag.labels(topic).set(lags.get(topic, 0))
-        return all((tp.topic, tp.partition) in self._at_end for tp in assigned)

@@ -1,12 +1,18 @@
 """The Kafka loop of a shadow worker: consume inputs, score, produce, commit when delivered.
 
 At-least-once, without waiting on the broker in the hot path: offsets are stored with
-``store_offsets`` (``enable.auto.offset.store=false``) only when every prediction and dead
-letter of their micro-batch (and of every earlier batch) has been delivered; librdkafka's
-auto-commit then commits stored offsets only. Batch *k+1* is scored while batch *k* is in
-flight. A rebalance flushes, stores and commits before partitions go; SIGTERM (a stop
-event) drains the same way. A message that finally fails delivery stops the worker with
-:class:`WorkerError` without committing past it, so a restart re-reads it.
+``store_offsets`` (``enable.auto.offset.store=false``) only once every prediction and dead
+letter produced before them has been delivered; librdkafka's auto-commit then commits
+stored offsets only. Batch *k+1* is scored while batch *k* is in flight. Deliveries are
+accounted without a Python callback per record (:class:`~streams.kafka.ProducerWrapper`):
+the micro-batches in flight are *settled* together whenever the producer's queue is
+empty, and at least every ``SETTLE_EVERY_S`` by a flush. A rebalance flushes, stores and
+commits before partitions go; SIGTERM (a stop event) drains the same way. A record that
+finally fails delivery stops the worker with :class:`WorkerError` without committing past
+it, so a restart re-reads it.
+
+The loop gets its clients from a :class:`~streams.kafka.KafkaClients` factory, so its unit
+tests run it on an in-process fake of the broker.
 """
 
 from __future__ import annotations
@@ -15,26 +21,29 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import replace
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streams.codec import Codec, EncodeError
-from streams.dlq import dead_letter, send_dead_letter
-from streams.records import Prediction, Role
+from streams.kafka import CONFLUENT, ConsumerLike, KafkaClients, ProducerWrapper
+from streams.kafka.config import base_config, producer_config
+from streams.kafka.deadletter import dead_letter, send_dead_letter
+from streams.records import ModelInput, Prediction, Role
 from streams.settings import Settings
 from streams.topics import TopicError, describe_topics
 from streams.worker.batch import Reject, assemble
 from streams.worker.config import WorkerConfig
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.model import ModelAdapter
+from streams.worker.model import ModelAdapter, Outcome
 
 __all__ = ["ShadowWorker", "WorkerError"]
 
 log = logging.getLogger("streams.worker")
-PARTITION_ANY = -1
 LAG_EVERY = 5.0
+SETTLE_EVERY_S = 1.0
+"""Deliveries are waited for (a flush) at least this often when the queue never empties."""
+SETTLE_FLUSH_S = 5.0
 
 
 class WorkerError(RuntimeError):
@@ -44,29 +53,15 @@ class WorkerError(RuntimeError):
 class _InFlight:
     """One micro-batch's outputs awaiting delivery and the offsets they unlock."""
 
-    __slots__ = ("delivered", "errors", "failure", "letters", "offsets", "pending")
+    __slots__ = ("errors", "letters", "offsets", "predictions")
 
-    def __init__(self, offsets: dict[tuple[str, int], int], pending: int, errors: int) -> None:
+    def __init__(
+        self, offsets: dict[tuple[str, int], int], predictions: int, letters: int, errors: int
+    ) -> None:
         self.offsets = offsets
-        self.pending = pending
+        self.predictions = predictions
+        self.letters = letters
         self.errors = errors
-        self.delivered = 0
-        self.letters = 0
-        self.failure: KafkaError | None = None
-
-    def prediction_done(self, err: KafkaError | None, _msg: Message) -> None:
-        self.pending -= 1
-        if err is None:
-            self.delivered += 1
-        else:
-            self.failure = err
-
-    def letter_done(self, err: KafkaError | None, _msg: Message) -> None:
-        self.pending -= 1
-        if err is None:
-            self.letters += 1
-        else:
-            self.failure = err
 
 
 class ShadowWorker:
@@ -84,6 +79,10 @@ class ShadowWorker:
         Batching, group and reporting options.
     metrics
         Where to count; a new :class:`WorkerMetrics` by default (``self.metrics``).
+    codec
+        Decodes the inputs and encodes the predictions.
+    clients
+        Where its Kafka clients come from (an in-process fake in unit tests).
 
     Examples
     --------
@@ -107,6 +106,7 @@ class ShadowWorker:
         config: WorkerConfig | None = None,
         metrics: WorkerMetrics | None = None,
         codec: Codec | None = None,
+        clients: KafkaClients = CONFLUENT,
     ) -> None:
         self.settings = settings
         self.adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model)
@@ -115,16 +115,19 @@ class ShadowWorker:
         self.group_id = self.config.group_for(version)
         self.metrics = metrics or WorkerMetrics(model=self.config.name, version=version)
         self.codec = codec or Codec()
+        self.clients = clients
         self._inflight: deque[_InFlight] = deque()
-        self._consumer: Consumer | None = None
-        self._producer: Producer | None = None
+        self._consumer: ConsumerLike | None = None
+        self._producer: ProducerWrapper | None = None
         self._failure: str | None = None
+        self._settle_due = 0.0
 
     # -- configuration ---------------------------------------------------------------------
     def consumer_config(self) -> dict[str, Any]:
         session = self.config.session_timeout_ms
-        return self.settings.confluent_config(
-            **{
+        return base_config(
+            self.settings,
+            overrides={
                 "group.id": self.group_id,
                 "client.id": f"{self.group_id}-consumer",
                 "enable.auto.commit": True,
@@ -135,21 +138,19 @@ class ShadowWorker:
                 "heartbeat.interval.ms": max(min(3000, session // 3), 100),
                 "partition.assignment.strategy": "cooperative-sticky",
                 **self.config.consumer_overrides,
-            }
+            },
         )
 
     def producer_config(self) -> dict[str, Any]:
-        return self.settings.confluent_config(
-            **{
+        return producer_config(
+            self.settings,
+            overrides={
                 "client.id": f"{self.group_id}-producer",
-                "partitioner": "murmur2_random",
-                "enable.idempotence": True,
-                "linger.ms": 5,
                 "batch.num.messages": 10_000,
                 "compression.type": "none",
                 "queue.buffering.max.messages": 1_000_000,
                 **self.config.producer_overrides,
-            }
+            },
         )
 
     def check_topics(self) -> None:
@@ -158,7 +159,7 @@ class ShadowWorker:
         needed = {topics.inputs, topics.shadow_predictions, topics.dlq}
         missing = [
             s.name
-            for s in describe_topics(self.settings)
+            for s in describe_topics(self.settings, clients=self.clients)
             if s.name in needed and s.partitions is None
         ]
         if missing:
@@ -180,8 +181,10 @@ class ShadowWorker:
         """
         stop = stop or threading.Event()
         self.check_topics()
-        consumer = self._consumer = Consumer(self.consumer_config())
-        self._producer = Producer(self.producer_config())
+        consumer = self._consumer = self.clients.consumer(self.consumer_config())
+        producer = self._producer = ProducerWrapper(
+            self.producer_config(), log=log, clients=self.clients
+        )
         consumer.subscribe(
             [self.settings.topics.inputs],
             on_assign=self._on_assign,
@@ -190,14 +193,15 @@ class ShadowWorker:
         )
         batch_size, batch_timeout = self.config.batch_size, self.config.batch_ms / 1000.0
         next_lag = next_status = time.monotonic()
+        self._settle_due = next_lag + SETTLE_EVERY_S
         try:
             while not stop.is_set() and self._failure is None:
                 messages = consumer.consume(batch_size, batch_timeout)
                 if messages:
                     self._process(messages)
-                self._producer.poll(0)
-                self._settle()
+                producer.poll(0)
                 now = time.monotonic()
+                self._settle(now)
                 if now >= next_lag:
                     self._update_lag()
                     next_lag = now + LAG_EVERY
@@ -214,7 +218,7 @@ class ShadowWorker:
             raise WorkerError(self._failure)
         return self.metrics
 
-    def _process(self, messages: list[Message]) -> None:
+    def _process(self, messages: list[Any]) -> None:
         started = time.perf_counter()
         metrics = self.metrics
         metrics.consumed += len(messages)
@@ -227,16 +231,32 @@ class ShadowWorker:
         for error in batch.errors:
             log.warning("consumer error: %s", error)
         metrics.skipped += batch.skipped
-        outcomes = self.adapter.predict(batch.inputs)
+        inputs = batch.inputs
+        outcomes = self.adapter.predict(inputs)
         errors = sum(1 for outcome in outcomes if outcome.error is not None)
-        flight = _InFlight(batch.next_offsets, len(outcomes) + len(batch.rejects), errors)
+        flight = _InFlight(batch.next_offsets, len(outcomes), len(batch.rejects), errors)
         self._inflight.append(flight)
-        produce, encode, on_delivery = self._produce, self.codec.encode, flight.prediction_done
-        topic, version, shadow = self.settings.topics.shadow_predictions, self.version, Role.SHADOW
+        producer = self._producer
+        assert producer is not None
+        records = self._predictions(inputs, outcomes, flight)
+        producer.produce_all(self.settings.topics.shadow_predictions, records)
+        for reject in batch.rejects:
+            self._dead_letter(reject)
+        metrics.observe_batch(time.perf_counter() - started)
+
+    def _predictions(
+        self, inputs: list[ModelInput], outcomes: list[Outcome], flight: _InFlight
+    ) -> list[tuple[bytes, bytes]]:
+        """``(value, key)`` of each input's prediction; an output that cannot be encoded
+        becomes an error prediction (counted)."""
+        encode, version, shadow = self.codec.encode, self.version, Role.SHADOW
         now_ms = int(time.time() * 1000)
-        for record, outcome in zip(batch.inputs, outcomes, strict=True):
+        records: list[tuple[bytes, bytes]] = []
+        append = records.append
+        for record, outcome in zip(inputs, outcomes, strict=True):
+            request_id = record.request_id
             prediction = Prediction(
-                record.request_id,
+                request_id,
                 record.model,
                 version,
                 shadow,
@@ -252,64 +272,52 @@ class ShadowWorker:
             except EncodeError as exc:
                 flight.errors += outcome.error is None
                 data = encode(Prediction(
-                    record.request_id, record.model, version, shadow, now_ms,
+                    request_id, record.model, version, shadow, now_ms,
                     latency_ms=outcome.latency_ms, error=f"unencodable output: {exc}",
                     segments=record.segments,
                 ))  # fmt: skip
-            produce(topic, data, record.request_id.encode(), on_delivery)
-        for reject in batch.rejects:
-            self._dead_letter(reject, flight)
-        metrics.observe_batch(time.perf_counter() - started)
+            append((data, request_id.encode()))
+        return records
 
-    def _produce(self, topic: str, value: bytes, key: bytes | None, on_delivery: Any) -> None:
-        producer = self._producer
-        assert producer is not None
-        while True:
-            try:
-                producer.produce(topic, value, key, PARTITION_ANY, on_delivery)
-                return
-            except BufferError:  # local queue full: let deliveries drain
-                producer.poll(0.05)
-
-    def _dead_letter(self, reject: Reject, flight: _InFlight) -> None:
+    def _dead_letter(self, reject: Reject) -> None:
         letter = dead_letter(
             reject.message, component="worker", error_type=reject.error_type, reason=reject.reason
         )
         log.debug("dead letter %s[%s]@%s: %s", letter.source_topic,
                   letter.source_partition, letter.source_offset, letter.reason)  # fmt: skip
-        topic = self.settings.topics.dlq
-        producer = self._producer
-        assert producer is not None
-        while True:
-            try:
-                send_dead_letter(producer, topic, letter, self.codec, flight.letter_done)
-                return
-            except BufferError:
-                producer.poll(0.05)
-            except KafkaException as exc:  # e.g. the original value is too large to forward
-                if letter.value is None:
-                    raise
-                reason = f"{letter.reason} (value of {len(letter.value)} bytes not kept: {exc})"
-                letter = replace(letter, value=None, reason=reason)
+        assert self._producer is not None
+        send_dead_letter(self._producer, self.settings.topics.dlq, letter, self.codec)
 
     # -- delivery and offsets --------------------------------------------------------------
-    def _settle(self) -> None:
-        """Store the offsets of every fully delivered batch at the head of the queue."""
-        inflight, metrics = self._inflight, self.metrics
+    def _settle(self, now: float, timeout: float | None = None) -> None:
+        """Store the offsets of the batches in flight once all their outputs are delivered.
+
+        They are when the producer's queue is empty; when it never empties (a steady
+        stream), every SETTLE_EVERY_S the loop waits for it (a flush, ``timeout`` s at
+        most). A failed delivery stops the worker, nothing after it committed.
+        """
+        producer, inflight = self._producer, self._inflight
+        if producer is None or not inflight or self._failed(producer):
+            return
+        if not producer.settled():
+            if timeout is None:
+                if now < self._settle_due:
+                    return
+                timeout = SETTLE_FLUSH_S
+            remaining = producer.flush(timeout)
+            if self._failed(producer) or remaining:
+                if remaining and timeout >= self.config.drain_timeout:
+                    log.warning("%d messages still undelivered after %.0fs", remaining, timeout)
+                return
+        self._settle_due = now + SETTLE_EVERY_S
+        metrics = self.metrics
         done: dict[tuple[str, int], int] = {}
-        while inflight and inflight[0].pending == 0:
-            flight = inflight[0]
-            if flight.failure is not None:
-                if self._failure is None:
-                    metrics.delivery_failures += 1
-                    self._failure = f"delivery failed, not committing past it: {flight.failure}"
-                    log.error(self._failure)
-                break
-            inflight.popleft()
-            metrics.produced += flight.delivered
+        for flight in inflight:
+            metrics.produced += flight.predictions
             metrics.dead_lettered += flight.letters
             metrics.errors += flight.errors
             done.update(flight.offsets)
+        inflight.clear()
         if done and self._consumer is not None:
             offsets = [TopicPartition(t, p, o) for (t, p), o in done.items()]
             try:
@@ -317,13 +325,14 @@ class ShadowWorker:
             except KafkaException as exc:  # partitions revoked or lost meanwhile
                 log.debug("cannot store offsets %s: %s", offsets, exc)
 
-    def _flush(self) -> None:
-        if self._producer is not None:
-            remaining = self._producer.flush(self.config.drain_timeout)
-            if remaining:
-                log.warning("%d messages still undelivered after %.0fs", remaining,
-                            self.config.drain_timeout)  # fmt: skip
-        self._settle()
+    def _failed(self, producer: ProducerWrapper) -> bool:
+        if not producer.failed:
+            return False
+        if self._failure is None:
+            self.metrics.delivery_failures += 1
+            self._failure = f"delivery failed, not committing past it: {producer.last_failure}"
+            log.error(self._failure)
+        return True
 
     def _commit(self) -> None:
         if self._consumer is None:
@@ -335,18 +344,18 @@ class ShadowWorker:
                 log.warning("commit failed: %s", exc)
 
     def _drain(self) -> None:
-        self._flush()
+        self._settle(time.monotonic(), self.config.drain_timeout)
         self._commit()
 
     # -- rebalances ------------------------------------------------------------------------
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", _describe(partitions))
 
-    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("revoked %s; delivering and committing first", _describe(partitions))
         self._drain()
 
-    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_lost(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         log.warning("lost %s; their uncommitted inputs will be redelivered to others",
                     _describe(partitions))  # fmt: skip
         lost = {(tp.topic, tp.partition) for tp in partitions}

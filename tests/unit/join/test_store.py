@@ -12,7 +12,7 @@ import pytest
 from streams.join.deadlines import Deadlines
 from streams.join.slot_bytes import request_key
 from streams.join.store import StateStore, open_store
-from streams.join.watchdog import Watchdog
+from streams.kafka.watchdog import Watchdog
 
 UUID_ID = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
 

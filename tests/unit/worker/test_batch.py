@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 
 from streams.codec import Codec
-from streams.dlq import dead_letter
+from streams.kafka.deadletter import dead_letter
 from streams.records import ModelInput, Prediction, Role
 from streams.worker.batch import assemble
 from streams.worker.config import WorkerConfig

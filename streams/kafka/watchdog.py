@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def restart_process(what: str) -> None:
     """Replace this process with a fresh run of the same command line."""
-    log.critical("join: %s is stuck; restarting the process (state is in Kafka)", what)
+    log.critical("%s is stuck; restarting the process (state is in Kafka)", what)
     logging.shutdown()
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 

@@ -1,0 +1,196 @@
+"""librdkafka configurations, built from :class:`~streams.settings.Settings` in one place.
+
+Every client of shadow-eval gets the connection and security settings of
+:func:`base_config`; each role adds its own keys on top:
+
+- :func:`producer_config`: murmur2 partitioning (as the Java client), idempotence;
+- :func:`transactional_config`: a producer with a transactional id (join stage 1);
+- :func:`group_config`: a consumer of one of the join's groups (manual offsets,
+  committed reads only, end-of-partition events);
+- :func:`reader_config`: a consumer that is only *assigned* partitions (status, alerts
+  tail, the demo's recorder, changelog restores): nothing committed;
+- :func:`admin_config`: an admin client.
+
+Explicit ``overrides`` always win. Components that want their librdkafka log lines
+rate-limited pass ``logs="<logger name>"`` (a broker outage makes many lines).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from streams.settings import Settings
+
+__all__ = [
+    "GROUP_REBALANCE_TIMEOUT_MS",
+    "GROUP_SESSION_TIMEOUT_MS",
+    "Config",
+    "admin_config",
+    "base_config",
+    "group_config",
+    "librdkafka_logger",
+    "producer_config",
+    "reader_config",
+    "transactional_config",
+]
+
+Config = dict[str, Any]
+
+GROUP_SESSION_TIMEOUT_MS = 10_000
+GROUP_REBALANCE_TIMEOUT_MS = 30_000
+"""Also librdkafka's max.poll.interval: a worker killed while its group rebalances is
+dropped after this long (the classic protocol waits that long for every member)."""
+
+_LOGGERS: dict[str, Any] = {}
+
+
+def librdkafka_logger(name: str) -> Any:
+    """A ``logger`` for librdkafka's ``logger`` setting: lines go to the logger ``name``,
+    each facility's warnings at most once a minute (one object per name)."""
+    logger = _LOGGERS.get(name)
+    if logger is None:
+        # Imported here: streams.hook imports this package (its sender's producer).
+        from streams.hook.ratelimit import LibrdkafkaLog, RateLimitedLog
+
+        logger = _LOGGERS[name] = LibrdkafkaLog(RateLimitedLog(logging.getLogger(name)))
+    return logger
+
+
+def base_config(
+    settings: Settings, *, logs: str | None = None, overrides: Mapping[str, Any] | None = None
+) -> Config:
+    """Connection and security settings (SASL, TLS) every client gets.
+
+    Examples
+    --------
+    >>> base_config(Settings(kafka_bootstrap="k:9092"))
+    {'bootstrap.servers': 'k:9092', 'security.protocol': 'PLAINTEXT'}
+    """
+    config: Config = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "security.protocol": settings.security_protocol,
+    }
+    if settings.sasl_mechanism:
+        config["sasl.mechanism"] = settings.sasl_mechanism
+    if settings.sasl_username:
+        config["sasl.username"] = settings.sasl_username
+    if settings.sasl_password is not None:
+        config["sasl.password"] = settings.sasl_password.get_secret_value()
+    if settings.ssl_cafile:
+        config["ssl.ca.location"] = str(settings.ssl_cafile)
+    if settings.ssl_certfile:
+        config["ssl.certificate.location"] = str(settings.ssl_certfile)
+    if settings.ssl_keyfile:
+        config["ssl.key.location"] = str(settings.ssl_keyfile)
+    if logs is not None:
+        config["logger"] = librdkafka_logger(logs)
+    config.update(overrides or {})
+    return config
+
+
+def producer_config(
+    settings: Settings, *, logs: str | None = None, overrides: Mapping[str, Any] | None = None
+) -> Config:
+    """A producer of per-request or per-experiment records.
+
+    ``partitioner=murmur2_random`` is the Java client's (and aiokafka's) partitioner, so a
+    request id lands on the same partition of every co-partitioned topic whichever client
+    wrote it; ``enable.idempotence``: retries never duplicate or reorder.
+    """
+    return base_config(
+        settings,
+        logs=logs,
+        overrides={
+            "partitioner": "murmur2_random",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            **(overrides or {}),
+        },
+    )
+
+
+def transactional_config(
+    settings: Settings,
+    group: str,
+    *,
+    timeout_ms: int,
+    logs: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """A transactional producer of ``group``: a fresh ``transactional.id`` per process
+    (``<group>-<random>``), so a restarted worker never fences a live one; a killed
+    worker's open transaction is aborted by the broker after ``timeout_ms``."""
+    return producer_config(
+        settings,
+        logs=logs,
+        overrides={
+            "transactional.id": f"{group}-{uuid.uuid4().hex[:12]}",
+            "transaction.timeout.ms": timeout_ms,
+            "batch.num.messages": 10_000,
+            "queue.buffering.max.messages": 1_000_000,
+            **(overrides or {}),
+        },
+    )
+
+
+def group_config(
+    settings: Settings,
+    group: str,
+    *,
+    logs: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """A consumer of one of the join's groups: manual offsets, committed reads only."""
+    return base_config(
+        settings,
+        logs=logs,
+        overrides={
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "partition.assignment.strategy": "range",  # co-partitioned topics stay together
+            "session.timeout.ms": GROUP_SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": GROUP_SESSION_TIMEOUT_MS // 4,
+            "max.poll.interval.ms": GROUP_REBALANCE_TIMEOUT_MS,
+            # "Read to the end" for expiry and the stage-2 rebuild: an end-of-partition
+            # event, which (unlike offsets) also counts transaction markers as read.
+            "enable.partition.eof": True,
+            # Bound the prefetch (librdkafka's default is up to 64 MB per consumer).
+            "queued.max.messages.kbytes": 16_384,
+            **(overrides or {}),
+        },
+    )
+
+
+def reader_config(
+    settings: Settings,
+    purpose: str,
+    *,
+    logs: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """A consumer that is assigned partitions and commits nothing (``group.id`` is
+    ``shadow-eval-<purpose>-<random>``: librdkafka wants one, nothing joins it)."""
+    return base_config(
+        settings,
+        logs=logs,
+        overrides={
+            "group.id": f"shadow-eval-{purpose}-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            **(overrides or {}),
+        },
+    )
+
+
+def admin_config(
+    settings: Settings, *, quiet: bool = False, overrides: Mapping[str, Any] | None = None
+) -> Config:
+    """An admin client; ``quiet``: librdkafka logs errors only (a failure is raised to
+    the caller anyway, and no "Purging unserved events" notice appears at exit)."""
+    return base_config(
+        settings, overrides={**({"log_level": 2} if quiet else {}), **(overrides or {})}
+    )
