@@ -1,0 +1,91 @@
+"""The transactional batch: commit, retry, abort and rewind, fatal errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from streams.kafka import ProducerWrapper, TransactionalBatch
+from tests.unit.kafka.fakes import FakeBroker, FakeClients, FakeError
+
+
+class Guard:
+    def __init__(self) -> None:
+        self.guarded: list[str] = []
+
+    @contextlib.contextmanager
+    def guard(self, what: str) -> Iterator[None]:
+        self.guarded.append(what)
+        yield
+
+
+def _batch() -> tuple[FakeBroker, TransactionalBatch, list[str], Guard]:
+    broker = FakeBroker()
+    broker.create("in", "out")
+    clients = FakeClients(broker)
+    producer = ProducerWrapper({"transactional.id": "t-1"}, clients=clients)
+    consumer = clients.consumer({"group.id": "g"})
+    rewinds: list[str] = []
+    guard = Guard()
+    batch = TransactionalBatch(producer, consumer, guard, lambda: rewinds.append("rewound"))
+    batch.init()
+    return broker, batch, rewinds, guard
+
+
+def test_records_and_offsets_appear_together_on_commit() -> None:
+    broker, batch, rewinds, guard = _batch()
+    batch.begin()
+    batch.produce("out", b"v1", b"k", 0)
+    batch.produce("out", b"v2", b"k", 0)
+    assert broker.records("out") == []  # nothing visible before the commit
+    assert batch.commit({("in", 0): 42})
+    assert broker.records("out") == [(b"k", b"v1"), (b"k", b"v2")]
+    assert broker.committed["g"] == {("in", 0): 42}
+    assert rewinds == [] and guard.guarded == ["committing a transaction"]
+    assert not batch.open and batch.committed == 1
+
+
+def test_a_retriable_failure_is_retried() -> None:
+    broker, batch, rewinds, _ = _batch()
+    broker.commit_errors.append(FakeError(KafkaError._TIMED_OUT, "slow", retriable=True))
+    batch.begin()
+    batch.produce("out", b"v", b"k", 0)
+    assert batch.commit({("in", 0): 1})
+    assert broker.records("out") == [(b"k", b"v")] and rewinds == []
+
+
+def test_an_abortable_failure_aborts_and_rewinds_and_shows_nothing() -> None:
+    broker, batch, rewinds, guard = _batch()
+    broker.commit_errors.append(FakeError(KafkaError._FENCED, "fenced", abort=True))
+    batch.begin()
+    batch.produce("out", b"v", b"k", 0)
+    assert not batch.commit({("in", 0): 1})
+    assert broker.records("out") == [] and "g" not in broker.committed
+    assert rewinds == ["rewound"] and batch.aborted == 1
+    assert guard.guarded[-1] == "aborting a transaction"
+    batch.begin()  # the next batch starts clean
+    batch.produce("out", b"again", b"k", 0)
+    assert batch.commit({("in", 0): 1})
+    assert broker.records("out") == [(b"k", b"again")]
+
+
+def test_retries_that_keep_failing_end_in_an_abort() -> None:
+    broker, batch, rewinds, _ = _batch()
+    broker.commit_errors.extend(
+        FakeError(KafkaError._TIMED_OUT, "slow", retriable=True) for _ in range(batch.attempts)
+    )
+    batch.begin()
+    assert not batch.commit({})
+    assert rewinds == ["rewound"]
+
+
+def test_a_fatal_failure_is_raised() -> None:
+    broker, batch, rewinds, _ = _batch()
+    broker.commit_errors.append(FakeError(KafkaError._FENCED, "taken over", fatal=True))
+    batch.begin()
+    with pytest.raises(KafkaException):
+        batch.commit({("in", 0): 1})
+    assert rewinds == [] and not batch.open
