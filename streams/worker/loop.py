@@ -253,7 +253,7 @@ class ShadowWorker:
         now_ms = int(time.time() * 1000)
         records: list[tuple[bytes, bytes]] = []
         append = records.append
-        for record, outcome in zip(inputs, outcomes, strict=True):
+        for record, (value, probabilities, latency_ms, error) in zip(inputs, outcomes, strict=True):
             request_id = record.request_id
             prediction = Prediction(
                 request_id,
@@ -261,19 +261,19 @@ class ShadowWorker:
                 version,
                 shadow,
                 now_ms,
-                outcome.value,
-                outcome.probabilities,
-                outcome.latency_ms,
-                outcome.error,
+                value,
+                probabilities,
+                latency_ms,
+                error,
                 record.segments,
             )
             try:
                 data = encode(prediction)
             except EncodeError as exc:
-                flight.errors += outcome.error is None
+                flight.errors += error is None
                 data = encode(Prediction(
                     request_id, record.model, version, shadow, now_ms,
-                    latency_ms=outcome.latency_ms, error=f"unencodable output: {exc}",
+                    latency_ms=latency_ms, error=f"unencodable output: {exc}",
                     segments=record.segments,
                 ))  # fmt: skip
             append((data, request_id.encode()))

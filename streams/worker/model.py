@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -46,9 +45,12 @@ TIMEOUT = "timeout"
 MAX_ERROR_CHARS = 500
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """A model's answer to one input: a value (and probabilities) or an error."""
+class Outcome(NamedTuple):
+    """A model's answer to one input: a value (and probabilities) or an error.
+
+    A named tuple, not a dataclass: one is built per input, and a frozen dataclass's
+    ``__init__`` costs several times a tuple's.
+    """
 
     value: Value | None = None
     probabilities: Mapping[str, float] | None = None
@@ -92,6 +94,8 @@ def normalize_output(output: Any) -> tuple[Value, Mapping[str, float] | None]:
     >>> normalize_output({"yes": 0.8, "no": 0.2})
     ('yes', {'yes': 0.8, 'no': 0.2})
     """
+    if type(output) is float:  # the common case first
+        return output, None
     if isinstance(output, np.ndarray) and output.size == 1:
         output = output.reshape(()).item()
     if isinstance(output, Mapping):
@@ -188,15 +192,16 @@ class ModelAdapter:
 
     # -- per record ------------------------------------------------------------------------
     def _one(self, record: ModelInput) -> Outcome:
-        started = time.perf_counter()
+        clock = time.perf_counter
+        started = clock()
         try:
-            output = self._call_one(features_of(record))
-            latency = (time.perf_counter() - started) * 1000.0
+            output = self._call_one(record.feature_dict())
+            latency = (clock() - started) * 1000.0
+            if type(output) is float:
+                return Outcome(output, None, latency)
             value, probabilities = normalize_output(output)
         except Exception as exc:
-            return Outcome(
-                latency_ms=(time.perf_counter() - started) * 1000.0, error=_error_text(exc)
-            )
+            return Outcome(None, None, (clock() - started) * 1000.0, _error_text(exc))
         return Outcome(value, probabilities, latency)
 
     # -- per batch -------------------------------------------------------------------------
