@@ -15,10 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from streams.codec import Codec, CodecError
-from streams.kafka.clients import CONFLUENT
+from streams.kafka.clients import CONFLUENT, AdminLike
 from streams.kafka.config import admin_config, base_config, reader_config
 from streams.records import MetricsSnapshot
 from streams.settings import Settings
@@ -125,13 +124,13 @@ class Status:
         return out
 
 
-def _admin(settings: Settings) -> AdminClient:
+def _admin(settings: Settings) -> AdminLike:
     # Quiet librdkafka: connection failures become one StatusError, and no "Purging
     # unserved events" notice is printed when a client goes away.
     return CONFLUENT.admin(admin_config(settings, quiet=True))
 
 
-def _reachable(admin: AdminClient, settings: Settings, timeout: float) -> None:
+def _reachable(admin: AdminLike, settings: Settings, timeout: float) -> None:
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
@@ -143,7 +142,7 @@ def _reachable(admin: AdminClient, settings: Settings, timeout: float) -> None:
         raise StatusError(f"Kafka at {settings.kafka_bootstrap} answered with no brokers")
 
 
-def our_groups(admin: AdminClient, settings: Settings, timeout: float = 10.0) -> list[str]:
+def our_groups(admin: AdminLike, settings: Settings, timeout: float = 10.0) -> list[str]:
     """Group ids of shadow workers, and of every group that may be a join of
     ``settings.topic_prefix`` (both stages): it ends with ``-<prefix>`` or
     ``-<prefix>-judge``, whatever its app id. :func:`collect_status` keeps those that read
@@ -193,7 +192,7 @@ def _high_watermarks(
         consumer.close()
 
 
-def _our_partitions(admin: AdminClient, settings: Settings, timeout: float) -> list[TopicPartition]:
+def _our_partitions(admin: AdminLike, settings: Settings, timeout: float) -> list[TopicPartition]:
     metadata = admin.list_topics(timeout=timeout)
     return [
         TopicPartition(name, partition)

@@ -97,6 +97,9 @@ class AdminLike(Protocol):
 
     def list_topics(self, topic: str | None = ..., timeout: float = ...) -> Any: ...
     def describe_topics(self, topics: Any, **kwargs: Any) -> Any: ...
+    def create_topics(self, new_topics: list[Any], **kwargs: Any) -> dict[str, Any]: ...
+    def list_consumer_groups(self, **kwargs: Any) -> Any: ...
+    def describe_consumer_groups(self, group_ids: list[str], **kwargs: Any) -> Any: ...
 
 
 class KafkaClients(Protocol):
@@ -122,8 +125,8 @@ class ConfluentClients:
     def producer(self, config: Mapping[str, Any]) -> ProducerLike:
         return cast(ProducerLike, Producer(dict(config)))
 
-    def admin(self, config: Mapping[str, Any]) -> AdminClient:
-        return AdminClient(dict(config))
+    def admin(self, config: Mapping[str, Any]) -> AdminLike:
+        return cast(AdminLike, AdminClient(dict(config)))
 
 
 CONFLUENT = ConfluentClients()
