@@ -1,16 +1,20 @@
 """Join stage 1 on Kafka: pair each request's records (:class:`SlotPairing`), exactly once.
 
-Each batch is one Kafka transaction: its join events, the state changes that record them
-(the compacted ``<prefix>.join.state`` changelog), its dead letters and its input offsets
-commit together or not at all. The events go out as one JoinEventBatch record per
-experiment (up to ``MAX_EVENTS_BYTES`` each), not a record per event: the broker and
-stage 2 then handle a record per few hundred events. A worker killed mid-batch leaves an
-open transaction that the broker aborts after ``transaction.timeout.ms``; the next owner
-of the partitions restores the state from the changelog and re-reads the inputs from the
-committed offsets, so nothing is lost or emitted twice (stage 2 reads only committed events).
+Each batch is one Kafka transaction (:class:`~streams.kafka.TransactionalBatch`): its
+join events, the state changes that record them (the compacted ``<prefix>.join.state``
+changelog), its dead letters and its input offsets commit together or not at all. The
+events go out as one JoinEventBatch record per experiment (up to ``MAX_EVENTS_BYTES``
+each), not a record per event: the broker and stage 2 then handle a record per few
+hundred events. A worker killed mid-batch leaves an open transaction that the broker
+aborts after ``transaction.timeout.ms``; the next owner of the partitions restores the
+state from the changelog and re-reads the inputs from the committed offsets, so nothing
+is lost or emitted twice (stage 2 reads only committed events).
 
 Expiry runs only when every owned input partition is read to its end, so a request whose
 other half is still unread (a backlog, a restart) is never declared missing.
+
+This module is the loop; the changelog restore is :mod:`streams.join.pairs_restore`, the
+expiry clock :mod:`streams.join.pairs_expiry`, the clients :mod:`streams.kafka`.
 """
 
 from __future__ import annotations
