@@ -237,7 +237,9 @@ def test_publish_hands_over_every_field_in_its_place(
         segments=segments,
     )
     assert first.segments is not segments  # copied on the request thread
-    assert second == PredictionItem("r2", 124, "m", "v1", 1, *[None] * 4, 0.5, None, 0.0, None, None)
+    assert second == PredictionItem(
+        "r2", 124, "m", "v1", 1, *[None] * 4, 0.5, None, 0.0, None, None
+    )
     assert second.records == 1
     assert label == LabelItem(request_id="r1", timestamp_ms=125, model="m", value=1.0)
     assert label.records == 1
