@@ -170,6 +170,9 @@ def test_pure_core_source_reaches_no_transport_or_adapter() -> None:
         if not name.startswith("streams") and name.split(".")[0] not in sys.stdlib_module_names
     }
     assert third_party <= PURE_CORE_MAY_USE, third_party - PURE_CORE_MAY_USE
+    ours = {name for name in via if _matches(name, ["streams"]) and name != "streams"}
+    allowed = ["streams.stats", "streams.join", "streams.records", "streams.native"]
+    assert {name for name in ours if not _matches(name, allowed)} == set()
 
 
 def test_importing_the_pure_core_loads_no_transport_or_adapter() -> None:
@@ -182,6 +185,29 @@ def test_importing_the_pure_core_loads_no_transport_or_adapter() -> None:
 def test_pure_core_module_exists(module: str) -> None:
     # A renamed or moved core module must be renamed here too, not silently left unchecked.
     assert _module_file(module) is not None, module
+
+
+# -- layers -------------------------------------------------------------------------------
+BELOW_THE_TOP = ["hook", "worker", "join", "kafka", "codec", "stats"]
+
+
+def test_nothing_below_the_top_reaches_the_cli_demo_click_or_rich() -> None:
+    roots = [
+        _module_name(path) for package in BELOW_THE_TOP for path in (SRC / package).rglob("*.py")
+    ]
+    assert "streams.join.engine" in roots
+    offenders = _offenders(reachable(roots), ["streams.cli", "streams.demo", "click", "rich"])
+    assert offenders == {}
+
+
+# -- leaves -------------------------------------------------------------------------------
+LEAVES = ["streams.records", "streams.settings", "streams.native", "streams.partitioning"]
+
+
+@pytest.mark.parametrize("module", LEAVES)
+def test_leaves_import_nothing_from_streams(module: str) -> None:
+    assert _module_file(module) is not None, module
+    assert sorted(n for n in imports_of(module) if _matches(n, ["streams"])) == []
 
 
 # -- dependencies -------------------------------------------------------------------------
