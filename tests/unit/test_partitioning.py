@@ -52,3 +52,13 @@ def test_hash_is_a_java_int() -> None:
     values = [murmur2(str(i).encode()) for i in range(2000)]
     assert all(-(2**31) <= v < 2**31 for v in values)
     assert min(values) < 0 < max(values)
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    import streams.partitioning
+
+    result = doctest.testmod(streams.partitioning)
+    assert result.attempted >= 3
+    assert result.failed == 0
