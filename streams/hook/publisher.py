@@ -78,10 +78,11 @@ def producer_config(
 class ShadowPublisher:
     """Publishes a serving app's inputs, live predictions and labels to Kafka, safely.
 
-    Calls return in microseconds and never raise: they hand a tuple to a bounded
-    in-process buffer and a background thread encodes and produces it. When Kafka is
-    slow or down, up to ``buffer_size`` records wait (for ``message_timeout_ms``); more
-    are dropped and counted. See :attr:`counters`.
+    Calls return in microseconds and never raise: they hand a named tuple (a
+    ``PredictionItem`` or ``LabelItem``) to a bounded in-process buffer and a background
+    thread encodes and produces it. When Kafka is slow or down, up to ``buffer_size``
+    records wait (for ``message_timeout_ms``); more are dropped and counted. See
+    :attr:`counters`.
 
     Parameters
     ----------
