@@ -11,10 +11,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from aiokafka.partitioner import murmur2
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from streams.partitioning import murmur2
 from streams.settings import Settings
 
 __all__ = ["TopicError", "TopicStatus", "check_topics", "create_topics", "partition_of"]
