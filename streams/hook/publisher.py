@@ -18,10 +18,11 @@ from streams.hook.buffer import InFlightBuffer
 from streams.hook.features import Privacy
 from streams.hook.ids import uuid7
 from streams.hook.metrics import HookCounters, register_publisher
-from streams.hook.ratelimit import LibrdkafkaLog, RateLimitedLog
 from streams.hook.sampling import Sampler
 from streams.hook.sender import Item, LabelItem, PredictionItem, Sender
 from streams.hook.wrap import Tracked
+from streams.kafka.config import client_config
+from streams.kafka.logs import LibrdkafkaLog, RateLimitedLog
 from streams.settings import Settings, load_settings
 
 __all__ = ["ShadowPublisher", "producer_config"]
@@ -55,7 +56,7 @@ def producer_config(
       fills first, the hook's own count decides what is dropped.
     - ``linger.ms=50``: bigger batches, less CPU per record; nobody waits for these.
     """
-    config = settings.confluent_config()
+    config = client_config(settings)
     config.update(
         {
             "client.id": "shadow-eval-hook",

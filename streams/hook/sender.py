@@ -24,7 +24,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from streams.codec import Codec, EncodeError
 from streams.hook.buffer import InFlightBuffer
 from streams.hook.features import Privacy, split_features, to_label, to_probabilities
-from streams.hook.ratelimit import RateLimitedLog
+from streams.kafka.logs import RateLimitedLog
 from streams.kafka.producer import ProducerWrapper
 from streams.records import GroundTruth, ModelInput, Prediction, Role
 from streams.settings import TopicNames
