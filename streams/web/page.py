@@ -38,6 +38,7 @@ section.experiment h2 { margin-top: 0.4em; display: flex; align-items: center; g
 .badge { font-size: 0.75em; padding: 0.15em 0.6em; border-radius: 1em; color: #fff; }
 .badge.promote { background: #17803d; } .badge.reject { background: #b3261e; }
 .badge.continue { background: #9a6700; }
+.badge.promote, .badge.reject, .badge.continue { color: #fff; }
 .sentence { font-size: 1.02em; margin: 0.3em 0 0.6em; }
 .meta { color: #666; font-size: 0.85em; margin: 0; }
 .counts { display: flex; gap: 0.8em; flex-wrap: wrap; margin: 0.6em 0; }
@@ -54,6 +55,9 @@ tr.significant td { background: #fff6e0; }
 .continue { color: #9a6700; font-weight: bold; } .FIRING { color: #b3261e; }
 .RESOLVED { color: #17803d; } .empty { color: #777; }
 """
+
+MAX_CHARTS = 6
+"""Trajectories drawn per experiment: primary, model metric, KPIs, then the others."""
 
 _SENTENCES = {
     "promote": "Promote {candidate}: it is at least as good as {live}.",
@@ -109,7 +113,7 @@ def _signed(value: float | None) -> str:
     return f"{value:+.4g}"
 
 
-def _metric_row(result: MetricResult, role: str) -> str:
+def _metric_row(result: MetricResult, role: str, values: bool) -> str:
     low, high = result.ci_low, result.ci_high
     excludes_zero = (low is not None and low > 0) or (high is not None and high < 0)
     interval = f"[{_signed(low) if low is not None else '-inf'}, " + (
@@ -118,10 +122,8 @@ def _metric_row(result: MetricResult, role: str) -> str:
     cells = [
         escape(model_label(result.metric)),
         escape(role),
-        escape(result.test),
         str(result.n),
-        _number(result.live_value),
-        _number(result.candidate_value),
+        *((_number(result.live_value), _number(result.candidate_value)) if values else ()),
         _signed(result.effect),
         interval,
         _number(result.pvalue, 3),
@@ -129,7 +131,7 @@ def _metric_row(result: MetricResult, role: str) -> str:
     ]
     klass = ' class="significant"' if excludes_zero else ""
     tds = "".join(
-        f'<td class="num">{c}</td>' if i >= 3 else f"<td>{c}</td>" for i, c in enumerate(cells)
+        f'<td class="num">{c}</td>' if i >= 2 else f"<td>{c}</td>" for i, c in enumerate(cells)
     )
     return f"<tr{klass}>{tds}</tr>"
 
@@ -148,19 +150,16 @@ def _metrics_table(run: RunResult, name: str) -> str:
     roles = _roles(run, name)
     order = {role: i for i, role in enumerate(("primary", "model metric", "business KPI"))}
     results = sorted(
-        (r for r in final.results if r.segment == ""),
+        (r for r in final.results if r.segment == "" and r.test == "msprt"),
         key=lambda r: (order.get(roles.get(r.metric, ""), 3), r.metric, r.test),
     )
     if not results:
         return '<p class="empty">No metric has data yet.</p>'
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "metric", "role", "test", "n", "live", "candidate", "Δ",
-            "anytime-valid 95% interval", "p", "e-value",
-        )
-    )  # fmt: skip
-    body = "".join(_metric_row(r, roles.get(r.metric, "")) for r in results)
+    values = any(r.live_value is not None for r in results)
+    names = ("metric", "role", "n", *(("live", "candidate") if values else ()), "Δ")
+    names += ("anytime-valid 95% interval", "p", "e-value")
+    head = "".join(f"<th>{h}</th>" for h in names)
+    body = "".join(_metric_row(r, roles.get(r.metric, ""), values) for r in results)
     return f"<table class='metrics'><tr>{head}</tr>{body}</table>"
 
 
@@ -183,15 +182,16 @@ def _counts(snapshot: MetricsSnapshot) -> str:
 def _charts(run: RunResult, name: str) -> str:
     roles = _roles(run, name)
     has = {r.metric for r in run.final(name).results if r.segment == "" and r.test == "msprt"}
+    rank = {"primary": 0, "model metric": 1, "business KPI": 2}
+    metrics = sorted(has, key=lambda m: (rank.get(roles.get(m, ""), 3), m))[:MAX_CHARTS]
     start = run.start_ms
     charts = [
         trajectory_svg(
             trajectory_points(run.snapshots[name], metric, start),
-            f"{model_label(metric)} ({role}): Δ and interval over time",
+            f"{model_label(metric)}" + (f" ({roles[metric]})" if metric in roles else ""),
             f"Δ {model_label(metric)}",
         )
-        for metric, role in sorted(roles.items(), key=lambda kv: kv[1] != "primary")
-        if metric in has
+        for metric in metrics
     ]
     return f'<div class="charts">{"".join(charts)}</div>' if charts else ""
 
