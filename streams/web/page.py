@@ -181,7 +181,11 @@ def _counts(snapshot: MetricsSnapshot) -> str:
 
 def _charts(run: RunResult, name: str) -> str:
     roles = _roles(run, name)
-    has = {r.metric for r in run.final(name).results if r.segment == "" and r.test == "msprt"}
+    has = {  # a metric whose interval is still unbounded has nothing to draw yet
+        r.metric
+        for r in run.final(name).results
+        if r.segment == "" and r.test == "msprt" and r.ci_low is not None and r.ci_high is not None
+    }
     rank = {"primary": 0, "model metric": 1, "business KPI": 2}
     metrics = sorted(has, key=lambda m: (rank.get(roles.get(m, ""), 3), m))[:MAX_CHARTS]
     start = run.start_ms

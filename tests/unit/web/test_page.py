@@ -163,3 +163,21 @@ def test_rendering_happens_once_per_snapshot() -> None:
     page = LivePage(EXPERIMENTS, judged(reports=1), dict)
     first = page.body()
     assert page.body() is first
+
+
+def test_business_kpis_sit_beside_the_model_metric() -> None:
+    """The demo's delivery experiment: late deliveries (primary KPI), idle minutes (KPI)
+    and the model metric, each with its row and trajectory."""
+    from streams.replay.run import replay_records
+    from tests.unit.report.helpers import DELIVERY, delivery_records
+
+    replayed = replay_records(delivery_records(600), DELIVERY)
+    run = live_run(DELIVERY, {"eta/v2": replayed.snapshots["eta/v2"]}, replayed.alerts)
+    html = render_body(run)
+    section = html[html.index('data-experiment="eta/v2"') :]
+    section = section[: section.index("</section>")]
+    for row in ("<td>late</td><td>primary</td>", "<td>idle_minutes</td><td>business KPI</td>",
+                "<td>abs_error</td><td>model metric</td>"):  # fmt: skip
+        assert row in section
+    assert section.count("<svg") >= 3
+    assert "Δ business KPIs [CI]" in html and "idle_minutes: " in html
