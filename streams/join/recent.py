@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Iterable
 
 from streams.join.judge import Report
 from streams.records import Alert, MetricsSnapshot, Verdict
@@ -69,6 +70,29 @@ class RecentReports:
                 half = len(kept) // 2
                 kept[:half] = kept[:half:2]
             self.version += 1
+
+    def retain(self, experiments: Iterable[str]) -> None:
+        """Forget the experiments not in ``experiments`` (another worker owns them now).
+
+        Examples
+        --------
+        >>> recent = RecentReports()
+        >>> for name in ("a", "b"):
+        ...     recent.add_snapshot(MetricsSnapshot(name, "m", "1", "2", 0, {}, (), "continue", ""))
+        >>> recent.retain(["b"])
+        >>> sorted(recent.snapshots()), recent.version
+        (['b'], 3)
+        """
+        kept = set(experiments)
+        with self._lock:
+            gone = [name for name in self._snapshots if name not in kept]
+            for name in gone:
+                del self._snapshots[name]
+            alerts = [a for a in self._alerts if a.experiment in kept]
+            if gone or len(alerts) != len(self._alerts):
+                self._alerts.clear()
+                self._alerts.extend(alerts)
+                self.version += 1
 
     def snapshots(self) -> dict[str, list[MetricsSnapshot]]:
         """A copy: per experiment, its kept snapshots in time order."""

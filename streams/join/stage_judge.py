@@ -231,6 +231,7 @@ class JudgeStage:
         self._owned = {tp.partition for tp in partitions}
         self._rebuilding = set()
         self._topic_id = self._read_topic_id()
+        self.recent.retain(n for p in self._owned for n in self._by_partition.get(p, ()))
         starts = []
         backlog = 0
         for tp in partitions:
