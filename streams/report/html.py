@@ -1,4 +1,5 @@
-"""A self-contained HTML report: verdicts, KPIs by segment, alerts, counts and PNG plots."""
+"""A self-contained HTML report: verdicts, KPIs by segment, alerts, counts, PNG plots and
+the live page's SVG trajectories."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from streams.report.summary import (
     model_label,
     summary_rows,
 )
+from streams.report.svg import experiment_charts
 
 __all__ = [
     "STYLE",
@@ -27,6 +29,7 @@ __all__ = [
     "render_html",
     "segments_tables",
     "summary_table",
+    "trajectories_html",
     "write_html",
 ]
 
@@ -38,6 +41,7 @@ th { background: #f3f3f3; }
 .promote { color: #17803d; font-weight: bold; } .reject { color: #b3261e; font-weight: bold; }
 .continue { color: #9a6700; font-weight: bold; } .FIRING { color: #b3261e; }
 .RESOLVED { color: #17803d; } figure { margin: 1.5em 0; } img { max-width: 100%; }
+.charts { display: flex; flex-wrap: wrap; gap: 0.8em; } .charts svg { border: 1px solid #eee; }
 """
 
 
@@ -150,6 +154,16 @@ def counts_table(run: RunResult) -> str:
     return f"<table>{head}{body}</table>"
 
 
+def trajectories_html(run: RunResult) -> str:
+    """Per experiment, its metrics' Δ and interval over time as inline SVG (what the live
+    page draws)."""
+    return "".join(
+        f"<h3>{escape(name)}</h3><div class='charts'>{''.join(charts)}</div>"
+        for name in run.experiments
+        if (charts := experiment_charts(run, name))
+    )
+
+
 def render_html(run: RunResult) -> str:
     """The report as one HTML document (no external resources).
 
@@ -179,7 +193,9 @@ def render_html(run: RunResult) -> str:
         f"<h2 id='segments'>Model metrics and business KPIs by segment</h2>{segments_tables(run)}"
         f"<h2 id='alerts'>Alerts</h2>{alerts_table(run)}"
         f"<h2 id='counts'>Join counts</h2>{counts_table(run)}"
-        f"<h2 id='plots'>Plots</h2>{plots}</body></html>\n"
+        f"<h2 id='plots'>Plots</h2>{plots}"
+        f"<h2 id='trajectories'>Trajectories by experiment</h2>{trajectories_html(run)}"
+        "</body></html>\n"
     )
 
 

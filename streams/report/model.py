@@ -158,6 +158,24 @@ class RunResult:
         metrics = {r.metric for r in self.final(experiment).results}
         return next((m for m in ("correct", "abs_error") if m in metrics), None)
 
+    def roles(self, experiment: str) -> dict[str, str]:
+        """``metric -> "primary" | "model metric" | "business KPI"`` for ``experiment``.
+
+        Examples
+        --------
+        >>> run = RunResult("r", primary_metrics={"e": "late"}, kpis={"e": ("late", "idle")})
+        >>> run.add_snapshot(MetricsSnapshot("e", "m", "v1", "v2", 5, {},
+        ...                  (MetricResult("abs_error", "msprt", 9),), "continue", ""))
+        >>> run.roles("e")
+        {'late': 'primary', 'idle': 'business KPI', 'abs_error': 'model metric'}
+        """
+        roles = {kpi: "business KPI" for kpi in self.kpis.get(experiment, ())}
+        model = self.model_metric(experiment)
+        if model:
+            roles.setdefault(model, "model metric")
+        roles[self.primary(experiment)] = "primary"
+        return roles
+
     def has_decision(self, experiment: str) -> bool:
         """Whether the experiment compares downstream decisions (metric ``decision``)."""
         return any(r.metric == "decision" for r in self.final(experiment).results)

@@ -11,9 +11,14 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from streams.report.model import TrajectoryPoint
+from streams.report.model import RunResult, TrajectoryPoint, trajectory_points
+from streams.report.summary import model_label
 
-__all__ = ["trajectory_svg"]
+__all__ = ["MAX_CHARTS", "experiment_charts", "trajectory_svg"]
+
+MAX_CHARTS = 6
+"""Trajectories drawn per experiment: primary, model metric, KPIs, then the others."""
+_RANK = {"primary": 0, "model metric": 1, "business KPI": 2}
 
 WIDTH, HEIGHT = 460, 190
 LEFT, RIGHT, TOP, BOTTOM = 58, 12, 26, 34
@@ -127,3 +132,36 @@ def trajectory_svg(points: Sequence[TrajectoryPoint], title: str, ylabel: str) -
         f'font-size="10" fill="#555">{escape(ylabel)}</text></svg>'
     )
     return "".join(parts)
+
+
+def experiment_charts(run: RunResult, experiment: str, limit: int = MAX_CHARTS) -> list[str]:
+    """The trajectory of each metric of ``experiment`` whose anytime-valid interval is
+    bounded in the latest snapshot: primary first, then model metric, KPIs, the others.
+
+    Examples
+    --------
+    >>> from streams.records import MetricResult, MetricsSnapshot
+    >>> run = RunResult("r", primary_metrics={"e": "late"})
+    >>> for t, n in ((0, 5), (1000, 9)):
+    ...     run.add_snapshot(MetricsSnapshot("e", "m", "v1", "v2", t, {}, (
+    ...         MetricResult("late", "msprt", n, effect=0.1, ci_low=-0.1, ci_high=0.3),
+    ...         MetricResult("error", "msprt", n, effect=0.0)), "continue", ""))
+    >>> [svg.count("<polyline") for svg in experiment_charts(run, "e")]
+    [1]
+    """
+    roles = run.roles(experiment)
+    bounded = {
+        r.metric
+        for r in run.final(experiment).results
+        if r.segment == "" and r.test == "msprt" and r.ci_low is not None and r.ci_high is not None
+    }
+    metrics = sorted(bounded, key=lambda m: (_RANK.get(roles.get(m, ""), 3), m))[:limit]
+    start = run.start_ms
+    return [
+        trajectory_svg(
+            trajectory_points(run.snapshots[experiment], metric, start),
+            model_label(metric) + (f" ({roles[metric]})" if metric in roles else ""),
+            f"Δ {model_label(metric)}",
+        )
+        for metric in metrics
+    ]

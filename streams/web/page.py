@@ -17,9 +17,9 @@ from streams.join.experiments import ExperimentsFile
 from streams.records import Alert, MetricResult, MetricsSnapshot, Verdict
 from streams.replay.run import configure_run
 from streams.report.html import alerts_table, counts_table, segments_tables, summary_table
-from streams.report.model import RunResult, trajectory_points
+from streams.report.model import RunResult
 from streams.report.summary import model_label, short_reason, summary_rows
-from streams.report.svg import trajectory_svg
+from streams.report.svg import experiment_charts
 
 __all__ = ["live_run", "render_body", "render_page", "verdict_sentence"]
 
@@ -55,9 +55,6 @@ tr.significant td { background: #fff6e0; }
 .continue { color: #9a6700; font-weight: bold; } .FIRING { color: #b3261e; }
 .RESOLVED { color: #17803d; } .empty { color: #777; }
 """
-
-MAX_CHARTS = 6
-"""Trajectories drawn per experiment: primary, model metric, KPIs, then the others."""
 
 _SENTENCES = {
     "promote": "Promote {candidate}: it is at least as good as {live}.",
@@ -136,18 +133,9 @@ def _metric_row(result: MetricResult, role: str, values: bool) -> str:
     return f"<tr{klass}>{tds}</tr>"
 
 
-def _roles(run: RunResult, name: str) -> dict[str, str]:
-    roles = {kpi: "business KPI" for kpi in run.kpis.get(name, ())}
-    model = run.model_metric(name)
-    if model:
-        roles.setdefault(model, "model metric")
-    roles[run.primary(name)] = "primary"
-    return roles
-
-
 def _metrics_table(run: RunResult, name: str) -> str:
     final = run.final(name)
-    roles = _roles(run, name)
+    roles = run.roles(name)
     order = {role: i for i, role in enumerate(("primary", "model metric", "business KPI"))}
     results = sorted(
         (r for r in final.results if r.segment == "" and r.test == "msprt"),
@@ -180,23 +168,7 @@ def _counts(snapshot: MetricsSnapshot) -> str:
 
 
 def _charts(run: RunResult, name: str) -> str:
-    roles = _roles(run, name)
-    has = {  # a metric whose interval is still unbounded has nothing to draw yet
-        r.metric
-        for r in run.final(name).results
-        if r.segment == "" and r.test == "msprt" and r.ci_low is not None and r.ci_high is not None
-    }
-    rank = {"primary": 0, "model metric": 1, "business KPI": 2}
-    metrics = sorted(has, key=lambda m: (rank.get(roles.get(m, ""), 3), m))[:MAX_CHARTS]
-    start = run.start_ms
-    charts = [
-        trajectory_svg(
-            trajectory_points(run.snapshots[name], metric, start),
-            f"{model_label(metric)}" + (f" ({roles[metric]})" if metric in roles else ""),
-            f"Δ {model_label(metric)}",
-        )
-        for metric in metrics
-    ]
+    charts = experiment_charts(run, name)
     return f'<div class="charts">{"".join(charts)}</div>' if charts else ""
 
 

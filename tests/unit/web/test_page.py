@@ -181,3 +181,17 @@ def test_business_kpis_sit_beside_the_model_metric() -> None:
         assert row in section
     assert section.count("<svg") >= 3
     assert "Δ business KPIs [CI]" in html and "idle_minutes: " in html
+
+
+def test_the_report_and_the_page_draw_the_same_trajectories() -> None:
+    from streams.replay.run import replay_records
+    from streams.report import render_html
+    from streams.report.svg import experiment_charts
+    from tests.unit.report.helpers import DELIVERY, delivery_records
+
+    replayed = replay_records(delivery_records(300), DELIVERY)
+    charts = experiment_charts(replayed, "eta/v2")
+    assert len(charts) >= 3
+    report = render_html(replayed)
+    page = render_body(live_run(DELIVERY, replayed.snapshots, replayed.alerts))
+    assert all(chart in report and chart in page for chart in charts)
