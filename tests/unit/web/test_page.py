@@ -4,6 +4,7 @@ server's routes and headers (no broker: stage 2's :class:`Judge` runs in-process
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -141,6 +142,8 @@ def test_the_server_serves_the_page_its_json_and_verdicts(
     assert "script-src 'self'" in headers["Content-Security-Policy"]
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert b"<script src='static/live.js'></script>" in body
+    links = re.findall(r"""(?:src|href)=['"]([^'"]*)['"]""", body.decode())
+    assert links and all("//" not in link for link in links)  # nothing from elsewhere: no CDN
     assert b"&lt;script&gt;" in body and HOSTILE.encode() not in body
     _, _, live = get(served.url + "live.json")
     before = json.loads(live)
