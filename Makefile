@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: help install kafka test test-unit test-pure lint demo bench clean distclean
+.PHONY: help install kafka test-deps test test-unit test-pure lint demo bench clean distclean
 
 help: ## List the targets (this message)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,9 +27,24 @@ install: $(STAMP) ## Create .venv (python3.11 or python3) and pip install -e '.[
 kafka: install ## Fetch the Apache Kafka 4.x jars from Maven Central into the cache (once)
 	$(BIN)/shadow-eval kafka provision
 
+# Debian packages of the browser and Prometheus tests: command -> package. Quiet when present.
+TEST_TOOLS := chromium:chromium chromedriver:chromium-driver prometheus:prometheus promtool:prometheus
+
+test-deps: ## Install chromium, chromedriver and prometheus (Debian) when missing
+	@missing=$$(for tool in $(TEST_TOOLS); do \
+		command -v "$${tool%%:*}" >/dev/null || echo "$${tool#*:}"; done | sort -u | xargs); \
+	if [ -n "$$missing" ]; then \
+		if ! command -v apt-get >/dev/null; then \
+			echo "test-deps: no apt-get; install $$missing yourself (their tests skip)" >&2; exit 0; fi; \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "test-deps: apt-get install $$missing" >&2; \
+		$$sudo apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 # What CI runs (.ci/run): lint first (seconds, fails fast), the whole suite, then the unit
 # tests once more on the C modules' Python twins (what runs where no compiler is).
-test: lint kafka ## lint, the whole suite (the tests start and stop their own broker), test-pure
+test: lint kafka test-deps ## lint, the whole suite (the tests start and stop their own broker), test-pure
 	$(BIN)/pytest -q --durations=15 $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-pure
 

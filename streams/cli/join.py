@@ -45,7 +45,18 @@ __all__ = ["join"]
     show_default=True,
     help="Stage 1: records per Kafka transaction at most.",
 )
-@click.option("--web-port", type=int, default=None, help="Serve /verdicts/ on this port.")
+@click.option(
+    "--web-port",
+    type=int,
+    default=None,
+    help="Serve the live experiment page (/) and /verdicts/ on this port.",
+)
+@click.option(
+    "--web-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the page binds to (0.0.0.0: every interface; it has no authentication).",
+)
 @click.option("--metrics-port", type=int, default=0, help="Prometheus port (0: off).")
 @click.option(
     "--log-level",
@@ -63,6 +74,7 @@ def join(
     stage: str,
     batch_size: int,
     web_port: int | None,
+    web_host: str,
     metrics_port: int,
     log_level: str,
 ) -> None:
@@ -98,7 +110,7 @@ def join(
             f"the per-request topics have {counts.pop()} partitions but --partitions / "
             f"SHADOW_PARTITIONS is {settings.partitions}; they must match"
         )
-    from streams.join.engine import JoinWorker, serve_verdicts
+    from streams.join.engine import JoinWorker
     from streams.join.stage_pairs import STALL_LIMIT_S
     from streams.kafka.watchdog import Watchdog, restart_process
 
@@ -108,7 +120,7 @@ def join(
     logging.getLogger("streams").setLevel(log_level.upper())
     if web_port is not None and stage == "pairs":
         raise click.BadParameter(
-            "the /verdicts/ page is served by the judge stage (--stage judge or both)",
+            "the live page is served by the judge stage (--stage judge or both)",
             param_hint="--web-port",
         )
     stages = ("pairs", "judge") if stage == "both" else (stage,)
@@ -125,7 +137,10 @@ def join(
 
         start_http_server(metrics_port, registry=worker.metrics.registry)
     if web_port is not None:
-        serve_verdicts(worker, web_port)
+        from streams.web import LivePage, serve_page
+
+        server = serve_page(LivePage.of(worker), web_port, web_host)
+        click.echo(f"live experiment page: {server.url}", err=True)
     from streams.codec.fastread import NATIVE_DECODERS
     from streams.join.slot_bytes import NATIVE as NATIVE_SLOTS
     from streams.native import python_forced

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from streams.broker import BrokerError, LocalBroker
+from streams.broker.config import free_port
 from streams.demo.collect import Recorder
 from streams.demo.experiments import delivery_experiment_toml, experiments_toml
 from streams.demo.models import (
@@ -163,12 +164,13 @@ class _Demo:
         command = shadow_eval_command(
             "join", "--experiments", str(experiments), "--partitions", str(PARTITIONS),
             "--data-dir", str(self.workdir / "join"), "--bootstrap", settings.kafka_bootstrap,
-            "--topic-prefix", settings.topic_prefix,
+            "--topic-prefix", settings.topic_prefix, "--web-port", str(web := free_port()),
         )  # fmt: skip
         logs = self.workdir / "logs"
         self.children.append(ChildProcess("join", command, logs / "join.log", self.env))
         workers = len(self.children) - 1
         self.say(f"started {workers} shadow workers and the join agent (logs in {logs})")
+        self.say(f"live experiment page: [bold]http://127.0.0.1:{web}/[/] (while the demo runs)")
         return experiments
 
     def check_children(self) -> None:

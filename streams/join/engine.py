@@ -19,7 +19,6 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from streams.join.stage_pairs import BATCH_SIZE, PairStage
 from streams.kafka.watchdog import Watchdog
 from streams.settings import Settings
 
-__all__ = ["STAGES", "JoinWorker", "serve_verdicts"]
+__all__ = ["STAGES", "JoinWorker"]
 
 log = logging.getLogger(__name__)
 
@@ -155,30 +154,3 @@ class JoinWorker:
             for stage in (pairs, judge):
                 if stage is not None:
                     stage.close()
-
-
-def serve_verdicts(worker: JoinWorker, port: int) -> Callable[[], None]:
-    """Serve ``GET /verdicts/`` (JSON: the latest report per experiment) on 127.0.0.1;
-    returns a function that stops the server."""
-    import json
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.rstrip("/") != "/verdicts":
-                self.send_error(404, "only /verdicts/ is served here")
-                return
-            body = json.dumps(dict(worker.latest)).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("verdicts page: " + format, *args)
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, name="verdicts", daemon=True)
-    thread.start()
-    return server.shutdown

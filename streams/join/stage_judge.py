@@ -31,6 +31,7 @@ from streams.join.checkpoints import Checkpoint, Checkpoints
 from streams.join.experiments import ExperimentsFile
 from streams.join.judge import Judge
 from streams.join.metrics import JoinMetrics
+from streams.join.recent import RecentReports
 from streams.join.stage_pairs import BATCH_SIZE, LIBRDKAFKA_LOGS, now_ms
 from streams.kafka import CONFLUENT, KafkaClients, ProducerWrapper
 from streams.kafka.clients import MessageLike
@@ -102,6 +103,8 @@ class JudgeStage:
         self.judge = self._new_judge()
         self.latest: dict[str, dict[str, Any]] = {}
         """The last report per experiment this worker owns (the /verdicts/ page)."""
+        self.recent = RecentReports()
+        """Recent snapshots, alerts and verdicts (the live experiment page)."""
         self.consumer = clients.consumer(group_config(settings, group, logs=LIBRDKAFKA_LOGS))
         self.reports = ProducerWrapper(
             producer_config(settings, logs=LIBRDKAFKA_LOGS), log=log, clients=clients
@@ -228,6 +231,7 @@ class JudgeStage:
         self._owned = {tp.partition for tp in partitions}
         self._rebuilding = set()
         self._topic_id = self._read_topic_id()
+        self.recent.retain(n for p in self._owned for n in self._by_partition.get(p, ()))
         starts = []
         backlog = 0
         for tp in partitions:
@@ -286,6 +290,7 @@ class JudgeStage:
         owned = (name for p in sorted(self._owned) for name in self._by_partition.get(p, ()))
         for name in owned:
             report = self.judge.report(name, now)
+            self.recent.add(report)
             key = name.encode()
             self.reports.produce(self.topics.metrics, self.codec.encode(report.snapshot), key)
             for alert in report.alerts:

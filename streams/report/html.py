@@ -1,4 +1,5 @@
-"""A self-contained HTML report: verdicts, KPIs by segment, alerts, counts and PNG plots."""
+"""A self-contained HTML report: verdicts, KPIs by segment, alerts, counts, PNG plots and
+the live page's SVG trajectories."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from html import escape
 from pathlib import Path
 
 from streams.report.model import RunResult, find_result
-from streams.report.plots import figures
 from streams.report.summary import (
     ALERT_COLUMNS,
     MetricDelta,
@@ -20,10 +20,20 @@ from streams.report.summary import (
     model_label,
     summary_rows,
 )
+from streams.report.svg import experiment_charts
 
-__all__ = ["render_html", "write_html"]
+__all__ = [
+    "STYLE",
+    "alerts_table",
+    "counts_table",
+    "render_html",
+    "segments_tables",
+    "summary_table",
+    "trajectories_html",
+    "write_html",
+]
 
-_STYLE = """
+STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
@@ -31,6 +41,7 @@ th { background: #f3f3f3; }
 .promote { color: #17803d; font-weight: bold; } .reject { color: #b3261e; font-weight: bold; }
 .continue { color: #9a6700; font-weight: bold; } .FIRING { color: #b3261e; }
 .RESOLVED { color: #17803d; } figure { margin: 1.5em 0; } img { max-width: 100%; }
+.charts { display: flex; flex-wrap: wrap; gap: 0.8em; } .charts svg { border: 1px solid #eee; }
 """
 
 
@@ -43,7 +54,7 @@ def _deltas(deltas: Iterable[MetricDelta]) -> str:
     return f"<td>{'<br>'.join(lines) or '-'}</td>"
 
 
-def _summary(rows: list[SummaryRow]) -> str:
+def summary_table(rows: list[SummaryRow]) -> str:
     head = (
         "<tr><th>experiment</th><th>candidate</th><th>paired</th><th>labelled</th>"
         "<th>Δ primary [CI]</th><th>Δ model metric [CI]</th><th>Δ business KPIs [CI]</th>"
@@ -81,7 +92,7 @@ def _segment_metrics(run: RunResult, experiment: str) -> list[str]:
     return list(dict.fromkeys(m for m in metrics if m))
 
 
-def _segments(run: RunResult) -> str:
+def segments_tables(run: RunResult) -> str:
     """Per experiment, one row per segment value: Δ of each metric, decision agreement."""
     if not run.experiments:
         return "<p>No snapshots.</p>"
@@ -115,7 +126,7 @@ def _segments(run: RunResult) -> str:
     return "".join(parts)
 
 
-def _alerts(run: RunResult) -> str:
+def alerts_table(run: RunResult) -> str:
     rows = alert_rows(run)
     if not rows:
         return "<p>No alerts were raised.</p>"
@@ -131,7 +142,7 @@ def _alerts(run: RunResult) -> str:
     return f"<table>{head}{body}</table>"
 
 
-def _counts(run: RunResult) -> str:
+def counts_table(run: RunResult) -> str:
     if not run.experiments:
         return "<p>No snapshots.</p>"
     names = sorted({k for e in run.experiments for k in run.final(e).counts})
@@ -143,6 +154,16 @@ def _counts(run: RunResult) -> str:
     return f"<table>{head}{body}</table>"
 
 
+def trajectories_html(run: RunResult) -> str:
+    """Per experiment, its metrics' Δ and interval over time as inline SVG (what the live
+    page draws)."""
+    return "".join(
+        f"<h3>{escape(name)}</h3><div class='charts'>{''.join(charts)}</div>"
+        for name in run.experiments
+        if (charts := experiment_charts(run, name))
+    )
+
+
 def render_html(run: RunResult) -> str:
     """The report as one HTML document (no external resources).
 
@@ -152,6 +173,8 @@ def render_html(run: RunResult) -> str:
     >>> "<h1>empty run</h1>" in page
     True
     """
+    from streams.report.plots import figures  # matplotlib: only when a report is drawn
+
     notes = "".join(f"<li><b>{escape(k)}</b>: {escape(v)}</li>" for k, v in run.notes.items())
     plots = "".join(
         f'<section id="{escape(key)}"><h3>{escape(caption)}</h3><figure>'
@@ -161,16 +184,18 @@ def render_html(run: RunResult) -> str:
     )
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{escape(run.title)}</title><style>{_STYLE}</style></head><body>"
+        f"<title>{escape(run.title)}</title><style>{STYLE}</style></head><body>"
         f"<h1>{escape(run.title)}</h1><ul>{notes}</ul>"
-        f"<h2 id='summary'>Verdicts</h2>{_summary(summary_rows(run))}"
+        f"<h2 id='summary'>Verdicts</h2>{summary_table(summary_rows(run))}"
         "<p>Δ = candidate - live with its anytime-valid 95% interval. Business KPIs come "
         "from the experiment's downstream KPI functions; decisions agree is the share of "
         "requests on which its decision function decides the same for both models.</p>"
-        f"<h2 id='segments'>Model metrics and business KPIs by segment</h2>{_segments(run)}"
-        f"<h2 id='alerts'>Alerts</h2>{_alerts(run)}"
-        f"<h2 id='counts'>Join counts</h2>{_counts(run)}"
-        f"<h2 id='plots'>Plots</h2>{plots}</body></html>\n"
+        f"<h2 id='segments'>Model metrics and business KPIs by segment</h2>{segments_tables(run)}"
+        f"<h2 id='alerts'>Alerts</h2>{alerts_table(run)}"
+        f"<h2 id='counts'>Join counts</h2>{counts_table(run)}"
+        f"<h2 id='plots'>Plots</h2>{plots}"
+        f"<h2 id='trajectories'>Trajectories by experiment</h2>{trajectories_html(run)}"
+        "</body></html>\n"
     )
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from streams.records import Alert, MetricResult, MetricsSnapshot, Prediction, Role, Verdict
 
-__all__ = ["RunResult", "find_result"]
+__all__ = ["RunResult", "TrajectoryPoint", "find_result", "trajectory_points"]
 
 
 def find_result(
@@ -28,6 +30,48 @@ def find_result(
         if result.metric == metric and result.test == test and result.segment == segment:
             return result
     return None
+
+
+class TrajectoryPoint(NamedTuple):
+    """One snapshot of a metric's trajectory: NaN where a value is unknown or not finite."""
+
+    seconds: float
+    effect: float
+    low: float
+    high: float
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None or not math.isfinite(value) else value
+
+
+def trajectory_points(
+    snapshots: Sequence[MetricsSnapshot], metric: str, start_ms: int, segment: str = ""
+) -> list[TrajectoryPoint]:
+    """The effect (candidate - live) of ``metric`` and its anytime-valid interval in each
+    snapshot that has data on it; what both the report's PNGs and the live page plot.
+
+    Examples
+    --------
+    >>> s = MetricsSnapshot("e", "m", "v1", "v2", 3000, {},
+    ...                     (MetricResult("correct", "msprt", 9, effect=0.1, ci_low=-0.2),),
+    ...                     "continue", "")
+    >>> trajectory_points([s], "correct", 1000)
+    [TrajectoryPoint(seconds=2.0, effect=0.1, low=-0.2, high=nan)]
+    """
+    points = []
+    for snapshot in snapshots:
+        result = find_result(snapshot, metric, segment=segment)
+        if result is not None and result.n > 0:
+            points.append(
+                TrajectoryPoint(
+                    (snapshot.timestamp_ms - start_ms) / 1000,
+                    _number(result.effect),
+                    _number(result.ci_low),
+                    _number(result.ci_high),
+                )
+            )
+    return points
 
 
 @dataclass(slots=True)
@@ -84,6 +128,11 @@ class RunResult:
         return self.snapshots[experiment][-1]
 
     @property
+    def start_ms(self) -> int:
+        """The time of the run's first snapshot (0 without any)."""
+        return min((s[0].timestamp_ms for s in self.snapshots.values() if s), default=0)
+
+    @property
     def experiments(self) -> list[str]:
         return sorted(self.snapshots)
 
@@ -108,6 +157,24 @@ class RunResult:
         """
         metrics = {r.metric for r in self.final(experiment).results}
         return next((m for m in ("correct", "abs_error") if m in metrics), None)
+
+    def roles(self, experiment: str) -> dict[str, str]:
+        """``metric -> "primary" | "model metric" | "business KPI"`` for ``experiment``.
+
+        Examples
+        --------
+        >>> run = RunResult("r", primary_metrics={"e": "late"}, kpis={"e": ("late", "idle")})
+        >>> run.add_snapshot(MetricsSnapshot("e", "m", "v1", "v2", 5, {},
+        ...                  (MetricResult("abs_error", "msprt", 9),), "continue", ""))
+        >>> run.roles("e")
+        {'late': 'primary', 'idle': 'business KPI', 'abs_error': 'model metric'}
+        """
+        roles = {kpi: "business KPI" for kpi in self.kpis.get(experiment, ())}
+        model = self.model_metric(experiment)
+        if model:
+            roles.setdefault(model, "model metric")
+        roles[self.primary(experiment)] = "primary"
+        return roles
 
     def has_decision(self, experiment: str) -> bool:
         """Whether the experiment compares downstream decisions (metric ``decision``)."""

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from matplotlib.figure import Figure
 
 from streams.records import MetricsSnapshot
-from streams.report.model import RunResult, find_result
+from streams.report.model import RunResult, find_result, trajectory_points
 
 __all__ = ["figures", "latency_figure", "segment_figure", "trajectory_figure", "verdict_figure"]
 
@@ -27,10 +27,6 @@ def _seconds(snapshots: Sequence[MetricsSnapshot], start_ms: int) -> list[float]
     return [(s.timestamp_ms - start_ms) / 1000 for s in snapshots]
 
 
-def _start_ms(run: RunResult) -> int:
-    return min((s[0].timestamp_ms for s in run.snapshots.values() if s), default=0)
-
-
 def _finite(value: float | None) -> float:
     return math.nan if value is None or not math.isfinite(value) else value
 
@@ -39,18 +35,15 @@ def trajectory_figure(run: RunResult, metric: str) -> bytes:
     """Effect (candidate - live) of ``metric`` over time with its confidence sequence."""
     figure = Figure(figsize=(8, 3.6))
     axes = figure.subplots()
-    start = _start_ms(run)
     for name in run.experiments:
-        points = [(s, find_result(s, metric)) for s in run.snapshots[name]]
-        kept = [(s, r) for s, r in points if r is not None and r.n > 0]
-        if not kept:
+        points = trajectory_points(run.snapshots[name], metric, run.start_ms)
+        if not points:
             continue
-        xs = _seconds([s for s, _ in kept], start)
-        effects = [_finite(r.effect) for _, r in kept]
-        lows = [_finite(r.ci_low) for _, r in kept]
-        highs = [_finite(r.ci_high) for _, r in kept]
-        (line,) = axes.plot(xs, effects, label=name)
-        axes.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.2)
+        xs = [p.seconds for p in points]
+        (line,) = axes.plot(xs, [p.effect for p in points], label=name)
+        axes.fill_between(
+            xs, [p.low for p in points], [p.high for p in points], color=line.get_color(), alpha=0.2
+        )
     axes.axhline(0.0, color="black", linewidth=0.8)
     axes.set_xlabel("seconds since the first snapshot")
     axes.set_ylabel(f"Δ {metric} (candidate - live)")
@@ -64,7 +57,7 @@ def verdict_figure(run: RunResult) -> bytes:
     """p-value and e-value paths of each experiment's primary metric (mSPRT)."""
     figure = Figure(figsize=(10, 3.6))
     p_axes, e_axes = figure.subplots(1, 2)
-    start = _start_ms(run)
+    start = run.start_ms
     for name in run.experiments:
         metric = run.primary(name)
         kept = [

@@ -76,6 +76,7 @@ def test_demo_exits_cleanly_without_traceback(demo_run: DemoRun) -> None:
     assert demo_run.code == 0, demo_run.output[-3000:]
     assert "Traceback" not in demo_run.output
     assert "stopped the workers, the join agent and the broker" in demo_run.output
+    assert re.search(r"live experiment page: http://127\.0\.0\.1:\d+/", demo_run.output)
     assert demo_run.seconds < 200, demo_run.seconds
 
 

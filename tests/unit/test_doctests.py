@@ -11,10 +11,11 @@ import pytest
 import streams.codec
 import streams.join
 import streams.stats
+import streams.web
 
 MODULES = [
     m.name
-    for package in (streams.codec, streams.join, streams.stats)
+    for package in (streams.codec, streams.join, streams.stats, streams.web)
     for m in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")
 ]
 

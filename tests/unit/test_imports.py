@@ -200,6 +200,17 @@ def test_nothing_below_the_top_reaches_the_cli_demo_click_or_rich() -> None:
     assert offenders == {}
 
 
+def test_the_join_does_not_import_its_web_page_and_the_page_loads_no_matplotlib() -> None:
+    # streams.web (layer 4) renders the join's memory; the CLI starts it. Serving it costs
+    # the join process no plotting library: the report's PNGs import matplotlib lazily.
+    roots = [
+        _module_name(path) for package in BELOW_THE_TOP for path in (SRC / package).rglob("*.py")
+    ]
+    assert _offenders(reachable(roots), ["streams.web"]) == {}
+    loaded = _loaded_by(["streams.web", "streams.join.engine"])
+    assert [m for m in loaded if _matches(m, ["matplotlib", "streams.cli", "streams.demo"])] == []
+
+
 # -- leaves -------------------------------------------------------------------------------
 LEAVES = ["streams.records", "streams.settings", "streams.native", "streams.partitioning"]
 
