@@ -28,15 +28,15 @@ from streams.stats.catalog import TESTS, make_test
 from streams.stats.categorical import PSI, Agreement, ChiSquare
 from streams.stats.metrics import BUILTIN_METRICS, MetricRegistry, MetricSpec
 from streams.stats.monitor import ALL as ALL_SEGMENT
-from streams.stats.monitor import Alert, Evaluation, ExperimentMonitor, Observation
+from streams.stats.monitor import Evaluation, ExperimentMonitor, Observation, RuleAlert
 from streams.stats.multiple import benjamini_hochberg, bonferroni, e_bh
 from streams.stats.noise import NoiseFloor, Tolerance, noise_floor
 from streams.stats.paired import McNemar, PairedT, SignTest, Wilcoxon
-from streams.stats.results import TestResult
+from streams.stats.results import NonFiniteError, TestResult
 from streams.stats.rules import ConfigError, ExperimentRules, Guardrail, Rule
 from streams.stats.sequential import MixtureSPRT
 from streams.stats.twosample import KS, MannWhitney, QuantileRatio, TwoProportions
-from streams.stats.verdict import GuardrailResult, Verdict
+from streams.stats.verdict import GuardrailResult, VerdictResult
 from streams.stats.windows import Statistic, Window
 
 __all__ = [
@@ -46,7 +46,6 @@ __all__ = [
     "PSI",
     "TESTS",
     "Agreement",
-    "Alert",
     "BoundedCS",
     "ChiSquare",
     "ConfigError",
@@ -61,16 +60,18 @@ __all__ = [
     "MetricSpec",
     "MixtureSPRT",
     "NoiseFloor",
+    "NonFiniteError",
     "Observation",
     "PairedT",
     "QuantileRatio",
     "Rule",
+    "RuleAlert",
     "SignTest",
     "Statistic",
     "TestResult",
     "Tolerance",
     "TwoProportions",
-    "Verdict",
+    "VerdictResult",
     "Wilcoxon",
     "Window",
     "benjamini_hochberg",

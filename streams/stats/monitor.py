@@ -5,13 +5,15 @@ The join agent's stage 2 feeds one :class:`Observation` per request to
 which returns an :class:`Evaluation`: every test per metric and segment, the alert transitions
 since the previous evaluation (``FIRING`` / ``RESOLVED``, dedup key
 ``"<experiment>:<rule>:<segment>"``, segment ``"all"`` for the whole experiment) and the
-:class:`~streams.stats.verdict.Verdict`.  The monitor is picklable (checkpoint it as is).
+:class:`~streams.stats.verdict.VerdictResult`.  The monitor is picklable (checkpoint it as is).
 
 State kept: for the overall segment a battery of tests per metric (windowed fixed-horizon tests,
 all behind one window per metric, and cumulative sequential ones); per segment value of the
 tracked keys a two-sided sequential test per numeric metric; per rule and segment value the
 rule's own test; the verdict's sequential tests.  Metric names that are neither built in nor
-declared are counted in ``ignored``.
+declared are counted in ``ignored``; numeric pairs with a NaN or infinite value (a log-loss of a
+zero probability that escaped its floor, an overflow) are never fed to a statistic and are
+counted per metric in ``nonfinite`` (one such value would poison a cumulative sum for good).
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ from streams.stats.multiple import benjamini_hochberg, e_bh
 from streams.stats.results import TestResult
 from streams.stats.rules import ExperimentRules, Rule
 from streams.stats.sequential import MixtureSPRT
-from streams.stats.verdict import GuardStat, Verdict, decide
+from streams.stats.verdict import GuardStat, VerdictResult, decide
 from streams.stats.windows import Statistic, Window, share_state
 
-__all__ = ["ALL", "Alert", "Evaluation", "ExperimentMonitor", "Observation"]
+__all__ = ["ALL", "Evaluation", "ExperimentMonitor", "Observation", "RuleAlert"]
 
 ALL = "all"
 OTHER = "__other__"
@@ -58,7 +60,7 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
-class Alert:
+class RuleAlert:
     """A rule changed state (``FIRING`` or ``RESOLVED``) for one segment."""
 
     key: str
@@ -91,9 +93,10 @@ class Evaluation:
     rule_results: Mapping[str, Mapping[str, TestResult]]
     qvalues: Mapping[tuple[str, str, str], float]
     ebh: Mapping[tuple[str, str], bool]
-    alerts: tuple[Alert, ...]
+    alerts: tuple[RuleAlert, ...]
     firing: tuple[str, ...]
-    verdict: Verdict
+    verdict: VerdictResult
+    nonfinite: Mapping[str, int] = field(default_factory=dict)
 
 
 def _window(stat: Statistic, size: int | None, seconds: float | None) -> Statistic | Window:
@@ -202,6 +205,7 @@ class ExperimentMonitor:
         self.keys = cfg.segment_keys()
         self.counts: dict[str, int] = {}
         self.ignored: dict[str, int] = {}
+        self.nonfinite: dict[str, int] = {}  # pairs refused per metric (NaN or infinite)
         self._seen: dict[str, set[str]] = {k: set() for k in self.keys}
         self._battery: dict[str, _Battery] = {}
         self._seg_seq: dict[tuple[str, str], MixtureSPRT] = {}
@@ -228,6 +232,7 @@ class ExperimentMonitor:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("nonfinite", {})  # checkpoints written before it existed
         self._forget_plans()
 
     # ------------------------------------------------------------------ update
@@ -318,6 +323,12 @@ class ExperimentMonitor:
             counter = plan.counter
             if counter is None:
                 continue
+            if numeric:
+                d = y - x
+                q = d * d
+                if q - q:  # nan unless x, y, d and d**2 are finite: never fed
+                    self.nonfinite[metric] = self.nonfinite.get(metric, 0) + 1
+                    continue
             counter[metric] += 1
             for feed in plan.pairs:
                 feed(x, y)
@@ -418,7 +429,7 @@ class ExperimentMonitor:
         q = benjamini_hochberg([p for *_, p in fixed])
         qvalues = {(m, s, k): qv for (m, s, k, _), qv in zip(fixed, q, strict=True)}
         rule_results: dict[str, dict[str, TestResult]] = {}
-        alerts: list[Alert] = []
+        alerts: list[RuleAlert] = []
         for (rname, seg), st in self._rule_stats.items():
             rule = next(r for r in self.cfg.rules if r.name == rname)
             res = _get(st, now)
@@ -446,12 +457,13 @@ class ExperimentMonitor:
             tuple(alerts),
             firing,
             verdict,
+            dict(self.nonfinite),
         )
 
     def _key(self, rule: str, seg: str) -> str:
         return f"{self.cfg.name}:{rule}:{seg}"
 
-    def _hysteresis(self, rule: Rule, seg: str, res: TestResult, now_ms: int) -> Alert | None:
+    def _hysteresis(self, rule: Rule, seg: str, res: TestResult, now_ms: int) -> RuleAlert | None:
         alpha = self.cfg.effective_alpha(rule)
         cond = rule_condition(rule, self.cfg.metrics[rule.metric], res, alpha)
         h = self._hyst.setdefault((rule.name, seg), [0, 0, 0])  # firing, hits, misses
@@ -469,13 +481,13 @@ class ExperimentMonitor:
 
     def _alert(
         self, state: str, rule: Rule, seg: str, res: TestResult, alpha: float, now_ms: int
-    ) -> Alert:
+    ) -> RuleAlert:
         msg = (
             f"[{rule.severity}] {self.cfg.name}: rule {rule.name} {state} on {rule.metric} "
             f"({rule.direction}) segment {seg}: {res.explain()}; alpha={alpha:.3g} "
             f"min_effect={rule.min_effect:g}"
         )
-        return Alert(
+        return RuleAlert(
             self._key(rule.name, seg),
             state,
             self.cfg.name,

@@ -34,7 +34,7 @@ import numpy.typing as npt
 from scipy import special
 
 from streams.stats._common import NAN
-from streams.stats.results import TestResult, check_alternative
+from streams.stats.results import TestResult, check_alternative, reject_nonfinite
 
 __all__ = ["MixtureSPRT", "log_evalue", "mixture_rho"]
 
@@ -148,10 +148,13 @@ class MixtureSPRT:
         """Add the pair (live ``x``, candidate ``y``)."""
         s = self._sums
         d = y - x
+        q = d * d
+        if q - q:  # nan unless d and d**2 are finite
+            reject_nonfinite(x, y)
         n = s.n + 1
         s.n = n
         s.s1 += d
-        s.s2 += d * d
+        s.s2 += q
         s.sx += x
         if s.scale == 0.0 and n >= s.burn:
             s.scale = s.s2 / n

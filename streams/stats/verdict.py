@@ -35,7 +35,7 @@ from streams.stats.results import TestResult
 from streams.stats.rules import ExperimentRules, Guardrail
 from streams.stats.sequential import MixtureSPRT
 
-__all__ = ["DECISIONS", "GuardStat", "GuardrailResult", "Verdict", "decide"]
+__all__ = ["DECISIONS", "GuardStat", "GuardrailResult", "VerdictResult", "decide"]
 
 DECISIONS = ("promote", "reject", "continue")
 
@@ -67,12 +67,12 @@ class GuardrailResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class VerdictResult:
     """Decision about the candidate with its reason and evidence.
 
     Examples
     --------
-    >>> v = Verdict("continue", "insufficient evidence: no observations yet", None, ())
+    >>> v = VerdictResult("continue", "insufficient evidence: no observations yet", None, ())
     >>> v.decision
     'continue'
     """
@@ -120,10 +120,10 @@ def _guardrail(g: Guardrail, seq: GuardStat, spec: MetricSpec) -> GuardrailResul
 
 def decide(
     cfg: ExperimentRules, primary: MixtureSPRT | None, guards: Mapping[str, GuardStat]
-) -> Verdict:
-    """Verdict from the verdict statistics kept by the monitor."""
+) -> VerdictResult:
+    """VerdictResult from the verdict statistics kept by the monitor."""
     if cfg.primary_metric is None:
-        return Verdict("continue", "no primary_metric configured", None, ())
+        return VerdictResult("continue", "no primary_metric configured", None, ())
     spec = cfg.metrics[cfg.primary_metric]
     g_res = tuple(
         _guardrail(g, guards[g.metric], cfg.metrics[g.metric])
@@ -142,7 +142,7 @@ def decide(
     )
     if primary is None or primary.n < cfg.min_samples:
         n = 0 if primary is None else primary.n
-        return Verdict(
+        return VerdictResult(
             "continue",
             f"insufficient evidence: {cfg.primary_metric} n={n} < min_samples={cfg.min_samples}",
             None if primary is None else primary.get(),
@@ -152,29 +152,29 @@ def decide(
     _eff, lo, hi = _oriented(res, spec)
     ev = res.explain()
     if hi < 0:
-        return Verdict(
+        return VerdictResult(
             "reject", f"primary {cfg.primary_metric} significantly worse: {ev}", res, g_res
         )
     bad = [g for g in g_res if g.status == "violated"]
     if bad:
-        return Verdict("reject", "; ".join(g.explain() for g in bad), res, g_res)
+        return VerdictResult("reject", "; ".join(g.explain() for g in bad), res, g_res)
     if lo > cfg.primary_min_effect:
         pending = [g for g in g_res if g.status != "ok"]
         if not pending:
-            return Verdict(
+            return VerdictResult(
                 "promote",
                 f"primary {cfg.primary_metric} significantly better and "
                 f"all guardrails within margin: {ev}",
                 res,
                 g_res,
             )
-        return Verdict(
+        return VerdictResult(
             "continue",
             "insufficient evidence: primary better but " + "; ".join(g.explain() for g in pending),
             res,
             g_res,
         )
-    return Verdict(
+    return VerdictResult(
         "continue",
         f"insufficient evidence: primary {cfg.primary_metric} "
         f"improvement interval [{lo:.4g}, {hi:.4g}] not above "
