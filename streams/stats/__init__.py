@@ -17,12 +17,16 @@ Online tests (river-style ``update(live, cand)`` / ``revert`` / ``get`` / ``merg
 ``get()`` returns a frozen :class:`TestResult`): :class:`PairedT`, :class:`Wilcoxon`,
 :class:`SignTest`, :class:`McNemar`, :class:`KS`, :class:`MannWhitney`, :class:`QuantileRatio`,
 :class:`TwoProportions`, :class:`ChiSquare`, :class:`PSI`, :class:`Agreement`,
-:class:`MixtureSPRT` (anytime-valid); :class:`Window` wraps any of them (count or time).
+:class:`MixtureSPRT` (anytime-valid for symmetric differences), :class:`AsymptoticCS`
+(anytime-valid, asymptotically, for any mean with finite variance: the default for unbounded
+metrics); :class:`Window` wraps any of them (count or time).  Non-finite values are refused with
+:class:`NonFiniteError`.
 :class:`BoundedCS` is the anytime-valid empirical-Bernstein confidence sequence the verdict uses
 for guardrails on bounded (e.g. 0/1) metrics.
 The experiments-file reference is the docstring of :mod:`streams.stats.rules`.
 """
 
+from streams.stats.asymptotic import AsymptoticCS
 from streams.stats.bounded import BoundedCS
 from streams.stats.catalog import TESTS, make_test
 from streams.stats.categorical import PSI, Agreement, ChiSquare
@@ -46,6 +50,7 @@ __all__ = [
     "PSI",
     "TESTS",
     "Agreement",
+    "AsymptoticCS",
     "BoundedCS",
     "ChiSquare",
     "ConfigError",

@@ -23,8 +23,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from streams.stats.asymptotic import AsymptoticCS
 from streams.stats.bounded import BoundedCS
-from streams.stats.catalog import DIRECTIONAL_TESTS, battery, centred_effect, make_test
+from streams.stats.catalog import (
+    DIRECTIONAL_TESTS,
+    SEQUENTIAL_TESTS,
+    battery,
+    centred_effect,
+    make_test,
+)
 from streams.stats.metrics import MetricSpec
 from streams.stats.multiple import benjamini_hochberg, e_bh
 from streams.stats.results import TestResult
@@ -208,15 +215,15 @@ class ExperimentMonitor:
         self.nonfinite: dict[str, int] = {}  # pairs refused per metric (NaN or infinite)
         self._seen: dict[str, set[str]] = {k: set() for k in self.keys}
         self._battery: dict[str, _Battery] = {}
-        self._seg_seq: dict[tuple[str, str], MixtureSPRT] = {}
+        self._seg_seq: dict[tuple[str, str], MixtureSPRT | AsymptoticCS] = {}
         self._rules_by_metric: dict[str, list[Rule]] = {}
         for rule in cfg.rules:
             self._rules_by_metric.setdefault(rule.metric, []).append(rule)
         self._rule_stats: dict[tuple[str, str], Statistic | Window] = {}
         self._hyst: dict[tuple[str, str], list[int]] = {}
         a_v = cfg.alpha / (1 + len(cfg.guardrails))
-        mk = {"alpha": a_v, "min_samples": cfg.min_samples, "tune_n": cfg.tune_n}
-        self._v_primary = MixtureSPRT(**mk) if cfg.primary_metric else None  # type: ignore[arg-type]
+        primary = cfg.primary_metric
+        self._v_primary = _sequential(cfg, primary, a_v) if primary else None
         self._v_guards = {g.metric: _guard_stat(cfg, g.metric, a_v) for g in cfg.guardrails}
         self._forget_plans()
 
@@ -257,7 +264,7 @@ class ExperimentMonitor:
         cfg = self.cfg
         tests: dict[str, Statistic] = {}
         windowed: list[str] = []
-        for key, test, q in battery(name, spec.kind, spec.binary):
+        for key, test, q in battery(name, spec.kind, spec.binary, spec.sequential_test):
             tests[key] = make_test(
                 test,
                 alpha=cfg.alpha,
@@ -265,7 +272,7 @@ class ExperimentMonitor:
                 quantile=q or 0.95,
                 tune_n=cfg.tune_n,
             )
-            if test != "msprt":
+            if test not in SEQUENTIAL_TESTS:
                 windowed.append(key)
         window = None
         if windowed and (cfg.window is not None or cfg.window_seconds is not None):
@@ -400,11 +407,7 @@ class ExperimentMonitor:
         if spec.kind == "paired":
             for _, label in labels:
                 if (metric, label) not in self._seg_seq:
-                    self._seg_seq[(metric, label)] = MixtureSPRT(
-                        alpha=self.cfg.alpha,
-                        min_samples=self.cfg.min_samples,
-                        tune_n=self.cfg.tune_n,
-                    )
+                    self._seg_seq[(metric, label)] = _sequential(self.cfg, metric, self.cfg.alpha)
         for rule in self._rules_by_metric.get(metric, ()):
             for seg in [ALL] + [lab for k, lab in labels if k in rule.segments]:
                 if (rule.name, seg) not in self._rule_stats:
@@ -418,13 +421,14 @@ class ExperimentMonitor:
         for metric, bat in self._battery.items():
             results[metric] = {ALL: bat.results(now)}
         for (metric, label), seq in self._seg_seq.items():
-            results[metric].setdefault(label, {})["msprt"] = seq.get()
+            res = seq.get()
+            results[metric].setdefault(label, {})[res.test] = res
         fixed = [
             (m, s, k, r.pvalue)
             for m, segs in results.items()
             for s, rs in segs.items()
             for k, r in rs.items()
-            if r.test != "msprt"
+            if r.evalue is None
         ]
         q = benjamini_hochberg([p for *_, p in fixed])
         qvalues = {(m, s, k): qv for (m, s, k, _), qv in zip(fixed, q, strict=True)}
@@ -502,12 +506,21 @@ class ExperimentMonitor:
         )
 
 
+def _sequential(cfg: ExperimentRules, metric: str, alpha: float) -> MixtureSPRT | AsymptoticCS:
+    """Two-sided anytime-valid test of ``metric``'s mean difference: the symmetric mixture
+    SPRT where the metric's differences are symmetric under the null, else the asymptotic
+    confidence sequence (see :attr:`MetricSpec.sequential_test`)."""
+    kind = MixtureSPRT if cfg.metrics[metric].sequential_test == "msprt" else AsymptoticCS
+    return kind(alpha=alpha, min_samples=cfg.min_samples, tune_n=cfg.tune_n)
+
+
 def _guard_stat(cfg: ExperimentRules, metric: str, alpha: float) -> GuardStat:
-    """Bounded metrics: empirical-Bernstein CS (finite at zero variance); else the mixture."""
+    """Bounded metrics: empirical-Bernstein CS (finite at zero variance); else the metric's
+    sequential test."""
     bounds = cfg.metrics[metric].diff_bounds
     if bounds is not None:
         return BoundedCS(*bounds, alpha=alpha, min_samples=cfg.min_samples)
-    return MixtureSPRT(alpha=alpha, min_samples=cfg.min_samples, tune_n=cfg.tune_n)
+    return _sequential(cfg, metric, alpha)
 
 
 def _get(stat: Statistic | Window, now: float) -> TestResult:

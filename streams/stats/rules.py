@@ -28,15 +28,19 @@ components and are ignored by this parser)::
     higher_is_better = true
     kind = "paired"                 # paired | categorical | distribution
     binary = false
+    # symmetric = true              # differences symmetric under "no difference": use the
+                                    #   symmetric mixture SPRT by default (see README)
     # bounds = [0, 500]             # optional [lower, upper] of every value; makes a guardrail
                                     #   on it decidable when live and candidate always agree
 
     [[experiments.rules]]
     name = "worse-accuracy"         # required, unique within the experiment
     metric = "correct"              # built-in or declared metric
-    test = "msprt"                  # msprt (anytime-valid, default) | paired_t | wilcoxon |
-                                    #   sign | mcnemar | two_proportions | mannwhitney |
-                                    #   quantile_ratio | ks | chi2 | psi | agreement
+    test = "asymptotic_cs"          # default: the metric's anytime-valid test (asymptotic_cs,
+                                    #   or msprt for 0/1 and symmetric metrics) | msprt |
+                                    #   asymptotic_cs | paired_t | wilcoxon | sign | mcnemar |
+                                    #   two_proportions | mannwhitney | quantile_ratio | ks |
+                                    #   chi2 | psi | agreement
     direction = "worse"             # worse | better | different (distribution tests: any)
     alpha = 0.05                    # default: experiment alpha
     min_samples = 100               # default: experiment min_samples
@@ -48,10 +52,12 @@ components and are ignored by this parser)::
     fire_after = 2                  # consecutive evaluations meeting the condition to fire
     resolve_after = 3               # consecutive evaluations not meeting it to resolve
     quantile = 0.95                 # quantile_ratio only
-    # window / window_seconds override the experiment's (not allowed with msprt)
+    # window / window_seconds override the experiment's (not allowed with sequential tests)
 
-Without ``[[experiments.rules]]`` the default rules are anytime-valid ``msprt`` rules in the
-``worse`` direction on the primary metric (``critical``), ``latency_ms`` and ``error``
+Without ``[[experiments.rules]]`` the default rules are anytime-valid rules (each metric's
+sequential test: ``msprt`` for 0/1 metrics such as ``correct`` and ``error``, ``asymptotic_cs``
+for unbounded ones such as losses and ``latency_ms``) in the ``worse`` direction on the primary
+metric (``critical``), ``latency_ms`` and ``error``
 (``warning``), overall segment, each at ``alpha / 3``, fire after 1, resolve after 3.
 A rule without ``segments`` judges the overall traffic only: the experiment's ``segments``
 choose what is tracked and reported, not where every rule alerts (so ``worse-log-loss`` and
@@ -67,7 +73,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.stats.catalog import FIXED_HORIZON_TESTS, TEST_KINDS, TESTS
+from streams.stats.catalog import FIXED_HORIZON_TESTS, SEQUENTIAL_TESTS, TEST_KINDS, TESTS
 from streams.stats.metrics import KINDS, MetricRegistry, MetricSpec
 
 __all__ = [
@@ -241,14 +247,14 @@ class Rule:
         metric = r.str_("metric")
         if metric not in reg:
             raise r.fail("metric", "unknown metric; declare it in [[experiments.metrics]]")
-        test = r.str_("test", "msprt", TESTS)
         spec = reg[metric]
+        test = r.str_("test", spec.sequential_test, TESTS)
         kinds = ("binary", spec.kind) if spec.binary else (spec.kind,)
         if not set(kinds) & set(TEST_KINDS[test]):
             raise r.fail("test", f"does not apply to {spec.kind} metric {metric!r}")
         win = r.window((dflt.get("window"), dflt.get("window_seconds")))
-        if test == "msprt" and ("window" in d or "window_seconds" in d):
-            raise r.fail("window", "msprt is cumulative (anytime-valid); a window is not allowed")
+        if test in SEQUENTIAL_TESTS and ("window" in d or "window_seconds" in d):
+            raise r.fail("window", f"{test} is cumulative (anytime-valid); no window allowed")
         fire = r.int_("fire_after", 1, 1)
         return cls(
             name=r.str_("name"),
@@ -263,8 +269,8 @@ class Rule:
             fire_after=fire,
             resolve_after=r.int_("resolve_after", 3, 1),
             quantile=r.num("quantile", 0.95, 0.0, 1.0, open_lo=True, open_hi=True),
-            window=None if test == "msprt" else win[0],
-            window_seconds=None if test == "msprt" else win[1],
+            window=None if test in SEQUENTIAL_TESTS else win[0],
+            window_seconds=None if test in SEQUENTIAL_TESTS else win[1],
         )
 
     def alternative(self, spec: MetricSpec) -> str:
@@ -369,7 +375,7 @@ class ExperimentRules:
             raise r.fail("rules", f"duplicate rule name {sorted(dup)[0]!r}")
         defaults = not rules
         if defaults:
-            rules = default_rules(primary, alpha, min_samples)
+            rules = default_rules(primary, alpha, min_samples, reg)
         return cls(
             name=name,
             primary_metric=primary,
@@ -406,21 +412,25 @@ class ExperimentRules:
         return a / (1 + len(rule.segments) * (self.max_segment_values + 1))
 
 
-def default_rules(primary: str | None, alpha: float, min_samples: int) -> tuple[Rule, ...]:
-    """Anytime-valid worse-direction rules on the primary metric, latency and error."""
-    metrics = list(dict.fromkeys([m for m in (primary, "latency_ms", "error") if m]))
-    a = alpha / len(metrics)
+def default_rules(
+    primary: str | None, alpha: float, min_samples: int, metrics: MetricRegistry | None = None
+) -> tuple[Rule, ...]:
+    """Anytime-valid worse-direction rules on the primary metric, latency and error, each
+    with its metric's sequential test (:attr:`MetricSpec.sequential_test`)."""
+    reg = metrics or MetricRegistry()
+    names = list(dict.fromkeys([m for m in (primary, "latency_ms", "error") if m]))
+    a = alpha / len(names)
     return tuple(
         Rule(
             name=f"default-{m}",
             metric=m,
-            test="msprt",
+            test=reg[m].sequential_test,
             direction="worse",
             alpha=a,
             min_samples=min_samples,
             severity="critical" if m == primary else "warning",
         )
-        for m in metrics
+        for m in names
     )
 
 
@@ -439,6 +449,7 @@ def _metric(d: Mapping[str, Any], where: str) -> MetricSpec:
         r.str_("kind", "paired", KINDS),
         r.bool_("binary", False),
         r.bounds("bounds"),
+        r.bool_("symmetric", False),
     )
 
 

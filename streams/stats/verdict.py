@@ -1,7 +1,9 @@
 """Promotion verdicts: promote, reject or continue, each with the evidence behind it.
 
-The verdict uses anytime-valid confidence sequences (:class:`~streams.stats.sequential.
-MixtureSPRT`, cumulative, overall segment) at ``alpha / (1 + number of guardrails)`` each:
+The verdict uses anytime-valid confidence sequences (cumulative, overall segment) at
+``alpha / (1 + number of guardrails)`` each: each metric's sequential test (the symmetric
+:class:`~streams.stats.sequential.MixtureSPRT` for 0/1 and declared-symmetric metrics, the
+mean-valid :class:`~streams.stats.asymptotic.AsymptoticCS` otherwise):
 
 * **reject** -- the primary metric is significantly worse (its confidence sequence lies on the
   worse side of 0), or a guardrail is significantly worse than its margin;
@@ -29,6 +31,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from streams.stats.asymptotic import AsymptoticCS
 from streams.stats.bounded import BoundedCS
 from streams.stats.metrics import MetricSpec
 from streams.stats.results import TestResult
@@ -91,7 +94,8 @@ def _oriented(result: TestResult, spec: MetricSpec) -> tuple[float, float, float
     return -result.effect, -hi, -lo
 
 
-GuardStat = MixtureSPRT | BoundedCS
+SeqStat = MixtureSPRT | AsymptoticCS
+GuardStat = MixtureSPRT | AsymptoticCS | BoundedCS
 
 _NO_VARIATION = (
     "no variation in the differences of an unbounded metric: no valid finite bound exists; "
@@ -114,12 +118,13 @@ def _guardrail(g: Guardrail, seq: GuardStat, spec: MetricSpec) -> GuardrailResul
     else:
         status = "pending"
     stuck = status == "pending" and seq.n >= seq.min_samples and math.isinf(worse_bound)
-    note = _NO_VARIATION if stuck and isinstance(seq, MixtureSPRT) and seq.sd == 0.0 else ""
+    flat = stuck and not isinstance(seq, BoundedCS) and seq.sd == 0.0
+    note = _NO_VARIATION if flat else ""
     return GuardrailResult(g.metric, limit, worse_bound, best_bound, status, res, note)
 
 
 def decide(
-    cfg: ExperimentRules, primary: MixtureSPRT | None, guards: Mapping[str, GuardStat]
+    cfg: ExperimentRules, primary: SeqStat | None, guards: Mapping[str, GuardStat]
 ) -> VerdictResult:
     """VerdictResult from the verdict statistics kept by the monitor."""
     if cfg.primary_metric is None:

@@ -166,7 +166,7 @@ def test_nan_does_not_blind_the_monitor_to_a_worse_candidate() -> None:
     assert ev.nonfinite == {"log_loss": 1} and ev.counts["log_loss"] == 2999
     assert ev.verdict.decision == "reject"
     assert [a.rule for a in ev.alerts] == ["default-log_loss"]
-    assert ev.results["log_loss"]["all"]["msprt"].pvalue < 1e-50
+    assert ev.results["log_loss"]["all"]["asymptotic_cs"].pvalue < 1e-50
 
 
 NUMERIC: list[tuple[str, Callable[[], Any]]] = [

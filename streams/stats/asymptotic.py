@@ -1,0 +1,250 @@
+"""Mean-valid anytime test: the asymptotic confidence sequence of Waudby-Smith et al.
+
+The default sequential test for an *unbounded* paired metric that is not declared symmetric
+(losses, latency, business KPIs).  Reference: Waudby-Smith, Arnold, Wu, Howard, Ramdas,
+"Time-uniform central limit theory and asymptotic confidence sequences" (Annals of Statistics,
+2024; arXiv:2103.06476), Theorem 2.2: for i.i.d. differences with mean ``mu`` and *finite
+variance* (no symmetry, no bound) the Robbins normal mixture with the plug-in sample variance,
+
+    ``mean_n +- sqrt(2 (V_n + rho) log(sqrt((V_n + rho) / rho) / alpha)) / n``,
+    ``V_n = sum((d_i - mean_n)**2)``,
+
+is an asymptotic (1 - alpha) confidence sequence: the probability that it ever misses ``mu``
+after a start time ``m`` tends to ``alpha`` or less as ``m`` grows.  The matching e-process
+``exp(S**2 / (2 (V + rho))) sqrt(rho / (V + rho))`` with ``S = n (mean_n - mu0)`` (a half-normal
+mixture one-sided) is reported as ``evalue`` and ``p = min(1, 1/E)``, so a rule may look after
+every event.  Compare :class:`~streams.stats.sequential.MixtureSPRT`, whose variance process
+``sum((d_i - mu0)**2)`` makes it valid at every ``n`` but only for conditionally *symmetric*
+differences: with equal means and different shapes (a Pareto latency against a lognormal one) it
+alerted in up to half the A/A runs.
+
+The guarantee is asymptotic, so the start time matters: the test stays silent (e-value 1, interval
+infinite) until ``n >= min_samples``, the differences vary, and Cochran's rule for the normal
+approximation of a mean holds, ``n >= skew_factor * g1**2`` with ``g1`` the sample skewness of the
+differences (Cochran, *Sampling Techniques*, 1977, sec. 2.15: ``n > 25 G1**2``; Boos & Hughes-Oliver
+2000).  A difference that is +99 once in a hundred requests and -1 otherwise (skewness 9.8) is
+thus judged after about 25 of its rare values (~2,500 requests), not at the end of the burn-in.
+
+Assumption (written here and in the README): i.i.d. paired differences with finite variance.
+With no variance (a Pareto tail of shape <= 2) no mean test can promise anything; a tail of shape
+just above 2 converges slowly and is where the A/A battery (``bench/validity.py``) measures this
+test least well.  The mixing precision ``rho`` is tuned for ``tune_n`` observations with the
+variance seen when the test starts, as for the mixture SPRT.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Self
+
+from streams.stats._common import NAN
+from streams.stats.results import TestResult, check_alternative, reject_nonfinite
+from streams.stats.sequential import log_evalue, mixture_rho
+
+__all__ = ["SKEW_FACTOR", "AsymptoticCS"]
+
+SKEW_FACTOR = 25.0
+
+
+class AsymptoticCS:
+    """Asymptotic confidence sequence and e-process for the mean of ``cand - live``.
+
+    Parameters
+    ----------
+    alternative : str
+        ``"greater"`` (candidate's values larger), ``"less"`` or ``"two-sided"``.
+    null : float
+        ``mu0``: e.g. ``alternative="greater", null=0.01`` tests ``H0: mean <= 0.01``.
+    alpha : float
+        Level the mixture is tuned for and of the confidence sequence.
+    min_samples : int
+        Burn-in: silent until this many pairs.
+    tune_n : float
+        Sample size around which the boundary is tightest.
+    skew_factor : float
+        Cochran's constant: silent while ``n < skew_factor * skewness**2`` (0 turns it off).
+
+    Examples
+    --------
+    >>> import random
+    >>> rng = random.Random(1)
+    >>> t = AsymptoticCS(alternative="greater", min_samples=50)
+    >>> for _ in range(3000):
+    ...     live = rng.expovariate(1.0)
+    ...     _ = t.update(live, live + rng.expovariate(1.0) - 0.8)   # mean difference +0.2
+    >>> r = t.get()
+    >>> r.pvalue < 0.05, r.ci[0] < 0.2 < r.ci[1]
+    (True, True)
+    """
+
+    __slots__ = (
+        "_m2",
+        "_m3",
+        "_mean",
+        "_sx",
+        "alpha",
+        "alternative",
+        "min_samples",
+        "n",
+        "null",
+        "scale",
+        "skew_factor",
+        "tune_n",
+    )
+
+    def __init__(
+        self,
+        alternative: str = "two-sided",
+        null: float = 0.0,
+        alpha: float = 0.05,
+        min_samples: int = 100,
+        tune_n: float = 2000.0,
+        skew_factor: float = SKEW_FACTOR,
+    ) -> None:
+        self.alternative = check_alternative(alternative)
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        self.null = null
+        self.alpha = alpha
+        self.min_samples = max(2, min_samples)
+        self.tune_n = tune_n
+        self.skew_factor = skew_factor
+        self.reset()
+
+    def reset(self) -> Self:
+        """Forget everything (starts a new sequential experiment)."""
+        self.n = 0
+        self._mean = self._m2 = self._m3 = 0.0  # central moment sums (Welford / Pebay)
+        self._sx = 0.0
+        self.scale = 0.0  # variance when the test started (0 before)
+        return self
+
+    def _ready(self) -> bool:
+        """Burn-in over, differences vary, and Cochran's rule holds."""
+        m2 = self._m2
+        if self.n < self.min_samples or not m2 > 0.0:
+            return False
+        ratio = self._m3 / m2
+        return self.skew_factor * ratio * ratio <= m2  # n >= c * n * m3**2 / m2**3
+
+    def update(self, x: float, y: float) -> Self:
+        """Add the pair (live ``x``, candidate ``y``)."""
+        d = y - x
+        q = d * d
+        if q - q:  # nan unless x, y, d and d**2 are finite
+            reject_nonfinite(x, y)
+        n1 = self.n
+        n = n1 + 1
+        delta = d - self._mean
+        dn = delta / n
+        term = delta * dn * n1
+        self._mean += dn
+        self._m3 += term * dn * (n - 2) - 3.0 * dn * self._m2
+        self._m2 += term
+        self._sx += x
+        self.n = n
+        if self.scale == 0.0 and self._ready():
+            self.scale = self._m2 / n
+        return self
+
+    def revert(self, x: float, y: float) -> Self:
+        """Remove a pair (a sliding window voids the anytime guarantee; keep it cumulative)."""
+        n = self.n
+        if n <= 1:
+            return self.reset()
+        d = y - x
+        n1 = n - 1
+        mean = (n * self._mean - d) / n1
+        delta = d - mean
+        dn = delta / n
+        term = delta * dn * n1
+        m2 = max(0.0, self._m2 - term)
+        self._m3 -= term * dn * (n - 2) - 3.0 * dn * m2
+        self._m2, self._mean, self.n = m2, mean, n1
+        self._sx -= x
+        return self
+
+    def merge(self, other: AsymptoticCS) -> Self:
+        """Fold another partial state in (Pebay's pairwise update of the moments)."""
+        na, nb = self.n, other.n
+        if nb == 0:
+            return self
+        n = na + nb
+        delta = other._mean - self._mean
+        self._m3 += (
+            other._m3
+            + delta**3 * na * nb * (na - nb) / (n * n)
+            + 3.0 * delta * (na * other._m2 - nb * self._m2) / n
+        )
+        self._m2 += other._m2 + delta * delta * na * nb / n
+        self._mean += delta * nb / n
+        self._sx += other._sx
+        self.n = n
+        if self.scale == 0.0:
+            self.scale = other.scale
+        if self.scale == 0.0 and self._ready():
+            self.scale = self._m2 / n
+        return self
+
+    @property
+    def mean(self) -> float:
+        """Mean difference ``cand - live``."""
+        return self._mean if self.n else NAN
+
+    @property
+    def live_mean(self) -> float:
+        """Mean of the live values."""
+        return self._sx / self.n if self.n else NAN
+
+    @property
+    def sd(self) -> float:
+        """Standard deviation of the differences."""
+        return math.sqrt(self._m2 / (self.n - 1)) if self.n > 1 else NAN
+
+    @property
+    def skewness(self) -> float:
+        """Sample skewness ``g1`` of the differences."""
+        m2 = self._m2
+        return math.sqrt(self.n) * self._m3 / m2**1.5 if self.n > 2 and m2 > 0.0 else NAN
+
+    def log_e(self) -> float:
+        """Current log e-value against the null (0 until the test starts)."""
+        if self.scale == 0.0 or not self._ready():
+            return 0.0
+        s = self.n * (self._mean - self.null)
+        if self.alternative == "less":
+            s = -s
+        rho = mixture_rho(self.scale, self.alpha, self.tune_n)
+        return log_evalue(s, self._m2, rho, self.alternative == "two-sided")
+
+    def confidence_sequence(self) -> tuple[float, float]:
+        """Asymptotic confidence sequence for the mean difference (Theorem 2.2).
+
+        Two-sided (1 - alpha) for a two-sided test; for a one-sided test each bound is the
+        two-sided sequence's at 2 * alpha (as :meth:`MixtureSPRT.confidence_sequence`).
+        """
+        if self.scale == 0.0 or not self._ready():
+            return (-math.inf, math.inf)
+        rho = mixture_rho(self.scale, self.alpha, self.tune_n)
+        a = self._m2 + rho
+        level = self.alpha if self.alternative == "two-sided" else min(2.0 * self.alpha, 0.5)
+        half = math.sqrt(2.0 * a * (0.5 * math.log(a / rho) + math.log(1.0 / level))) / self.n
+        return (self._mean - half, self._mean + half)
+
+    def get(self) -> TestResult:
+        """e-value (``statistic`` and ``evalue``), always-valid p-value, mean and CS."""
+        le = self.log_e()
+        e = math.exp(min(le, 700.0))
+        p = min(1.0, math.exp(-le)) if le > -700.0 else 1.0
+        return TestResult(
+            "asymptotic_cs",
+            e,
+            p,
+            self.mean,
+            self.confidence_sequence(),
+            self.n,
+            "cumulative",
+            "mean_diff",
+            self.alternative,
+            e,
+        )
