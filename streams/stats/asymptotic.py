@@ -25,6 +25,15 @@ differences (Cochran, *Sampling Techniques*, 1977, sec. 2.15: ``n > 25 G1**2``; 
 2000).  A difference that is +99 once in a hundred requests and -1 otherwise (skewness 9.8) is
 thus judged after about 25 of its rare values (~2,500 requests), not at the end of the burn-in.
 
+At each look the studentised statistic ``T = S / sqrt(V_n)`` is first passed through Hall's
+skewness-removing transformation (Hall, "On the removal of skewness by transformation", JRSS-B
+1992): ``g(T) = T + c (2 T**2 + 1) + (4/3) c**2 T**3`` with ``c = g1 / (6 sqrt(n))``, monotone
+(``g'(T) = (1 + 2 c T)**2``) and inverted in closed form for the interval.  It removes the
+``n**-1/2`` Edgeworth term of the studentised mean, ``(g1 / 6)(2 x**2 + 1) phi(x)``, which is
+what makes equal-mean skewed differences alert on the side opposite their long tail, and it
+vanishes as ``n`` grows, so the asymptotic guarantee above is unchanged.  On the A/A battery it
+took two lognormals of equal mean from 9.6% to 4.6% false alarms (one-sided, alpha 0.05).
+
 Assumption (written here and in the README): i.i.d. paired differences with finite variance.
 With no variance (a Pareto tail of shape <= 2) no mean test can promise anything; a tail of shape
 just above 2 converges slowly and is where the A/A battery (``bench/validity.py``) measures this
@@ -41,9 +50,27 @@ from streams.stats._common import NAN
 from streams.stats.results import TestResult, check_alternative, reject_nonfinite
 from streams.stats.sequential import log_evalue, mixture_rho
 
-__all__ = ["SKEW_FACTOR", "AsymptoticCS"]
+__all__ = ["SKEW_FACTOR", "AsymptoticCS", "hall", "hall_inverse"]
 
 SKEW_FACTOR = 25.0
+_TINY = 1e-12
+
+
+def hall(t: float, gamma: float, n: int) -> float:
+    """Hall's (1992) monotone transformation of a studentised mean ``t`` with skewness
+    ``gamma`` over ``n`` observations (``t + c`` when ``c = gamma / (6 sqrt(n))`` is ~0)."""
+    c = gamma / (6.0 * math.sqrt(n))
+    if abs(c) < _TINY:
+        return t + c
+    return ((1.0 + 2.0 * c * t) ** 3 - 1.0) / (6.0 * c) + c
+
+
+def hall_inverse(y: float, gamma: float, n: int) -> float:
+    """The ``t`` with ``hall(t, gamma, n) == y``."""
+    c = gamma / (6.0 * math.sqrt(n))
+    if abs(c) < _TINY:
+        return y - c
+    return (math.cbrt(1.0 + 6.0 * c * (y - c)) - 1.0) / (2.0 * c)
 
 
 class AsymptoticCS:
@@ -63,6 +90,9 @@ class AsymptoticCS:
         Sample size around which the boundary is tightest.
     skew_factor : float
         Cochran's constant: silent while ``n < skew_factor * skewness**2`` (0 turns it off).
+    skew_correction : bool
+        Apply Hall's transformation to the studentised statistic (Theorem 2.2 as printed
+        without it).
 
     Examples
     --------
@@ -88,6 +118,7 @@ class AsymptoticCS:
         "n",
         "null",
         "scale",
+        "skew_correction",
         "skew_factor",
         "tune_n",
     )
@@ -100,6 +131,7 @@ class AsymptoticCS:
         min_samples: int = 100,
         tune_n: float = 2000.0,
         skew_factor: float = SKEW_FACTOR,
+        skew_correction: bool = True,
     ) -> None:
         self.alternative = check_alternative(alternative)
         if not 0.0 < alpha < 1.0:
@@ -109,6 +141,7 @@ class AsymptoticCS:
         self.min_samples = max(2, min_samples)
         self.tune_n = tune_n
         self.skew_factor = skew_factor
+        self.skew_correction = skew_correction
         self.reset()
 
     def reset(self) -> Self:
@@ -211,25 +244,39 @@ class AsymptoticCS:
         """Current log e-value against the null (0 until the test starts)."""
         if self.scale == 0.0 or not self._ready():
             return 0.0
-        s = self.n * (self._mean - self.null)
+        n, m2 = self.n, self._m2
+        s = n * (self._mean - self.null)
+        gamma = self.skewness if self.skew_correction else 0.0
         if self.alternative == "less":
-            s = -s
+            s, gamma = -s, -gamma
+        root = math.sqrt(m2)
+        s = hall(s / root, gamma, n) * root if gamma == gamma else s  # nan: n <= 2
         rho = mixture_rho(self.scale, self.alpha, self.tune_n)
-        return log_evalue(s, self._m2, rho, self.alternative == "two-sided")
+        return log_evalue(s, m2, rho, self.alternative == "two-sided")
 
     def confidence_sequence(self) -> tuple[float, float]:
-        """Asymptotic confidence sequence for the mean difference (Theorem 2.2).
+        """Asymptotic confidence sequence for the mean difference (Theorem 2.2, with Hall's
+        transformation inverted: the null means the e-value does not reject).
 
         Two-sided (1 - alpha) for a two-sided test; for a one-sided test each bound is the
         two-sided sequence's at 2 * alpha (as :meth:`MixtureSPRT.confidence_sequence`).
         """
         if self.scale == 0.0 or not self._ready():
             return (-math.inf, math.inf)
+        n, m2, mean = self.n, self._m2, self._mean
         rho = mixture_rho(self.scale, self.alpha, self.tune_n)
-        a = self._m2 + rho
+        a = m2 + rho
         level = self.alpha if self.alternative == "two-sided" else min(2.0 * self.alpha, 0.5)
-        half = math.sqrt(2.0 * a * (0.5 * math.log(a / rho) + math.log(1.0 / level))) / self.n
-        return (self._mean - half, self._mean + half)
+        root = math.sqrt(m2)
+        b = math.sqrt(2.0 * a * (0.5 * math.log(a / rho) + math.log(1.0 / level))) / root
+        gamma = self.skewness if self.skew_correction else 0.0
+        if gamma != gamma:  # nan: n <= 2
+            gamma = 0.0
+        scale = root / n  # mean - null = T * sqrt(m2) / n
+        return (
+            mean - hall_inverse(b, gamma, n) * scale,
+            mean - hall_inverse(-b, gamma, n) * scale,
+        )
 
     def get(self) -> TestResult:
         """e-value (``statistic`` and ``evalue``), always-valid p-value, mean and CS."""
