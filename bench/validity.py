@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streams.stats.asymptotic import SKEW_FACTOR
 from streams.stats.bounded import eb_sequence
+from streams.stats.quantile_cs import order_bounds
 from streams.stats.rules import DEFAULT_MIN_SAMPLES, DEFAULT_TUNE_N
 from streams.stats.sequential import log_evalue, mixture_rho
 
@@ -278,6 +279,58 @@ def nulls(seed: int) -> dict[str, tuple[bool, bool, Sim]]:
     }
 
 
+def quantile_battery(rng: np.random.Generator, runs: int, events: int) -> dict[str, Any]:
+    """A/A of ``quantile_cs`` rules on nulls with equal quantiles (its own hypothesis).
+
+    The true quantiles are known, so the rate reported is that of either side's sequence
+    (``alpha / 2`` each) ever missing its quantile after some event: an upper bound of the
+    rule's false alarms (an alarm needs the two intervals apart, so one of them misses).
+    """
+    q_live = 20.0 * math.exp(0.5 * float(stats.norm.ppf(0.99)))  # lognormal(log 20, 0.5) p99
+    med_live = 20.0
+    cases = {  # name -> (quantile, its true value, live sampler, candidate sampler)
+        "pareto1.5_latency_p99": (
+            0.99,
+            (0.01 ** (-1 / 1.5)),
+            lambda r, z: 1.0 + r.pareto(1.5, z),
+            lambda r, z: 1.0 + r.pareto(1.5, z),
+        ),
+        "lognormal_vs_pareto2.5_equal_p99": (
+            0.99,
+            q_live,
+            lambda r, z: r.lognormal(math.log(20.0), 0.5, z),
+            lambda r, z: q_live * 0.01 ** (1 / 2.5) * (1.0 + r.pareto(2.5, z)),
+        ),
+        "lognormal_vs_pareto2.5_equal_p50": (
+            0.5,
+            med_live,
+            lambda r, z: r.lognormal(math.log(20.0), 0.5, z),
+            lambda r, z: med_live * 0.5 ** (1 / 2.5) * (1.0 + r.pareto(2.5, z)),
+        ),
+    }
+    t = np.arange(1, events + 1)
+    rows: dict[str, Any] = {}
+    for name, (p, q, live_sim, cand_sim) in cases.items():
+        k_lo, k_hi = order_bounds(t, p, ALPHA / 2.0, DEFAULT_TUNE_N)
+        start = t >= DEFAULT_MIN_SAMPLES
+        miss = []
+        for first in range(0, runs, CHUNK):
+            shape = (min(CHUNK, runs - first), events)
+            bad = np.zeros(shape[0], dtype=bool)
+            for sim in (live_sim, cand_sim):
+                k = np.cumsum(sim(rng, shape) <= q, axis=1)
+                bad |= (((k < k_lo) | (k > k_hi)) & start).any(axis=1)
+            miss.append(bad)
+        rate = float(np.mean(np.concatenate(miss)))
+        rows[f"{name}/quantile_cs"] = {
+            "false_alarm": rate,
+            "monte_carlo_se": round(math.sqrt(max(rate * (1 - rate), 1e-12) / runs), 4),
+            "in_hypothesis": True,
+            "bound": "either interval misses its quantile",
+        }
+    return rows
+
+
 def battery(rng: np.random.Generator, runs: int, events: int, seed: int) -> dict[str, Any]:
     """A/A false-alarm rate of every (null, test, orientation) row, one-sided, alpha 0.05."""
     rows: dict[str, dict[str, Any]] = {}
@@ -301,6 +354,7 @@ def battery(rng: np.random.Generator, runs: int, events: int, seed: int) -> dict
                 "monte_carlo_se": round(math.sqrt(max(rate * (1 - rate), 1e-12) / runs), 4),
                 "in_hypothesis": in_hypothesis,
             }
+    rows.update(quantile_battery(rng, runs, events))
     inside = {k: v for k, v in rows.items() if v["in_hypothesis"]}
     worst = max(inside, key=lambda k: inside[k]["false_alarm"])
     return {

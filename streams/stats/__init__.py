@@ -17,6 +17,7 @@ Online tests (river-style ``update(live, cand)`` / ``revert`` / ``get`` / ``merg
 ``get()`` returns a frozen :class:`TestResult`): :class:`PairedT`, :class:`Wilcoxon`,
 :class:`SignTest`, :class:`McNemar`, :class:`KS`, :class:`MannWhitney`, :class:`QuantileRatio`,
 :class:`TwoProportions`, :class:`ChiSquare`, :class:`PSI`, :class:`Agreement`,
+:class:`QuantileCS` (anytime-valid quantile ratio, any tails),
 :class:`MixtureSPRT` (anytime-valid for symmetric differences), :class:`AsymptoticCS`
 (anytime-valid, asymptotically, for any mean with finite variance: the default for unbounded
 metrics); :class:`Window` wraps any of them (count or time).  Non-finite values are refused with
@@ -36,6 +37,7 @@ from streams.stats.monitor import Evaluation, ExperimentMonitor, Observation, Ru
 from streams.stats.multiple import benjamini_hochberg, bonferroni, e_bh
 from streams.stats.noise import NoiseFloor, Tolerance, noise_floor
 from streams.stats.paired import McNemar, PairedT, SignTest, Wilcoxon
+from streams.stats.quantile_cs import QuantileCS
 from streams.stats.results import NonFiniteError, TestResult
 from streams.stats.rules import ConfigError, ExperimentRules, Guardrail, Rule
 from streams.stats.sequential import MixtureSPRT
@@ -68,6 +70,7 @@ __all__ = [
     "NonFiniteError",
     "Observation",
     "PairedT",
+    "QuantileCS",
     "QuantileRatio",
     "Rule",
     "RuleAlert",

@@ -4,7 +4,8 @@
 no difference* (see :func:`centred_effect`): mean difference for ``msprt``, ``asymptotic_cs`` and
 ``paired_t``, accuracy or rate difference for ``mcnemar``/``two_proportions``, rank-biserial
 correlation for ``wilcoxon``, share of positive differences minus 0.5 for ``sign``,
-P(cand > live) minus 0.5 for ``mannwhitney``, quantile ratio minus 1 for ``quantile_ratio``, D
+P(cand > live) minus 0.5 for ``mannwhitney``, quantile ratio minus 1 for ``quantile_ratio`` and
+``quantile_cs``, D
 for ``ks``, Cramer's V for ``chi2``, PSI for ``psi`` and disagreement rate for ``agreement``.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from streams.stats.asymptotic import AsymptoticCS
 from streams.stats.categorical import PSI, Agreement, ChiSquare
 from streams.stats.paired import McNemar, PairedT, SignTest, Wilcoxon
+from streams.stats.quantile_cs import QuantileCS
 from streams.stats.sequential import MixtureSPRT
 from streams.stats.twosample import KS, MannWhitney, QuantileRatio, TwoProportions
 from streams.stats.windows import Statistic
@@ -41,6 +43,7 @@ TEST_KINDS: Mapping[str, tuple[str, ...]] = {
     "two_proportions": ("binary",),
     "mannwhitney": ("paired", "distribution"),
     "quantile_ratio": ("paired", "distribution"),
+    "quantile_cs": ("paired", "distribution"),
     "ks": ("paired", "distribution"),
     "chi2": ("categorical",),
     "psi": ("categorical",),
@@ -58,9 +61,10 @@ DIRECTIONAL_TESTS = frozenset(
         "two_proportions",
         "mannwhitney",
         "quantile_ratio",
+        "quantile_cs",
     }
 )
-SEQUENTIAL_TESTS = frozenset({"msprt", "asymptotic_cs"})
+SEQUENTIAL_TESTS = frozenset({"msprt", "asymptotic_cs", "quantile_cs"})
 FIXED_HORIZON_TESTS = frozenset(TESTS) - SEQUENTIAL_TESTS
 
 
@@ -95,6 +99,8 @@ def make_test(
             return MannWhitney(alternative, conf)
         case "quantile_ratio":
             return QuantileRatio(quantile, conf)
+        case "quantile_cs":
+            return QuantileCS(quantile, alternative, alpha, min_samples, tune_n)
         case "ks":
             return KS(conf)
         case "chi2":
@@ -110,7 +116,7 @@ def centred_effect(test: str, effect: float) -> float:
     """Effect shifted so that 0 means "no difference" (see the module docstring)."""
     if test in ("sign", "mannwhitney"):
         return effect - 0.5
-    if test == "quantile_ratio":
+    if test in ("quantile_ratio", "quantile_cs"):
         return effect - 1.0
     if test == "agreement":
         return 1.0 - effect

@@ -428,7 +428,7 @@ class ExperimentMonitor:
             for m, segs in results.items()
             for s, rs in segs.items()
             for k, r in rs.items()
-            if r.evalue is None
+            if r.test not in SEQUENTIAL_TESTS
         ]
         q = benjamini_hochberg([p for *_, p in fixed])
         qvalues = {(m, s, k): qv for (m, s, k, _), qv in zip(fixed, q, strict=True)}
@@ -538,7 +538,7 @@ def rule_condition(rule: Rule, spec: MetricSpec, res: TestResult, alpha: float) 
         return False
     directional = rule.test in DIRECTIONAL_TESTS and rule.direction != "different"
     sign = 1.0 if rule.alternative(spec) == "greater" else -1.0
-    if rule.test == "quantile_ratio":
+    if rule.test in ("quantile_ratio", "quantile_cs"):
         lo, hi = (b - 1.0 for b in res.ci)
         if directional:
             return (lo if sign > 0 else -hi) > rule.min_effect

@@ -39,8 +39,10 @@ components and are ignored by this parser)::
     test = "asymptotic_cs"          # default: the metric's anytime-valid test (asymptotic_cs,
                                     #   or msprt for 0/1 and symmetric metrics) | msprt |
                                     #   asymptotic_cs | paired_t | wilcoxon | sign | mcnemar |
-                                    #   two_proportions | mannwhitney | quantile_ratio | ks |
-                                    #   chi2 | psi | agreement
+                                    #   two_proportions | mannwhitney | quantile_ratio |
+                                    #   quantile_cs (anytime-valid quantile ratio, recommended
+                                    #   for latency: test = "quantile_cs", quantile = 0.99) |
+                                    #   ks | chi2 | psi | agreement
     direction = "worse"             # worse | better | different (distribution tests: any)
     alpha = 0.05                    # default: experiment alpha
     min_samples = 100               # default: experiment min_samples
@@ -51,7 +53,7 @@ components and are ignored by this parser)::
     severity = "critical"           # info | warning | critical
     fire_after = 2                  # consecutive evaluations meeting the condition to fire
     resolve_after = 3               # consecutive evaluations not meeting it to resolve
-    quantile = 0.95                 # quantile_ratio only
+    quantile = 0.95                 # quantile_ratio and quantile_cs only
     # window / window_seconds override the experiment's (not allowed with sequential tests)
 
 Without ``[[experiments.rules]]`` the default rules are anytime-valid rules (each metric's

@@ -20,6 +20,7 @@ from streams.stats import (
     McNemar,
     MixtureSPRT,
     PairedT,
+    QuantileCS,
     QuantileRatio,
     SignTest,
     Statistic,
@@ -61,13 +62,14 @@ CASES: list[tuple[str, Callable[[], Any], Callable[[int], list[Any]]]] = [
     ("quantile_ratio", QuantileRatio, numeric),
     ("msprt", lambda: MixtureSPRT("greater", min_samples=5), numeric),
     ("asymptotic_cs", lambda: AsymptoticCS("greater", min_samples=5, skew_factor=0.0), numeric),
+    ("quantile_cs", lambda: QuantileCS(0.9, min_samples=5), numeric),
     ("chi2", ChiSquare, cat),
     ("psi", PSI, cat),
     ("agreement", lambda: Agreement(0.1), cat),
 ]
 ids = [c[0] for c in CASES]
 # the sequential tests are cumulative by design (a sliding window voids the anytime guarantee)
-WINDOWED = [c for c in CASES if c[0] not in ("msprt", "asymptotic_cs")]
+WINDOWED = [c for c in CASES if c[0] not in ("msprt", "asymptotic_cs", "quantile_cs")]
 
 
 def fed(make: Callable[[], Any], data: list[Any]) -> Any:
