@@ -18,6 +18,7 @@ Online tests (river-style ``update(live, cand)`` / ``revert`` / ``get`` / ``merg
 :class:`SignTest`, :class:`McNemar`, :class:`KS`, :class:`MannWhitney`, :class:`QuantileRatio`,
 :class:`TwoProportions`, :class:`ChiSquare`, :class:`PSI`, :class:`Agreement`,
 :class:`QuantileCS` (anytime-valid quantile ratio, any tails),
+:class:`PredictionPowered` (mean difference before the labels, at planned looks),
 :class:`MixtureSPRT` (anytime-valid for symmetric differences), :class:`AsymptoticCS`
 (anytime-valid, asymptotically, for any mean with finite variance: the default for unbounded
 metrics); :class:`Window` wraps any of them (count or time).  Non-finite values are refused with
@@ -37,6 +38,7 @@ from streams.stats.monitor import Evaluation, ExperimentMonitor, Observation, Ru
 from streams.stats.multiple import benjamini_hochberg, bonferroni, e_bh
 from streams.stats.noise import NoiseFloor, Tolerance, noise_floor
 from streams.stats.paired import McNemar, PairedT, SignTest, Wilcoxon
+from streams.stats.ppi import PredictionPowered
 from streams.stats.quantile_cs import QuantileCS
 from streams.stats.results import NonFiniteError, TestResult
 from streams.stats.rules import ConfigError, ExperimentRules, Guardrail, Rule
@@ -70,6 +72,7 @@ __all__ = [
     "NonFiniteError",
     "Observation",
     "PairedT",
+    "PredictionPowered",
     "QuantileCS",
     "QuantileRatio",
     "Rule",
