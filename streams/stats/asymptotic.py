@@ -44,7 +44,7 @@ variance seen when the test starts, as for the mixture SPRT.
 from __future__ import annotations
 
 import math
-from typing import Self
+from typing import ClassVar, Self
 
 from streams.stats._common import NAN
 from streams.stats.results import TestResult, check_alternative, reject_nonfinite
@@ -71,6 +71,30 @@ def hall_inverse(y: float, gamma: float, n: int) -> float:
     if abs(c) < _TINY:
         return y - c
     return (math.cbrt(1.0 + 6.0 * c * (y - c)) - 1.0) / (2.0 * c)
+
+
+class _Moments:
+    """The state of an :class:`AsymptoticCS`: central moment sums of the differences (Welford
+    / Pebay), the live sum, and the variance when the test started (0 before), which depends
+    on the burn-in and Cochran's constant only (so tests of equal ones share it)."""
+
+    __slots__ = ("burn", "m2", "m3", "mean", "n", "scale", "skew_factor", "sx")
+
+    def __init__(self, burn: int, skew_factor: float) -> None:
+        self.burn, self.skew_factor = burn, skew_factor
+        self.clear()
+
+    def clear(self) -> None:
+        self.n = 0
+        self.mean = self.m2 = self.m3 = self.sx = self.scale = 0.0
+
+    def ready(self) -> bool:
+        """Burn-in over, differences vary, and Cochran's rule holds."""
+        m2 = self.m2
+        if self.n < self.burn or not m2 > 0.0:
+            return False
+        ratio = self.m3 / m2
+        return self.skew_factor * ratio * ratio <= m2  # n >= c * n * m3**2 / m2**3
 
 
 class AsymptoticCS:
@@ -107,21 +131,8 @@ class AsymptoticCS:
     (True, True)
     """
 
-    __slots__ = (
-        "_m2",
-        "_m3",
-        "_mean",
-        "_sx",
-        "alpha",
-        "alternative",
-        "min_samples",
-        "n",
-        "null",
-        "scale",
-        "skew_correction",
-        "skew_factor",
-        "tune_n",
-    )
+    __slots__ = ("_m", "alpha", "alternative", "null", "skew_correction", "tune_n")
+    shared_state: ClassVar[tuple[str, ...]] = ("_m",)  # see windows.share_state
 
     def __init__(
         self,
@@ -138,27 +149,47 @@ class AsymptoticCS:
             raise ValueError(f"alpha must be in (0, 1), got {alpha}")
         self.null = null
         self.alpha = alpha
-        self.min_samples = max(2, min_samples)
         self.tune_n = tune_n
-        self.skew_factor = skew_factor
         self.skew_correction = skew_correction
-        self.reset()
+        self._m = _Moments(max(2, min_samples), skew_factor)
+
+    @property
+    def share_key(self) -> tuple[int, float]:
+        """Tests fed the same pairs hold the same state when burn-in and Cochran's constant
+        agree (the null, alpha and alternative are applied when read)."""
+        return (self._m.burn, self._m.skew_factor)
+
+    @property
+    def n(self) -> int:
+        """Pairs seen."""
+        return self._m.n
+
+    @property
+    def min_samples(self) -> int:
+        """Burn-in."""
+        return self._m.burn
+
+    @property
+    def skew_factor(self) -> float:
+        """Cochran's constant."""
+        return self._m.skew_factor
+
+    @property
+    def scale(self) -> float:
+        """Variance of the differences when the test started (0 before)."""
+        return self._m.scale
+
+    @scale.setter
+    def scale(self, value: float) -> None:
+        self._m.scale = value
 
     def reset(self) -> Self:
         """Forget everything (starts a new sequential experiment)."""
-        self.n = 0
-        self._mean = self._m2 = self._m3 = 0.0  # central moment sums (Welford / Pebay)
-        self._sx = 0.0
-        self.scale = 0.0  # variance when the test started (0 before)
+        self._m.clear()
         return self
 
     def _ready(self) -> bool:
-        """Burn-in over, differences vary, and Cochran's rule holds."""
-        m2 = self._m2
-        if self.n < self.min_samples or not m2 > 0.0:
-            return False
-        ratio = self._m3 / m2
-        return self.skew_factor * ratio * ratio <= m2  # n >= c * n * m3**2 / m2**3
+        return self._m.ready()
 
     def update(self, x: float, y: float) -> Self:
         """Add the pair (live ``x``, candidate ``y``)."""
@@ -166,86 +197,89 @@ class AsymptoticCS:
         q = d * d
         if q - q:  # nan unless x, y, d and d**2 are finite
             reject_nonfinite(x, y)
-        n1 = self.n
+        m = self._m
+        n1 = m.n
         n = n1 + 1
-        delta = d - self._mean
+        delta = d - m.mean
         dn = delta / n
         term = delta * dn * n1
-        self._mean += dn
-        self._m3 += term * dn * (n - 2) - 3.0 * dn * self._m2
-        self._m2 += term
-        self._sx += x
-        self.n = n
-        if self.scale == 0.0 and self._ready():
-            self.scale = self._m2 / n
+        m.mean += dn
+        m.m3 += term * dn * (n - 2) - 3.0 * dn * m.m2
+        m.m2 += term
+        m.sx += x
+        m.n = n
+        if m.scale == 0.0 and m.ready():
+            m.scale = m.m2 / n
         return self
 
     def revert(self, x: float, y: float) -> Self:
         """Remove a pair (a sliding window voids the anytime guarantee; keep it cumulative)."""
-        n = self.n
+        m = self._m
+        n = m.n
         if n <= 1:
             return self.reset()
         d = y - x
         n1 = n - 1
-        mean = (n * self._mean - d) / n1
+        mean = (n * m.mean - d) / n1
         delta = d - mean
         dn = delta / n
         term = delta * dn * n1
-        m2 = max(0.0, self._m2 - term)
-        self._m3 -= term * dn * (n - 2) - 3.0 * dn * m2
-        self._m2, self._mean, self.n = m2, mean, n1
-        self._sx -= x
+        m2 = max(0.0, m.m2 - term)
+        m.m3 -= term * dn * (n - 2) - 3.0 * dn * m2
+        m.m2, m.mean, m.n = m2, mean, n1
+        m.sx -= x
         return self
 
     def merge(self, other: AsymptoticCS) -> Self:
         """Fold another partial state in (Pebay's pairwise update of the moments)."""
-        na, nb = self.n, other.n
+        s, o = self._m, other._m
+        na, nb = s.n, o.n
         if nb == 0:
             return self
         n = na + nb
-        delta = other._mean - self._mean
-        self._m3 += (
-            other._m3
+        delta = o.mean - s.mean
+        s.m3 += (
+            o.m3
             + delta**3 * na * nb * (na - nb) / (n * n)
-            + 3.0 * delta * (na * other._m2 - nb * self._m2) / n
+            + 3.0 * delta * (na * o.m2 - nb * s.m2) / n
         )
-        self._m2 += other._m2 + delta * delta * na * nb / n
-        self._mean += delta * nb / n
-        self._sx += other._sx
-        self.n = n
-        if self.scale == 0.0:
-            self.scale = other.scale
-        if self.scale == 0.0 and self._ready():
-            self.scale = self._m2 / n
+        s.m2 += o.m2 + delta * delta * na * nb / n
+        s.mean += delta * nb / n
+        s.sx += o.sx
+        s.n = n
+        if s.scale == 0.0:
+            s.scale = o.scale
+        if s.scale == 0.0 and s.ready():
+            s.scale = s.m2 / n
         return self
 
     @property
     def mean(self) -> float:
         """Mean difference ``cand - live``."""
-        return self._mean if self.n else NAN
+        return self._m.mean if self.n else NAN
 
     @property
     def live_mean(self) -> float:
         """Mean of the live values."""
-        return self._sx / self.n if self.n else NAN
+        return self._m.sx / self.n if self.n else NAN
 
     @property
     def sd(self) -> float:
         """Standard deviation of the differences."""
-        return math.sqrt(self._m2 / (self.n - 1)) if self.n > 1 else NAN
+        return math.sqrt(self._m.m2 / (self.n - 1)) if self.n > 1 else NAN
 
     @property
     def skewness(self) -> float:
         """Sample skewness ``g1`` of the differences."""
-        m2 = self._m2
-        return math.sqrt(self.n) * self._m3 / m2**1.5 if self.n > 2 and m2 > 0.0 else NAN
+        m2 = self._m.m2
+        return math.sqrt(self.n) * self._m.m3 / m2**1.5 if self.n > 2 and m2 > 0.0 else NAN
 
     def log_e(self) -> float:
         """Current log e-value against the null (0 until the test starts)."""
         if self.scale == 0.0 or not self._ready():
             return 0.0
-        n, m2 = self.n, self._m2
-        s = n * (self._mean - self.null)
+        n, m2 = self.n, self._m.m2
+        s = n * (self._m.mean - self.null)
         gamma = self.skewness if self.skew_correction else 0.0
         if self.alternative == "less":
             s, gamma = -s, -gamma
@@ -263,7 +297,7 @@ class AsymptoticCS:
         """
         if self.scale == 0.0 or not self._ready():
             return (-math.inf, math.inf)
-        n, m2, mean = self.n, self._m2, self._mean
+        n, m2, mean = self.n, self._m.m2, self._m.mean
         rho = mixture_rho(self.scale, self.alpha, self.tune_n)
         a = m2 + rho
         level = self.alpha if self.alternative == "two-sided" else min(2.0 * self.alpha, 0.5)

@@ -107,6 +107,44 @@ class PairedT:
         self._sx -= x
         return self
 
+    def update_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
+        """Add the pairs ``zip(xs, ys)`` (as many :meth:`update` calls; a window feeds them
+        so when it is read, the sums being exact and so independent of the order)."""
+        check_finite_many(xs, ys)
+        self._add_many(xs, ys, 1)
+        return self
+
+    def revert_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
+        """Remove pairs added earlier (as many :meth:`revert` calls)."""
+        self._add_many(xs, ys, -1)
+        if self.n <= 0:
+            self.reset()
+        return self
+
+    def _add_many(self, xs: Sequence[float], ys: Sequence[float], sign: int) -> None:
+        e = self._e
+        for y, x in zip(ys, xs, strict=True):  # find the finest exponent first
+            k = (y - x).as_integer_ratio()[1].bit_length() - 1
+            if k > e:
+                e = k
+        if e > self._e:
+            self._rescale(e)
+        s1 = s2 = 0
+        for y, x in zip(ys, xs, strict=True):
+            num, den = (y - x).as_integer_ratio()
+            v = num << (e - den.bit_length() + 1)
+            s1 += v
+            s2 += v * v
+        if sign > 0:
+            self._s1 += s1
+            self._s2 += s2
+            self._sx += sum(xs)
+        else:
+            self._s1 -= s1
+            self._s2 -= s2
+            self._sx -= sum(xs)
+        self.n += sign * len(xs)
+
     def _rescale(self, e: int) -> None:
         """Raise the scale exponent to ``e`` (exact: the sums are shifted left)."""
         shift = e - self._e
