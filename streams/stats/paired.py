@@ -123,18 +123,19 @@ class PairedT:
 
     def _add_many(self, xs: Sequence[float], ys: Sequence[float], sign: int) -> None:
         e = self._e
-        for y, x in zip(ys, xs, strict=True):  # find the finest exponent first
-            k = (y - x).as_integer_ratio()[1].bit_length() - 1
-            if k > e:
-                e = k
-        if e > self._e:
-            self._rescale(e)
         s1 = s2 = 0
         for y, x in zip(ys, xs, strict=True):
             num, den = (y - x).as_integer_ratio()
-            v = num << (e - den.bit_length() + 1)
+            k = den.bit_length() - 1
+            if k > e:  # a finer value: rescale what this batch summed so far
+                s1 <<= k - e
+                s2 <<= 2 * (k - e)
+                e = k
+            v = num << (e - k)
             s1 += v
             s2 += v * v
+        if e > self._e:
+            self._rescale(e)
         if sign > 0:
             self._s1 += s1
             self._s2 += s2
@@ -190,7 +191,15 @@ class PairedT:
             return TestResult("paired_t", NAN, NAN, self.mean, (NAN, NAN), n, alternative=alt)
         se = math.sqrt(self.variance / n)
         mean = self.mean
-        t = (NAN if mean == 0.0 else math.copysign(math.inf, mean)) if se == 0.0 else mean / se
+        s1 = self._s1
+        ss = n * self._s2 - s1 * s1  # exact: n (n - 1) 2**(2 e) times the variance
+        # t**2 = s1**2 (n - 1) / ss, free of the scale: one rounding, no underflow
+        sign = -1.0 if s1 < 0 else 1.0
+        t = (
+            (NAN if s1 == 0 else sign * math.inf)
+            if ss == 0
+            else sign * math.sqrt(s1 * s1 * (n - 1) / ss)
+        )
         df = n - 1
         tail = 1.0 - self.confidence if alt != "two-sided" else (1.0 - self.confidence) / 2
         half = float(special.stdtrit(df, 1.0 - tail)) * se
