@@ -34,7 +34,7 @@ from streams.stats.catalog import TESTS, make_test
 from streams.stats.categorical import PSI, Agreement, ChiSquare
 from streams.stats.metrics import BUILTIN_METRICS, MetricRegistry, MetricSpec
 from streams.stats.monitor import ALL as ALL_SEGMENT
-from streams.stats.monitor import Evaluation, ExperimentMonitor, Observation, RuleAlert
+from streams.stats.monitor import PROXY, Evaluation, ExperimentMonitor, Observation, RuleAlert
 from streams.stats.multiple import benjamini_hochberg, bonferroni, e_bh
 from streams.stats.noise import NoiseFloor, Tolerance, noise_floor
 from streams.stats.paired import McNemar, PairedT, SignTest, Wilcoxon
@@ -51,6 +51,7 @@ __all__ = [
     "ALL_SEGMENT",
     "BUILTIN_METRICS",
     "KS",
+    "PROXY",
     "PSI",
     "TESTS",
     "Agreement",

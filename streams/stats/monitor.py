@@ -34,15 +34,17 @@ from streams.stats.catalog import (
 )
 from streams.stats.metrics import MetricSpec
 from streams.stats.multiple import benjamini_hochberg, e_bh
-from streams.stats.results import TestResult
+from streams.stats.ppi import PredictionPowered
+from streams.stats.results import NonFiniteError, TestResult
 from streams.stats.rules import ExperimentRules, Rule
 from streams.stats.sequential import MixtureSPRT
 from streams.stats.verdict import GuardStat, VerdictResult, decide
 from streams.stats.windows import Statistic, Window, share_state
 
-__all__ = ["ALL", "Evaluation", "ExperimentMonitor", "Observation", "RuleAlert"]
+__all__ = ["ALL", "PROXY", "Evaluation", "ExperimentMonitor", "Observation", "RuleAlert"]
 
 ALL = "all"
+PROXY = "~proxy"  # "<metric>~proxy": a label-free proxy of the metric, for its "ppi" estimate
 OTHER = "__other__"
 _NO_LABELS: tuple[tuple[str, str], ...] = ()
 
@@ -225,6 +227,10 @@ class ExperimentMonitor:
         primary = cfg.primary_metric
         self._v_primary = _sequential(cfg, primary, a_v) if primary else None
         self._v_guards = {g.metric: _guard_stat(cfg, g.metric, a_v) for g in cfg.guardrails}
+        self._ppi = {
+            m: (m + PROXY, PredictionPowered(alpha=cfg.alpha, min_labelled=cfg.min_samples))
+            for m in cfg.proxies
+        }
         self._forget_plans()
 
     def _forget_plans(self) -> None:
@@ -240,6 +246,7 @@ class ExperimentMonitor:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("nonfinite", {})  # checkpoints written before it existed
+        self.__dict__.setdefault("_ppi", {})
         self._forget_plans()
 
     # ------------------------------------------------------------------ update
@@ -312,6 +319,8 @@ class ExperimentMonitor:
         t = timestamp_ms / 1000.0
         labels = self._labels(segments) if self.keys else _NO_LABELS
         if paired:
+            if self._ppi:
+                self._feed_ppi(paired)
             self._feed(paired, True, t, labels)
         if categorical:
             self._feed(categorical, False, t, labels)
@@ -352,9 +361,26 @@ class ExperimentMonitor:
                     for timed in timed_feeds:
                         timed(x, y, t)
 
+    def _feed_ppi(self, paired: Mapping[str, tuple[float, float]]) -> None:
+        """Proxies of every paired request, and (metric, proxy) of the labelled ones."""
+        for metric, (name, ppi) in self._ppi.items():
+            proxy = paired.get(name)
+            if proxy is None:
+                continue
+            value = paired.get(metric)
+            try:
+                if value is None:
+                    ppi.update_proxy(*proxy)
+                else:
+                    ppi.update(value[0], value[1], *proxy)
+            except NonFiniteError:
+                self.nonfinite[name] = self.nonfinite.get(name, 0) + 1
+
     def _plan(self, metric: str, numeric: bool, labels: Sequence[tuple[str, str]]) -> _Plan:
         """Resolve (creating what the first update of ``metric`` creates) where it goes."""
-        if metric not in self.cfg.metrics:
+        if numeric and metric.endswith(PROXY) and metric[: -len(PROXY)] in self._ppi:
+            plan = _Plan(None)  # fed to the prediction-powered estimate only
+        elif metric not in self.cfg.metrics:
             self.ignored.setdefault(metric, 0)
             plan = _Plan(self.ignored)
         else:
@@ -420,6 +446,8 @@ class ExperimentMonitor:
         results: dict[str, dict[str, dict[str, TestResult]]] = {}
         for metric, bat in self._battery.items():
             results[metric] = {ALL: bat.results(now)}
+        for metric, (_, ppi) in self._ppi.items():
+            results.setdefault(metric, {}).setdefault(ALL, {})["ppi"] = ppi.get()
         for (metric, label), seq in self._seg_seq.items():
             res = seq.get()
             results[metric].setdefault(label, {})[res.test] = res

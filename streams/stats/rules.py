@@ -22,6 +22,9 @@ components and are ignored by this parser)::
     correction = "bonferroni"       # "bonferroni": split each rule's alpha over rules and
                                     #   segment values; "none": use alpha as given
     tune_n = 2000                   # sample size the sequential boundary is tuned for
+    proxies = ["log_loss"]          # metrics with a label-free proxy "<metric>~proxy" in the
+                                    #   observations: a prediction-powered estimate "ppi" of
+                                    #   their mean difference before the labels (20 looks)
 
     [[experiments.metrics]]         # custom metrics (business KPIs)
     name = "revenue"
@@ -337,6 +340,7 @@ class ExperimentRules:
     custom_metrics: tuple[MetricSpec, ...] = ()
     rules: tuple[Rule, ...] = ()
     default_rules: bool = False
+    proxies: tuple[str, ...] = ()
     metrics: MetricRegistry = field(default_factory=MetricRegistry, compare=False)
 
     @classmethod
@@ -375,6 +379,10 @@ class ExperimentRules:
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise r.fail("rules", f"duplicate rule name {sorted(dup)[0]!r}")
+        proxies = r.strs("proxies", ())
+        for m in proxies:
+            if m not in reg or reg[m].kind != "paired":
+                raise r.fail("proxies", f"{m!r} is not a known numeric metric")
         defaults = not rules
         if defaults:
             rules = default_rules(primary, alpha, min_samples, reg)
@@ -392,6 +400,7 @@ class ExperimentRules:
             correction=r.str_("correction", "bonferroni", ("bonferroni", "none")),
             tune_n=r.num("tune_n", DEFAULT_TUNE_N, 1.0),
             custom_metrics=custom,
+            proxies=proxies,
             rules=rules,
             default_rules=defaults,
             metrics=reg,
