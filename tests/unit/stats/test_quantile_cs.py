@@ -69,3 +69,16 @@ def test_quantile_rule_fires_on_a_p99_regression_only() -> None:
                 first = i + 1
         fired.append(first)
     assert fired[0] is None and fired[1] is not None
+
+
+def test_evalue_is_the_beta_binomial_over_the_binomial_likelihood() -> None:
+    # scipy oracle: E_t(K) = betabinom.pmf(K; t, a, b) / binom.pmf(K; t, p)
+    from scipy import stats
+
+    for p in (0.5, 0.99):
+        a, b = _prior(p, 0.025, 2000.0)
+        for t in (10, 400, 3000):
+            k = np.arange(0, t + 1, max(1, t // 37), dtype=np.float64)
+            ref = stats.betabinom.logpmf(k, t, a, b) - stats.binom.logpmf(k, t, p)
+            got = _log_e(k, np.full_like(k, t), p, a, b)
+            assert np.allclose(got, ref, rtol=1e-9, atol=1e-9)
