@@ -126,7 +126,7 @@ def _guardrail(g: Guardrail, seq: GuardStat, spec: MetricSpec) -> GuardrailResul
 def decide(
     cfg: ExperimentRules, primary: SeqStat | None, guards: Mapping[str, GuardStat]
 ) -> VerdictResult:
-    """VerdictResult from the verdict statistics kept by the monitor."""
+    """The verdict from the verdict statistics kept by the monitor."""
     if cfg.primary_metric is None:
         return VerdictResult("continue", "no primary_metric configured", None, ())
     spec = cfg.metrics[cfg.primary_metric]
