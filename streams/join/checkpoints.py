@@ -34,7 +34,7 @@ __all__ = ["Checkpoint", "Checkpoints", "fingerprint"]
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3  # 3: exact PairedT sums, AsymptoticCS, prediction-powered state (issue 16)
 """Bumped whenever what a checkpoint holds changes shape."""
 
 

@@ -22,6 +22,10 @@ Reference::
     decision = "myapp.policy:decide"  # optional: decide(inputs, prediction) -> outcome
     kpis = ["myapp.policy:costs"]     # optional: kpi(inputs, outcome, label) -> {name: number}
                                     #   (declare each KPI name in [[experiments.metrics]])
+    proxy = "myapp.proxy:losses"      # optional: proxy(inputs, live_prediction,
+                                    #   candidate_prediction) -> {metric: (live, candidate)},
+                                    #   label-free proxies of the metrics named in proxies =
+                                    #   [...], for their prediction-powered estimate "ppi"
     # ... plus the statistics keys: primary_metric, guardrails, alpha, min_samples, segments,
     # window, [[experiments.metrics]], [[experiments.rules]] (see streams.stats.rules).
 
@@ -88,11 +92,12 @@ class Experiment:
     """The raw TOML table, for components that read their own keys from it."""
     decision: UserFunction | None = None
     kpis: tuple[UserFunction, ...] = ()
+    proxy: UserFunction | None = None
 
     @property
     def needs_inputs(self) -> bool:
         """Whether downstream functions need the request's inputs."""
-        return self.decision is not None or bool(self.kpis)
+        return self.decision is not None or bool(self.kpis) or self.proxy is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +270,9 @@ def _experiments(table: Any, where: str) -> list[Experiment]:
     if not isinstance(kpi_paths, list):
         raise ConfigError(f"{where}.kpis: must be a list of 'module:function' (got {kpi_paths!r})")
     kpis = tuple(UserFunction.load(p, f"{where}.kpis[{i}]") for i, p in enumerate(kpi_paths))
+    proxy = None if "proxy" not in table else UserFunction.load(table["proxy"], f"{where}.proxy")
+    if proxy is not None and not table.get("proxies"):
+        raise ConfigError(f"{where}.proxies: name the metrics the proxy function returns")
     metrics = list(table.get("metrics", []))
     if decision is not None and not any(
         m.get("name") == "decision" for m in metrics if isinstance(m, Mapping)
@@ -287,6 +295,7 @@ def _experiments(table: Any, where: str) -> list[Experiment]:
                 table,
                 decision,
                 kpis,
+                proxy,
             )
         )
     return experiments

@@ -23,8 +23,7 @@ from streams.records import (
     MetricsSnapshot,
     Verdict,
 )
-from streams.stats import Alert as RuleAlert
-from streams.stats import Evaluation, ExperimentMonitor, TestResult
+from streams.stats import Evaluation, ExperimentMonitor, RuleAlert, TestResult
 
 __all__ = ["COUNT_NAMES", "ExperimentState", "Judge", "Report"]
 
@@ -172,6 +171,8 @@ class Judge:
         counts.update(
             {k: v for k, v in sorted(self.counts[name].items()) if k.startswith("errors:")}
         )
+        # Pairs with a NaN or infinite value, refused by the statistics core (never fed).
+        counts.update({f"nonfinite:{m}": v for m, v in sorted(evaluation.nonfinite.items())})
         snapshot = MetricsSnapshot(
             name,
             experiment.model,

@@ -8,7 +8,10 @@ for classifiers. A loss needs both sides to have answered: a failed prediction c
 
 Downstream outcomes (see :mod:`streams.join.experiments`): on PAIRED the user's decision
 function gives the categorical metric ``decision``; on LABELLED each KPI function gives
-paired business metrics. A user function that raises (or returns something unusable)
+paired business metrics. The ``proxy`` function gives, on PAIRED and LABELLED alike, the
+label-free proxies ``<metric>~proxy`` of the metrics an experiment lists in ``proxies`` (their
+prediction-powered estimate pairs them with the true metric when the label comes). A user
+function that raises (or returns something unusable)
 is reported by its path in :attr:`Observed.errors`; that request's other metrics stand.
 """
 
@@ -21,7 +24,7 @@ from typing import Any
 
 from streams.join.experiments import Experiment
 from streams.records import JoinEvent, JoinKind, ModelInput, Prediction
-from streams.stats import Observation
+from streams.stats import PROXY, Observation
 
 __all__ = ["Observed", "class_text", "metric_values", "observation"]
 
@@ -89,6 +92,8 @@ def metric_values(
                 outcomes = _decide(experiment, event.inputs, live, candidate, errors)
                 if outcomes is not None:
                     categorical["decision"] = (str(outcomes[0]), str(outcomes[1]))
+            if experiment.proxy is not None:
+                _proxies(experiment, event.inputs, live, candidate, paired, errors)
     elif event.label is not None and live.value is not None and candidate.value is not None:
         if experiment.task == "regression":
             _regression_losses(paired, live, candidate, event.label)
@@ -99,6 +104,8 @@ def metric_values(
             outcomes = _decide(experiment, event.inputs, live, candidate, [])
             if outcomes is not None:
                 _kpis(experiment, event.inputs, outcomes, event.label, paired, errors)
+        if experiment.proxy is not None:
+            _proxies(experiment, event.inputs, live, candidate, paired, [])  # counted on PAIRED
     return paired, categorical, errors
 
 
@@ -161,6 +168,29 @@ def _kpis(
             paired.update(values)
         else:
             errors.append(kpi.path)
+
+
+def _proxies(
+    experiment: Experiment,
+    inputs: ModelInput | None,
+    live: Prediction,
+    candidate: Prediction,
+    paired: dict[str, tuple[float, float]],
+    errors: list[str],
+) -> None:
+    """The proxy function's values, as ``<metric>~proxy`` pairs (only metrics it is for)."""
+    proxy = experiment.proxy
+    if proxy is None or inputs is None or live.value is None or candidate.value is None:
+        return
+    wanted = experiment.rules.proxies
+    try:
+        values = proxy.function(inputs.feature_dict(), live.value, candidate.value)
+        found = {m: (float(values[m][0]), float(values[m][1])) for m in wanted if m in values}
+    except Exception:  # user code: any failure is counted, never fatal
+        errors.append(proxy.path)
+        return
+    for metric, pair in found.items():
+        paired[metric + PROXY] = pair  # non-finite ones are refused and counted downstream
 
 
 def _numbers(a: object, b: object) -> tuple[float, float] | None:

@@ -9,7 +9,7 @@ from dataclasses import replace
 from html import escape
 from pathlib import Path
 
-from streams.report.model import RunResult, find_result
+from streams.report.model import SEQUENTIAL_TESTS, RunResult, find_result
 from streams.report.summary import (
     ALERT_COLUMNS,
     MetricDelta,
@@ -108,7 +108,9 @@ def segments_tables(run: RunResult) -> str:
         head += "<th>decisions agree</th></tr>" if decided else "</tr>"
         body = []
         for segment in segments:
-            counted = [r.n for r in final.results if r.segment == segment and r.test == "msprt"]
+            counted = [
+                r.n for r in final.results if r.segment == segment and r.test in SEQUENTIAL_TESTS
+            ]
             row = _cell(segment or "all") + _cell(max(counted, default=0))
             row += "".join(
                 _cell(metric_delta(final, m, segment).text(4, name=False)) for m in metrics

@@ -9,13 +9,17 @@ from typing import NamedTuple
 
 from streams.records import Alert, MetricResult, MetricsSnapshot, Prediction, Role, Verdict
 
-__all__ = ["RunResult", "TrajectoryPoint", "find_result", "trajectory_points"]
+__all__ = ["SEQUENTIAL_TESTS", "RunResult", "TrajectoryPoint", "find_result", "trajectory_points"]
+
+#: the per-metric sequential results of a snapshot (0/1 and symmetric metrics: msprt)
+SEQUENTIAL_TESTS = ("msprt", "asymptotic_cs")
 
 
 def find_result(
-    snapshot: MetricsSnapshot, metric: str, test: str = "msprt", segment: str = ""
+    snapshot: MetricsSnapshot, metric: str, test: str | None = None, segment: str = ""
 ) -> MetricResult | None:
-    """The result of ``test`` on ``metric`` in ``segment`` ('' = all traffic), if any.
+    """The result of ``test`` (default: the metric's sequential test, ``msprt`` or
+    ``asymptotic_cs``) on ``metric`` in ``segment`` ('' = all traffic), if any.
 
     Examples
     --------
@@ -27,7 +31,8 @@ def find_result(
     True
     """
     for result in snapshot.results:
-        if result.metric == metric and result.test == test and result.segment == segment:
+        named = result.test == test if test is not None else result.test in SEQUENTIAL_TESTS
+        if result.metric == metric and named and result.segment == segment:
             return result
     return None
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from matplotlib.figure import Figure
 
 from streams.records import MetricsSnapshot
-from streams.report.model import RunResult, find_result, trajectory_points
+from streams.report.model import SEQUENTIAL_TESTS, RunResult, find_result, trajectory_points
 
 __all__ = ["figures", "latency_figure", "segment_figure", "trajectory_figure", "verdict_figure"]
 
@@ -111,7 +111,11 @@ def segment_figure(run: RunResult, metric: str) -> bytes:
     offset = 0
     for name in run.experiments:
         results = sorted(
-            (r for r in run.final(name).results if r.metric == metric and r.test == "msprt"),
+            (
+                r
+                for r in run.final(name).results
+                if r.metric == metric and r.test in SEQUENTIAL_TESTS
+            ),
             key=lambda r: r.segment,
         )
         ys = list(range(offset, offset + len(results)))

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.records import AlertState, MetricResult, MetricsSnapshot
-from streams.report.model import RunResult, find_result
+from streams.report.model import SEQUENTIAL_TESTS, RunResult, find_result
 
 __all__ = [
     "ALERT_COLUMNS",
@@ -183,7 +183,8 @@ def short_reason(reason: str) -> str:
     >>> short_reason("primary log_loss significantly worse: msprt: statistic=9 p=0.01")
     'primary log_loss significantly worse'
     """
-    cut = min((i for i in (reason.find(": msprt"), reason.find(" (msprt")) if i >= 0), default=-1)
+    marks = (f"{sep}{test}" for test in SEQUENTIAL_TESTS for sep in (": ", " ("))
+    cut = min((i for i in map(reason.find, marks) if i >= 0), default=-1)
     return reason if cut < 0 else reason[:cut]
 
 

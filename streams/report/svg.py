@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from streams.report.model import RunResult, TrajectoryPoint, trajectory_points
+from streams.report.model import SEQUENTIAL_TESTS, RunResult, TrajectoryPoint, trajectory_points
 from streams.report.summary import model_label
 
 __all__ = ["MAX_CHARTS", "experiment_charts", "trajectory_svg"]
@@ -153,7 +153,7 @@ def experiment_charts(run: RunResult, experiment: str, limit: int = MAX_CHARTS) 
     bounded = {
         r.metric
         for r in run.final(experiment).results
-        if r.segment == "" and r.test == "msprt" and r.ci_low is not None and r.ci_high is not None
+        if r.segment == "" and r.test in SEQUENTIAL_TESTS and r.ci_low is not None and r.ci_high is not None
     }
     metrics = sorted(bounded, key=lambda m: (_RANK.get(roles.get(m, ""), 3), m))[:limit]
     start = run.start_ms

@@ -17,36 +17,45 @@ Online tests (river-style ``update(live, cand)`` / ``revert`` / ``get`` / ``merg
 ``get()`` returns a frozen :class:`TestResult`): :class:`PairedT`, :class:`Wilcoxon`,
 :class:`SignTest`, :class:`McNemar`, :class:`KS`, :class:`MannWhitney`, :class:`QuantileRatio`,
 :class:`TwoProportions`, :class:`ChiSquare`, :class:`PSI`, :class:`Agreement`,
-:class:`MixtureSPRT` (anytime-valid); :class:`Window` wraps any of them (count or time).
+:class:`QuantileCS` (anytime-valid quantile ratio, any tails),
+:class:`PredictionPowered` (mean difference before the labels, at planned looks),
+:class:`MixtureSPRT` (anytime-valid for symmetric differences), :class:`AsymptoticCS`
+(anytime-valid, asymptotically, for any mean with finite variance: the default for unbounded
+metrics); :class:`Window` wraps any of them (count or time).  Non-finite values are refused with
+:class:`NonFiniteError`.
 :class:`BoundedCS` is the anytime-valid empirical-Bernstein confidence sequence the verdict uses
 for guardrails on bounded (e.g. 0/1) metrics.
 The experiments-file reference is the docstring of :mod:`streams.stats.rules`.
 """
 
+from streams.stats.asymptotic import AsymptoticCS
 from streams.stats.bounded import BoundedCS
 from streams.stats.catalog import TESTS, make_test
 from streams.stats.categorical import PSI, Agreement, ChiSquare
 from streams.stats.metrics import BUILTIN_METRICS, MetricRegistry, MetricSpec
 from streams.stats.monitor import ALL as ALL_SEGMENT
-from streams.stats.monitor import Alert, Evaluation, ExperimentMonitor, Observation
+from streams.stats.monitor import PROXY, Evaluation, ExperimentMonitor, Observation, RuleAlert
 from streams.stats.multiple import benjamini_hochberg, bonferroni, e_bh
 from streams.stats.noise import NoiseFloor, Tolerance, noise_floor
 from streams.stats.paired import McNemar, PairedT, SignTest, Wilcoxon
-from streams.stats.results import TestResult
+from streams.stats.ppi import PredictionPowered
+from streams.stats.quantile_cs import QuantileCS
+from streams.stats.results import NonFiniteError, TestResult
 from streams.stats.rules import ConfigError, ExperimentRules, Guardrail, Rule
 from streams.stats.sequential import MixtureSPRT
 from streams.stats.twosample import KS, MannWhitney, QuantileRatio, TwoProportions
-from streams.stats.verdict import GuardrailResult, Verdict
+from streams.stats.verdict import GuardrailResult, VerdictResult
 from streams.stats.windows import Statistic, Window
 
 __all__ = [
     "ALL_SEGMENT",
     "BUILTIN_METRICS",
     "KS",
+    "PROXY",
     "PSI",
     "TESTS",
     "Agreement",
-    "Alert",
+    "AsymptoticCS",
     "BoundedCS",
     "ChiSquare",
     "ConfigError",
@@ -61,16 +70,20 @@ __all__ = [
     "MetricSpec",
     "MixtureSPRT",
     "NoiseFloor",
+    "NonFiniteError",
     "Observation",
     "PairedT",
+    "PredictionPowered",
+    "QuantileCS",
     "QuantileRatio",
     "Rule",
+    "RuleAlert",
     "SignTest",
     "Statistic",
     "TestResult",
     "Tolerance",
     "TwoProportions",
-    "Verdict",
+    "VerdictResult",
     "Wilcoxon",
     "Window",
     "benjamini_hochberg",

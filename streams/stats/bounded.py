@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streams.stats._common import NAN
-from streams.stats.results import TestResult
+from streams.stats.results import TestResult, reject_nonfinite
 
 __all__ = ["BET_CAP", "BoundedCS", "eb_sequence"]
 
@@ -139,6 +139,8 @@ class BoundedCS:
         stream must not stop on one bad value; the guarantee assumes the bounds hold).
         """
         d = y - x
+        if d * d - d * d:  # nan unless x, y, their difference and its square are finite
+            reject_nonfinite(x, y)
         w = self.upper - self.lower
         z = (d - self.lower) / w
         if not -1e-12 <= z <= 1.0 + 1e-12:

@@ -33,6 +33,12 @@ class MetricSpec:
         ``"distribution"`` (numeric predictions compared as distributions).
     binary : bool
         Values are 0/1 (enables McNemar and two-proportion tests).
+    symmetric : bool
+        Declares that under "no difference" the paired differences are symmetric about 0
+        (e.g. the two models' values are exchangeable).  Then the default sequential test is the
+        symmetric mixture SPRT (valid at every ``n``, heavy tails included); otherwise it is
+        the mean-valid asymptotic confidence sequence (finite variance, any shape).  0/1
+        metrics are symmetric under equal rates and need not declare it.
     bounds : tuple of float or None
         ``(lower, upper)`` every value lies in, if known (``binary`` implies ``(0, 1)``).  A
         bounded paired metric gets a finite, shrinking confidence sequence in the verdict even
@@ -52,6 +58,7 @@ class MetricSpec:
     kind: str = "paired"
     binary: bool = False
     bounds: tuple[float, float] | None = None
+    symmetric: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -74,6 +81,12 @@ class MetricSpec:
             return None
         lo, hi = float(bounds[0]), float(bounds[1])
         return (lo - hi, hi - lo)
+
+    @property
+    def sequential_test(self) -> str:
+        """The default anytime-valid test: ``"msprt"`` where differences are symmetric under
+        the null (0/1 metrics, or declared ``symmetric``), else ``"asymptotic_cs"``."""
+        return "msprt" if self.binary or self.symmetric else "asymptotic_cs"
 
     @property
     def worse_alternative(self) -> str:

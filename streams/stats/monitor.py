@@ -5,13 +5,15 @@ The join agent's stage 2 feeds one :class:`Observation` per request to
 which returns an :class:`Evaluation`: every test per metric and segment, the alert transitions
 since the previous evaluation (``FIRING`` / ``RESOLVED``, dedup key
 ``"<experiment>:<rule>:<segment>"``, segment ``"all"`` for the whole experiment) and the
-:class:`~streams.stats.verdict.Verdict`.  The monitor is picklable (checkpoint it as is).
+:class:`~streams.stats.verdict.VerdictResult`.  The monitor is picklable (checkpoint it as is).
 
 State kept: for the overall segment a battery of tests per metric (windowed fixed-horizon tests,
 all behind one window per metric, and cumulative sequential ones); per segment value of the
 tracked keys a two-sided sequential test per numeric metric; per rule and segment value the
 rule's own test; the verdict's sequential tests.  Metric names that are neither built in nor
-declared are counted in ``ignored``.
+declared are counted in ``ignored``; numeric pairs with a NaN or infinite value (a log-loss of a
+zero probability that escaped its floor, an overflow) are never fed to a statistic and are
+counted per metric in ``nonfinite`` (one such value would poison a cumulative sum for good).
 """
 
 from __future__ import annotations
@@ -21,19 +23,28 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from streams.stats.asymptotic import AsymptoticCS
 from streams.stats.bounded import BoundedCS
-from streams.stats.catalog import DIRECTIONAL_TESTS, battery, centred_effect, make_test
+from streams.stats.catalog import (
+    DIRECTIONAL_TESTS,
+    SEQUENTIAL_TESTS,
+    battery,
+    centred_effect,
+    make_test,
+)
 from streams.stats.metrics import MetricSpec
 from streams.stats.multiple import benjamini_hochberg, e_bh
-from streams.stats.results import TestResult
+from streams.stats.ppi import PredictionPowered
+from streams.stats.results import NonFiniteError, TestResult
 from streams.stats.rules import ExperimentRules, Rule
 from streams.stats.sequential import MixtureSPRT
-from streams.stats.verdict import GuardStat, Verdict, decide
+from streams.stats.verdict import GuardStat, VerdictResult, decide
 from streams.stats.windows import Statistic, Window, share_state
 
-__all__ = ["ALL", "Alert", "Evaluation", "ExperimentMonitor", "Observation"]
+__all__ = ["ALL", "PROXY", "Evaluation", "ExperimentMonitor", "Observation", "RuleAlert"]
 
 ALL = "all"
+PROXY = "~proxy"  # "<metric>~proxy": a label-free proxy of the metric, for its "ppi" estimate
 OTHER = "__other__"
 _NO_LABELS: tuple[tuple[str, str], ...] = ()
 
@@ -58,7 +69,7 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
-class Alert:
+class RuleAlert:
     """A rule changed state (``FIRING`` or ``RESOLVED``) for one segment."""
 
     key: str
@@ -91,9 +102,10 @@ class Evaluation:
     rule_results: Mapping[str, Mapping[str, TestResult]]
     qvalues: Mapping[tuple[str, str, str], float]
     ebh: Mapping[tuple[str, str], bool]
-    alerts: tuple[Alert, ...]
+    alerts: tuple[RuleAlert, ...]
     firing: tuple[str, ...]
-    verdict: Verdict
+    verdict: VerdictResult
+    nonfinite: Mapping[str, int] = field(default_factory=dict)
 
 
 def _window(stat: Statistic, size: int | None, seconds: float | None) -> Statistic | Window:
@@ -202,18 +214,23 @@ class ExperimentMonitor:
         self.keys = cfg.segment_keys()
         self.counts: dict[str, int] = {}
         self.ignored: dict[str, int] = {}
+        self.nonfinite: dict[str, int] = {}  # pairs refused per metric (NaN or infinite)
         self._seen: dict[str, set[str]] = {k: set() for k in self.keys}
         self._battery: dict[str, _Battery] = {}
-        self._seg_seq: dict[tuple[str, str], MixtureSPRT] = {}
+        self._seg_seq: dict[tuple[str, str], MixtureSPRT | AsymptoticCS] = {}
         self._rules_by_metric: dict[str, list[Rule]] = {}
         for rule in cfg.rules:
             self._rules_by_metric.setdefault(rule.metric, []).append(rule)
         self._rule_stats: dict[tuple[str, str], Statistic | Window] = {}
         self._hyst: dict[tuple[str, str], list[int]] = {}
         a_v = cfg.alpha / (1 + len(cfg.guardrails))
-        mk = {"alpha": a_v, "min_samples": cfg.min_samples, "tune_n": cfg.tune_n}
-        self._v_primary = MixtureSPRT(**mk) if cfg.primary_metric else None  # type: ignore[arg-type]
+        primary = cfg.primary_metric
+        self._v_primary = _sequential(cfg, primary, a_v) if primary else None
         self._v_guards = {g.metric: _guard_stat(cfg, g.metric, a_v) for g in cfg.guardrails}
+        self._ppi = {
+            m: (m + PROXY, PredictionPowered(alpha=cfg.alpha, min_labelled=cfg.min_samples))
+            for m in cfg.proxies
+        }
         self._forget_plans()
 
     def _forget_plans(self) -> None:
@@ -228,6 +245,8 @@ class ExperimentMonitor:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("nonfinite", {})  # checkpoints written before it existed
+        self.__dict__.setdefault("_ppi", {})
         self._forget_plans()
 
     # ------------------------------------------------------------------ update
@@ -252,7 +271,7 @@ class ExperimentMonitor:
         cfg = self.cfg
         tests: dict[str, Statistic] = {}
         windowed: list[str] = []
-        for key, test, q in battery(name, spec.kind, spec.binary):
+        for key, test, q in battery(name, spec.kind, spec.binary, spec.sequential_test):
             tests[key] = make_test(
                 test,
                 alpha=cfg.alpha,
@@ -260,7 +279,7 @@ class ExperimentMonitor:
                 quantile=q or 0.95,
                 tune_n=cfg.tune_n,
             )
-            if test != "msprt":
+            if test not in SEQUENTIAL_TESTS:
                 windowed.append(key)
         window = None
         if windowed and (cfg.window is not None or cfg.window_seconds is not None):
@@ -300,6 +319,8 @@ class ExperimentMonitor:
         t = timestamp_ms / 1000.0
         labels = self._labels(segments) if self.keys else _NO_LABELS
         if paired:
+            if self._ppi:
+                self._feed_ppi(paired)
             self._feed(paired, True, t, labels)
         if categorical:
             self._feed(categorical, False, t, labels)
@@ -318,6 +339,12 @@ class ExperimentMonitor:
             counter = plan.counter
             if counter is None:
                 continue
+            if numeric:
+                d = y - x
+                q = d * d
+                if q - q:  # nan unless x, y, d and d**2 are finite: never fed
+                    self.nonfinite[metric] = self.nonfinite.get(metric, 0) + 1
+                    continue
             counter[metric] += 1
             for feed in plan.pairs:
                 feed(x, y)
@@ -334,9 +361,26 @@ class ExperimentMonitor:
                     for timed in timed_feeds:
                         timed(x, y, t)
 
+    def _feed_ppi(self, paired: Mapping[str, tuple[float, float]]) -> None:
+        """Proxies of every paired request, and (metric, proxy) of the labelled ones."""
+        for metric, (name, ppi) in self._ppi.items():
+            proxy = paired.get(name)
+            if proxy is None:
+                continue
+            value = paired.get(metric)
+            try:
+                if value is None:
+                    ppi.update_proxy(*proxy)
+                else:
+                    ppi.update(value[0], value[1], *proxy)
+            except NonFiniteError:
+                self.nonfinite[name] = self.nonfinite.get(name, 0) + 1
+
     def _plan(self, metric: str, numeric: bool, labels: Sequence[tuple[str, str]]) -> _Plan:
         """Resolve (creating what the first update of ``metric`` creates) where it goes."""
-        if metric not in self.cfg.metrics:
+        if numeric and metric.endswith(PROXY) and metric[: -len(PROXY)] in self._ppi:
+            plan = _Plan(None)  # fed to the prediction-powered estimate only
+        elif metric not in self.cfg.metrics:
             self.ignored.setdefault(metric, 0)
             plan = _Plan(self.ignored)
         else:
@@ -389,11 +433,7 @@ class ExperimentMonitor:
         if spec.kind == "paired":
             for _, label in labels:
                 if (metric, label) not in self._seg_seq:
-                    self._seg_seq[(metric, label)] = MixtureSPRT(
-                        alpha=self.cfg.alpha,
-                        min_samples=self.cfg.min_samples,
-                        tune_n=self.cfg.tune_n,
-                    )
+                    self._seg_seq[(metric, label)] = _sequential(self.cfg, metric, self.cfg.alpha)
         for rule in self._rules_by_metric.get(metric, ()):
             for seg in [ALL] + [lab for k, lab in labels if k in rule.segments]:
                 if (rule.name, seg) not in self._rule_stats:
@@ -406,19 +446,22 @@ class ExperimentMonitor:
         results: dict[str, dict[str, dict[str, TestResult]]] = {}
         for metric, bat in self._battery.items():
             results[metric] = {ALL: bat.results(now)}
+        for metric, (_, ppi) in self._ppi.items():
+            results.setdefault(metric, {}).setdefault(ALL, {})["ppi"] = ppi.get()
         for (metric, label), seq in self._seg_seq.items():
-            results[metric].setdefault(label, {})["msprt"] = seq.get()
+            res = seq.get()
+            results[metric].setdefault(label, {})[res.test] = res
         fixed = [
             (m, s, k, r.pvalue)
             for m, segs in results.items()
             for s, rs in segs.items()
             for k, r in rs.items()
-            if r.test != "msprt"
+            if r.test not in SEQUENTIAL_TESTS
         ]
         q = benjamini_hochberg([p for *_, p in fixed])
         qvalues = {(m, s, k): qv for (m, s, k, _), qv in zip(fixed, q, strict=True)}
         rule_results: dict[str, dict[str, TestResult]] = {}
-        alerts: list[Alert] = []
+        alerts: list[RuleAlert] = []
         for (rname, seg), st in self._rule_stats.items():
             rule = next(r for r in self.cfg.rules if r.name == rname)
             res = _get(st, now)
@@ -446,12 +489,13 @@ class ExperimentMonitor:
             tuple(alerts),
             firing,
             verdict,
+            dict(self.nonfinite),
         )
 
     def _key(self, rule: str, seg: str) -> str:
         return f"{self.cfg.name}:{rule}:{seg}"
 
-    def _hysteresis(self, rule: Rule, seg: str, res: TestResult, now_ms: int) -> Alert | None:
+    def _hysteresis(self, rule: Rule, seg: str, res: TestResult, now_ms: int) -> RuleAlert | None:
         alpha = self.cfg.effective_alpha(rule)
         cond = rule_condition(rule, self.cfg.metrics[rule.metric], res, alpha)
         h = self._hyst.setdefault((rule.name, seg), [0, 0, 0])  # firing, hits, misses
@@ -469,13 +513,13 @@ class ExperimentMonitor:
 
     def _alert(
         self, state: str, rule: Rule, seg: str, res: TestResult, alpha: float, now_ms: int
-    ) -> Alert:
+    ) -> RuleAlert:
         msg = (
             f"[{rule.severity}] {self.cfg.name}: rule {rule.name} {state} on {rule.metric} "
             f"({rule.direction}) segment {seg}: {res.explain()}; alpha={alpha:.3g} "
             f"min_effect={rule.min_effect:g}"
         )
-        return Alert(
+        return RuleAlert(
             self._key(rule.name, seg),
             state,
             self.cfg.name,
@@ -490,12 +534,21 @@ class ExperimentMonitor:
         )
 
 
+def _sequential(cfg: ExperimentRules, metric: str, alpha: float) -> MixtureSPRT | AsymptoticCS:
+    """Two-sided anytime-valid test of ``metric``'s mean difference: the symmetric mixture
+    SPRT where the metric's differences are symmetric under the null, else the asymptotic
+    confidence sequence (see :attr:`MetricSpec.sequential_test`)."""
+    kind = MixtureSPRT if cfg.metrics[metric].sequential_test == "msprt" else AsymptoticCS
+    return kind(alpha=alpha, min_samples=cfg.min_samples, tune_n=cfg.tune_n)
+
+
 def _guard_stat(cfg: ExperimentRules, metric: str, alpha: float) -> GuardStat:
-    """Bounded metrics: empirical-Bernstein CS (finite at zero variance); else the mixture."""
+    """Bounded metrics: empirical-Bernstein CS (finite at zero variance); else the metric's
+    sequential test."""
     bounds = cfg.metrics[metric].diff_bounds
     if bounds is not None:
         return BoundedCS(*bounds, alpha=alpha, min_samples=cfg.min_samples)
-    return MixtureSPRT(alpha=alpha, min_samples=cfg.min_samples, tune_n=cfg.tune_n)
+    return _sequential(cfg, metric, alpha)
 
 
 def _get(stat: Statistic | Window, now: float) -> TestResult:
@@ -513,7 +566,7 @@ def rule_condition(rule: Rule, spec: MetricSpec, res: TestResult, alpha: float) 
         return False
     directional = rule.test in DIRECTIONAL_TESTS and rule.direction != "different"
     sign = 1.0 if rule.alternative(spec) == "greater" else -1.0
-    if rule.test == "quantile_ratio":
+    if rule.test in ("quantile_ratio", "quantile_cs"):
         lo, hi = (b - 1.0 for b in res.ci)
         if directional:
             return (lo if sign > 0 else -hi) > rule.min_effect

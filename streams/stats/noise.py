@@ -86,8 +86,9 @@ def noise_floor(
 ) -> NoiseFloor:
     """Tolerances from an A/A monitor, or from A/A observations (fed to a fresh monitor).
 
-    The ``msprt`` tolerance of a numeric metric is the bound of the fixed-horizon interval of
-    its mean difference (``paired_t``, or ``mcnemar`` / ``two_proportions`` for 0/1 metrics).
+    The ``msprt`` and ``asymptotic_cs`` tolerance of a numeric metric is the bound of the
+    fixed-horizon interval of its mean difference (``paired_t``, or ``mcnemar`` /
+    ``two_proportions`` for 0/1 metrics).
     """
     if isinstance(source, ExperimentMonitor):
         mon = source
@@ -108,6 +109,7 @@ def noise_floor(
                 tols.setdefault((metric, res.test), tol)
         for src in ("paired_t", "mcnemar", "two_proportions"):
             if (metric, src) in tols:
-                tols[(metric, "msprt")] = replace(tols[(metric, src)], test="msprt")
+                for seq in ("msprt", "asymptotic_cs"):
+                    tols[(metric, seq)] = replace(tols[(metric, src)], test=seq)
                 break
     return NoiseFloor(tols)

@@ -31,13 +31,25 @@ from streams.stats._common import (
     z_quantile,
 )
 from streams.stats._sorted import SortedList
-from streams.stats.results import TestResult, check_alternative
+from streams.stats.results import (
+    TestResult,
+    check_alternative,
+    check_finite_many,
+    reject_nonfinite,
+)
 
 __all__ = ["McNemar", "PairedT", "SignTest", "Wilcoxon"]
 
 
 class PairedT:
-    """Paired t-test on ``cand - live`` with running mean and variance (Welford, revertible).
+    """Paired t-test on ``cand - live`` from exact running sums (revertible without error).
+
+    The differences are floats, i.e. dyadic rationals: the sums of ``d`` and ``d**2`` are kept
+    as integers scaled by ``2**e`` and ``2**(2 e)`` (``e`` grows to the finest binary exponent
+    seen), so that adding and reverting are exact and a window forgets an outlier of 1e12
+    completely (Welford's update with revert does not: cancellation left a variance of 64
+    where scipy finds 1).  Mean and variance are rounded once, when read, from the exact
+    integers.  A non-finite pair raises :class:`~streams.stats.results.NonFiniteError`.
 
     Examples
     --------
@@ -49,7 +61,7 @@ class PairedT:
     (0.3, 0.0462)
     """
 
-    __slots__ = ("_m2", "_mean", "_sum_x", "alternative", "confidence", "n")
+    __slots__ = ("_e", "_s1", "_s2", "_sx", "alternative", "confidence", "n")
 
     def __init__(self, alternative: str = "two-sided", confidence: float = 0.95) -> None:
         self.alternative = check_alternative(alternative)
@@ -59,63 +71,118 @@ class PairedT:
     def reset(self) -> Self:
         """Forget everything."""
         self.n = 0
-        self._mean = 0.0
-        self._m2 = 0.0
-        self._sum_x = 0.0
+        self._e = 0  # binary scale exponent of the sums of d
+        self._s1 = self._s2 = 0  # sum(d) * 2**e and sum(d**2) * 2**(2 e), exact integers
+        self._sx = 0.0  # sum of live values (descriptive only)
         return self
 
     def update(self, x: float, y: float) -> Self:
         """Add the pair (live ``x``, candidate ``y``)."""
         d = y - x
-        n = self.n + 1
-        self.n = n
-        delta = d - self._mean
-        self._mean += delta / n
-        self._m2 += delta * (d - self._mean)
-        self._sum_x += x
+        q = d * d
+        if q - q:  # nan unless d and d**2 are finite
+            reject_nonfinite(x, y)
+        num, den = d.as_integer_ratio()
+        k = den.bit_length() - 1
+        e = self._e
+        if k > e:
+            self._rescale(k)
+            e = k
+        v = num << (e - k)
+        self.n += 1
+        self._s1 += v
+        self._s2 += v * v
+        self._sx += x
         return self
 
     def revert(self, x: float, y: float) -> Self:
-        """Remove a pair added earlier."""
-        d = y - x
-        n = self.n - 1
-        if n <= 0:
+        """Remove a pair added earlier (exactly)."""
+        if self.n <= 1:
             return self.reset()
-        before = self._mean
-        mean = (self.n * before - d) / n
-        m2 = self._m2 - (d - mean) * (d - before)
-        self._m2 = m2 if m2 > 0.0 else 0.0  # max(0.0, m2), a NaN included
-        self._mean = mean
-        self.n = n
-        self._sum_x -= x
+        num, den = (y - x).as_integer_ratio()
+        v = num << (self._e - den.bit_length() + 1)
+        self.n -= 1
+        self._s1 -= v
+        self._s2 -= v * v
+        self._sx -= x
         return self
 
+    def update_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
+        """Add the pairs ``zip(xs, ys)`` (as many :meth:`update` calls; a window feeds them
+        so when it is read, the sums being exact and so independent of the order)."""
+        check_finite_many(xs, ys)
+        self._add_many(xs, ys, 1)
+        return self
+
+    def revert_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
+        """Remove pairs added earlier (as many :meth:`revert` calls)."""
+        self._add_many(xs, ys, -1)
+        if self.n <= 0:
+            self.reset()
+        return self
+
+    def _add_many(self, xs: Sequence[float], ys: Sequence[float], sign: int) -> None:
+        e = self._e
+        s1 = s2 = 0
+        for y, x in zip(ys, xs, strict=True):
+            num, den = (y - x).as_integer_ratio()
+            k = den.bit_length() - 1
+            if k > e:  # a finer value: rescale what this batch summed so far
+                s1 <<= k - e
+                s2 <<= 2 * (k - e)
+                e = k
+            v = num << (e - k)
+            s1 += v
+            s2 += v * v
+        if e > self._e:
+            self._rescale(e)
+        if sign > 0:
+            self._s1 += s1
+            self._s2 += s2
+            self._sx += sum(xs)
+        else:
+            self._s1 -= s1
+            self._s2 -= s2
+            self._sx -= sum(xs)
+        self.n += sign * len(xs)
+
+    def _rescale(self, e: int) -> None:
+        """Raise the scale exponent to ``e`` (exact: the sums are shifted left)."""
+        shift = e - self._e
+        self._s1 <<= shift
+        self._s2 <<= 2 * shift
+        self._e = e
+
     def merge(self, other: PairedT) -> Self:
-        """Fold another partial state in (Chan et al. parallel variance)."""
+        """Fold another partial state in (exact)."""
         if other.n == 0:
             return self
-        n = self.n + other.n
-        delta = other._mean - self._mean
-        self._m2 += other._m2 + delta * delta * self.n * other.n / n
-        self._mean += delta * other.n / n
-        self._sum_x += other._sum_x
-        self.n = n
+        e = max(self._e, other._e)
+        self._rescale(e)
+        shift = e - other._e
+        self._s1 += other._s1 << shift
+        self._s2 += other._s2 << 2 * shift
+        self._sx += other._sx
+        self.n += other.n
         return self
 
     @property
     def mean(self) -> float:
-        """Mean difference ``cand - live``."""
-        return self._mean if self.n else NAN
+        """Mean difference ``cand - live`` (correctly rounded)."""
+        return self._s1 / (self.n << self._e) if self.n else NAN
 
     @property
     def live_mean(self) -> float:
         """Mean of the live values."""
-        return self._sum_x / self.n if self.n else NAN
+        return self._sx / self.n if self.n else NAN
 
     @property
     def variance(self) -> float:
-        """Sample variance (ddof=1) of the differences."""
-        return self._m2 / (self.n - 1) if self.n > 1 else NAN
+        """Sample variance (ddof=1) of the differences (correctly rounded)."""
+        n = self.n
+        if n < 2:
+            return NAN
+        return (n * self._s2 - self._s1 * self._s1) / ((n * (n - 1)) << (2 * self._e))
 
     def get(self) -> TestResult:
         """t statistic, p-value, mean difference and its t interval."""
@@ -123,8 +190,16 @@ class PairedT:
         if n < 2:
             return TestResult("paired_t", NAN, NAN, self.mean, (NAN, NAN), n, alternative=alt)
         se = math.sqrt(self.variance / n)
-        mean = self._mean
-        t = (NAN if mean == 0.0 else math.copysign(math.inf, mean)) if se == 0.0 else mean / se
+        mean = self.mean
+        s1 = self._s1
+        ss = n * self._s2 - s1 * s1  # exact: n (n - 1) 2**(2 e) times the variance
+        # t**2 = s1**2 (n - 1) / ss, free of the scale: one rounding, no underflow
+        sign = -1.0 if s1 < 0 else 1.0
+        t = (
+            (NAN if s1 == 0 else sign * math.inf)
+            if ss == 0
+            else sign * math.sqrt(s1 * s1 * (n - 1) / ss)
+        )
         df = n - 1
         tail = 1.0 - self.confidence if alt != "two-sided" else (1.0 - self.confidence) / 2
         half = float(special.stdtrit(df, 1.0 - tail)) * se
@@ -210,6 +285,8 @@ class Wilcoxon:
     def update(self, x: float, y: float) -> Self:
         """Add the pair (live ``x``, candidate ``y``)."""
         d = y - x
+        if d * d - d * d:  # nan unless x, y, their difference and its square are finite
+            reject_nonfinite(x, y)
         self.n += 1
         if d == 0.0:
             self.n_zero += 1
@@ -235,6 +312,7 @@ class Wilcoxon:
 
     def update_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
         """Add the pairs ``zip(xs, ys)`` (as many :meth:`update` calls)."""
+        check_finite_many(xs, ys)
         zeros, absolute, positive = _signed(xs, ys)
         self.n += len(xs)
         self.n_zero += zeros
@@ -317,6 +395,9 @@ class SignTest:
 
     def update(self, x: float, y: float) -> Self:
         """Add the pair (live ``x``, candidate ``y``)."""
+        d = y - x
+        if d * d - d * d:  # nan unless x, y, their difference and its square are finite
+            reject_nonfinite(x, y)
         self.n += 1
         if y > x:
             self.n_pos += 1
@@ -335,6 +416,7 @@ class SignTest:
 
     def update_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
         """Add the pairs ``zip(xs, ys)`` (as many :meth:`update` calls)."""
+        check_finite_many(xs, ys)
         self.n += len(xs)
         self.n_pos += sum(map(gt, ys, xs))
         self.n_neg += sum(map(lt, ys, xs))
@@ -398,6 +480,9 @@ class McNemar:
 
     def update(self, x: float, y: float) -> Self:
         """Add the pair (live ``x``, candidate ``y``), values 0/1 (> 0.5 counts as 1)."""
+        d = y - x
+        if d * d - d * d:  # nan unless x, y, their difference and its square are finite
+            reject_nonfinite(x, y)
         self.n += 1
         if x > 0.5:
             if y <= 0.5:
@@ -418,6 +503,7 @@ class McNemar:
 
     def update_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
         """Add the pairs ``zip(xs, ys)`` (as many :meth:`update` calls)."""
+        check_finite_many(xs, ys)
         b, c = _discordant(xs, ys)
         self.n += len(xs)
         self.b += b

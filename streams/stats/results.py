@@ -9,11 +9,39 @@ description of the ``window`` the result was computed on.  Sequential tests also
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-__all__ = ["ALTERNATIVES", "TestResult", "check_alternative"]
+__all__ = [
+    "ALTERNATIVES",
+    "NonFiniteError",
+    "TestResult",
+    "check_alternative",
+    "check_finite_many",
+    "reject_nonfinite",
+]
 
 ALTERNATIVES = ("two-sided", "less", "greater")
+
+
+class NonFiniteError(ValueError):
+    """A statistic was offered a NaN or an infinite value (or a pair whose difference, or its
+    square, overflows).  Nothing was added: one such value would otherwise poison a running
+    sum for the life of a monitor.  The edge that feeds the core counts these."""
+
+
+def reject_nonfinite(x: float, y: float) -> None:
+    """Raise :class:`NonFiniteError` for the pair (live ``x``, candidate ``y``)."""
+    raise NonFiniteError(f"non-finite pair (live={x!r}, candidate={y!r}) refused")
+
+
+def check_finite_many(xs: Sequence[float], ys: Sequence[float]) -> None:
+    """Raise :class:`NonFiniteError` for the first pair with a NaN or infinite value, or
+    whose difference squared overflows (what every ``update`` refuses)."""
+    for x, y in zip(xs, ys, strict=True):
+        d = y - x
+        if d * d - d * d:  # nan unless x, y, their difference and its square are finite
+            reject_nonfinite(x, y)
 
 
 def check_alternative(alternative: str) -> str:

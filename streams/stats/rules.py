@@ -22,21 +22,30 @@ components and are ignored by this parser)::
     correction = "bonferroni"       # "bonferroni": split each rule's alpha over rules and
                                     #   segment values; "none": use alpha as given
     tune_n = 2000                   # sample size the sequential boundary is tuned for
+    proxies = ["log_loss"]          # metrics with a label-free proxy "<metric>~proxy" in the
+                                    #   observations: a prediction-powered estimate "ppi" of
+                                    #   their mean difference before the labels (20 looks)
 
     [[experiments.metrics]]         # custom metrics (business KPIs)
     name = "revenue"
     higher_is_better = true
     kind = "paired"                 # paired | categorical | distribution
     binary = false
+    # symmetric = true              # differences symmetric under "no difference": use the
+                                    #   symmetric mixture SPRT by default (see README)
     # bounds = [0, 500]             # optional [lower, upper] of every value; makes a guardrail
                                     #   on it decidable when live and candidate always agree
 
     [[experiments.rules]]
     name = "worse-accuracy"         # required, unique within the experiment
     metric = "correct"              # built-in or declared metric
-    test = "msprt"                  # msprt (anytime-valid, default) | paired_t | wilcoxon |
-                                    #   sign | mcnemar | two_proportions | mannwhitney |
-                                    #   quantile_ratio | ks | chi2 | psi | agreement
+    test = "asymptotic_cs"          # default: the metric's anytime-valid test (asymptotic_cs,
+                                    #   or msprt for 0/1 and symmetric metrics) | msprt |
+                                    #   asymptotic_cs | paired_t | wilcoxon | sign | mcnemar |
+                                    #   two_proportions | mannwhitney | quantile_ratio |
+                                    #   quantile_cs (anytime-valid quantile ratio, recommended
+                                    #   for latency: test = "quantile_cs", quantile = 0.99) |
+                                    #   ks | chi2 | psi | agreement
     direction = "worse"             # worse | better | different (distribution tests: any)
     alpha = 0.05                    # default: experiment alpha
     min_samples = 100               # default: experiment min_samples
@@ -47,11 +56,13 @@ components and are ignored by this parser)::
     severity = "critical"           # info | warning | critical
     fire_after = 2                  # consecutive evaluations meeting the condition to fire
     resolve_after = 3               # consecutive evaluations not meeting it to resolve
-    quantile = 0.95                 # quantile_ratio only
-    # window / window_seconds override the experiment's (not allowed with msprt)
+    quantile = 0.95                 # quantile_ratio and quantile_cs only
+    # window / window_seconds override the experiment's (not allowed with sequential tests)
 
-Without ``[[experiments.rules]]`` the default rules are anytime-valid ``msprt`` rules in the
-``worse`` direction on the primary metric (``critical``), ``latency_ms`` and ``error``
+Without ``[[experiments.rules]]`` the default rules are anytime-valid rules (each metric's
+sequential test: ``msprt`` for 0/1 metrics such as ``correct`` and ``error``, ``asymptotic_cs``
+for unbounded ones such as losses and ``latency_ms``) in the ``worse`` direction on the primary
+metric (``critical``), ``latency_ms`` and ``error``
 (``warning``), overall segment, each at ``alpha / 3``, fire after 1, resolve after 3.
 A rule without ``segments`` judges the overall traffic only: the experiment's ``segments``
 choose what is tracked and reported, not where every rule alerts (so ``worse-log-loss`` and
@@ -67,7 +78,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.stats.catalog import FIXED_HORIZON_TESTS, TEST_KINDS, TESTS
+from streams.stats.catalog import FIXED_HORIZON_TESTS, SEQUENTIAL_TESTS, TEST_KINDS, TESTS
 from streams.stats.metrics import KINDS, MetricRegistry, MetricSpec
 
 __all__ = [
@@ -241,14 +252,14 @@ class Rule:
         metric = r.str_("metric")
         if metric not in reg:
             raise r.fail("metric", "unknown metric; declare it in [[experiments.metrics]]")
-        test = r.str_("test", "msprt", TESTS)
         spec = reg[metric]
+        test = r.str_("test", spec.sequential_test, TESTS)
         kinds = ("binary", spec.kind) if spec.binary else (spec.kind,)
         if not set(kinds) & set(TEST_KINDS[test]):
             raise r.fail("test", f"does not apply to {spec.kind} metric {metric!r}")
         win = r.window((dflt.get("window"), dflt.get("window_seconds")))
-        if test == "msprt" and ("window" in d or "window_seconds" in d):
-            raise r.fail("window", "msprt is cumulative (anytime-valid); a window is not allowed")
+        if test in SEQUENTIAL_TESTS and ("window" in d or "window_seconds" in d):
+            raise r.fail("window", f"{test} is cumulative (anytime-valid); no window allowed")
         fire = r.int_("fire_after", 1, 1)
         return cls(
             name=r.str_("name"),
@@ -263,8 +274,8 @@ class Rule:
             fire_after=fire,
             resolve_after=r.int_("resolve_after", 3, 1),
             quantile=r.num("quantile", 0.95, 0.0, 1.0, open_lo=True, open_hi=True),
-            window=None if test == "msprt" else win[0],
-            window_seconds=None if test == "msprt" else win[1],
+            window=None if test in SEQUENTIAL_TESTS else win[0],
+            window_seconds=None if test in SEQUENTIAL_TESTS else win[1],
         )
 
     def alternative(self, spec: MetricSpec) -> str:
@@ -329,6 +340,7 @@ class ExperimentRules:
     custom_metrics: tuple[MetricSpec, ...] = ()
     rules: tuple[Rule, ...] = ()
     default_rules: bool = False
+    proxies: tuple[str, ...] = ()
     metrics: MetricRegistry = field(default_factory=MetricRegistry, compare=False)
 
     @classmethod
@@ -367,9 +379,13 @@ class ExperimentRules:
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise r.fail("rules", f"duplicate rule name {sorted(dup)[0]!r}")
+        proxies = r.strs("proxies", ())
+        for m in proxies:
+            if m not in reg or reg[m].kind != "paired":
+                raise r.fail("proxies", f"{m!r} is not a known numeric metric")
         defaults = not rules
         if defaults:
-            rules = default_rules(primary, alpha, min_samples)
+            rules = default_rules(primary, alpha, min_samples, reg)
         return cls(
             name=name,
             primary_metric=primary,
@@ -384,6 +400,7 @@ class ExperimentRules:
             correction=r.str_("correction", "bonferroni", ("bonferroni", "none")),
             tune_n=r.num("tune_n", DEFAULT_TUNE_N, 1.0),
             custom_metrics=custom,
+            proxies=proxies,
             rules=rules,
             default_rules=defaults,
             metrics=reg,
@@ -406,21 +423,25 @@ class ExperimentRules:
         return a / (1 + len(rule.segments) * (self.max_segment_values + 1))
 
 
-def default_rules(primary: str | None, alpha: float, min_samples: int) -> tuple[Rule, ...]:
-    """Anytime-valid worse-direction rules on the primary metric, latency and error."""
-    metrics = list(dict.fromkeys([m for m in (primary, "latency_ms", "error") if m]))
-    a = alpha / len(metrics)
+def default_rules(
+    primary: str | None, alpha: float, min_samples: int, metrics: MetricRegistry | None = None
+) -> tuple[Rule, ...]:
+    """Anytime-valid worse-direction rules on the primary metric, latency and error, each
+    with its metric's sequential test (:attr:`MetricSpec.sequential_test`)."""
+    reg = metrics or MetricRegistry()
+    names = list(dict.fromkeys([m for m in (primary, "latency_ms", "error") if m]))
+    a = alpha / len(names)
     return tuple(
         Rule(
             name=f"default-{m}",
             metric=m,
-            test="msprt",
+            test=reg[m].sequential_test,
             direction="worse",
             alpha=a,
             min_samples=min_samples,
             severity="critical" if m == primary else "warning",
         )
-        for m in metrics
+        for m in names
     )
 
 
@@ -439,6 +460,7 @@ def _metric(d: Mapping[str, Any], where: str) -> MetricSpec:
         r.str_("kind", "paired", KINDS),
         r.bool_("binary", False),
         r.bounds("bounds"),
+        r.bool_("symmetric", False),
     )
 
 

@@ -26,7 +26,12 @@ from scipy import stats
 
 from streams.stats._common import NAN, interval, p_from_z, z_quantile
 from streams.stats._sorted import SortedList
-from streams.stats.results import TestResult, check_alternative
+from streams.stats.results import (
+    TestResult,
+    check_alternative,
+    check_finite_many,
+    reject_nonfinite,
+)
 
 __all__ = ["KS", "MannWhitney", "QuantileRatio", "TwoProportions"]
 
@@ -54,6 +59,9 @@ class _TwoSorted:
 
     def update(self, x: float, y: float) -> Self:
         """Add live value ``x`` and candidate value ``y``."""
+        d = y - x
+        if d * d - d * d:  # nan unless x, y, their difference and its square are finite
+            reject_nonfinite(x, y)
         self.live.add(x)
         self.cand.add(y)
         return self
@@ -66,6 +74,7 @@ class _TwoSorted:
 
     def update_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
         """Add the pairs ``zip(xs, ys)`` (as many :meth:`update` calls)."""
+        check_finite_many(xs, ys)
         self.live.add_many(xs)
         self.cand.add_many(ys)
         return self
@@ -279,6 +288,9 @@ class TwoProportions:
 
     def update(self, x: float, y: float) -> Self:
         """Add live outcome ``x`` and candidate outcome ``y`` (> 0.5 counts as 1)."""
+        d = y - x
+        if d * d - d * d:  # nan unless x, y, their difference and its square are finite
+            reject_nonfinite(x, y)
         self.n += 1
         if x > 0.5:
             self.k_live += 1
@@ -297,6 +309,7 @@ class TwoProportions:
 
     def update_many(self, xs: Sequence[float], ys: Sequence[float]) -> Self:
         """Add the pairs ``zip(xs, ys)`` (as many :meth:`update` calls)."""
+        check_finite_many(xs, ys)
         self.n += len(xs)
         self.k_live += sum(map(gt, xs, repeat(0.5)))
         self.k_cand += sum(map(gt, ys, repeat(0.5)))

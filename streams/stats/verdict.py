@@ -1,7 +1,9 @@
 """Promotion verdicts: promote, reject or continue, each with the evidence behind it.
 
-The verdict uses anytime-valid confidence sequences (:class:`~streams.stats.sequential.
-MixtureSPRT`, cumulative, overall segment) at ``alpha / (1 + number of guardrails)`` each:
+The verdict uses anytime-valid confidence sequences (cumulative, overall segment) at
+``alpha / (1 + number of guardrails)`` each: each metric's sequential test (the symmetric
+:class:`~streams.stats.sequential.MixtureSPRT` for 0/1 and declared-symmetric metrics, the
+mean-valid :class:`~streams.stats.asymptotic.AsymptoticCS` otherwise):
 
 * **reject** -- the primary metric is significantly worse (its confidence sequence lies on the
   worse side of 0), or a guardrail is significantly worse than its margin;
@@ -29,13 +31,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from streams.stats.asymptotic import AsymptoticCS
 from streams.stats.bounded import BoundedCS
 from streams.stats.metrics import MetricSpec
 from streams.stats.results import TestResult
 from streams.stats.rules import ExperimentRules, Guardrail
 from streams.stats.sequential import MixtureSPRT
 
-__all__ = ["DECISIONS", "GuardStat", "GuardrailResult", "Verdict", "decide"]
+__all__ = ["DECISIONS", "GuardStat", "GuardrailResult", "VerdictResult", "decide"]
 
 DECISIONS = ("promote", "reject", "continue")
 
@@ -67,12 +70,12 @@ class GuardrailResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class VerdictResult:
     """Decision about the candidate with its reason and evidence.
 
     Examples
     --------
-    >>> v = Verdict("continue", "insufficient evidence: no observations yet", None, ())
+    >>> v = VerdictResult("continue", "insufficient evidence: no observations yet", None, ())
     >>> v.decision
     'continue'
     """
@@ -91,7 +94,8 @@ def _oriented(result: TestResult, spec: MetricSpec) -> tuple[float, float, float
     return -result.effect, -hi, -lo
 
 
-GuardStat = MixtureSPRT | BoundedCS
+SeqStat = MixtureSPRT | AsymptoticCS
+GuardStat = MixtureSPRT | AsymptoticCS | BoundedCS
 
 _NO_VARIATION = (
     "no variation in the differences of an unbounded metric: no valid finite bound exists; "
@@ -114,16 +118,17 @@ def _guardrail(g: Guardrail, seq: GuardStat, spec: MetricSpec) -> GuardrailResul
     else:
         status = "pending"
     stuck = status == "pending" and seq.n >= seq.min_samples and math.isinf(worse_bound)
-    note = _NO_VARIATION if stuck and isinstance(seq, MixtureSPRT) and seq.sd == 0.0 else ""
+    flat = stuck and not isinstance(seq, BoundedCS) and seq.sd == 0.0
+    note = _NO_VARIATION if flat else ""
     return GuardrailResult(g.metric, limit, worse_bound, best_bound, status, res, note)
 
 
 def decide(
-    cfg: ExperimentRules, primary: MixtureSPRT | None, guards: Mapping[str, GuardStat]
-) -> Verdict:
-    """Verdict from the verdict statistics kept by the monitor."""
+    cfg: ExperimentRules, primary: SeqStat | None, guards: Mapping[str, GuardStat]
+) -> VerdictResult:
+    """The verdict from the verdict statistics kept by the monitor."""
     if cfg.primary_metric is None:
-        return Verdict("continue", "no primary_metric configured", None, ())
+        return VerdictResult("continue", "no primary_metric configured", None, ())
     spec = cfg.metrics[cfg.primary_metric]
     g_res = tuple(
         _guardrail(g, guards[g.metric], cfg.metrics[g.metric])
@@ -142,7 +147,7 @@ def decide(
     )
     if primary is None or primary.n < cfg.min_samples:
         n = 0 if primary is None else primary.n
-        return Verdict(
+        return VerdictResult(
             "continue",
             f"insufficient evidence: {cfg.primary_metric} n={n} < min_samples={cfg.min_samples}",
             None if primary is None else primary.get(),
@@ -152,29 +157,29 @@ def decide(
     _eff, lo, hi = _oriented(res, spec)
     ev = res.explain()
     if hi < 0:
-        return Verdict(
+        return VerdictResult(
             "reject", f"primary {cfg.primary_metric} significantly worse: {ev}", res, g_res
         )
     bad = [g for g in g_res if g.status == "violated"]
     if bad:
-        return Verdict("reject", "; ".join(g.explain() for g in bad), res, g_res)
+        return VerdictResult("reject", "; ".join(g.explain() for g in bad), res, g_res)
     if lo > cfg.primary_min_effect:
         pending = [g for g in g_res if g.status != "ok"]
         if not pending:
-            return Verdict(
+            return VerdictResult(
                 "promote",
                 f"primary {cfg.primary_metric} significantly better and "
                 f"all guardrails within margin: {ev}",
                 res,
                 g_res,
             )
-        return Verdict(
+        return VerdictResult(
             "continue",
             "insufficient evidence: primary better but " + "; ".join(g.explain() for g in pending),
             res,
             g_res,
         )
-    return Verdict(
+    return VerdictResult(
         "continue",
         f"insufficient evidence: primary {cfg.primary_metric} "
         f"improvement interval [{lo:.4g}, {hi:.4g}] not above "

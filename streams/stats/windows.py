@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from itertools import islice
 from typing import Any, Protocol, Self, runtime_checkable
 
-from streams.stats.results import TestResult
+from streams.stats.results import TestResult, reject_nonfinite
 
 __all__ = ["BatchStatistic", "Statistic", "Window", "share_state"]
 
@@ -163,7 +163,15 @@ class Window:
         return f"count:{self.size}" if self.size is not None else f"time:{self.seconds:g}s"
 
     def update(self, x: Any, y: Any, t: float = 0.0) -> Self:
-        """Add one observation at time ``t`` (seconds) and evict what left the window."""
+        """Add one observation at time ``t`` (seconds) and evict what left the window.
+
+        A numeric pair with a NaN or infinite value (or whose difference squared overflows)
+        raises :class:`~streams.stats.results.NonFiniteError` before anything is held."""
+        if x.__class__ is not str:
+            d = y - x
+            q = d * d
+            if q - q:  # nan unless x, y, d and d**2 are finite
+                reject_nonfinite(x, y)
         xs, ys = self._xs, self._ys
         xs.append(x)
         ys.append(y)

@@ -17,7 +17,7 @@ from streams.join.experiments import ExperimentsFile
 from streams.records import Alert, MetricResult, MetricsSnapshot, Verdict
 from streams.replay.run import configure_run
 from streams.report.html import alerts_table, counts_table, segments_tables, summary_table
-from streams.report.model import RunResult
+from streams.report.model import SEQUENTIAL_TESTS, RunResult
 from streams.report.summary import model_label, short_reason, summary_rows
 from streams.report.svg import experiment_charts
 
@@ -138,7 +138,7 @@ def _metrics_table(run: RunResult, name: str) -> str:
     roles = run.roles(name)
     order = {role: i for i, role in enumerate(("primary", "model metric", "business KPI"))}
     results = sorted(
-        (r for r in final.results if r.segment == "" and r.test == "msprt"),
+        (r for r in final.results if r.segment == "" and r.test in SEQUENTIAL_TESTS),
         key=lambda r: (order.get(roles.get(r.metric, ""), 3), r.metric, r.test),
     )
     if not results:

@@ -73,7 +73,9 @@ def run(exps: ExperimentsFile, models: tuple[EtaModel, EtaModel], n: int = 3000)
 def overall(join: OfflineJoin, name: str, metric: str) -> float:
     snapshot = join.judge.report(name, join.now_ms).snapshot
     result = next(
-        r for r in snapshot.results if r.metric == metric and r.segment == "" and r.test == "msprt"
+        r
+        for r in snapshot.results
+        if r.metric == metric and r.segment == "" and r.test in ("msprt", "asymptotic_cs")
     )
     assert result.effect is not None
     return result.effect

@@ -39,7 +39,7 @@ LABELS = st.sampled_from(["a", "b", "c"])
 KINDS: dict[str, tuple[st.SearchStrategy[Any], list[Callable[[], Statistic]]]] = {
     "numeric": (
         NUMBERS,
-        [Wilcoxon, SignTest, MannWhitney, KS, lambda: QuantileRatio(0.5)],
+        [Wilcoxon, SignTest, MannWhitney, KS, lambda: QuantileRatio(0.5), PairedT],
     ),
     "binary": (BITS, [McNemar, TwoProportions, lambda: Wilcoxon("greater")]),
     "categorical": (LABELS, [ChiSquare, PSI, lambda: Agreement(0.1)]),

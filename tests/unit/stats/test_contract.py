@@ -14,11 +14,13 @@ from streams.stats import (
     KS,
     PSI,
     Agreement,
+    AsymptoticCS,
     ChiSquare,
     MannWhitney,
     McNemar,
     MixtureSPRT,
     PairedT,
+    QuantileCS,
     QuantileRatio,
     SignTest,
     Statistic,
@@ -59,13 +61,15 @@ CASES: list[tuple[str, Callable[[], Any], Callable[[int], list[Any]]]] = [
     ("mannwhitney", MannWhitney, numeric),
     ("quantile_ratio", QuantileRatio, numeric),
     ("msprt", lambda: MixtureSPRT("greater", min_samples=5), numeric),
+    ("asymptotic_cs", lambda: AsymptoticCS("greater", min_samples=5, skew_factor=0.0), numeric),
+    ("quantile_cs", lambda: QuantileCS(0.9, min_samples=5), numeric),
     ("chi2", ChiSquare, cat),
     ("psi", PSI, cat),
     ("agreement", lambda: Agreement(0.1), cat),
 ]
 ids = [c[0] for c in CASES]
-# the sequential test is cumulative by design (a sliding window voids the anytime guarantee)
-WINDOWED = [c for c in CASES if c[0] != "msprt"]
+# the sequential tests are cumulative by design (a sliding window voids the anytime guarantee)
+WINDOWED = [c for c in CASES if c[0] not in ("msprt", "asymptotic_cs", "quantile_cs")]
 
 
 def fed(make: Callable[[], Any], data: list[Any]) -> Any:
@@ -119,7 +123,7 @@ def test_pickle_roundtrip(name: str, make: Callable[[], Any], gen: Any) -> None:
     assert_same(t.get(), s.get())
 
 
-@pytest.mark.parametrize(("name", "make", "gen"), WINDOWED, ids=ids[:-4] + ids[-3:])
+@pytest.mark.parametrize(("name", "make", "gen"), WINDOWED, ids=[c[0] for c in WINDOWED])
 def test_count_window_equals_batch_on_last_k(name: str, make: Callable[[], Any], gen: Any) -> None:
     data = gen(120)
     w = Window(make(), size=50)
@@ -133,7 +137,7 @@ def test_count_window_equals_batch_on_last_k(name: str, make: Callable[[], Any],
     assert_same(clone.get(), r)
 
 
-@pytest.mark.parametrize(("name", "make", "gen"), WINDOWED, ids=ids[:-4] + ids[-3:])
+@pytest.mark.parametrize(("name", "make", "gen"), WINDOWED, ids=[c[0] for c in WINDOWED])
 def test_time_window_equals_batch_on_recent(name: str, make: Callable[[], Any], gen: Any) -> None:
     data = gen(100)
     w = Window(make(), seconds=30.0)

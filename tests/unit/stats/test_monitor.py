@@ -18,8 +18,8 @@ from streams.stats import (
     TestResult,
     Window,
 )
-from streams.stats.catalog import battery, make_test
-from streams.stats.monitor import _guard_stat
+from streams.stats.catalog import SEQUENTIAL_TESTS, battery, make_test
+from streams.stats.monitor import _guard_stat, _sequential
 from streams.stats.verdict import decide
 
 
@@ -236,10 +236,11 @@ class Reference:
         self.ignored: dict[str, int] = {}
         self.seen: dict[str, set[str]] = {k: set() for k in cfg.segment_keys()}
         self.battery: dict[str, dict[str, Statistic | Window]] = {}
-        self.seg: dict[tuple[str, str], MixtureSPRT] = {}
+        self.seg: dict[tuple[str, str], Statistic] = {}
         self.rules: dict[tuple[str, str], Statistic | Window] = {}
         a_v = cfg.alpha / (1 + len(cfg.guardrails))
-        self.primary = MixtureSPRT(alpha=a_v, min_samples=cfg.min_samples, tune_n=cfg.tune_n)
+        primary = cfg.primary_metric
+        self.primary = _sequential(cfg, primary, a_v) if primary else MixtureSPRT()
         self.guards = {g.metric: _guard_stat(cfg, g.metric, a_v) for g in cfg.guardrails}
 
     def update(self, obs: Observation) -> None:
@@ -269,7 +270,7 @@ class Reference:
         self.counts[metric] = self.counts.get(metric, 0) + 1
         if metric not in self.battery:
             self.battery[metric] = {}
-            for key, test, q in battery(metric, spec.kind, spec.binary):
+            for key, test, q in battery(metric, spec.kind, spec.binary, spec.sequential_test):
                 s = make_test(
                     test,
                     alpha=cfg.alpha,
@@ -278,14 +279,12 @@ class Reference:
                     tune_n=cfg.tune_n,
                 )
                 w = Window(s, size=cfg.window, seconds=cfg.window_seconds)
-                self.battery[metric][key] = s if test == "msprt" else w
+                self.battery[metric][key] = s if test in SEQUENTIAL_TESTS else w
         stats = list(self.battery[metric].values())
         if spec.kind == "paired":
             for _, label in labels:
                 if (metric, label) not in self.seg:
-                    self.seg[(metric, label)] = MixtureSPRT(
-                        alpha=cfg.alpha, min_samples=cfg.min_samples, tune_n=cfg.tune_n
-                    )
+                    self.seg[(metric, label)] = _sequential(cfg, metric, cfg.alpha)
                 stats.append(self.seg[(metric, label)])
             stats += [self.primary] if metric == cfg.primary_metric else []
             stats += [self.guards[metric]] if metric in self.guards else []  # type: ignore[list-item]
@@ -307,7 +306,8 @@ class Reference:
 
         res = {m: {"all": {k: get(s) for k, s in b.items()}} for m, b in self.battery.items()}
         for (metric, label), seq in self.seg.items():
-            res[metric].setdefault(label, {})["msprt"] = seq.get()
+            r = seq.get()
+            res[metric].setdefault(label, {})[r.test] = r
         rules: dict[str, Any] = {}
         for (name, seg), s in self.rules.items():
             rules.setdefault(name, {})[seg] = get(s)

@@ -82,7 +82,7 @@ def test_default_rules_split_alpha() -> None:
     assert cfg.default_rules
     assert [(r.metric, r.test, r.direction) for r in cfg.rules] == [
         ("correct", "msprt", "worse"),
-        ("latency_ms", "msprt", "worse"),
+        ("latency_ms", "asymptotic_cs", "worse"),
         ("error", "msprt", "worse"),
     ]
     assert all(cfg.effective_alpha(r) == pytest.approx(0.02) for r in cfg.rules)

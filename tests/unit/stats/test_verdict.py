@@ -5,13 +5,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from streams.stats import ExperimentMonitor, Observation, Verdict
+from streams.stats import ExperimentMonitor, Observation, VerdictResult
 
 GUARD_ERROR = {"metric": "error", "margin": 0.01}
 
 
 def verdict_after(cfg: dict[str, Any], n: int, p_err_live: float, p_err_cand: float,
-                  latency_equal: bool = False, seed: int = 0) -> Verdict:  # fmt: skip
+                  latency_equal: bool = False, seed: int = 0) -> VerdictResult:  # fmt: skip
     """Candidate 10 points more accurate than live; error and latency as asked."""
     rng = random.Random(seed)
     mon = ExperimentMonitor(cfg)
