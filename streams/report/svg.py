@@ -153,7 +153,10 @@ def experiment_charts(run: RunResult, experiment: str, limit: int = MAX_CHARTS) 
     bounded = {
         r.metric
         for r in run.final(experiment).results
-        if r.segment == "" and r.test in SEQUENTIAL_TESTS and r.ci_low is not None and r.ci_high is not None
+        if r.segment == ""
+        and r.test in SEQUENTIAL_TESTS
+        and r.ci_low is not None
+        and r.ci_high is not None
     }
     metrics = sorted(bounded, key=lambda m: (_RANK.get(roles.get(m, ""), 3), m))[:limit]
     start = run.start_ms
