@@ -127,7 +127,7 @@ def join(
     if web_port is not None:
         serve_verdicts(worker, web_port)
     from streams.codec.fastread import NATIVE_DECODERS
-    from streams.join.slot_bytes import NATIVE as NATIVE_SLOTS
+    from streams.join.slot_state import NATIVE as NATIVE_SLOTS
     from streams.native import python_forced
 
     native = bool(NATIVE_DECODERS) and NATIVE_SLOTS

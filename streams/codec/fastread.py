@@ -20,6 +20,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
 
+from streams.avro_bytes import (
+    HIGH_BITS,
+    SHORT_LEN,
+    GiveUp,
+    read_double_map,
+    read_long,
+    read_size,
+    read_string_map,
+    read_text,
+    unpack_double,
+)
 from streams.codec.convert import FEATURE_SEPARATOR, _feature_names
 from streams.native import python_forced
 from streams.records import (
@@ -39,7 +50,6 @@ FastDecoder = Callable[[bytes], Any]
 _HEADER_SIZE = 5  # magic byte + schema id, as streams.codec.wire frames every message
 
 _SEP = FEATURE_SEPARATOR
-_unpack_double = struct.Struct("<d").unpack_from
 
 
 def _slot_setters(cls: type[Any], names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
@@ -92,140 +102,9 @@ _JEB_SET = _slot_setters(JoinEventBatch, ("events",))
 _new = object.__new__
 
 
-class _GiveUp(Exception):
-    """Not something the fast reader handles; fastavro decides (and names the error)."""
-
-
 # What the readers raise on bytes they do not handle: a short buffer (IndexError,
 # struct.error), bad UTF-8 or JSON (ValueError), too deeply nested JSON.
-_GIVE_UP_ERRORS = (_GiveUp, IndexError, ValueError, struct.error, RecursionError)
-
-
-# A one-byte varint that is an even zig-zag number is a length 0..63; -1 marks the rest.
-_SHORT_LEN = tuple(b >> 1 if b < 0x80 and not b & 1 else -1 for b in range(256))
-
-# Bounds: lengths are never negative here, so the index only moves forward; a slice
-# that runs past the end leaves it beyond len(data), where the next byte read raises
-# IndexError or the final end check (in _guarded) gives up. So no per-field checks.
-#
-# The string reads are inlined in the record readers: a helper call per field cost
-# ~0.1 us each, a fifth of the ModelInput decode.
-
-
-def _read_varint(data: bytes, i: int) -> tuple[int, int]:
-    """(zig-zag decoded long, next index) of the varint at ``i``.
-
-    Gives up past 64 bits, where fastavro's C reader wraps around instead of failing.
-    """
-    b = data[i]
-    n = b & 0x7F
-    shift = 7
-    i += 1
-    while b > 0x7F:
-        b = data[i]
-        i += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-    if shift > 70 or n >> 64:
-        raise _GiveUp
-    return (n >> 1) ^ -(n & 1), i
-
-
-# Timestamps: an epoch-milliseconds long is a 6-byte varint (until 2109) whose last
-# four bytes change only every 8 seconds. Those four bytes, when they end a varint, are
-# looked up here (their bits 14-41), leaving two bytes to decode: 0.25 us, not 0.45.
-_HIGH_BITS: dict[bytes, int] = {}
-
-
-def _read_long(data: bytes, i: int) -> tuple[int, int]:
-    """:func:`_read_varint`, fast for timestamps."""
-    b0 = data[i]
-    if b0 > 0x7F:
-        b1 = data[i + 1]
-        if b1 > 0x7F:
-            tail = data[i + 2 : i + 6]
-            high = _HIGH_BITS.get(tail)
-            if high is not None:
-                n = high | (b0 & 0x7F) | (b1 & 0x7F) << 7
-                return (n >> 1) ^ -(n & 1), i + 6
-            if len(tail) == 4 and tail[0] & tail[1] & tail[2] & 0x80 and tail[3] < 0x80:
-                if len(_HIGH_BITS) >= 4096:
-                    _HIGH_BITS.clear()
-                _HIGH_BITS[tail] = (
-                    (tail[0] & 0x7F) << 14
-                    | (tail[1] & 0x7F) << 21
-                    | (tail[2] & 0x7F) << 28
-                    | tail[3] << 35
-                )
-    return _read_varint(data, i)
-
-
-def _read_size(data: bytes, i: int) -> tuple[int, int]:
-    """A multi-byte length or map block count: never negative on the fast path."""
-    n, i = _read_varint(data, i)
-    if n < 0:
-        raise _GiveUp  # a negative map count carries a byte size; fastavro handles it
-    return n, i
-
-
-def _read_text(data: bytes, i: int) -> tuple[str, int]:
-    n = _SHORT_LEN[data[i]]
-    if n < 0:
-        n, i = _read_size(data, i)
-    else:
-        i += 1
-    return data[i : i + n].decode(), i + n
-
-
-def _read_string_map(data: bytes, i: int) -> tuple[dict[str, str], int]:
-    short = _SHORT_LEN
-    result: dict[str, str] = {}
-    while True:  # blocks, up to the 0 end marker
-        count = short[data[i]]
-        if count < 0:
-            count, i = _read_size(data, i)
-        else:
-            i += 1
-        if not count:
-            return result, i
-        for _ in range(count):
-            n = short[data[i]]
-            if n < 0:
-                n, i = _read_size(data, i)
-            else:
-                i += 1
-            key = data[i : i + n].decode()
-            i += n
-            n = short[data[i]]
-            if n < 0:
-                n, i = _read_size(data, i)
-            else:
-                i += 1
-            result[key] = data[i : i + n].decode()
-            i += n
-
-
-def _read_double_map(data: bytes, i: int) -> tuple[dict[str, float], int]:
-    short, unpack = _SHORT_LEN, _unpack_double
-    result: dict[str, float] = {}
-    while True:  # blocks, up to the 0 end marker
-        count = short[data[i]]
-        if count < 0:
-            count, i = _read_size(data, i)
-        else:
-            i += 1
-        if not count:
-            return result, i
-        for _ in range(count):
-            n = short[data[i]]
-            if n < 0:
-                n, i = _read_size(data, i)
-            else:
-                i += 1
-            key = data[i : i + n].decode()
-            i += n
-            (result[key],) = unpack(data, i)
-            i += 8
+_GIVE_UP_ERRORS = (GiveUp, IndexError, ValueError, struct.error, RecursionError)
 
 
 # Feature names by their raw bytes: the same few lists arrive over and over, and a hit
@@ -268,24 +147,24 @@ def _read_model_input(
     """The ModelInput body at ``i``. ``seg_raw`` are the bytes of a segments map already
     decoded to ``seg`` in this message: when the segments here are the same bytes they
     are the same map, and a copy of ``seg`` skips decoding them again."""
-    short = _SHORT_LEN
+    short = SHORT_LEN
     n = short[data[i]]
     if n < 0:
-        n, i = _read_size(data, i)
+        n, i = read_size(data, i)
     else:
         i += 1
     request_id = data[i : i + n].decode()
     i += n
     n = short[data[i]]
     if n < 0:
-        n, i = _read_size(data, i)
+        n, i = read_size(data, i)
     else:
         i += 1
     model = data[i : i + n].decode()
-    ts, i = _read_long(data, i + n)
+    ts, i = read_long(data, i + n)
     n = short[data[i]]
     if n < 0:
-        n, i = _read_size(data, i)
+        n, i = read_size(data, i)
     else:
         i += 1
     raw = data[i : i + n]
@@ -295,17 +174,17 @@ def _read_model_input(
     i += n
     n = short[data[i]]
     if n < 0:
-        n, i = _read_size(data, i)
+        n, i = read_size(data, i)
     else:
         i += 1
     if n != 8 * len(names):
-        raise _GiveUp  # convert names the mismatch
+        raise GiveUp  # convert names the mismatch
     # Lengths checked just above, so zip needs no strict check.
     numeric = dict(zip(names, _doubles(len(names))(data, i), strict=False))
     i += n
     n = short[data[i]]
     if n < 0:
-        n, i = _read_size(data, i)
+        n, i = read_size(data, i)
     else:
         i += 1
     raw = data[i : i + n]
@@ -315,14 +194,14 @@ def _read_model_input(
     i += n
     n = short[data[i]]
     if n < 0:
-        n, i = _read_size(data, i)
+        n, i = read_size(data, i)
     else:
         i += 1
     categorical: dict[str, str] = {}
     if cat_names:  # values may be empty strings: only the names tell how many there are
         cat_values = data[i : i + n].decode().split(_SEP)
         if len(cat_values) != len(cat_names):
-            raise _GiveUp
+            raise GiveUp
         categorical = dict(zip(cat_names, cat_values, strict=False))
     else:
         data[i : i + n].decode()  # still must be valid UTF-8, as fastavro checks
@@ -335,15 +214,15 @@ def _read_model_input(
         segments = dict(seg)
         i += len(seg_raw)
     else:
-        segments, i = _read_string_map(data, i)
+        segments, i = read_string_map(data, i)
     branch = data[i]
     if branch == 0:
         extra, i = None, i + 1
     elif branch == 2:
-        text, i = _read_text(data, i + 1)
+        text, i = read_text(data, i + 1)
         extra = json.loads(text)
     else:
-        raise _GiveUp
+        raise GiveUp
     record: ModelInput = _new(ModelInput)
     s0, s1, s2, s3, s4, s5, s6 = _MI_SET
     s0(record, request_id)
@@ -364,60 +243,60 @@ def _read_prediction(
 ) -> tuple[Prediction, int]:
     """The Prediction body at ``i``; ``seg_raw`` and ``seg`` as in
     :func:`_read_model_input`."""
-    short = _SHORT_LEN
+    short = SHORT_LEN
     n = short[data[i]]
     if n < 0:
-        n, i = _read_size(data, i)
+        n, i = read_size(data, i)
     else:
         i += 1
     request_id = data[i : i + n].decode()
     i += n
     n = short[data[i]]
     if n < 0:
-        n, i = _read_size(data, i)
+        n, i = read_size(data, i)
     else:
         i += 1
     model = data[i : i + n].decode()
     i += n
     n = short[data[i]]
     if n < 0:
-        n, i = _read_size(data, i)
+        n, i = read_size(data, i)
     else:
         i += 1
     version = data[i : i + n].decode()
     i += n
     role_index = data[i]
     if role_index > 2 or role_index & 1:
-        raise _GiveUp
+        raise GiveUp
     role = _ROLES[role_index >> 1]
-    ts, i = _read_long(data, i + 1)
+    ts, i = read_long(data, i + 1)
     branch = data[i]
     i += 1
     value: float | str | None
     if branch == 0:
         value = None
     elif branch == 2:
-        (value,) = _unpack_double(data, i)
+        (value,) = unpack_double(data, i)
         i += 8
     elif branch == 4:
-        value, i = _read_text(data, i)
+        value, i = read_text(data, i)
     else:
-        raise _GiveUp
+        raise GiveUp
     branch = data[i]
     i += 1
     probabilities: dict[str, float] | None = None
     if branch == 2:
-        probabilities, i = _read_double_map(data, i)
+        probabilities, i = read_double_map(data, i)
     elif branch != 0:
-        raise _GiveUp
-    (latency,) = _unpack_double(data, i)
+        raise GiveUp
+    (latency,) = unpack_double(data, i)
     branch = data[i + 8]
     if branch == 0:
         error, i = None, i + 9
     elif branch == 2:
-        error, i = _read_text(data, i + 9)
+        error, i = read_text(data, i + 9)
     else:
-        raise _GiveUp
+        raise GiveUp
     segments: dict[str, str]
     if data[i] == 0:
         segments = {}
@@ -426,7 +305,7 @@ def _read_prediction(
         segments = dict(seg)
         i += len(seg_raw)
     else:
-        segments, i = _read_string_map(data, i)
+        segments, i = read_string_map(data, i)
     record: Prediction = _new(Prediction)
     s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _P_SET
     s0(record, request_id)
@@ -448,25 +327,25 @@ def _decode_ground_truth(data: bytes) -> GroundTruth | None:
     GroundTruth is never nested, so its reader is the guarded decoder itself, with the
     timestamp and label reads inlined: each call saved is a tenth of its time.
     """
-    short = _SHORT_LEN
+    short = SHORT_LEN
     try:
         n = short[data[5]]  # the body starts after the 5-byte header
         i = 6
         if n < 0:
-            n, i = _read_size(data, 5)
+            n, i = read_size(data, 5)
         request_id = data[i : i + n].decode()
         i += n
         n = short[data[i]]
         if n < 0:
-            n, i = _read_size(data, i)
+            n, i = read_size(data, i)
         else:
             i += 1
         model = data[i : i + n].decode()
         i += n
         b0, b1 = data[i], data[i + 1]  # a label follows: byte i + 1 exists
-        high = _HIGH_BITS.get(data[i + 2 : i + 6]) if b0 > 0x7F and b1 > 0x7F else None
+        high = HIGH_BITS.get(data[i + 2 : i + 6]) if b0 > 0x7F and b1 > 0x7F else None
         if high is None:
-            ts, i = _read_long(data, i)
+            ts, i = read_long(data, i)
         else:
             n = high | (b0 & 0x7F) | (b1 & 0x7F) << 7
             ts = (n >> 1) ^ -(n & 1)
@@ -476,13 +355,13 @@ def _decode_ground_truth(data: bytes) -> GroundTruth | None:
         if branch == 2:  # class labels are the common case
             n = short[data[i + 1]]
             if n < 0:
-                n, i = _read_size(data, i + 1)
+                n, i = read_size(data, i + 1)
             else:
                 i += 2
             value = data[i : i + n].decode()
             i += n
         elif branch == 0:
-            (value,) = _unpack_double(data, i + 1)
+            (value,) = unpack_double(data, i + 1)
             i += 9
         else:
             return None
@@ -503,25 +382,25 @@ _KINDS = (JoinKind.PAIRED, JoinKind.LABELLED, JoinKind.EXPIRED)
 
 
 def _read_join_event(data: bytes, i: int) -> tuple[JoinEvent, int]:
-    short = _SHORT_LEN
+    short = SHORT_LEN
     kind_index = data[i]
     if kind_index > 4 or kind_index & 1:
-        raise _GiveUp
+        raise GiveUp
     kind = _KINDS[kind_index >> 1]
     n = short[data[i + 1]]
     if n < 0:
-        n, i = _read_size(data, i + 1)
+        n, i = read_size(data, i + 1)
     else:
         i += 2
     experiment = data[i : i + n].decode()
     i += n
     n = short[data[i]]
     if n < 0:
-        n, i = _read_size(data, i)
+        n, i = read_size(data, i)
     else:
         i += 1
     request_id = data[i : i + n].decode()
-    ts, i = _read_long(data, i + n)
+    ts, i = read_long(data, i + n)
     # The nested records nearly always carry the request's segments again, byte for
     # byte: their readers get these bytes and copy the map instead of decoding it.
     segments: dict[str, str]
@@ -531,7 +410,7 @@ def _read_join_event(data: bytes, i: int) -> tuple[JoinEvent, int]:
         i += 1
     else:
         start = i
-        segments, i = _read_string_map(data, i)
+        segments, i = read_string_map(data, i)
         seg_raw = data[start:i]
     branch = data[i]
     live: Prediction | None = None
@@ -540,7 +419,7 @@ def _read_join_event(data: bytes, i: int) -> tuple[JoinEvent, int]:
     elif branch == 0:
         i += 1
     else:
-        raise _GiveUp
+        raise GiveUp
     branch = data[i]
     candidate: Prediction | None = None
     if branch == 2:
@@ -548,26 +427,26 @@ def _read_join_event(data: bytes, i: int) -> tuple[JoinEvent, int]:
     elif branch == 0:
         i += 1
     else:
-        raise _GiveUp
+        raise GiveUp
     branch = data[i]  # ["null", "double", "string"]
     label: float | str | None = None
     if branch == 0:
         i += 1
     elif branch == 2:
-        (label,) = _unpack_double(data, i + 1)
+        (label,) = unpack_double(data, i + 1)
         i += 9
     elif branch == 4:
-        label, i = _read_text(data, i + 1)
+        label, i = read_text(data, i + 1)
     else:
-        raise _GiveUp
+        raise GiveUp
     branch = data[i]
     reason: str | None = None
     if branch == 0:
         i += 1
     elif branch == 2:
-        reason, i = _read_text(data, i + 1)
+        reason, i = read_text(data, i + 1)
     else:
-        raise _GiveUp
+        raise GiveUp
     branch = data[i]
     inputs: ModelInput | None = None
     if branch == 0:
@@ -575,7 +454,7 @@ def _read_join_event(data: bytes, i: int) -> tuple[JoinEvent, int]:
     elif branch == 2:
         inputs, i = _read_model_input(data, i + 1, seg_raw, segments)
     else:
-        raise _GiveUp
+        raise GiveUp
     record: JoinEvent = _new(JoinEvent)
     s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _JE_SET
     s0(record, kind)
@@ -594,7 +473,7 @@ def _read_join_event(data: bytes, i: int) -> tuple[JoinEvent, int]:
 def _read_join_event_batch(data: bytes, i: int) -> tuple[JoinEventBatch, int]:
     events: list[JoinEvent] = []
     while True:  # blocks, up to the 0 end marker (a count per block, not per field)
-        count, i = _read_size(data, i)
+        count, i = read_size(data, i)
         if not count:
             break
         for _ in range(count):

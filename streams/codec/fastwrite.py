@@ -18,6 +18,16 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
+from streams.avro_bytes import (
+    EMPTY_MAP,
+    LEN,
+    LEN_TABLE,
+    cached_long,
+    pack_double,
+    string_map,
+    text,
+    varint,
+)
 from streams.codec.convert import FEATURE_SEPARATOR
 from streams.records import (
     GroundTruth,
@@ -35,63 +45,6 @@ FastEncoder = Callable[[Any], bytes | None]
 
 _SEP = FEATURE_SEPARATOR
 _MAX_LONG = 1 << 63
-_pack_double = struct.Struct("<d").pack
-
-
-def _varint(n: int) -> bytes:
-    """Base-128 varint of a non-negative (already zig-zagged) number."""
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-# Lengths, counts and union indexes are nearly always small: look their bytes up.
-_LEN_TABLE = 4096
-_LEN = tuple(_varint(n << 1) for n in range(_LEN_TABLE))
-_EMPTY_MAP = b"\x00"
-
-
-_LONGS: dict[int, bytes] = {}
-
-
-def _long(value: int) -> bytes:
-    """Zig-zag varint of a long; the caller has checked it is an int in range.
-
-    Memoised: timestamps repeat (one per worker batch, one per millisecond in the hook)
-    and the 6-byte varint loop costs ~0.45 us.
-    """
-    encoded = _LONGS.get(value)
-    if encoded is None:
-        if len(_LONGS) >= 4096:
-            _LONGS.clear()
-        encoded = _LONGS[value] = _varint((value << 1) ^ (value >> 63))
-    return encoded
-
-
-def _text(value: str) -> bytes:
-    encoded = value.encode()
-    size = len(encoded)
-    return (_LEN[size] if size < _LEN_TABLE else _varint(size << 1)) + encoded
-
-
-def _string_map(mapping: Any) -> bytes | None:
-    """A map<string> as fastavro writes it: one block, then the 0 end marker."""
-    if type(mapping) is not dict:
-        return None
-    if not mapping:
-        return _EMPTY_MAP
-    size = len(mapping)
-    parts = [_LEN[size] if size < _LEN_TABLE else _varint(size << 1)]
-    for key, value in mapping.items():
-        if type(key) is not str or type(value) is not str:
-            return None
-        parts.append(_text(key))
-        parts.append(_text(value))
-    parts.append(_EMPTY_MAP)
-    return b"".join(parts)
 
 
 _PACKERS: dict[int, Callable[..., bytes]] = {}
@@ -127,9 +80,9 @@ def _encode_model_input(header: bytes, r: ModelInput) -> bytes | None:
         packed = _packer(len(numeric))(*numeric.values())
         extra = r.extra
         extra_part = (
-            b"\x00" if extra is None else b"\x02" + _text(json.dumps(extra, allow_nan=False))
+            b"\x00" if extra is None else b"\x02" + text(json.dumps(extra, allow_nan=False))
         )
-        segments = _string_map(r.segments)
+        segments = string_map(r.segments)
         if (
             segments is None
             or not _joined(numeric, numeric_names)
@@ -141,14 +94,14 @@ def _encode_model_input(header: bytes, r: ModelInput) -> bytes | None:
         return b"".join(
             (
                 header,
-                _text(request_id),
-                _text(model),
-                _long(ts),
-                _text(numeric_names),
-                _LEN[size] if size < _LEN_TABLE else _varint(size << 1),
+                text(request_id),
+                text(model),
+                cached_long(ts),
+                text(numeric_names),
+                LEN[size] if size < LEN_TABLE else varint(size << 1),
                 packed,
-                _text(cat_names),
-                _text(cat_values),
+                text(cat_names),
+                text(cat_values),
                 segments,
                 extra_part,
             )
@@ -179,17 +132,17 @@ def _encode_prediction(header: bytes, r: Prediction) -> bytes | None:
         return None
     value, probabilities, latency, error = r.value, r.probabilities, r.latency_ms, r.error
     try:
-        parts = [header, _text(request_id), _text(model), _text(version), _ROLE_INDEX[role]]
-        parts.append(_long(ts))
+        parts = [header, text(request_id), text(model), text(version), _ROLE_INDEX[role]]
+        parts.append(cached_long(ts))
         kind = type(value)
         if value is None:
             parts.append(b"\x00")
         elif kind is float:
-            parts.append(b"\x02" + _pack_double(value))
+            parts.append(b"\x02" + pack_double(value))
         elif kind is str:
-            parts.append(b"\x04" + _text(value))  # type: ignore[arg-type]
+            parts.append(b"\x04" + text(value))  # type: ignore[arg-type]
         elif kind is int:  # convert writes whole numbers as doubles
-            parts.append(b"\x02" + _pack_double(float(value)))
+            parts.append(b"\x02" + pack_double(float(value)))
         else:
             return None
         if probabilities is None:
@@ -198,25 +151,25 @@ def _encode_prediction(header: bytes, r: Prediction) -> bytes | None:
             parts.append(b"\x02")
             if probabilities:
                 size = len(probabilities)
-                parts.append(_LEN[size] if size < _LEN_TABLE else _varint(size << 1))
+                parts.append(LEN[size] if size < LEN_TABLE else varint(size << 1))
                 for label, p in probabilities.items():
                     if type(label) is not str or type(p) is not float:
                         return None
-                    parts.append(_text(label))
-                    parts.append(_pack_double(p))
-            parts.append(_EMPTY_MAP)
+                    parts.append(text(label))
+                    parts.append(pack_double(p))
+            parts.append(EMPTY_MAP)
         else:
             return None
         if type(latency) is not float:
             return None
-        parts.append(_pack_double(latency))
+        parts.append(pack_double(latency))
         if error is None:
             parts.append(b"\x00")
         elif type(error) is str:
-            parts.append(b"\x02" + _text(error))
+            parts.append(b"\x02" + text(error))
         else:
             return None
-        segments = _string_map(r.segments)
+        segments = string_map(r.segments)
         if segments is None:
             return None
         parts.append(segments)
@@ -237,14 +190,14 @@ def _encode_ground_truth(header: bytes, r: GroundTruth) -> bytes | None:
     try:
         kind = type(value)
         if kind is str:  # ["double", "string"]
-            encoded = b"\x02" + _text(value)  # type: ignore[arg-type]
+            encoded = b"\x02" + text(value)  # type: ignore[arg-type]
         elif kind is float:
-            encoded = b"\x00" + _pack_double(value)
+            encoded = b"\x00" + pack_double(value)
         elif kind is int:  # convert writes whole numbers as doubles
-            encoded = b"\x00" + _pack_double(float(value))
+            encoded = b"\x00" + pack_double(float(value))
         else:
             return None
-        return b"".join((header, _text(request_id), _text(model), _long(ts), encoded))
+        return b"".join((header, text(request_id), text(model), cached_long(ts), encoded))
     except (ValueError, OverflowError):  # bad UTF-8 surrogates, huge ints
         return None
 
@@ -264,10 +217,10 @@ def _encode_join_event(header: bytes, r: JoinEvent) -> bytes | None:
         return None
     live, candidate, label, reason, inputs = r.live, r.candidate, r.label, r.reason, r.inputs
     try:
-        segments = _string_map(r.segments)
+        segments = string_map(r.segments)
         if segments is None:
             return None
-        parts = [header, _KIND_INDEX[kind], _text(experiment), _text(request_id), _long(ts)]
+        parts = [header, _KIND_INDEX[kind], text(experiment), text(request_id), cached_long(ts)]
         parts.append(segments)
         for prediction in (live, candidate):  # ["null", Prediction]: branch, then body
             if prediction is None:
@@ -283,17 +236,17 @@ def _encode_join_event(header: bytes, r: JoinEvent) -> bytes | None:
         if label is None:  # ["null", "double", "string"]
             parts.append(b"\x00")
         elif kind_of_label is float:
-            parts.append(b"\x02" + _pack_double(label))
+            parts.append(b"\x02" + pack_double(label))
         elif kind_of_label is str:
-            parts.append(b"\x04" + _text(label))  # type: ignore[arg-type]
+            parts.append(b"\x04" + text(label))  # type: ignore[arg-type]
         elif kind_of_label is int:  # convert writes whole numbers as doubles
-            parts.append(b"\x02" + _pack_double(float(label)))
+            parts.append(b"\x02" + pack_double(float(label)))
         else:
             return None
         if reason is None:
             parts.append(b"\x00")
         elif type(reason) is str:
-            parts.append(b"\x02" + _text(reason))
+            parts.append(b"\x02" + text(reason))
         else:
             return None
         if inputs is None:
@@ -316,7 +269,7 @@ def _encode_join_event_batch(header: bytes, r: JoinEventBatch) -> bytes | None:
         return None
     parts = [header]
     if events:  # an array: one block of len(events) items, then the 0 end marker
-        parts.append(_varint(len(events) << 1))
+        parts.append(varint(len(events) << 1))
         for event in events:
             if type(event) is not JoinEvent:
                 return None

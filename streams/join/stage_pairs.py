@@ -38,18 +38,17 @@ from streams.codec import Codec, CodecError
 from streams.hook.ratelimit import LibrdkafkaLog, RateLimitedLog
 from streams.join.deadlines import Deadlines
 from streams.join.experiments import ExperimentsFile
-from streams.join.metrics import JoinMetrics
-from streams.join.pairing import Outcome
-from streams.join.slot_bytes import (
-    Slot,
+from streams.join.keys import (
     StoreKey,
     changelog_key,
-    event_batch,
     key_from_changelog,
     request_id_of,
     request_key,
 )
-from streams.join.slots import Queued, SlotPairing
+from streams.join.metrics import JoinMetrics
+from streams.join.slot_events import event_batch
+from streams.join.slot_state import Slot
+from streams.join.slots import EncodedJoinEvent, JoinOutcome, SlotPairing
 from streams.join.store import StateStore, open_store
 from streams.join.watchdog import Watchdog
 from streams.records import (
@@ -301,7 +300,7 @@ class PairStage:
         dirty: dict[StoreKey, int] = {}  # key -> its partition (of the changelog too)
         offsets: dict[tuple[str, int], int] = {}
         topics: Counter[str] = Counter()
-        outcomes: Counter[Outcome] = Counter()
+        outcomes: Counter[JoinOutcome] = Counter()
         accepted = 0
         now = now_ms()
         self._outgoing = {}
@@ -365,7 +364,7 @@ class PairStage:
         self.metrics.count(self.metrics.events_in, topics)
         self._count_emitted(emitted)
         if accepted:
-            outcomes[Outcome.ACCEPTED] = accepted
+            outcomes[JoinOutcome.ACCEPTED] = accepted
         self.metrics.count(self.metrics.outcomes, {o.value: n for o, n in outcomes.items()})
 
     def _load(self, key: StoreKey, touched: dict[StoreKey, Slot | None]) -> Slot | None:
@@ -376,7 +375,7 @@ class PairStage:
         return None if packed is None else Slot.unpack(packed)
 
     def _send(
-        self, events: Sequence[Queued], emitted: Counter[tuple[JoinKind, str | None]]
+        self, events: Sequence[EncodedJoinEvent], emitted: Counter[tuple[JoinKind, str | None]]
     ) -> None:
         """Queue join events for :meth:`_produce_events` and tally them."""
         outgoing = self._outgoing
@@ -577,19 +576,22 @@ class PairStage:
         dirty: dict[StoreKey, int] = {}
         emitted: Counter[tuple[JoinKind, str | None]] = Counter()
         self._outgoing = {}
+        self.pairing.take_events()  # (what a batch that failed midway left queued)
         self.producer.begin_transaction()
         for key in self._deadlines.pop_due(now):
             slot = self._load(key, touched)
             if slot is None:
                 continue  # done with already
             request_id = request_id_of(key)
-            step = self.pairing.expire(request_id, slot, now)
-            if step.changed:
-                touched[key] = step.slot
+            kept = self.pairing.expire(request_id, slot, now)
+            if isinstance(kept, JoinOutcome):  # nothing due: unchanged
+                kept = slot
+            else:
+                touched[key] = kept
                 dirty[key] = partition_of(request_id.encode(), self.partitions)
-            if step.slot is not None:
-                self._deadlines.add(key, self._next_deadline(step.slot, now))
-            self._send(step.events, emitted)
+            if kept is not None:
+                self._deadlines.add(key, self._next_deadline(kept, now))
+        self._send(self.pairing.take_events(), emitted)
         self._produce_events()
         self._write_states(touched, dirty)
         self._commit({})
