@@ -14,7 +14,7 @@ between ``model`` and ``segments`` plus whatever follows ``segments``.
 
 Examples
 --------
->>> LAYOUT.segments_last
+>>> check_layout(latest_schemas()) == LAYOUT
 True
 >>> import copy
 >>> schemas = copy.deepcopy(latest_schemas())

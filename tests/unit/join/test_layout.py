@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from streams.avro_bytes import text
-from streams.join.layout import LayoutError, check_layout
+from streams.join.layout import LAYOUT, LayoutError, check_layout
 from streams.schema_files import find_schema_dir, latest_schemas
 
 NS = "dev.shadoweval."
@@ -55,7 +55,7 @@ def _append(name: str) -> Callable[[dict[str, Any]], None]:
 
 
 def test_the_shipped_schemas_have_the_layout() -> None:
-    assert check_layout(latest_schemas()).segments_last
+    assert check_layout(latest_schemas()) == LAYOUT
 
 
 @pytest.mark.parametrize(
