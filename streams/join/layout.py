@@ -30,7 +30,7 @@ dev.shadoweval.Prediction: field 0 is model: string, the join needs request_id: 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from streams.avro_bytes import Skip, skipper
@@ -78,10 +78,12 @@ class LayoutError(Exception):
 class JoinLayout:
     """The Prediction layout the join stores (what the schemas allow to vary)."""
 
+    middle: tuple[str, ...]
+    """The Prediction fields between ``model`` and ``segments``."""
     segments_last: bool
     """Whether ``segments`` ends a Prediction: a stored prediction is then the bytes
     between ``model`` and ``segments`` (the common, faster case)."""
-    skip_middle: Skip
+    skip_middle: Skip = field(compare=False)
     """The index after the fields between ``model`` and ``segments``, from where they
     start (to find where ``segments`` goes back in when it is not last)."""
 
@@ -152,7 +154,7 @@ def check_layout(schemas: Mapping[str, Any]) -> JoinLayout:
     at = names.index("segments")
     raw = schemas[_NS + "Prediction"]["fields"]
     middle = {"type": "record", "name": "_Middle", "fields": raw[2:at]}
-    return JoinLayout(at == len(names) - 1, skipper(middle, schemas))
+    return JoinLayout(tuple(names[2:at]), at == len(names) - 1, skipper(middle, schemas))
 
 
 LAYOUT = check_layout(latest_schemas())
