@@ -1,4 +1,4 @@
-"""Join stage 1 on raw Avro bytes: the state machine of :mod:`streams.join.pairing`,
+"""Join stage 1 on raw Avro bytes: pair live and candidate predictions, then the label,
 without building a record per state change.
 
 The streaming join keeps each request's state as one compact byte string (a
