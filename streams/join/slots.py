@@ -117,6 +117,10 @@ class _Model:
     """The model name as an Avro string."""
 
 
+_event = tuple.__new__
+"""``_event(EncodedJoinEvent, (fields...))``: the named tuple built at C speed, without its
+``__new__`` (a Python frame per event: ~0.5 us against ~0.15)."""
+
 _NO_MODEL = _Model((), "", frozenset(), False, b"")
 """A state's model that no experiment names (any longer): nothing to emit for it."""
 
@@ -350,11 +354,11 @@ class SlotPairing:
                 if name not in closed:
                     closed.append(name)
                     value = join_event(rule.paired, rid, slot, candidate, now_ms, with_inputs)
-                    queue.append(EncodedJoinEvent(name, _PAIRED, None, value))
+                    queue.append(_event(EncodedJoinEvent, (name, _PAIRED, None, value)))
                 if label is not None and name not in labelled:
                     labelled.append(name)
                     value = join_event(rule.labelled, rid, slot, candidate, now_ms, with_inputs)
-                    queue.append(EncodedJoinEvent(name, _LABELLED, None, value))
+                    queue.append(_event(EncodedJoinEvent, (name, _LABELLED, None, value)))
         if len(slot.labelled) >= len(model.rules):
             # Everything is emitted: keep only what recognises late duplicates.
             done = Slot(slot.model, slot.first_seen_ms)
