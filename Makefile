@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: help install kafka test-deps test test-unit test-pure lint demo bench clean distclean
+.PHONY: help install kafka test-deps test test-unit test-pure lint check-native demo bench clean distclean
 
 help: ## List the targets (this message)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -18,7 +18,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Re-installs only when pyproject.toml or a C module changes (or the venv is new).
-$(STAMP): pyproject.toml hatch_build.py streams/_avro_read.h streams/codec/_cread.c streams/join/_cslots.c | $(BIN)/python
+$(STAMP): pyproject.toml hatch_build.py streams/_avro.h streams/codec/_cread.c streams/join/_cslots.c | $(BIN)/python
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $@
 
@@ -58,6 +58,17 @@ lint: install ## ruff check and ruff format --check (streams, tests), mypy --str
 	$(BIN)/ruff check streams tests
 	$(BIN)/ruff format --check streams tests
 	$(BIN)/mypy streams
+
+ASAN_TREE := build/asan
+NATIVE_TESTS := tests/unit/codec tests/unit/join
+
+check-native: install ## Build the C modules with AddressSanitizer in build/asan and run their tests there
+	rm -rf $(ASAN_TREE) && mkdir -p $(ASAN_TREE)
+	cp -r streams schemas tests pyproject.toml $(ASAN_TREE)/
+	find $(ASAN_TREE) -name '*.so' -delete
+	$(BIN)/python hatch_build.py --sanitize $(ASAN_TREE)
+	cd $(ASAN_TREE) && PYTHONPATH=$$PWD LD_PRELOAD="$$($${CC:-cc} -print-file-name=libasan.so)" \
+		ASAN_OPTIONS=detect_leaks=0 $(abspath $(BIN))/python -m pytest -q -p no:cacheprovider $(NATIVE_TESTS)
 
 demo: kafka ## Run the end-to-end demo (shadow-eval demo)
 	$(BIN)/shadow-eval demo

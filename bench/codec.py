@@ -6,7 +6,7 @@ Both sides run interleaved in the same process, several rounds each; the medians
 their ratios are reported (ratios > 1 mean our codec is faster, size_ratio < 1 smaller).
 A shadow Prediction is measured the same way (``prediction_*`` keys), and both records
 also through fastavro alone (``Codec(fast=False)``, ``*_fastavro_per_s``) to show what
-the hand-written codecs in ``streams/codec/fast.py`` gain.
+the fast codecs of ``streams/codec/fast.py`` (generated from the ``.avsc``) gain.
 
 Readers: ``readers`` says which readers ``Codec`` runs ("c": ``streams/codec/_cread.c``,
 built by ``pip install``; "python": its fallback). ``*_decode_python_per_s`` time the

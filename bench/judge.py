@@ -32,9 +32,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from streams.codec import Codec
 from streams.join.experiments import ExperimentsFile
 from streams.join.judge import Judge
-from streams.join.pairing import Pairing
+from streams.join.slot_state import Slot
+from streams.join.slots import JoinOutcome, SlotPairing
 from streams.records import GroundTruth, JoinEvent, Prediction
 from streams.synthetic import (
     CandidateSpec,
@@ -185,28 +187,29 @@ def join_events(exps: ExperimentsFile, reqs: Iterator[Request]) -> list[JoinEven
             if rng.random() >= 0.02:
                 timed.append((record.timestamp_ms, record))
     timed.sort(key=lambda t: t[0])
-    pairing = Pairing(exps)
-    store: dict[str, Any] = {}
-    events: list[JoinEvent] = []
+    codec = Codec()
+    pairing = SlotPairing.for_codec(exps, codec)
+    store: dict[str, Slot] = {}
+
+    def keep(rid: str, kept: Slot | JoinOutcome | None) -> None:
+        if kept is None:
+            store.pop(rid, None)
+        elif isinstance(kept, Slot):
+            store[rid] = kept
+
     next_expiry = timed[0][0] + 1000
     for now, record in timed:
         if now >= next_expiry:
             for rid, state in list(store.items()):
-                step = pairing.expire(rid, state, now)
-                store.pop(rid) if step.state is None else store.__setitem__(rid, step.state)
-                events.extend(step.events)
+                keep(rid, pairing.expire(rid, state, now))
             next_expiry = now + 1000
         state = store.get(record.request_id)
         if isinstance(record, GroundTruth):
-            step = pairing.on_label(state, record, now)
+            keep(record.request_id, pairing.add_label(state, record, now))
         else:
-            step = pairing.on_prediction(state, record, now)
-        if step.state is None:
-            store.pop(record.request_id, None)
-        else:
-            store[record.request_id] = step.state
-        events.extend(step.events)
-    return events
+            raw = codec.encode(record)
+            keep(record.request_id, pairing.add_prediction(state, record, raw, now))
+    return [codec.decode_as(JoinEvent, e.value) for e in pairing.take_events()]
 
 
 def measure(toml: str, shape: str, n: int, rounds: int) -> dict[str, Any]:

@@ -26,11 +26,9 @@ __all__ = [
     "MetricResult",
     "MetricsSnapshot",
     "ModelInput",
-    "PendingRequest",
     "Prediction",
     "Record",
     "Role",
-    "StoredPrediction",
     "Verdict",
 ]
 
@@ -183,36 +181,6 @@ class JoinEventBatch:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredPrediction:
-    """A prediction inside :class:`PendingRequest`, without what the request already holds."""
-
-    version: str
-    timestamp_ms: int
-    value: Label | None = None
-    probabilities: Mapping[str, float] | None = None
-    latency_ms: float = 0.0
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PendingRequest:
-    """Join stage 1 state of one request: what arrived, what was emitted."""
-
-    model: str
-    first_seen_ms: int
-    segments: Mapping[str, str] = field(default_factory=dict)
-    live: StoredPrediction | None = None
-    candidates: tuple[StoredPrediction, ...] = ()
-    inputs: ModelInput | None = None
-    label: Label | None = None
-    label_ms: int = 0
-    closed: tuple[str, ...] = ()
-    """Experiments whose pairing is settled (PAIRED emitted, or expired unpaired)."""
-    labelled: tuple[str, ...] = ()
-    """Experiments whose LABELLED event was emitted."""
-
-
-@dataclass(frozen=True, slots=True)
 class JoinSlot:
     """Join stage 1 state of one request as the streaming join keeps it: the Avro bytes
     of what arrived, copied into events without decoding (:mod:`streams.join.slots`)."""
@@ -314,6 +282,5 @@ Record = (
     | Alert
     | Verdict
     | DeadLetter
-    | PendingRequest
     | JoinSlot
 )

@@ -142,7 +142,7 @@ def join(
         server = serve_page(LivePage.of(worker), web_port, web_host)
         click.echo(f"live experiment page: {server.url}", err=True)
     from streams.codec.fastread import NATIVE_DECODERS
-    from streams.join.slot_bytes import NATIVE as NATIVE_SLOTS
+    from streams.join.slot_state import NATIVE as NATIVE_SLOTS
     from streams.native import python_forced
 
     native = bool(NATIVE_DECODERS) and NATIVE_SLOTS

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../_avro_read.h"
+#include "../_avro.h"
 
 #define HEADER_SIZE 5
 #define PREDICTION_FIELDS 10
@@ -40,13 +40,6 @@ static PyObject *give_up_errors;   /* exceptions that mean "let fastavro decide"
 
 /* A reader returns -1 or NULL to give up (no exception set) or to fail (exception set);
  * decode() counts the exceptions in give_up_errors (a UTF-8 error among them) as a give-up. */
-
-static int read_double(const Buffer *b, Py_ssize_t *i, double *out) {
-    if (b->size - *i < 8) return -1;
-    *out = PyFloat_Unpack8((const char *)b->data + *i, 1);
-    *i += 8;
-    return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
-}
 
 /* A map<string> or (doubles) map<double>, in blocks up to the 0 end marker. */
 static PyObject *read_map(const Buffer *b, Py_ssize_t *i, int doubles) {
@@ -524,11 +517,16 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* Multi-phase initialisation (PEP 489): nothing to run at exec; configure() sets up. */
+static PyModuleDef_Slot module_slots[] = {{0, NULL}};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_cread",
-    "C readers of the hot records (see streams.codec.fastread).",
-    -1,
-    methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_cread",
+    .m_doc = "C readers of the hot records (see streams.codec.fastread).",
+    .m_size = 0,
+    .m_methods = methods,
+    .m_slots = module_slots,
 };
 
-PyMODINIT_FUNC PyInit__cread(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__cread(void) { return PyModuleDef_Init(&module); }

@@ -10,6 +10,8 @@ from typing import Any, cast
 
 from fastavro import parse_schema
 
+from streams.schema_files import find_schema_dir
+
 __all__ = ["SchemaCatalogue", "SchemaEntry", "find_schema_dir"]
 
 
@@ -27,17 +29,6 @@ class SchemaEntry:
     """Self-contained schema, every named reference inlined (what a registry stores)."""
     parsed: dict[str, Any]
     """fastavro's parsed form, ready for the reader and writer."""
-
-
-def find_schema_dir() -> Path:
-    """``schemas/`` of a source checkout, else the copy packed into an installed wheel."""
-    package_dir = Path(__file__).resolve().parent.parent
-    for candidate in (package_dir.parent / "schemas", package_dir / "_schemas"):
-        if (candidate / "catalogue.json").is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"no schemas/catalogue.json beside {package_dir}; is shadow-eval installed completely?"
-    )
 
 
 class SchemaCatalogue:

@@ -28,11 +28,9 @@ from streams.records import (
     MetricResult,
     MetricsSnapshot,
     ModelInput,
-    PendingRequest,
     Prediction,
     Record,
     Role,
-    StoredPrediction,
     Verdict,
 )
 
@@ -229,54 +227,6 @@ def join_event_from_avro(d: Datum) -> JoinEvent:
     )
 
 
-def _stored_to_avro(r: StoredPrediction) -> Datum:
-    return {
-        "version": r.version,
-        "timestamp_ms": r.timestamp_ms,
-        "value": _label_to_avro(r.value),
-        "probabilities": r.probabilities,
-        "latency_ms": r.latency_ms,
-        "error": r.error,
-    }
-
-
-def _stored_from_avro(d: Datum) -> StoredPrediction:
-    return StoredPrediction(
-        d["version"], d["timestamp_ms"], d["value"], d["probabilities"], d["latency_ms"], d["error"]
-    )
-
-
-def pending_request_to_avro(r: PendingRequest) -> Datum:
-    return {
-        "model": r.model,
-        "first_seen_ms": r.first_seen_ms,
-        "segments": r.segments,
-        "live": None if r.live is None else _stored_to_avro(r.live),
-        "candidates": [_stored_to_avro(c) for c in r.candidates],
-        "inputs": None if r.inputs is None else model_input_to_avro(r.inputs),
-        "label": _label_to_avro(r.label),
-        "label_ms": r.label_ms,
-        "closed": list(r.closed),
-        "labelled": list(r.labelled),
-    }
-
-
-def pending_request_from_avro(d: Datum) -> PendingRequest:
-    live, inputs = d["live"], d["inputs"]
-    return PendingRequest(
-        d["model"],
-        d["first_seen_ms"],
-        d["segments"],
-        None if live is None else _stored_from_avro(live),
-        tuple(_stored_from_avro(c) for c in d["candidates"]),
-        None if inputs is None else model_input_from_avro(inputs),
-        d["label"],
-        d["label_ms"],
-        tuple(d["closed"]),
-        tuple(d["labelled"]),
-    )
-
-
 def join_slot_to_avro(r: JoinSlot) -> Datum:
     return {
         "model": r.model,
@@ -457,7 +407,6 @@ TO_AVRO: dict[type[Any], tuple[str, Callable[[Any], Datum]]] = {
     Alert: ("dev.shadoweval.Alert", alert_to_avro),
     Verdict: ("dev.shadoweval.Verdict", verdict_to_avro),
     DeadLetter: ("dev.shadoweval.DeadLetter", dead_letter_to_avro),
-    PendingRequest: ("dev.shadoweval.PendingRequest", pending_request_to_avro),
     JoinSlot: ("dev.shadoweval.JoinSlot", join_slot_to_avro),
 }
 
@@ -472,6 +421,5 @@ FROM_AVRO: dict[str, tuple[type[Any], Callable[[Datum], Record]]] = {
     "dev.shadoweval.Alert": (Alert, alert_from_avro),
     "dev.shadoweval.Verdict": (Verdict, verdict_from_avro),
     "dev.shadoweval.DeadLetter": (DeadLetter, dead_letter_from_avro),
-    "dev.shadoweval.PendingRequest": (PendingRequest, pending_request_from_avro),
     "dev.shadoweval.JoinSlot": (JoinSlot, join_slot_from_avro),
 }

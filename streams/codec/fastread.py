@@ -1,5 +1,7 @@
-"""Hand-written Avro readers of ModelInput, Prediction, GroundTruth, JoinEvent and
-JoinEventBatch: fastavro's exact records.
+"""The fast Avro readers of ModelInput, Prediction, GroundTruth, JoinEvent and
+JoinEventBatch: fastavro's exact records. In Python, generated from the ``.avsc`` files
+(:mod:`streams.codec.fastgen`; ModelInput's in :mod:`streams.codec.fastread_input`); in C
+(``streams/codec/_cread.c``) where the schemas have the layout it implements.
 
 Each decoder returns ``None`` instead of a record for anything it does not handle
 exactly (a multi-byte union index, a negative-count map block, a varint past 64 bits,
@@ -16,12 +18,17 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
-from streams.codec.convert import FEATURE_SEPARATOR, _feature_names
-from streams.native import python_forced
+from streams.avro_bytes import GiveUp
+from streams.codec.catalogue import SchemaCatalogue
+from streams.codec.convert import FEATURE_SEPARATOR
+from streams.codec.fastgen import READERS
+from streams.codec.fastread_input import MI_SET, names_of, read_model_input
+from streams.codec.shapes import C_SHAPES, MODEL_INPUT_SHAPE, schema_shape
+from streams.native import load_native
 from streams.records import (
     GroundTruth,
     JoinEvent,
@@ -32,577 +39,21 @@ from streams.records import (
     Role,
 )
 
-__all__ = ["DECODERS", "FastDecoder"]
+__all__ = ["DECODERS", "NATIVE_DECODERS", "PYTHON_DECODERS", "FastDecoder", "current_shape"]
 
 FastDecoder = Callable[[bytes], Any]
 
 _HEADER_SIZE = 5  # magic byte + schema id, as streams.codec.wire frames every message
-
-_SEP = FEATURE_SEPARATOR
-_unpack_double = struct.Struct("<d").unpack_from
-
-
-def _slot_setters(cls: type[Any], names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
-    """The slot descriptors' setters, in field order, if the class still has exactly
-    ``names`` and no ``__post_init__``; empty otherwise (the fast path is then off)."""
-    if tuple(f.name for f in fields(cls)) != names or hasattr(cls, "__post_init__"):
-        return ()
-    return tuple(getattr(cls, name).__set__ for name in names)
-
-
-# A frozen dataclass __init__ goes through object.__setattr__ per field; setting the
-# slots directly builds the identical object in about half the time (measured: 0.66 us
-# vs 0.31 us for ModelInput). The field-name check above keeps it exact.
-_MI_SET = _slot_setters(
-    ModelInput,
-    ("request_id", "model", "timestamp_ms", "numeric", "categorical", "segments", "extra"),
-)
-_P_SET = _slot_setters(
-    Prediction,
-    (
-        "request_id",
-        "model",
-        "version",
-        "role",
-        "timestamp_ms",
-        "value",
-        "probabilities",
-        "latency_ms",
-        "error",
-        "segments",
-    ),
-)
-_GT_SET = _slot_setters(GroundTruth, ("request_id", "model", "timestamp_ms", "value"))
-_JE_SET = _slot_setters(
-    JoinEvent,
-    (
-        "kind",
-        "experiment",
-        "request_id",
-        "timestamp_ms",
-        "live",
-        "candidate",
-        "segments",
-        "label",
-        "reason",
-        "inputs",
-    ),
-)
-_JEB_SET = _slot_setters(JoinEventBatch, ("events",))
-_new = object.__new__
-
-
-class _GiveUp(Exception):
-    """Not something the fast reader handles; fastavro decides (and names the error)."""
-
+_MODEL_INPUT = "dev.shadoweval.ModelInput"
 
 # What the readers raise on bytes they do not handle: a short buffer (IndexError,
 # struct.error), bad UTF-8 or JSON (ValueError), too deeply nested JSON.
-_GIVE_UP_ERRORS = (_GiveUp, IndexError, ValueError, struct.error, RecursionError)
+_GIVE_UP_ERRORS = (GiveUp, IndexError, ValueError, struct.error, RecursionError)
 
 
-# A one-byte varint that is an even zig-zag number is a length 0..63; -1 marks the rest.
-_SHORT_LEN = tuple(b >> 1 if b < 0x80 and not b & 1 else -1 for b in range(256))
-
-# Bounds: lengths are never negative here, so the index only moves forward; a slice
-# that runs past the end leaves it beyond len(data), where the next byte read raises
-# IndexError or the final end check (in _guarded) gives up. So no per-field checks.
-#
-# The string reads are inlined in the record readers: a helper call per field cost
-# ~0.1 us each, a fifth of the ModelInput decode.
-
-
-def _read_varint(data: bytes, i: int) -> tuple[int, int]:
-    """(zig-zag decoded long, next index) of the varint at ``i``.
-
-    Gives up past 64 bits, where fastavro's C reader wraps around instead of failing.
-    """
-    b = data[i]
-    n = b & 0x7F
-    shift = 7
-    i += 1
-    while b > 0x7F:
-        b = data[i]
-        i += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-    if shift > 70 or n >> 64:
-        raise _GiveUp
-    return (n >> 1) ^ -(n & 1), i
-
-
-# Timestamps: an epoch-milliseconds long is a 6-byte varint (until 2109) whose last
-# four bytes change only every 8 seconds. Those four bytes, when they end a varint, are
-# looked up here (their bits 14-41), leaving two bytes to decode: 0.25 us, not 0.45.
-_HIGH_BITS: dict[bytes, int] = {}
-
-
-def _read_long(data: bytes, i: int) -> tuple[int, int]:
-    """:func:`_read_varint`, fast for timestamps."""
-    b0 = data[i]
-    if b0 > 0x7F:
-        b1 = data[i + 1]
-        if b1 > 0x7F:
-            tail = data[i + 2 : i + 6]
-            high = _HIGH_BITS.get(tail)
-            if high is not None:
-                n = high | (b0 & 0x7F) | (b1 & 0x7F) << 7
-                return (n >> 1) ^ -(n & 1), i + 6
-            if len(tail) == 4 and tail[0] & tail[1] & tail[2] & 0x80 and tail[3] < 0x80:
-                if len(_HIGH_BITS) >= 4096:
-                    _HIGH_BITS.clear()
-                _HIGH_BITS[tail] = (
-                    (tail[0] & 0x7F) << 14
-                    | (tail[1] & 0x7F) << 21
-                    | (tail[2] & 0x7F) << 28
-                    | tail[3] << 35
-                )
-    return _read_varint(data, i)
-
-
-def _read_size(data: bytes, i: int) -> tuple[int, int]:
-    """A multi-byte length or map block count: never negative on the fast path."""
-    n, i = _read_varint(data, i)
-    if n < 0:
-        raise _GiveUp  # a negative map count carries a byte size; fastavro handles it
-    return n, i
-
-
-def _read_text(data: bytes, i: int) -> tuple[str, int]:
-    n = _SHORT_LEN[data[i]]
-    if n < 0:
-        n, i = _read_size(data, i)
-    else:
-        i += 1
-    return data[i : i + n].decode(), i + n
-
-
-def _read_string_map(data: bytes, i: int) -> tuple[dict[str, str], int]:
-    short = _SHORT_LEN
-    result: dict[str, str] = {}
-    while True:  # blocks, up to the 0 end marker
-        count = short[data[i]]
-        if count < 0:
-            count, i = _read_size(data, i)
-        else:
-            i += 1
-        if not count:
-            return result, i
-        for _ in range(count):
-            n = short[data[i]]
-            if n < 0:
-                n, i = _read_size(data, i)
-            else:
-                i += 1
-            key = data[i : i + n].decode()
-            i += n
-            n = short[data[i]]
-            if n < 0:
-                n, i = _read_size(data, i)
-            else:
-                i += 1
-            result[key] = data[i : i + n].decode()
-            i += n
-
-
-def _read_double_map(data: bytes, i: int) -> tuple[dict[str, float], int]:
-    short, unpack = _SHORT_LEN, _unpack_double
-    result: dict[str, float] = {}
-    while True:  # blocks, up to the 0 end marker
-        count = short[data[i]]
-        if count < 0:
-            count, i = _read_size(data, i)
-        else:
-            i += 1
-        if not count:
-            return result, i
-        for _ in range(count):
-            n = short[data[i]]
-            if n < 0:
-                n, i = _read_size(data, i)
-            else:
-                i += 1
-            key = data[i : i + n].decode()
-            i += n
-            (result[key],) = unpack(data, i)
-            i += 8
-
-
-# Feature names by their raw bytes: the same few lists arrive over and over, and a hit
-# skips the UTF-8 decode as well as the split (those bytes decoded fine before).
-_NAMES: dict[bytes, list[str]] = {}
-
-
-def _names_of(raw: bytes) -> list[str]:
-    """The feature names joined in ``raw`` (what the C reader asks for)."""
-    names = _NAMES.get(raw)
-    return _names(raw) if names is None else names
-
-
-def _names(raw: bytes) -> list[str]:
-    if len(_NAMES) >= 4096:
-        _NAMES.clear()
-    names = _NAMES[raw] = _feature_names(raw.decode())
-    return names
-
-
-_DOUBLES: dict[int, Callable[[bytes, int], tuple[float, ...]]] = {}
-
-
-def _doubles(count: int) -> Callable[[bytes, int], tuple[float, ...]]:
-    unpack = _DOUBLES.get(count)
-    if unpack is None:
-        if len(_DOUBLES) >= 1024:
-            _DOUBLES.clear()
-        unpack = _DOUBLES[count] = struct.Struct(f"<{count}d").unpack_from
-    return unpack
-
-
-# No known segments map (an empty seg_raw never matches); see _read_join_event.
-_NO_SEGMENTS: Mapping[str, str] = {}
-
-
-def _read_model_input(
-    data: bytes, i: int, seg_raw: bytes = b"", seg: Mapping[str, str] = _NO_SEGMENTS
-) -> tuple[ModelInput, int]:
-    """The ModelInput body at ``i``. ``seg_raw`` are the bytes of a segments map already
-    decoded to ``seg`` in this message: when the segments here are the same bytes they
-    are the same map, and a copy of ``seg`` skips decoding them again."""
-    short = _SHORT_LEN
-    n = short[data[i]]
-    if n < 0:
-        n, i = _read_size(data, i)
-    else:
-        i += 1
-    request_id = data[i : i + n].decode()
-    i += n
-    n = short[data[i]]
-    if n < 0:
-        n, i = _read_size(data, i)
-    else:
-        i += 1
-    model = data[i : i + n].decode()
-    ts, i = _read_long(data, i + n)
-    n = short[data[i]]
-    if n < 0:
-        n, i = _read_size(data, i)
-    else:
-        i += 1
-    raw = data[i : i + n]
-    names = _NAMES.get(raw)
-    if names is None:
-        names = _names(raw)
-    i += n
-    n = short[data[i]]
-    if n < 0:
-        n, i = _read_size(data, i)
-    else:
-        i += 1
-    if n != 8 * len(names):
-        raise _GiveUp  # convert names the mismatch
-    # Lengths checked just above, so zip needs no strict check.
-    numeric = dict(zip(names, _doubles(len(names))(data, i), strict=False))
-    i += n
-    n = short[data[i]]
-    if n < 0:
-        n, i = _read_size(data, i)
-    else:
-        i += 1
-    raw = data[i : i + n]
-    cat_names = _NAMES.get(raw)
-    if cat_names is None:
-        cat_names = _names(raw)
-    i += n
-    n = short[data[i]]
-    if n < 0:
-        n, i = _read_size(data, i)
-    else:
-        i += 1
-    categorical: dict[str, str] = {}
-    if cat_names:  # values may be empty strings: only the names tell how many there are
-        cat_values = data[i : i + n].decode().split(_SEP)
-        if len(cat_values) != len(cat_names):
-            raise _GiveUp
-        categorical = dict(zip(cat_names, cat_values, strict=False))
-    else:
-        data[i : i + n].decode()  # still must be valid UTF-8, as fastavro checks
-    i += n
-    segments: dict[str, str]
-    if data[i] == 0:  # the usual empty segments map
-        segments = {}
-        i += 1
-    elif seg_raw and data.startswith(seg_raw, i):
-        segments = dict(seg)
-        i += len(seg_raw)
-    else:
-        segments, i = _read_string_map(data, i)
-    branch = data[i]
-    if branch == 0:
-        extra, i = None, i + 1
-    elif branch == 2:
-        text, i = _read_text(data, i + 1)
-        extra = json.loads(text)
-    else:
-        raise _GiveUp
-    record: ModelInput = _new(ModelInput)
-    s0, s1, s2, s3, s4, s5, s6 = _MI_SET
-    s0(record, request_id)
-    s1(record, model)
-    s2(record, ts)
-    s3(record, numeric)
-    s4(record, categorical)
-    s5(record, segments)
-    s6(record, extra)
-    return record, i
-
-
-_ROLES = (Role.LIVE, Role.SHADOW)
-
-
-def _read_prediction(
-    data: bytes, i: int, seg_raw: bytes = b"", seg: Mapping[str, str] = _NO_SEGMENTS
-) -> tuple[Prediction, int]:
-    """The Prediction body at ``i``; ``seg_raw`` and ``seg`` as in
-    :func:`_read_model_input`."""
-    short = _SHORT_LEN
-    n = short[data[i]]
-    if n < 0:
-        n, i = _read_size(data, i)
-    else:
-        i += 1
-    request_id = data[i : i + n].decode()
-    i += n
-    n = short[data[i]]
-    if n < 0:
-        n, i = _read_size(data, i)
-    else:
-        i += 1
-    model = data[i : i + n].decode()
-    i += n
-    n = short[data[i]]
-    if n < 0:
-        n, i = _read_size(data, i)
-    else:
-        i += 1
-    version = data[i : i + n].decode()
-    i += n
-    role_index = data[i]
-    if role_index > 2 or role_index & 1:
-        raise _GiveUp
-    role = _ROLES[role_index >> 1]
-    ts, i = _read_long(data, i + 1)
-    branch = data[i]
-    i += 1
-    value: float | str | None
-    if branch == 0:
-        value = None
-    elif branch == 2:
-        (value,) = _unpack_double(data, i)
-        i += 8
-    elif branch == 4:
-        value, i = _read_text(data, i)
-    else:
-        raise _GiveUp
-    branch = data[i]
-    i += 1
-    probabilities: dict[str, float] | None = None
-    if branch == 2:
-        probabilities, i = _read_double_map(data, i)
-    elif branch != 0:
-        raise _GiveUp
-    (latency,) = _unpack_double(data, i)
-    branch = data[i + 8]
-    if branch == 0:
-        error, i = None, i + 9
-    elif branch == 2:
-        error, i = _read_text(data, i + 9)
-    else:
-        raise _GiveUp
-    segments: dict[str, str]
-    if data[i] == 0:
-        segments = {}
-        i += 1
-    elif seg_raw and data.startswith(seg_raw, i):
-        segments = dict(seg)
-        i += len(seg_raw)
-    else:
-        segments, i = _read_string_map(data, i)
-    record: Prediction = _new(Prediction)
-    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _P_SET
-    s0(record, request_id)
-    s1(record, model)
-    s2(record, version)
-    s3(record, role)
-    s4(record, ts)
-    s5(record, value)
-    s6(record, probabilities)
-    s7(record, latency)
-    s8(record, error)
-    s9(record, segments)
-    return record, i
-
-
-def _decode_ground_truth(data: bytes) -> GroundTruth | None:
-    """A whole GroundTruth message, or ``None``.
-
-    GroundTruth is never nested, so its reader is the guarded decoder itself, with the
-    timestamp and label reads inlined: each call saved is a tenth of its time.
-    """
-    short = _SHORT_LEN
-    try:
-        n = short[data[5]]  # the body starts after the 5-byte header
-        i = 6
-        if n < 0:
-            n, i = _read_size(data, 5)
-        request_id = data[i : i + n].decode()
-        i += n
-        n = short[data[i]]
-        if n < 0:
-            n, i = _read_size(data, i)
-        else:
-            i += 1
-        model = data[i : i + n].decode()
-        i += n
-        b0, b1 = data[i], data[i + 1]  # a label follows: byte i + 1 exists
-        high = _HIGH_BITS.get(data[i + 2 : i + 6]) if b0 > 0x7F and b1 > 0x7F else None
-        if high is None:
-            ts, i = _read_long(data, i)
-        else:
-            n = high | (b0 & 0x7F) | (b1 & 0x7F) << 7
-            ts = (n >> 1) ^ -(n & 1)
-            i += 6
-        branch = data[i]  # ["double", "string"]
-        value: float | str
-        if branch == 2:  # class labels are the common case
-            n = short[data[i + 1]]
-            if n < 0:
-                n, i = _read_size(data, i + 1)
-            else:
-                i += 2
-            value = data[i : i + n].decode()
-            i += n
-        elif branch == 0:
-            (value,) = _unpack_double(data, i + 1)
-            i += 9
-        else:
-            return None
-    except _GIVE_UP_ERRORS:
-        return None  # fastavro's path decodes it or raises the proper CodecError
-    if i != len(data):
-        return None
-    record: GroundTruth = _new(GroundTruth)
-    s0, s1, s2, s3 = _GT_SET
-    s0(record, request_id)
-    s1(record, model)
-    s2(record, ts)
-    s3(record, value)
-    return record
-
-
-_KINDS = (JoinKind.PAIRED, JoinKind.LABELLED, JoinKind.EXPIRED)
-
-
-def _read_join_event(data: bytes, i: int) -> tuple[JoinEvent, int]:
-    short = _SHORT_LEN
-    kind_index = data[i]
-    if kind_index > 4 or kind_index & 1:
-        raise _GiveUp
-    kind = _KINDS[kind_index >> 1]
-    n = short[data[i + 1]]
-    if n < 0:
-        n, i = _read_size(data, i + 1)
-    else:
-        i += 2
-    experiment = data[i : i + n].decode()
-    i += n
-    n = short[data[i]]
-    if n < 0:
-        n, i = _read_size(data, i)
-    else:
-        i += 1
-    request_id = data[i : i + n].decode()
-    ts, i = _read_long(data, i + n)
-    # The nested records nearly always carry the request's segments again, byte for
-    # byte: their readers get these bytes and copy the map instead of decoding it.
-    segments: dict[str, str]
-    seg_raw = b""
-    if data[i] == 0:
-        segments = {}
-        i += 1
-    else:
-        start = i
-        segments, i = _read_string_map(data, i)
-        seg_raw = data[start:i]
-    branch = data[i]
-    live: Prediction | None = None
-    if branch == 2:
-        live, i = _read_prediction(data, i + 1, seg_raw, segments)
-    elif branch == 0:
-        i += 1
-    else:
-        raise _GiveUp
-    branch = data[i]
-    candidate: Prediction | None = None
-    if branch == 2:
-        candidate, i = _read_prediction(data, i + 1, seg_raw, segments)
-    elif branch == 0:
-        i += 1
-    else:
-        raise _GiveUp
-    branch = data[i]  # ["null", "double", "string"]
-    label: float | str | None = None
-    if branch == 0:
-        i += 1
-    elif branch == 2:
-        (label,) = _unpack_double(data, i + 1)
-        i += 9
-    elif branch == 4:
-        label, i = _read_text(data, i + 1)
-    else:
-        raise _GiveUp
-    branch = data[i]
-    reason: str | None = None
-    if branch == 0:
-        i += 1
-    elif branch == 2:
-        reason, i = _read_text(data, i + 1)
-    else:
-        raise _GiveUp
-    branch = data[i]
-    inputs: ModelInput | None = None
-    if branch == 0:
-        i += 1
-    elif branch == 2:
-        inputs, i = _read_model_input(data, i + 1, seg_raw, segments)
-    else:
-        raise _GiveUp
-    record: JoinEvent = _new(JoinEvent)
-    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _JE_SET
-    s0(record, kind)
-    s1(record, experiment)
-    s2(record, request_id)
-    s3(record, ts)
-    s4(record, live)
-    s5(record, candidate)
-    s6(record, segments)
-    s7(record, label)
-    s8(record, reason)
-    s9(record, inputs)
-    return record, i
-
-
-def _read_join_event_batch(data: bytes, i: int) -> tuple[JoinEventBatch, int]:
-    events: list[JoinEvent] = []
-    while True:  # blocks, up to the 0 end marker (a count per block, not per field)
-        count, i = _read_size(data, i)
-        if not count:
-            break
-        for _ in range(count):
-            event, i = _read_join_event(data, i)
-            events.append(event)
-    record: JoinEventBatch = _new(JoinEventBatch)
-    _JEB_SET[0](record, tuple(events))
-    return record, i
+def current_shape(name: str) -> Any:
+    """The layout of the newest version of schema ``name`` (what the readers follow)."""
+    return schema_shape(SchemaCatalogue.default().latest(name).parsed)
 
 
 def _guarded(read: Callable[[bytes, int], tuple[Any, int]]) -> FastDecoder:
@@ -617,18 +68,14 @@ def _guarded(read: Callable[[bytes, int], tuple[Any, int]]) -> FastDecoder:
 
 
 def _python_decoders() -> dict[str, FastDecoder]:
-    """The decoders whose record classes still have the fields they fill."""
-    decoders: dict[str, FastDecoder] = {}
-    if _MI_SET:
-        decoders["dev.shadoweval.ModelInput"] = _guarded(_read_model_input)
-    if _P_SET:
-        decoders["dev.shadoweval.Prediction"] = _guarded(_read_prediction)
-    if _GT_SET:
-        decoders["dev.shadoweval.GroundTruth"] = _decode_ground_truth
-    if _JE_SET and _P_SET and _MI_SET:
-        decoders["dev.shadoweval.JoinEvent"] = _guarded(_read_join_event)
-        if _JEB_SET:
-            decoders["dev.shadoweval.JoinEventBatch"] = _guarded(_read_join_event_batch)
+    """The generated readers, and ModelInput's where its class and schema still have the
+    layout it reads (the records that nest a ModelInput need it too)."""
+    decoders = {name: _guarded(read) for name, read in READERS.items()}
+    if MI_SET and current_shape(_MODEL_INPUT) == MODEL_INPUT_SHAPE:
+        decoders[_MODEL_INPUT] = _guarded(read_model_input)
+    else:
+        decoders.pop("dev.shadoweval.JoinEvent", None)
+        decoders.pop("dev.shadoweval.JoinEventBatch", None)
     return decoders
 
 
@@ -641,39 +88,40 @@ def _descriptors(cls: type[Any]) -> tuple[Any, ...]:
 
 
 def _native_decoders() -> dict[str, FastDecoder]:
-    """The C readers (:mod:`streams.codec._cread`, built when a compiler was there) of
-    the records the Python ones read; empty without them or when
+    """The C readers (:mod:`streams.codec._cread`), when every schema has the layout they
+    implement and the Python readers run too; empty without them or when
     ``SHADOW_EVAL_PURE_PYTHON`` is set."""
-    if python_forced() or not (_MI_SET and _P_SET and _GT_SET and _JE_SET and _JEB_SET):
+    if set(PYTHON_DECODERS) != set(C_SHAPES) or any(
+        current_shape(name) != shape for name, shape in C_SHAPES.items()
+    ):
         return {}
-    try:
-        from streams.codec import _cread
-    except ImportError:
+    cread = load_native("streams.codec._cread")
+    if cread is None:
         return {}
-    _cread.configure(
+    cread.configure(
         prediction=(Prediction, _descriptors(Prediction)),
         ground_truth=(GroundTruth, _descriptors(GroundTruth)),
         join_event=(JoinEvent, _descriptors(JoinEvent)),
         join_event_batch=(JoinEventBatch, _descriptors(JoinEventBatch)),
         model_input=(ModelInput, _descriptors(ModelInput)),
-        roles=_ROLES,
-        kinds=_KINDS,
-        names_of=_names_of,
+        roles=(Role.LIVE, Role.SHADOW),
+        kinds=(JoinKind.PAIRED, JoinKind.LABELLED, JoinKind.EXPIRED),
+        names_of=names_of,
         json_loads=json.loads,
-        separator=_SEP,
+        separator=FEATURE_SEPARATOR,
         give_up_errors=_GIVE_UP_ERRORS,
     )
     return {
-        "dev.shadoweval.ModelInput": _cread.decode_model_input,
-        "dev.shadoweval.Prediction": _cread.decode_prediction,
-        "dev.shadoweval.GroundTruth": _cread.decode_ground_truth,
-        "dev.shadoweval.JoinEvent": _cread.decode_join_event,
-        "dev.shadoweval.JoinEventBatch": _cread.decode_join_event_batch,
+        _MODEL_INPUT: cread.decode_model_input,
+        "dev.shadoweval.Prediction": cread.decode_prediction,
+        "dev.shadoweval.GroundTruth": cread.decode_ground_truth,
+        "dev.shadoweval.JoinEvent": cread.decode_join_event,
+        "dev.shadoweval.JoinEventBatch": cread.decode_join_event_batch,
     }
 
 
 NATIVE_DECODERS = _native_decoders()
 """The C readers in use (same records as the Python ones, a few times faster)."""
 DECODERS = PYTHON_DECODERS | NATIVE_DECODERS
-"""Full record name -> decoder of a whole message (header included), for the records
-whose classes match; :func:`streams.codec.fast.fast_codec_for` hands them out."""
+"""Full record name -> decoder of a whole message (header included);
+:func:`streams.codec.fast.fast_codec_for` hands them out."""

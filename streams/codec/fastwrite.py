@@ -1,5 +1,6 @@
-"""Hand-written Avro writers of ModelInput, Prediction, GroundTruth and JoinEvent:
-fastavro's exact bytes.
+"""The fast Avro writers: ModelInput's, hand-written (it is columnar), and the generated
+ones of Prediction, GroundTruth, JoinEvent and JoinEventBatch
+(:mod:`streams.codec.fastgen`): fastavro's exact bytes.
 
 Each encoder returns ``None`` instead of bytes for anything it does not handle exactly
 (a value of an unexpected type, a reserved character, an out-of-range long, text that
@@ -18,80 +19,25 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
+from streams.avro_bytes import (
+    LEN,
+    LEN_TABLE,
+    cached_long,
+    string_map,
+    text,
+    varint,
+)
 from streams.codec.convert import FEATURE_SEPARATOR
 from streams.records import (
-    GroundTruth,
-    JoinEvent,
-    JoinEventBatch,
-    JoinKind,
     ModelInput,
-    Prediction,
-    Role,
 )
 
-__all__ = ["ENCODERS", "FastEncoder"]
+__all__ = ["ENCODERS", "FastEncoder", "encode_model_input", "framing"]
 
 FastEncoder = Callable[[Any], bytes | None]
 
 _SEP = FEATURE_SEPARATOR
 _MAX_LONG = 1 << 63
-_pack_double = struct.Struct("<d").pack
-
-
-def _varint(n: int) -> bytes:
-    """Base-128 varint of a non-negative (already zig-zagged) number."""
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-# Lengths, counts and union indexes are nearly always small: look their bytes up.
-_LEN_TABLE = 4096
-_LEN = tuple(_varint(n << 1) for n in range(_LEN_TABLE))
-_EMPTY_MAP = b"\x00"
-
-
-_LONGS: dict[int, bytes] = {}
-
-
-def _long(value: int) -> bytes:
-    """Zig-zag varint of a long; the caller has checked it is an int in range.
-
-    Memoised: timestamps repeat (one per worker batch, one per millisecond in the hook)
-    and the 6-byte varint loop costs ~0.45 us.
-    """
-    encoded = _LONGS.get(value)
-    if encoded is None:
-        if len(_LONGS) >= 4096:
-            _LONGS.clear()
-        encoded = _LONGS[value] = _varint((value << 1) ^ (value >> 63))
-    return encoded
-
-
-def _text(value: str) -> bytes:
-    encoded = value.encode()
-    size = len(encoded)
-    return (_LEN[size] if size < _LEN_TABLE else _varint(size << 1)) + encoded
-
-
-def _string_map(mapping: Any) -> bytes | None:
-    """A map<string> as fastavro writes it: one block, then the 0 end marker."""
-    if type(mapping) is not dict:
-        return None
-    if not mapping:
-        return _EMPTY_MAP
-    size = len(mapping)
-    parts = [_LEN[size] if size < _LEN_TABLE else _varint(size << 1)]
-    for key, value in mapping.items():
-        if type(key) is not str or type(value) is not str:
-            return None
-        parts.append(_text(key))
-        parts.append(_text(value))
-    parts.append(_EMPTY_MAP)
-    return b"".join(parts)
 
 
 _PACKERS: dict[int, Callable[..., bytes]] = {}
@@ -111,7 +57,7 @@ def _joined(mapping: Mapping[str, Any], joined: str) -> bool:
     return joined.count(_SEP) == max(len(mapping) - 1, 0) and "" not in mapping
 
 
-def _encode_model_input(header: bytes, r: ModelInput) -> bytes | None:
+def encode_model_input(header: bytes, r: ModelInput) -> bytes | None:
     request_id, model, ts = r.request_id, r.model, r.timestamp_ms
     if type(request_id) is not str or type(model) is not str or type(ts) is not int:
         return None
@@ -127,9 +73,9 @@ def _encode_model_input(header: bytes, r: ModelInput) -> bytes | None:
         packed = _packer(len(numeric))(*numeric.values())
         extra = r.extra
         extra_part = (
-            b"\x00" if extra is None else b"\x02" + _text(json.dumps(extra, allow_nan=False))
+            b"\x00" if extra is None else b"\x02" + text(json.dumps(extra, allow_nan=False))
         )
-        segments = _string_map(r.segments)
+        segments = string_map(r.segments)
         if (
             segments is None
             or not _joined(numeric, numeric_names)
@@ -141,14 +87,14 @@ def _encode_model_input(header: bytes, r: ModelInput) -> bytes | None:
         return b"".join(
             (
                 header,
-                _text(request_id),
-                _text(model),
-                _long(ts),
-                _text(numeric_names),
-                _LEN[size] if size < _LEN_TABLE else _varint(size << 1),
+                text(request_id),
+                text(model),
+                cached_long(ts),
+                text(numeric_names),
+                LEN[size] if size < LEN_TABLE else varint(size << 1),
                 packed,
-                _text(cat_names),
-                _text(cat_values),
+                text(cat_names),
+                text(cat_values),
                 segments,
                 extra_part,
             )
@@ -157,178 +103,7 @@ def _encode_model_input(header: bytes, r: ModelInput) -> bytes | None:
         return None  # fastavro's path raises the proper EncodeError
 
 
-_ROLE_INDEX = {Role.LIVE: b"\x00", Role.SHADOW: b"\x02"}
-
-
-def _encode_prediction(header: bytes, r: Prediction) -> bytes | None:
-    request_id, model, version, role, ts = (
-        r.request_id,
-        r.model,
-        r.version,
-        r.role,
-        r.timestamp_ms,
-    )
-    if (
-        type(request_id) is not str
-        or type(model) is not str
-        or type(version) is not str
-        or type(role) is not Role
-        or type(ts) is not int
-        or not -_MAX_LONG <= ts < _MAX_LONG
-    ):
-        return None
-    value, probabilities, latency, error = r.value, r.probabilities, r.latency_ms, r.error
-    try:
-        parts = [header, _text(request_id), _text(model), _text(version), _ROLE_INDEX[role]]
-        parts.append(_long(ts))
-        kind = type(value)
-        if value is None:
-            parts.append(b"\x00")
-        elif kind is float:
-            parts.append(b"\x02" + _pack_double(value))
-        elif kind is str:
-            parts.append(b"\x04" + _text(value))  # type: ignore[arg-type]
-        elif kind is int:  # convert writes whole numbers as doubles
-            parts.append(b"\x02" + _pack_double(float(value)))
-        else:
-            return None
-        if probabilities is None:
-            parts.append(b"\x00")
-        elif type(probabilities) is dict:
-            parts.append(b"\x02")
-            if probabilities:
-                size = len(probabilities)
-                parts.append(_LEN[size] if size < _LEN_TABLE else _varint(size << 1))
-                for label, p in probabilities.items():
-                    if type(label) is not str or type(p) is not float:
-                        return None
-                    parts.append(_text(label))
-                    parts.append(_pack_double(p))
-            parts.append(_EMPTY_MAP)
-        else:
-            return None
-        if type(latency) is not float:
-            return None
-        parts.append(_pack_double(latency))
-        if error is None:
-            parts.append(b"\x00")
-        elif type(error) is str:
-            parts.append(b"\x02" + _text(error))
-        else:
-            return None
-        segments = _string_map(r.segments)
-        if segments is None:
-            return None
-        parts.append(segments)
-        return b"".join(parts)
-    except (ValueError, OverflowError):  # bad UTF-8 surrogates, huge ints
-        return None
-
-
-def _encode_ground_truth(header: bytes, r: GroundTruth) -> bytes | None:
-    request_id, model, ts, value = r.request_id, r.model, r.timestamp_ms, r.value
-    if (
-        type(request_id) is not str
-        or type(model) is not str
-        or type(ts) is not int
-        or not -_MAX_LONG <= ts < _MAX_LONG
-    ):
-        return None
-    try:
-        kind = type(value)
-        if kind is str:  # ["double", "string"]
-            encoded = b"\x02" + _text(value)  # type: ignore[arg-type]
-        elif kind is float:
-            encoded = b"\x00" + _pack_double(value)
-        elif kind is int:  # convert writes whole numbers as doubles
-            encoded = b"\x00" + _pack_double(float(value))
-        else:
-            return None
-        return b"".join((header, _text(request_id), _text(model), _long(ts), encoded))
-    except (ValueError, OverflowError):  # bad UTF-8 surrogates, huge ints
-        return None
-
-
-_KIND_INDEX = {JoinKind.PAIRED: b"\x00", JoinKind.LABELLED: b"\x02", JoinKind.EXPIRED: b"\x04"}
-
-
-def _encode_join_event(header: bytes, r: JoinEvent) -> bytes | None:
-    kind, experiment, request_id, ts = r.kind, r.experiment, r.request_id, r.timestamp_ms
-    if (
-        type(kind) is not JoinKind
-        or type(experiment) is not str
-        or type(request_id) is not str
-        or type(ts) is not int
-        or not -_MAX_LONG <= ts < _MAX_LONG
-    ):
-        return None
-    live, candidate, label, reason, inputs = r.live, r.candidate, r.label, r.reason, r.inputs
-    try:
-        segments = _string_map(r.segments)
-        if segments is None:
-            return None
-        parts = [header, _KIND_INDEX[kind], _text(experiment), _text(request_id), _long(ts)]
-        parts.append(segments)
-        for prediction in (live, candidate):  # ["null", Prediction]: branch, then body
-            if prediction is None:
-                parts.append(b"\x00")
-            elif type(prediction) is Prediction:
-                encoded = _encode_prediction(b"\x02", prediction)
-                if encoded is None:
-                    return None
-                parts.append(encoded)
-            else:
-                return None
-        kind_of_label = type(label)
-        if label is None:  # ["null", "double", "string"]
-            parts.append(b"\x00")
-        elif kind_of_label is float:
-            parts.append(b"\x02" + _pack_double(label))
-        elif kind_of_label is str:
-            parts.append(b"\x04" + _text(label))  # type: ignore[arg-type]
-        elif kind_of_label is int:  # convert writes whole numbers as doubles
-            parts.append(b"\x02" + _pack_double(float(label)))
-        else:
-            return None
-        if reason is None:
-            parts.append(b"\x00")
-        elif type(reason) is str:
-            parts.append(b"\x02" + _text(reason))
-        else:
-            return None
-        if inputs is None:
-            parts.append(b"\x00")
-        elif type(inputs) is ModelInput:
-            encoded = _encode_model_input(b"\x02", inputs)
-            if encoded is None:
-                return None
-            parts.append(encoded)
-        else:
-            return None
-        return b"".join(parts)
-    except (ValueError, OverflowError):  # bad UTF-8 surrogates, huge ints
-        return None
-
-
-def _encode_join_event_batch(header: bytes, r: JoinEventBatch) -> bytes | None:
-    events = r.events
-    if type(events) is not tuple:
-        return None
-    parts = [header]
-    if events:  # an array: one block of len(events) items, then the 0 end marker
-        parts.append(_varint(len(events) << 1))
-        for event in events:
-            if type(event) is not JoinEvent:
-                return None
-            body = _encode_join_event(b"", event)
-            if body is None:
-                return None
-            parts.append(body)
-    parts.append(b"\x00")
-    return b"".join(parts)
-
-
-def _framing(encode: Callable[[bytes, Any], bytes | None]) -> Callable[[bytes], FastEncoder]:
+def framing(encode: Callable[[bytes, Any], bytes | None]) -> Callable[[bytes], FastEncoder]:
     """The factory of the encoder that frames records with a given 5-byte header."""
 
     def encoder(header: bytes) -> FastEncoder:
@@ -338,10 +113,7 @@ def _framing(encode: Callable[[bytes, Any], bytes | None]) -> Callable[[bytes], 
 
 
 ENCODERS: dict[str, Callable[[bytes], FastEncoder]] = {
-    "dev.shadoweval.ModelInput": _framing(_encode_model_input),
-    "dev.shadoweval.Prediction": _framing(_encode_prediction),
-    "dev.shadoweval.GroundTruth": _framing(_encode_ground_truth),
-    "dev.shadoweval.JoinEvent": _framing(_encode_join_event),
-    "dev.shadoweval.JoinEventBatch": _framing(_encode_join_event_batch),
+    "dev.shadoweval.ModelInput": framing(encode_model_input),
 }
-"""Full record name -> factory of the encoder that frames with a given 5-byte header."""
+"""Full record name -> factory of the encoder that frames with a given 5-byte header (the
+hand-written ones; :mod:`streams.codec.fast` adds the generated ones)."""

@@ -1,4 +1,4 @@
-/* Slot.pack, Slot.unpack, request_key and join_event of streams/join/slot_bytes.py in C: a
+/* Slot.pack, Slot.unpack, request_key and join_event of streams/join/slot_state.py, slot_events.py and keys.py in C: a
  * request's join-stage-1 state to and from its JoinSlot Avro body, its store key, and the
  * join events made of it.
  *
@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../_avro_read.h"
+#include "../_avro.h"
 
 enum { MODEL, FIRST_SEEN, SEGMENTS, LIVE, CANDIDATES, INPUTS, LABEL, CLOSED, LABELLED, FIELDS };
 static const char *field_names[FIELDS] = {
@@ -25,29 +25,6 @@ static PyTypeObject *slot_type;
 static PyObject *descriptors[FIELDS];
 
 /* ------------------------------------------------------------------------ pack */
-
-static size_t varint_size(uint64_t n) {
-    size_t size = 1;
-    while (n > 0x7F) {
-        n >>= 7;
-        size++;
-    }
-    return size;
-}
-
-static char *put_varint(char *out, uint64_t n) {
-    while (n > 0x7F) {
-        *out++ = (char)((n & 0x7F) | 0x80);
-        n >>= 7;
-    }
-    *out++ = (char)n;
-    return out;
-}
-
-static uint64_t zigzag(int64_t n) { return ((uint64_t)n << 1) ^ (uint64_t)(n >> 63); }
-
-/* The bytes of a length-prefixed field of n bytes. */
-static size_t sized(Py_ssize_t n) { return varint_size(zigzag(n)) + (size_t)n; }
 
 /* What pack writes, measured first so the bytes are allocated once. */
 typedef struct {
@@ -67,25 +44,6 @@ static int text_size(PyObject *text, size_t *total) {
 }
 
 static size_t bytes_field(PyObject *value) { return sized(PyBytes_GET_SIZE(value)); }
-
-/* A bytes value's bytes, with no length before them. */
-static char *put_raw(char *out, PyObject *value) {
-    Py_ssize_t n = PyBytes_GET_SIZE(value);
-    memcpy(out, PyBytes_AS_STRING(value), (size_t)n);
-    return out + n;
-}
-
-static char *put_bytes(char *out, PyObject *value) {
-    return put_raw(put_varint(out, zigzag(PyBytes_GET_SIZE(value))), value);
-}
-
-static char *put_text(char *out, PyObject *text) {
-    Py_ssize_t n;
-    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n); /* checked: measure(), join_event() */
-    out = put_varint(out, zigzag(n));
-    memcpy(out, utf8, (size_t)n);
-    return out + n;
-}
 
 /* Sizes everything; -1: an unexpected type (Python packs it), -2: an error is set. */
 static int measure(Packing *p) {
@@ -394,7 +352,7 @@ static int is_optional_bytes(PyObject *value) {
 }
 
 /* join_event(start, rid, slot, candidate, now_ms, with_inputs[, reason]): see
- * join_event_python in slot_bytes.py, which runs instead for values of other types. */
+ * join_event_python in slot_events.py, which runs instead for values of other types. */
 static PyObject *join_event(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (slot_type == NULL || event_fallback == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "streams.join._cslots: configure() first");
@@ -481,12 +439,16 @@ static PyObject *request_key(PyObject *module, PyObject *request_id) {
     return PyUnicode_AsUTF8String(request_id);
 }
 
-static PyObject *configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "configure(Slot, join_event_python)");
+static PyObject *set_event_fallback(PyObject *module, PyObject *fallback) {
+    if (!PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "set_event_fallback takes join_event_python");
         return NULL;
     }
-    PyObject *cls = args[0];
+    Py_XSETREF(event_fallback, Py_NewRef(fallback));
+    Py_RETURN_NONE;
+}
+
+static PyObject *configure(PyObject *module, PyObject *cls) {
     if (!PyType_Check(cls)) {
         PyErr_Format(PyExc_TypeError, "%R is not a class", cls);
         return NULL;
@@ -503,26 +465,33 @@ static PyObject *configure(PyObject *module, PyObject *const *args, Py_ssize_t n
         Py_XSETREF(descriptors[k], descriptor);
     }
     Py_XSETREF(slot_type, (PyTypeObject *)Py_NewRef(cls));
-    Py_XSETREF(event_fallback, Py_NewRef(args[1]));
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
-    {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
-     "configure(Slot, join_event_python): the class unpack builds, the fallback of join_event."},
+    {"configure", configure, METH_O, "configure(Slot): the class pack reads and unpack builds."},
+    {"set_event_fallback", set_event_fallback, METH_O,
+     "set_event_fallback(join_event_python): what join_event runs for unexpected types."},
     {"pack", pack, METH_O, "The JoinSlot body of a Slot, or None (the Python pack decides)."},
     {"unpack", unpack, METH_O,
      "The Slot of a JoinSlot body, or None (the Python unpack reads it or raises)."},
-    {"request_key", request_key, METH_O, "The store key of a request id (see slot_bytes)."},
+    {"request_key", request_key, METH_O, "The store key of a request id (see streams.join.keys)."},
     {"join_event", (PyCFunction)(void (*)(void))join_event, METH_FASTCALL,
-     "A JoinEvent message's bytes (see slot_bytes.join_event_python)."},
+     "A JoinEvent message's bytes (see streams.join.slot_events)."},
     {NULL, NULL, 0, NULL},
 };
 
+/* Multi-phase initialisation (PEP 489): nothing to run at exec; configure() sets up. */
+static PyModuleDef_Slot module_slots[] = {{0, NULL}};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_cslots",
-    "C Slot.pack, Slot.unpack, request_key and join_event (see streams.join.slot_bytes).", -1,
-    methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_cslots",
+    .m_doc = "C Slot.pack, Slot.unpack, request_key and join_event (see streams.join.slot_state, "
+             "streams.join.slot_events and streams.join.keys).",
+    .m_size = 0,
+    .m_methods = methods,
+    .m_slots = module_slots,
 };
 
-PyMODINIT_FUNC PyInit__cslots(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__cslots(void) { return PyModuleDef_Init(&module); }

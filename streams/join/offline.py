@@ -1,19 +1,21 @@
 """Run the join and the statistics offline over recorded traffic, in event time.
 
 The streaming join's own stage 1 (:class:`~streams.join.slots.SlotPairing`, on the
-records' Avro bytes) and stage 2 (:class:`Judge`); the clock is the records' own
-timestamps, so a replay of the same file always gives the same result.
+records' Avro bytes, through the same API) and stage 2 (:class:`Judge`); the clock is the
+records' own timestamps, so a replay of the same file always gives the same result.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from streams.codec import Codec
 from streams.join.experiments import ExperimentsFile
 from streams.join.judge import Judge
-from streams.join.slot_bytes import Slot, StoreKey, request_id_of, request_key
-from streams.join.slots import SlotPairing, SlotStep
+from streams.join.keys import StoreKey, request_id_of, request_key
+from streams.join.slot_state import Slot
+from streams.join.slots import JoinOutcome, SlotPairing
 from streams.records import GroundTruth, JoinEvent, ModelInput, Prediction
 
 __all__ = ["OfflineJoin"]
@@ -46,11 +48,14 @@ class OfflineJoin:
         self.pending: dict[StoreKey, bytes] = {}
         """Packed state by request key, as the streaming join's store holds it."""
         self.events: list[JoinEvent] = []
+        self.outcomes: Counter[JoinOutcome] = Counter()
+        """Records fed, by what became of them."""
         self._expire_every_ms = int(experiments.join.expire_every_s * 1000)
         self._next_expiry_ms: int | None = None
         self.now_ms = 0
 
     def feed(self, records: Iterable[Prediction | GroundTruth | ModelInput]) -> None:
+        pairing = self.pairing
         for record in records:
             self.now_ms = max(self.now_ms, record.timestamp_ms)
             if self._next_expiry_ms is None:
@@ -61,14 +66,17 @@ class OfflineJoin:
             key = request_key(record.request_id)
             packed = self.pending.get(key)
             slot = None if packed is None else Slot.unpack(packed)
+            applied: Slot | JoinOutcome
             if isinstance(record, GroundTruth):
-                step = self.pairing.on_label(slot, record, self.now_ms)
+                applied = pairing.add_label(slot, record, self.now_ms)
             elif isinstance(record, ModelInput):
-                step = self.pairing.on_input(slot, record, self.codec.encode(record), self.now_ms)
+                raw = self.codec.encode(record)
+                applied = pairing.add_input(slot, record, raw, self.now_ms)
             else:
                 raw = self.codec.encode(record)
-                step = self.pairing.on_prediction(slot, record, raw, self.now_ms)
-            self._apply(key, step)
+                applied = pairing.add_prediction(slot, record, raw, self.now_ms)
+            self.outcomes[JoinOutcome.ACCEPTED if isinstance(applied, Slot) else applied] += 1
+            self._apply(key, applied)
 
     def expire(self, now_ms: int) -> None:
         for key, packed in list(self.pending.items()):
@@ -78,12 +86,12 @@ class OfflineJoin:
         """The end of the recording: everything still pending expires now."""
         self.expire(self.now_ms + self.pairing.label_ttl_ms)
 
-    def _apply(self, key: StoreKey, step: SlotStep) -> None:
-        if step.slot is None:
+    def _apply(self, key: StoreKey, kept: Slot | JoinOutcome | None) -> None:
+        if kept is None:
             self.pending.pop(key, None)
-        elif step.changed:
-            self.pending[key] = step.slot.pack()
-        for emitted in step.events:
+        elif isinstance(kept, Slot):
+            self.pending[key] = kept.pack()
+        for emitted in self.pairing.take_events():
             event = self.codec.decode_as(JoinEvent, emitted.value)
             self.events.append(event)
             self.judge.apply(event)

@@ -12,9 +12,10 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
 
 from streams.join.deadlines import Deadlines
+from streams.join.keys import StoreKey, request_id_of
 from streams.join.metrics import JoinMetrics
-from streams.join.slot_bytes import Slot, StoreKey, request_id_of
-from streams.join.slots import SlotPairing, SlotStep
+from streams.join.slot_state import Slot
+from streams.join.slots import JoinOutcome, SlotPairing
 from streams.kafka.clients import ConsumerLike
 
 __all__ = ["ExpiryClock", "caught_up"]
@@ -62,19 +63,23 @@ class ExpiryClock:
 
     def expire_due(
         self, pairing: SlotPairing, load: Callable[[StoreKey], Slot | None], now_ms: int
-    ) -> Iterator[tuple[StoreKey, str, SlotStep]]:
+    ) -> Iterator[tuple[StoreKey, str, Slot | None]]:
         """Settle every due request still held (``load`` gives its state): yields
-        ``(key, request id, step)``; a request still held afterwards is filed again under
-        its next deadline."""
+        ``(key, request id, new state or None: delete it)`` for each request that
+        changed, with its join events queued in ``pairing``; a request still held
+        afterwards is filed again under its next deadline."""
         for key in self.due(now_ms):
             slot = load(key)
             if slot is None:
                 continue  # done with already
             request_id = request_id_of(key)
-            step = pairing.expire(request_id, slot, now_ms)
-            if step.slot is not None:
-                self._deadlines.add(key, self.next_deadline(step.slot, now_ms))
-            yield key, request_id, step
+            kept = pairing.expire(request_id, slot, now_ms)
+            if isinstance(kept, JoinOutcome):  # nothing due yet: unchanged
+                self._deadlines.add(key, self.next_deadline(slot, now_ms))
+                continue
+            if kept is not None:
+                self._deadlines.add(key, self.next_deadline(kept, now_ms))
+            yield key, request_id, kept
 
 
 def caught_up(

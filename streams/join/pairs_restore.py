@@ -13,7 +13,7 @@ from collections.abc import Collection
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
-from streams.join.slot_bytes import key_from_changelog
+from streams.join.keys import key_from_changelog
 from streams.join.store import StateStore
 from streams.kafka.clients import ConsumerLike
 

@@ -32,12 +32,13 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streams.codec import Codec, CodecError
 from streams.join.experiments import ExperimentsFile
+from streams.join.keys import StoreKey, changelog_key, request_key
 from streams.join.metrics import JoinMetrics
-from streams.join.pairing import Outcome
 from streams.join.pairs_expiry import ExpiryClock, caught_up
 from streams.join.pairs_restore import read_changelog, rewind_inputs
-from streams.join.slot_bytes import Slot, StoreKey, changelog_key, event_batch, request_key
-from streams.join.slots import Queued, SlotPairing
+from streams.join.slot_events import event_batch
+from streams.join.slot_state import Slot
+from streams.join.slots import EncodedJoinEvent, JoinOutcome, SlotPairing
 from streams.join.store import StateStore, open_store
 from streams.kafka import CONFLUENT, KafkaClients, ProducerWrapper, TransactionalBatch, Watchdog
 from streams.kafka.clients import MessageLike
@@ -213,7 +214,7 @@ class PairStage:
         dirty: dict[StoreKey, int] = {}  # key -> its partition (of the changelog too)
         offsets: dict[tuple[str, int], int] = {}
         topics: Counter[str] = Counter()
-        outcomes: Counter[Outcome] = Counter()
+        outcomes: Counter[JoinOutcome] = Counter()
         accepted = 0
         now = now_ms()
         self._outgoing = {}
@@ -277,7 +278,7 @@ class PairStage:
         self.metrics.count(self.metrics.events_in, topics)
         self._count_emitted(emitted)
         if accepted:
-            outcomes[Outcome.ACCEPTED] = accepted
+            outcomes[JoinOutcome.ACCEPTED] = accepted
         self.metrics.count(self.metrics.outcomes, {o.value: n for o, n in outcomes.items()})
 
     def _load(self, key: StoreKey, touched: dict[StoreKey, Slot | None]) -> Slot | None:
@@ -288,7 +289,7 @@ class PairStage:
         return None if packed is None else Slot.unpack(packed)
 
     def _send(
-        self, events: Sequence[Queued], emitted: Counter[tuple[JoinKind, str | None]]
+        self, events: Sequence[EncodedJoinEvent], emitted: Counter[tuple[JoinKind, str | None]]
     ) -> None:
         """Queue join events for :meth:`_produce_events` and tally them."""
         outgoing = self._outgoing
@@ -421,16 +422,16 @@ class PairStage:
         dirty: dict[StoreKey, int] = {}
         emitted: Counter[tuple[JoinKind, str | None]] = Counter()
         self._outgoing = {}
+        self.pairing.take_events()  # (what a batch that failed midway left queued)
         self.transaction.begin()
 
         def load(key: StoreKey) -> Slot | None:
             return self._load(key, touched)
 
-        for key, request_id, step in self.clock.expire_due(self.pairing, load, now):
-            if step.changed:
-                touched[key] = step.slot
-                dirty[key] = partition_of(request_id.encode(), self.partitions)
-            self._send(step.events, emitted)
+        for key, request_id, slot in self.clock.expire_due(self.pairing, load, now):
+            touched[key] = slot
+            dirty[key] = partition_of(request_id.encode(), self.partitions)
+        self._send(self.pairing.take_events(), emitted)
         self._produce_events()
         self._write_states(touched, dirty)
         self.transaction.commit({})

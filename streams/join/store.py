@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from streams.join.slot_bytes import StoreKey, changelog_key, key_from_changelog
+from streams.join.keys import StoreKey, changelog_key, key_from_changelog
 
 __all__ = ["MemoryStore", "RocksStore", "StateStore", "open_store"]
 
 
 class StateStore(Protocol):
-    """Packed states (bytes) by request key (:func:`~streams.join.slot_bytes.request_key`)."""
+    """Packed states (bytes) by request key (:func:`~streams.join.keys.request_key`)."""
 
     def get(self, key: StoreKey) -> bytes | None: ...
 

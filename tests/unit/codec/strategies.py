@@ -20,10 +20,8 @@ from streams.records import (
     MetricResult,
     MetricsSnapshot,
     ModelInput,
-    PendingRequest,
     Prediction,
     Role,
-    StoredPrediction,
     Verdict,
 )
 
@@ -112,30 +110,6 @@ join_event_batches = st.lists(st.one_of(join_events, paired_events), max_size=4)
     lambda events: JoinEventBatch(tuple(events))
 )
 
-stored_predictions = st.builds(
-    StoredPrediction,
-    version=text,
-    timestamp_ms=timestamps,
-    value=st.one_of(st.none(), labels),
-    probabilities=st.one_of(st.none(), st.dictionaries(text, finite, max_size=3)),
-    latency_ms=finite,
-    error=st.one_of(st.none(), text),
-)
-
-pending_requests = st.builds(
-    PendingRequest,
-    model=text,
-    first_seen_ms=timestamps,
-    segments=segments,
-    live=st.one_of(st.none(), stored_predictions),
-    candidates=st.lists(stored_predictions, max_size=3).map(tuple),
-    inputs=st.one_of(st.none(), model_inputs),
-    label=st.one_of(st.none(), labels),
-    label_ms=timestamps,
-    closed=st.lists(text, max_size=3).map(tuple),
-    labelled=st.lists(text, max_size=3).map(tuple),
-)
-
 optional_float = st.one_of(st.none(), finite)
 metric_results = st.builds(
     MetricResult,
@@ -212,5 +186,4 @@ ALL_RECORDS = {
     "Alert": alerts,
     "Verdict": verdicts,
     "DeadLetter": dead_letters,
-    "PendingRequest": pending_requests,
 }

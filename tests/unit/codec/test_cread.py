@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.codec import Codec
-from streams.codec.fastread import DECODERS, NATIVE_DECODERS, PYTHON_DECODERS
+from streams.codec.fastread import DECODERS, NATIVE_DECODERS, PYTHON_DECODERS, current_shape
+from streams.codec.shapes import C_SHAPES
 from streams.records import (
     GroundTruth,
     JoinEvent,
@@ -83,8 +84,13 @@ def encodable(record: Record) -> bytes | None:
         return None  # odd values fastavro refuses: nothing to read
 
 
-def test_the_c_readers_are_in_use_wherever_a_compiler_is() -> None:
+def test_the_c_readers_are_in_use_wherever_a_compiler_is_and_the_layout_is_theirs() -> None:
+    """The C readers are hand-written for one layout of each record: a schema that moved
+    on turns them off (the generated Python readers follow it) rather than drift."""
     skip_unless_buildable()
+    if any(current_shape(name) != shape for name, shape in C_SHAPES.items()):
+        assert NATIVE_DECODERS == {}
+        pytest.skip("the schemas moved past the C readers' layout: the Python ones run")
     assert set(NATIVE_DECODERS) == set(NAMES.values()), "rebuild: make install"
     assert all(DECODERS[name] is NATIVE_DECODERS[name] for name in NATIVE_DECODERS)
 

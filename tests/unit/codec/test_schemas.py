@@ -122,7 +122,7 @@ def test_schemas_check_command_passes() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "12 schemas" in result.stdout
+    assert "11 schemas" in result.stdout
 
 
 def test_catalogue_json_lists_every_schema_file() -> None:

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-PURE = ["experiments", "pairing", "slot_bytes", "slots", "observe", "judge"]
+PURE = [
+    "experiments",
+    "keys",
+    "layout",
+    "slot_state",
+    "slot_events",
+    "slots",
+    "observe",
+    "judge",
+]
 FORBIDDEN = ("confluent_kafka", "faust", "aiokafka", "fastavro", "streams.codec")
 JOIN_DIR = Path(__file__).resolve().parents[3] / "streams" / "join"
 

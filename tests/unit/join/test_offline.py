@@ -62,7 +62,7 @@ def test_counts_are_exact_and_verdicts_follow_the_truth() -> None:
         assert counts["expired_label_unknown"] == expected["label_unknown"]
         assert counts["expired_no_live"] == 0
     assert join.pending == {}
-    assert join.pairing.outcomes["duplicate"] == 500
+    assert join.outcomes["duplicate"] == 500
     reports = {name: join.judge.report(name, join.now_ms) for name in ("worse", "same", "slow")}
     assert reports["worse"].snapshot.decision == "reject"
     assert [a.rule for a in reports["worse"].alerts] == ["default-correct"]

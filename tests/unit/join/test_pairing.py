@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 
 from streams.join.experiments import ExperimentsFile
-from streams.join.pairing import Outcome, Pairing, Step
-from streams.records import GroundTruth, JoinKind, PendingRequest, Prediction, Role
+from streams.records import GroundTruth, JoinKind, Prediction, Role
+from tests.unit.join.pairing import Outcome, Pairing, PendingRequest, Step
 
 EXPERIMENTS = ExperimentsFile.parse(
     """

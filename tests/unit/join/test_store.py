@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from streams.join.deadlines import Deadlines
-from streams.join.slot_bytes import request_key
+from streams.join.keys import request_key
 from streams.join.store import StateStore, open_store
 from streams.kafka.watchdog import Watchdog
 

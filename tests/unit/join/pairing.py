@@ -1,10 +1,10 @@
-"""Join stage 1, the pure state machine: pair live and candidate predictions, then the label.
+"""The test oracle of join stage 1: its rules as a readable state machine on records.
 
-State per request is a :class:`~streams.records.PendingRequest`; every function takes the
-current state (or None) and returns the new state (None: delete it) and the events to emit.
-This is the readable statement of stage 1's rules. The join itself (streaming and
-``shadow-eval replay``) runs them on raw bytes in :mod:`streams.join.slots`, whose tests
-hold it to this module's events for random arrival orders. Nothing here knows about Kafka.
+State per request is a :class:`PendingRequest`; every function takes the current state
+(or None) and returns the new state (None: delete it) and the events to emit. The join
+itself (streaming and ``shadow-eval replay``) runs these rules on raw bytes in
+:mod:`streams.join.slots`; ``test_slots.py`` holds it to this module's events for random
+arrival orders. It is a test, not a product: it lives in ``tests/``.
 
 Rules:
 
@@ -21,34 +21,53 @@ Rules:
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
-from enum import StrEnum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from streams.join.experiments import Experiment, ExperimentsFile
+from streams.join.slots import JoinOutcome as Outcome
 from streams.records import (
     ExpiryReason,
     GroundTruth,
     JoinEvent,
     JoinKind,
+    Label,
     ModelInput,
-    PendingRequest,
     Prediction,
     Role,
-    StoredPrediction,
 )
 
-__all__ = ["Outcome", "Pairing", "Step"]
+__all__ = ["Outcome", "Pairing", "PendingRequest", "Step", "StoredPrediction"]
 
 
-class Outcome(StrEnum):
-    """What became of one incoming record."""
+@dataclass(frozen=True, slots=True)
+class StoredPrediction:
+    """A prediction inside :class:`PendingRequest`, without what the request already holds."""
 
-    ACCEPTED = "accepted"
-    DUPLICATE = "duplicate"
-    UNKNOWN_MODEL = "unknown_model"
-    UNKNOWN_VERSION = "unknown_version"
-    NOT_NEEDED = "not_needed"
-    """Inputs of a model no experiment runs downstream functions for."""
+    version: str
+    timestamp_ms: int
+    value: Label | None = None
+    probabilities: Mapping[str, float] | None = None
+    latency_ms: float = 0.0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRequest:
+    """Join stage 1 state of one request: what arrived, what was emitted."""
+
+    model: str
+    first_seen_ms: int
+    segments: Mapping[str, str] = field(default_factory=dict)
+    live: StoredPrediction | None = None
+    candidates: tuple[StoredPrediction, ...] = ()
+    inputs: ModelInput | None = None
+    label: Label | None = None
+    label_ms: int = 0
+    closed: tuple[str, ...] = ()
+    """Experiments whose pairing is settled (PAIRED emitted, or expired unpaired)."""
+    labelled: tuple[str, ...] = ()
+    """Experiments whose LABELLED event was emitted."""
 
 
 @dataclass(frozen=True, slots=True)
