@@ -11,6 +11,11 @@ mean-valid :class:`~streams.stats.asymptotic.AsymptoticCS` otherwise):
   ``primary_min_effect``) and every guardrail's worse-side bound is within its margin;
 * **continue** -- otherwise, with the reason evidence is insufficient.
 
+With ``estimated_verdict`` (on when the primary metric has a label-free proxy), the primary's
+prediction-powered estimate at its planned looks (see :mod:`streams.stats.ppi`) may reject or
+promote where the labelled sequence decides nothing yet; the primary's alpha is then split in
+half between the two, and the reason starts with ``estimated``.
+
 Guardrails on *bounded* metrics (``binary`` ones, or declared ``bounds``) use the
 empirical-Bernstein confidence sequence of :class:`~streams.stats.bounded.BoundedCS` instead:
 valid at every sample size without symmetry or variance assumptions, and finite and shrinking
