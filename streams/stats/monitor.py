@@ -386,11 +386,13 @@ class ExperimentMonitor:
                 self._ppi_look(ppi)
 
     def _ppi_look(self, ppi: PredictionPowered) -> None:
-        """Take the estimated verdict's next planned look when the paired requests reach it
-        (every ``ppi_look_every``, ``ppi.looks`` of them, each at ``alpha / looks``); the
-        first look whose interval excludes 0 ends the schedule and its result is kept."""
+        """Take the estimated verdict's next planned look when the paired requests reach a
+        multiple of ``ppi_look_every`` and ``min_labelled`` labels are in (``ppi.looks``
+        looks at most, each at ``alpha / looks``: when they fall depends on the traffic and
+        on which requests are labelled, never on their values, so the union bound holds);
+        the first look whose interval excludes 0 ends the schedule and its result is kept."""
         done = self._v_looks
-        if done >= ppi.looks or ppi.n_paired != (done + 1) * self.cfg.ppi_look_every:
+        if done >= ppi.looks or ppi.n_paired % self.cfg.ppi_look_every or ppi.n < ppi.min_labelled:
             return
         last = self._v_est
         if last is not None and not last.ci[0] <= 0.0 <= last.ci[1]:

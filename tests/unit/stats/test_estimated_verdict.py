@@ -94,3 +94,18 @@ def test_without_the_option_the_verdict_waits_for_labels() -> None:
             paired["log_loss"] = (0.0, float(d[0, i]))
         mon.update(Observation(i, {}, paired))
     assert not mon.evaluate(3_000).verdict.reason.startswith(ESTIMATED)
+
+
+def test_looks_start_with_the_labelled_minimum_and_stop_at_twenty() -> None:
+    mon = ExperimentMonitor(config(ppi_look_every=50))
+    rng = np.random.default_rng(2)
+    for i in range(5_000):
+        paired = {"log_loss~proxy": (0.0, float(rng.normal()))}
+        if i % 5 == 0:
+            paired["log_loss"] = (0.0, paired["log_loss~proxy"][1] + float(rng.normal()))
+        mon.update(Observation(i, {}, paired))
+        if i == 449:  # 90 labels: no look yet, however many paired requests
+            assert mon._v_looks == 0 and mon._v_est is None
+        if i == 499:  # the 100th label came at 496: the first look, at 500 paired requests
+            assert mon._v_looks == 1 and mon._v_est is not None and mon._v_est.n == 100
+    assert mon._v_looks == 20
