@@ -122,6 +122,7 @@ def log_e_asymptotic(
     tune_n: float,
     skew_factor: float,
     skew_correction: bool = True,
+    student_correction: bool = True,
 ) -> Arr:
     """Log e-value of the one-sided (``greater``) asymptotic CS after every event."""
     runs, events = d.shape
@@ -129,9 +130,11 @@ def log_e_asymptotic(
     s1 = np.cumsum(d, axis=1)
     s2 = np.cumsum(d * d, axis=1)
     s3 = np.cumsum(d * d * d, axis=1)
+    s4 = np.cumsum(d**4, axis=1)
     mean = s1 / n
     m2 = np.maximum(s2 - s1 * mean, 0.0)
     m3 = s3 - 3.0 * mean * s2 + 2.0 * n * mean**3
+    m4 = s4 - 4.0 * mean * s3 + 6.0 * mean**2 * s2 - 3.0 * n * mean**4
     with np.errstate(divide="ignore", invalid="ignore"):
         ready = (n >= max(2, min_samples)) & (m2 > 0) & (skew_factor * (m3 / m2) ** 2 <= m2)
     opened = ready.any(axis=1)
@@ -145,7 +148,14 @@ def log_e_asymptotic(
         small = ~(np.abs(c) >= 1e-12)
         safe = np.where(small, 1.0, c)
         hall_t = np.where(small, t + c, ((1.0 + 2.0 * safe * t) ** 3 - 1.0) / (6.0 * safe) + c)
-        s = np.where(skew_correction & np.isfinite(hall_t), hall_t * root, s1)
+        t = np.where(skew_correction & np.isfinite(hall_t), hall_t, t)
+        if student_correction:  # Student's t at 2 n / (kurtosis - 1) dof, read as normal
+            excess = n * m4 / (m2 * m2) - 1.0
+            nu = np.where(excess > 1e-12, 2.0 * n / excess, np.inf)
+            z = -special.ndtri(special.stdtr(np.where(nu < 1e12, nu, 1.0), -np.abs(t)))
+            ok = (nu < 1e12) & np.isfinite(z)
+            t = np.where(ok, np.copysign(z, t), t)
+        s = t * root
         le = log_evalue(s, m2, rho, two_sided=False)
     out: Arr = np.where(ready, le, 0.0)
     return out

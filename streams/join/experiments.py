@@ -26,6 +26,9 @@ Reference::
                                     #   candidate_prediction) -> {metric: (live, candidate)},
                                     #   label-free proxies of the metrics named in proxies =
                                     #   [...], for their prediction-powered estimate "ppi"
+                                    #   (and, for the primary metric, an "estimated" verdict
+                                    #   while labels are partial: estimated_verdict,
+                                    #   ppi_look_every in streams.stats.rules)
     # ... plus the statistics keys: primary_metric, guardrails, alpha, min_samples, segments,
     # window, [[experiments.metrics]], [[experiments.rules]] (see streams.stats.rules).
 

@@ -225,7 +225,12 @@ class ExperimentMonitor:
         self._hyst: dict[tuple[str, str], list[int]] = {}
         a_v = cfg.alpha / (1 + len(cfg.guardrails))
         primary = cfg.primary_metric
-        self._v_primary = _sequential(cfg, primary, a_v) if primary else None
+        # estimated verdict: the primary's alpha split between its labelled sequence and the
+        # planned looks of its prediction-powered estimate (Bonferroni), so the two hold a_v
+        self._a_est = a_v / 2.0 if cfg.estimated_verdict else 0.0
+        self._v_est: TestResult | None = None  # latest planned look (kept once decisive)
+        self._v_looks = 0
+        self._v_primary = _sequential(cfg, primary, a_v - self._a_est) if primary else None
         self._v_guards = {g.metric: _guard_stat(cfg, g.metric, a_v) for g in cfg.guardrails}
         self._ppi = {
             m: (m + PROXY, PredictionPowered(alpha=cfg.alpha, min_labelled=cfg.min_samples))
@@ -247,6 +252,8 @@ class ExperimentMonitor:
         self.__dict__.update(state)
         self.__dict__.setdefault("nonfinite", {})  # checkpoints written before it existed
         self.__dict__.setdefault("_ppi", {})
+        for key, value in (("_a_est", 0.0), ("_v_est", None), ("_v_looks", 0)):
+            self.__dict__.setdefault(key, value)
         self._forget_plans()
 
     # ------------------------------------------------------------------ update
@@ -375,6 +382,23 @@ class ExperimentMonitor:
                     ppi.update(value[0], value[1], *proxy)
             except NonFiniteError:
                 self.nonfinite[name] = self.nonfinite.get(name, 0) + 1
+            if self._a_est and metric == self.cfg.primary_metric:
+                self._ppi_look(ppi)
+
+    def _ppi_look(self, ppi: PredictionPowered) -> None:
+        """Take the estimated verdict's next planned look when the paired requests reach a
+        multiple of ``ppi_look_every`` and ``min_labelled`` labels are in (``ppi.looks``
+        looks at most, each at ``alpha / looks``: when they fall depends on the traffic and
+        on which requests are labelled, never on their values, so the union bound holds);
+        the first look whose interval excludes 0 ends the schedule and its result is kept."""
+        done = self._v_looks
+        if done >= ppi.looks or ppi.n_paired % self.cfg.ppi_look_every or ppi.n < ppi.min_labelled:
+            return
+        last = self._v_est
+        if last is not None and not last.ci[0] <= 0.0 <= last.ci[1]:
+            return
+        self._v_looks = done + 1
+        self._v_est = ppi.get(self._a_est)
 
     def _plan(self, metric: str, numeric: bool, labels: Sequence[tuple[str, str]]) -> _Plan:
         """Resolve (creating what the first update of ``metric`` creates) where it goes."""
@@ -477,7 +501,7 @@ class ExperimentMonitor:
         ]
         ebh_rej = e_bh([rule_results[r][s].evalue or 0.0 for r, s in seq_keys], self.cfg.alpha)
         firing = tuple(sorted(self._key(r, s) for (r, s), h in self._hyst.items() if h[0]))
-        verdict = decide(self.cfg, self._v_primary, self._v_guards)
+        verdict = decide(self.cfg, self._v_primary, self._v_guards, self._v_est)
         return Evaluation(
             self.cfg.name,
             now_ms,

@@ -148,17 +148,19 @@ class PredictionPowered:
         var = max(resid, 0.0) / n + lam * lam * (all_.sxx / (big_n - 1)) / big_n
         return (theta, math.sqrt(var), lam)
 
-    def get(self) -> TestResult:
+    def get(self, alpha: float | None = None) -> TestResult:
         """z statistic, p-value at one look (compare with ``alpha / looks``), estimate and the
-        interval at the per-look level ``1 - alpha / looks``."""
+        interval at the per-look level ``1 - alpha / looks`` (``alpha``: the family level of
+        the look schedule, default the instance's)."""
         alt = self.alternative
+        alpha = self.alpha if alpha is None else alpha
         theta, se, _lam = self.estimate()
         if self.n < max(2, self.min_labelled) or not se > 0.0:
             return TestResult(
                 "ppi", NAN, NAN, theta, (-math.inf, math.inf), self.n, "estimated", alternative=alt
             )
         z = theta / se
-        half = z_quantile(1.0 - self.alpha / self.looks, alt) * se
+        half = z_quantile(1.0 - alpha / self.looks, alt) * se
         lo = -math.inf if alt == "less" else theta - half
         hi = math.inf if alt == "greater" else theta + half
         p = p_from_z(z, alt)

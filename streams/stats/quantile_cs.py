@@ -19,7 +19,17 @@ candidate's to live's quantile is bracketed by combining the two sequences at ``
 Assumption: i.i.d. values from a continuous distribution (ties at the quantile only make the
 sequence conservative on one side).  No moment is needed: Pareto 1.5 latency is fine.  The
 prior size ``m`` makes the sequence tightest near ``tune_n`` values (as the normal mixture's
-``rho``).  The values are kept (two sorted arrays): memory grows with the experiment.
+``rho``).
+
+Memory: by default (``resolution=1e-3``) each side keeps counts per logarithmic bin of relative
+width ``resolution`` (bin ``j`` holds the values in ``(g**(j-1), g**j]``, ``g = 1 +
+resolution``; one bin for values <= 0, ``[smallest seen, 0]``), as a DDSketch does: memory is
+bounded by the range of the values, not their number (~7,000 bins per side for values from
+1e-3 to 1e3, ms, at 0.1%), and an order statistic is known to lie within its bin.  The interval
+reported is then widened to the bin edges around the two order statistics, so it contains the
+exact interval and keeps its coverage; the cost is at most a factor ``1 + resolution`` on each
+bound.  ``resolution=None`` keeps every value (two sorted arrays, memory grows with the
+experiment) and reports the exact order statistics.
 """
 
 from __future__ import annotations
@@ -36,6 +46,75 @@ from streams.stats._sorted import SortedList
 from streams.stats.results import TestResult, check_alternative, reject_nonfinite
 
 __all__ = ["QuantileCS", "order_bounds"]
+
+DEFAULT_RESOLUTION = 1e-3
+
+
+class _Binned:
+    """Counts of values per logarithmic bin (a multiset with bounded memory)."""
+
+    __slots__ = ("counts", "log_g", "n", "nonpos_min")
+
+    def __init__(self, resolution: float) -> None:
+        self.log_g = math.log1p(resolution)
+        self.clear()
+
+    def clear(self) -> None:
+        self.counts: dict[int | None, int] = {}  # None: the values <= 0
+        self.n = 0
+        self.nonpos_min = 0.0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _bin(self, x: float) -> int | None:
+        return math.ceil(math.log(x) / self.log_g) if x > 0.0 else None
+
+    def add(self, x: float) -> None:
+        b = self._bin(x)
+        self.counts[b] = self.counts.get(b, 0) + 1
+        self.n += 1
+        if b is None:
+            self.nonpos_min = min(self.nonpos_min, x)
+
+    def remove(self, x: float) -> None:
+        b = self._bin(x)
+        left = self.counts.get(b, 0) - 1
+        if left < 0:
+            raise ValueError(f"{x!r} is not held")
+        if left:
+            self.counts[b] = left
+        else:
+            del self.counts[b]
+        self.n -= 1
+
+    def update(self, other: _Binned) -> None:
+        for b, c in other.counts.items():
+            self.counts[b] = self.counts.get(b, 0) + c
+        self.n += other.n
+        self.nonpos_min = min(self.nonpos_min, other.nonpos_min)
+
+    def edges(self, k: int) -> tuple[float, float]:
+        """Bounds of the ``k``-th smallest value (0-based): the edges of its bin."""
+        seen = self.counts.get(None, 0)
+        if k < seen:
+            return self.nonpos_min, 0.0
+        for b in sorted(j for j in self.counts if j is not None):
+            seen += self.counts[b]
+            if k < seen:
+                return math.exp((b - 1) * self.log_g), math.exp(b * self.log_g)
+        raise IndexError(k)
+
+
+Store = SortedList | _Binned
+
+
+def _edges(s: Store, k: int) -> tuple[float, float]:
+    if isinstance(s, SortedList):
+        v = s[k]
+        return v, v
+    return s.edges(k)
+
 
 A = TypeVar("A", int, npt.NDArray[np.int64])
 
@@ -89,11 +168,17 @@ def order_bounds(t: A, p: float, alpha: float, tune_n: float = 2000.0) -> tuple[
     return k_lo.astype(np.int64), k_hi.astype(np.int64)
 
 
-def _bracket(s: SortedList, p: float, alpha: float, tune_n: float) -> tuple[float, float]:
+def _point(s: Store, k: int) -> float:
+    """The ``k``-th smallest value, or the geometric middle of its bin."""
+    lo, hi = _edges(s, k)
+    return lo if lo == hi else math.sqrt(lo * hi) if lo > 0.0 else hi
+
+
+def _bracket(s: Store, p: float, alpha: float, tune_n: float) -> tuple[float, float]:
     n = len(s)
     k_lo, k_hi = order_bounds(n, p, alpha, tune_n)
-    lo = s[k_lo - 1] if k_lo >= 1 else -math.inf
-    hi = s[k_hi] if k_hi < n else math.inf
+    lo = _edges(s, k_lo - 1)[0] if k_lo >= 1 else -math.inf
+    hi = _edges(s, k_hi)[1] if k_hi < n else math.inf
     return lo, hi
 
 
@@ -117,7 +202,16 @@ class QuantileCS:
     True
     """
 
-    __slots__ = ("_cand", "_live", "alpha", "alternative", "min_samples", "q", "tune_n")
+    __slots__ = (
+        "_cand",
+        "_live",
+        "alpha",
+        "alternative",
+        "min_samples",
+        "q",
+        "resolution",
+        "tune_n",
+    )
 
     def __init__(
         self,
@@ -126,6 +220,7 @@ class QuantileCS:
         alpha: float = 0.05,
         min_samples: int = 100,
         tune_n: float = 2000.0,
+        resolution: float | None = DEFAULT_RESOLUTION,
     ) -> None:
         if not 0.0 < q < 1.0:
             raise ValueError(f"quantile must be in (0, 1), got {q}")
@@ -136,8 +231,11 @@ class QuantileCS:
         self.alpha = alpha
         self.min_samples = min_samples
         self.tune_n = tune_n
-        self._live = SortedList()
-        self._cand = SortedList()
+        if resolution is not None and not 0.0 < resolution < 1.0:
+            raise ValueError(f"resolution must be in (0, 1) or None, got {resolution}")
+        self.resolution = resolution
+        self._live: Store = SortedList() if resolution is None else _Binned(resolution)
+        self._cand: Store = SortedList() if resolution is None else _Binned(resolution)
 
     @property
     def n(self) -> int:
@@ -167,8 +265,8 @@ class QuantileCS:
 
     def merge(self, other: QuantileCS) -> Self:
         """Fold another partial state in."""
-        self._live.update(other._live)
-        self._cand.update(other._cand)
+        self._live.update(other._live)  # type: ignore[arg-type]  # same resolution
+        self._cand.update(other._cand)  # type: ignore[arg-type]
         return self
 
     def bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -190,7 +288,7 @@ class QuantileCS:
             return TestResult("quantile_cs", NAN, NAN, NAN, (NAN, NAN), 0, "cumulative", name, alt)
         live, cand = self._live, self._cand
         k = min(n - 1, max(0, math.ceil(self.q * n) - 1))
-        ql, qc = live[k], cand[k]
+        ql, qc = _point(live, k), _point(cand, k)
         ratio = qc / ql if ql > 0 else (NAN if qc == 0 else math.inf)
         (l_lo, l_hi), (c_lo, c_hi) = self.bounds()
         lo = c_lo / l_hi if l_hi > 0 and c_lo > 0 else 0.0

@@ -25,6 +25,10 @@ components and are ignored by this parser)::
     proxies = ["log_loss"]          # metrics with a label-free proxy "<metric>~proxy" in the
                                     #   observations: a prediction-powered estimate "ppi" of
                                     #   their mean difference before the labels (20 looks)
+    estimated_verdict = true        # default: true when primary_metric is in proxies; the
+                                    #   verdict may then decide on the primary's ppi estimate
+                                    #   at its planned looks, labelled "estimated"
+    ppi_look_every = 1000           # paired requests between the 20 planned looks (>= 1)
 
     [[experiments.metrics]]         # custom metrics (business KPIs)
     name = "revenue"
@@ -341,6 +345,8 @@ class ExperimentRules:
     rules: tuple[Rule, ...] = ()
     default_rules: bool = False
     proxies: tuple[str, ...] = ()
+    estimated_verdict: bool = False
+    ppi_look_every: int = 1000
     metrics: MetricRegistry = field(default_factory=MetricRegistry, compare=False)
 
     @classmethod
@@ -383,6 +389,9 @@ class ExperimentRules:
         for m in proxies:
             if m not in reg or reg[m].kind != "paired":
                 raise r.fail("proxies", f"{m!r} is not a known numeric metric")
+        estimated = r.bool_("estimated_verdict", primary is not None and primary in proxies)
+        if estimated and (primary is None or primary not in proxies):
+            raise r.fail("estimated_verdict", "needs primary_metric listed in proxies")
         defaults = not rules
         if defaults:
             rules = default_rules(primary, alpha, min_samples, reg)
@@ -401,6 +410,8 @@ class ExperimentRules:
             tune_n=r.num("tune_n", DEFAULT_TUNE_N, 1.0),
             custom_metrics=custom,
             proxies=proxies,
+            estimated_verdict=estimated,
+            ppi_look_every=r.int_("ppi_look_every", 1000, 1),
             rules=rules,
             default_rules=defaults,
             metrics=reg,

@@ -11,6 +11,11 @@ mean-valid :class:`~streams.stats.asymptotic.AsymptoticCS` otherwise):
   ``primary_min_effect``) and every guardrail's worse-side bound is within its margin;
 * **continue** -- otherwise, with the reason evidence is insufficient.
 
+With ``estimated_verdict`` (on when the primary metric has a label-free proxy), the primary's
+prediction-powered estimate at its planned looks (see :mod:`streams.stats.ppi`) may reject or
+promote where the labelled sequence decides nothing yet; the primary's alpha is then split in
+half between the two, and the reason starts with ``estimated``.
+
 Guardrails on *bounded* metrics (``binary`` ones, or declared ``bounds``) use the
 empirical-Bernstein confidence sequence of :class:`~streams.stats.bounded.BoundedCS` instead:
 valid at every sample size without symmetry or variance assumptions, and finite and shrinking
@@ -38,7 +43,7 @@ from streams.stats.results import TestResult
 from streams.stats.rules import ExperimentRules, Guardrail
 from streams.stats.sequential import MixtureSPRT
 
-__all__ = ["DECISIONS", "GuardStat", "GuardrailResult", "VerdictResult", "decide"]
+__all__ = ["DECISIONS", "ESTIMATED", "GuardStat", "GuardrailResult", "VerdictResult", "decide"]
 
 DECISIONS = ("promote", "reject", "continue")
 
@@ -123,10 +128,44 @@ def _guardrail(g: Guardrail, seq: GuardStat, spec: MetricSpec) -> GuardrailResul
     return GuardrailResult(g.metric, limit, worse_bound, best_bound, status, res, note)
 
 
+ESTIMATED = "estimated"  # first word of the reason of a verdict decided on a ppi estimate
+
+
+def _estimated(
+    cfg: ExperimentRules, est: TestResult | None, g_res: tuple[GuardrailResult, ...]
+) -> VerdictResult | None:
+    """Reject or promote on the primary's prediction-powered estimate at a planned look, or
+    None when it decides nothing (absent, before its labelled minimum, or inconclusive)."""
+    if est is None or cfg.primary_metric is None or not math.isfinite(est.ci[1] - est.ci[0]):
+        return None
+    _eff, lo, hi = _oriented(est, cfg.metrics[cfg.primary_metric])
+    what = f"{ESTIMATED} (prediction-powered, labels partial, planned look)"
+    ev = est.explain()
+    if hi < 0:
+        text = f"{what}: primary {cfg.primary_metric} significantly worse: {ev}"
+        return VerdictResult("reject", text, est, g_res)
+    if lo > cfg.primary_min_effect and all(g.status == "ok" for g in g_res):
+        text = (
+            f"{what}: primary {cfg.primary_metric} significantly better and "
+            f"all guardrails within margin: {ev}"
+        )
+        return VerdictResult("promote", text, est, g_res)
+    return None
+
+
 def decide(
-    cfg: ExperimentRules, primary: SeqStat | None, guards: Mapping[str, GuardStat]
+    cfg: ExperimentRules,
+    primary: SeqStat | None,
+    guards: Mapping[str, GuardStat],
+    estimated: TestResult | None = None,
 ) -> VerdictResult:
-    """The verdict from the verdict statistics kept by the monitor."""
+    """The verdict from the verdict statistics kept by the monitor.
+
+    ``estimated`` is the primary metric's prediction-powered result at its latest planned
+    look (when the experiment's ``estimated_verdict`` is on): it decides only where the
+    labelled sequence does not, and the verdict's reason then starts with ``estimated`` and its
+    ``primary`` is that result (``window="estimated"``).
+    """
     if cfg.primary_metric is None:
         return VerdictResult("continue", "no primary_metric configured", None, ())
     spec = cfg.metrics[cfg.primary_metric]
@@ -146,6 +185,9 @@ def decide(
         for g in cfg.guardrails
     )
     if primary is None or primary.n < cfg.min_samples:
+        est = _estimated(cfg, estimated, g_res)
+        if est is not None:
+            return est
         n = 0 if primary is None else primary.n
         return VerdictResult(
             "continue",
@@ -179,6 +221,9 @@ def decide(
             res,
             g_res,
         )
+    est = _estimated(cfg, estimated, g_res)
+    if est is not None:
+        return est
     return VerdictResult(
         "continue",
         f"insufficient evidence: primary {cfg.primary_metric} "

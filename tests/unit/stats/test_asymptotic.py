@@ -40,15 +40,37 @@ def test_moments_match_numpy_and_scipy_after_update_merge_and_revert() -> None:
     assert close(t.mean, float(np.mean(d)), 1e-12)
     assert close(t.sd, float(np.std(d, ddof=1)), 1e-12)
     assert close(t.skewness, float(stats.skew(d)), 1e-10)
+    assert close(t.kurtosis, float(stats.kurtosis(d, fisher=False)), 1e-10)
     for v in d[500:].tolist():
         t.revert(0.0, v)
     assert t.n == 500 and close(t.skewness, float(stats.skew(d[:500])), 1e-9)
+    assert close(t.kurtosis, float(stats.kurtosis(d[:500], fisher=False)), 1e-9)
+
+
+def test_student_correction_is_students_t_read_as_normal() -> None:
+    from streams.stats.asymptotic import student, student_dof, student_inverse
+
+    assert student_dof(100, 3.0) == 100.0 and student_dof(100, 1.0) == math.inf
+    for t, nu in [(2.5, 10.0), (-4.0, 66.0), (40.0, 5.0), (0.3, 1e6)]:
+        z = student(t, nu)
+        assert close(stats.norm.sf(z), stats.t.sf(t, nu), 1e-9) and abs(z) <= abs(t)
+        assert close(student_inverse(z, nu), t, 1e-9)
+    assert student(3.0, math.inf) == 3.0
 
 
 def test_interval_is_theorem_2_2() -> None:
     rng = np.random.default_rng(1)
     d = rng.exponential(1.0, 3000) - 1.0
-    t = fed(AsymptoticCS(alpha=0.05, min_samples=100, skew_factor=0.0, skew_correction=False), d)
+    t = fed(
+        AsymptoticCS(
+            alpha=0.05,
+            min_samples=100,
+            skew_factor=0.0,
+            skew_correction=False,
+            student_correction=False,
+        ),
+        d,
+    )
     n, scale = len(d), float(np.var(d[:100]))  # variance when the test started (n = 100)
     rho = mixture_rho(scale, 0.05, 2000.0)
     rho_ws = 1.0 / math.sqrt(rho)  # the paper's rho: the mixing precision is 1 / rho**2
@@ -137,3 +159,19 @@ def test_validity_bench_quick_mode_reports_the_battery(capsys: pytest.CaptureFix
     inside = [r["false_alarm"] for r in rows.values() if r["in_hypothesis"]]
     assert out["aa_false_alarm_max"] == max(inside)
     assert {"detect_ratio", "detect_ratio_mae", "aa_false_alarm_max_se"} <= set(out)
+
+
+def test_state_pickled_before_the_kurtosis_goes_on_without_student_correction() -> None:
+    import pickle
+
+    rng = np.random.default_rng(3)
+    d = rng.lognormal(0.0, 1.0, 600) - math.exp(0.5)
+    t = fed(AsymptoticCS("greater"), d[:300])
+    old = pickle.loads(pickle.dumps(t))
+    assert old.kurtosis == t.kurtosis
+    object.__delattr__(old._m, "m4")  # as unpickled from a checkpoint without it
+    state = old._m.__reduce_ex__(2)[2]
+    old._m.__setstate__(state)
+    fed(old, d[300:])
+    ref = fed(AsymptoticCS("greater", student_correction=False), d)
+    assert math.isnan(old.kurtosis) and close(old.log_e(), ref.log_e(), 1e-9)

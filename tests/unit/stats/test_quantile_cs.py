@@ -40,7 +40,7 @@ def test_interval_brackets_the_true_ratio_and_the_streaming_bounds_are_order_sta
     rng = np.random.default_rng(1)
     live = rng.pareto(1.5, 5000) + 1.0  # no variance: a quantile needs none
     cand = 1.3 * (rng.pareto(1.5, 5000) + 1.0)
-    t = QuantileCS(0.99, min_samples=100)
+    t = QuantileCS(0.99, min_samples=100, resolution=None)
     for x, y in zip(live.tolist(), cand.tolist(), strict=True):
         t.update(x, y)
     (l_lo, l_hi), _ = t.bounds()
@@ -82,3 +82,22 @@ def test_evalue_is_the_beta_binomial_over_the_binomial_likelihood() -> None:
             ref = stats.betabinom.logpmf(k, t, a, b) - stats.binom.logpmf(k, t, p)
             got = _log_e(k, np.full_like(k, t), p, a, b)
             assert np.allclose(got, ref, rtol=1e-9, atol=1e-9)
+
+
+def test_binned_default_has_bounded_memory_and_contains_the_exact_interval() -> None:
+    rng = np.random.default_rng(12)
+    live = rng.lognormal(np.log(20.0), 0.5, 50_000)
+    cand = 1.1 * rng.lognormal(np.log(20.0), 0.5, 50_000)
+    exact, binned = QuantileCS(0.99, resolution=None), QuantileCS(0.99)
+    for x, y in zip(live.tolist(), cand.tolist(), strict=True):
+        exact.update(x, y)
+        binned.update(x, y)
+    g = 1.0 + 1e-3
+    for (e_lo, e_hi), (b_lo, b_hi) in zip(exact.bounds(), binned.bounds(), strict=True):
+        assert b_lo <= e_lo <= b_lo * g and e_hi <= b_hi <= e_hi * g
+    lo, hi = binned.get().ci
+    assert lo <= exact.get().ci[0] and hi >= exact.get().ci[1]
+    assert abs(binned.get().effect / exact.get().effect - 1.0) < 2e-3
+    held = len(binned._live.counts) + len(binned._cand.counts)  # type: ignore[union-attr]
+    span = math.log(max(live.max(), cand.max()) / min(live.min(), cand.min()))
+    assert held <= 2 * (span / math.log(g) + 2) and held < 10_000  # not 100,000 values
