@@ -65,7 +65,8 @@ components and are ignored by this parser)::
 
 Without ``[[experiments.rules]]`` the default rules are anytime-valid rules (each metric's
 sequential test: ``msprt`` for 0/1 metrics such as ``correct`` and ``error``, ``asymptotic_cs``
-for unbounded ones such as losses and ``latency_ms``) in the ``worse`` direction on the primary
+for unbounded ones such as losses; ``quantile_cs`` on the p99 for ``latency_ms``) in the
+``worse`` direction on the primary
 metric (``critical``), ``latency_ms`` and ``error``
 (``warning``), overall segment, each at ``alpha / 3``, fire after 1, resolve after 3.
 A rule without ``segments`` judges the overall traffic only: the experiment's ``segments``
@@ -446,14 +447,21 @@ def default_rules(
         Rule(
             name=f"default-{m}",
             metric=m,
-            test=reg[m].sequential_test,
+            # Latency is judged on its p99 (what operators watch), with no moment assumed:
+            # scheduling spikes make it too skewed for a mean test to decide early.
+            test=_LATENCY_TEST if m == "latency_ms" else reg[m].sequential_test,
             direction="worse",
             alpha=a,
             min_samples=min_samples,
             severity="critical" if m == primary else "warning",
+            quantile=_LATENCY_QUANTILE,
         )
         for m in names
     )
+
+
+_LATENCY_TEST, _LATENCY_QUANTILE = "quantile_cs", 0.99
+"""The default latency rule: the anytime-valid ratio of candidate to live p99."""
 
 
 def _list(r: _Reader, key: str) -> list[Mapping[str, Any]]:

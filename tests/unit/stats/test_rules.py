@@ -82,9 +82,10 @@ def test_default_rules_split_alpha() -> None:
     assert cfg.default_rules
     assert [(r.metric, r.test, r.direction) for r in cfg.rules] == [
         ("correct", "msprt", "worse"),
-        ("latency_ms", "asymptotic_cs", "worse"),
+        ("latency_ms", "quantile_cs", "worse"),
         ("error", "msprt", "worse"),
     ]
+    assert cfg.rules[1].quantile == 0.99  # latency: the p99 ratio
     assert all(cfg.effective_alpha(r) == pytest.approx(0.02) for r in cfg.rules)
     assert cfg.rules[0].severity == "critical"
     spec = cfg.metrics["correct"]
