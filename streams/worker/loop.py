@@ -142,10 +142,14 @@ class ShadowWorker:
         )
 
     def producer_config(self) -> dict[str, Any]:
+        """The predictions' producer. ``linger.ms=50``: nobody waits for a shadow
+        prediction, and records batched 10x larger cost the broker (on the same cores,
+        often) about half the CPU per record; an idle loop flushes at once."""
         return producer_config(
             self.settings,
             overrides={
                 "client.id": f"{self.group_id}-producer",
+                "linger.ms": 50,
                 "batch.num.messages": 10_000,
                 "compression.type": "none",
                 "queue.buffering.max.messages": 1_000_000,
@@ -201,7 +205,8 @@ class ShadowWorker:
                     self._process(messages)
                 producer.poll(0)
                 now = time.monotonic()
-                self._settle(now)
+                # Idle: no reason to let the last outputs linger, settle them now.
+                self._settle(now, None if messages else SETTLE_FLUSH_S)
                 if now >= next_lag:
                     self._update_lag()
                     next_lag = now + LAG_EVERY
