@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: help install kafka test test-unit lint demo bench clean distclean
+.PHONY: help install kafka test test-unit test-pure lint demo bench clean distclean
 
 help: ## List the targets (this message)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,13 +27,19 @@ install: $(STAMP) ## Create .venv (python3.11 or python3) and pip install -e '.[
 kafka: install ## Fetch the Apache Kafka 4.x jars from Maven Central into the cache (once)
 	$(BIN)/shadow-eval kafka provision
 
-test: kafka ## Run the whole suite; the tests start (and always stop) their own local broker
+# What CI runs (.ci/run): lint first (seconds, fails fast), the whole suite, then the unit
+# tests once more on the C modules' Python twins (what runs where no compiler is).
+test: lint kafka ## lint, the whole suite (the tests start and stop their own broker), test-pure
 	$(BIN)/pytest -q --durations=15 $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-pure
 
 test-unit: install ## Run the unit tests only (no broker, no Java)
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
 
-lint: install ## ruff check, ruff format --check and mypy --strict on streams/
+test-pure: install ## Run the unit tests with SHADOW_EVAL_PURE_PYTHON=1 (the C modules' Python twins)
+	SHADOW_EVAL_PURE_PYTHON=1 $(BIN)/pytest -q tests/unit
+
+lint: install ## ruff check and ruff format --check (streams, tests), mypy --strict (streams)
 	$(BIN)/ruff check streams tests
 	$(BIN)/ruff format --check streams tests
 	$(BIN)/mypy streams

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import broker_settings
 
 from streams.hook import ShadowPublisher
+from streams.kafka.config import client_config
 from streams.settings import Settings
 
 MODEL, VERSION = "churn", "v1"
@@ -48,7 +49,7 @@ MODEL, VERSION = "churn", "v1"
 
 def create_topics(settings: Settings) -> None:
     """The two topics the bench writes to (the admin client stays referenced until done)."""
-    admin = AdminClient(settings.confluent_config())
+    admin = AdminClient(client_config(settings))
     topics = (settings.topics.inputs, settings.topics.live_predictions)
     new = [NewTopic(t, settings.partitions, settings.replication_factor) for t in topics]
     for future in admin.create_topics(new, operation_timeout=30).values():
@@ -165,7 +166,7 @@ def bench(rounds: int, calls: int, seed: int, make_ids: bool = False) -> dict[st
         publisher = ShadowPublisher(
             settings, model=MODEL, version=VERSION, export_metrics=False, close_at_exit=False
         )
-        producer = Producer(settings.confluent_config())
+        producer = Producer(client_config(settings))
         hook_rounds: list[dict[str, float]] = []
         base_rounds: list[dict[str, float]] = []
         try:

@@ -69,7 +69,7 @@ from streams.join.stage_pairs import (
     event_chunks,
 )
 from streams.kafka import ProducerWrapper
-from streams.kafka.config import base_config, group_config
+from streams.kafka.config import base_config, client_config, group_config
 from streams.records import MetricsSnapshot
 from streams.settings import Settings
 from streams.synthetic import CandidateSpec, classification_requests
@@ -102,7 +102,7 @@ PRODUCER = {
 
 def preload(settings: Settings, requests: int, labels: bool, seed: int) -> int:
     codec = Codec()
-    producer = Producer(settings.confluent_config(**PRODUCER))
+    producer = Producer(client_config(settings, **PRODUCER))
     topics = settings.topics
     count = 0
     for request in classification_requests(
@@ -299,8 +299,8 @@ def snapshots(settings: Settings, until: Any, timeout: float) -> list[MetricsSna
     """Metrics snapshots of the run until ``until(snapshot)`` holds for one."""
     codec = Codec()
     consumer = Consumer(
-        settings.confluent_config(
-            **{"group.id": f"bench-{time.time_ns()}", "auto.offset.reset": "earliest"}
+        client_config(
+            settings, **{"group.id": f"bench-{time.time_ns()}", "auto.offset.reset": "earliest"}
         )
     )
     consumer.subscribe([settings.topics.metrics])
@@ -330,12 +330,13 @@ def event_time_span(settings: Settings, count: int, timeout: float = 60) -> floa
     ``count``-th."""
     codec = Codec()
     consumer = Consumer(
-        settings.confluent_config(
+        client_config(
+            settings,
             **{
                 "group.id": f"bench-{time.time_ns()}",
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
-            }
+            },
         )
     )
     consumer.subscribe([settings.topics.join_events])
@@ -389,12 +390,13 @@ class EventCounter:
 
     def __init__(self, settings: Settings) -> None:
         self.consumer = Consumer(
-            settings.confluent_config(
+            client_config(
+                settings,
                 **{
                     "group.id": f"bench-{time.time_ns()}",
                     "auto.offset.reset": "earliest",
                     "isolation.level": "read_committed",
-                }
+                },
             )
         )
         self.consumer.subscribe([settings.topics.join_events])

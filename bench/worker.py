@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import broker_settings
 
 from streams.codec import Codec
+from streams.kafka.config import client_config
 from streams.records import ModelInput
 from streams.settings import Settings
 from streams.worker import ShadowWorker, WorkerConfig
@@ -49,7 +50,7 @@ PRODUCER_TUNING = {
 
 def preload(settings: Settings, count: int) -> None:
     codec = Codec()
-    producer = Producer(settings.confluent_config(**PRODUCER_TUNING))
+    producer = Producer(client_config(settings, **PRODUCER_TUNING))
     topic = settings.topics.inputs
     for i in range(count):
         request_id = f"req-{i:09d}"
@@ -99,15 +100,16 @@ def run_worker(settings: Settings, count: int, batch_size: int) -> float:
 
 def run_passthrough(settings: Settings, count: int, batch_size: int, out_topic: str) -> float:
     consumer = Consumer(
-        settings.confluent_config(
+        client_config(
+            settings,
             **{
                 "group.id": f"bench-passthrough-{uuid.uuid4().hex[:8]}",
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
-            }
+            },
         )
     )
-    producer = Producer(settings.confluent_config(**PRODUCER_TUNING))
+    producer = Producer(client_config(settings, **PRODUCER_TUNING))
     consumer.subscribe([settings.topics.inputs])
     done, first = 0, 0.0
     try:
@@ -138,7 +140,7 @@ def main() -> None:
     with broker_settings() as (base, broker):
         settings = base.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:6]}"})
         out_topic = f"{settings.topic_prefix}.passthrough"
-        admin = AdminClient(settings.confluent_config())
+        admin = AdminClient(client_config(settings))
         names = [*settings.topics.all, out_topic]
         new = [NewTopic(n, settings.partitions, settings.replication_factor) for n in names]
         for future in admin.create_topics(new).values():

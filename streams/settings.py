@@ -126,16 +126,6 @@ class Settings(BaseSettings):
     def topics(self) -> TopicNames:
         return TopicNames.from_prefix(self.topic_prefix)
 
-    def confluent_config(self, **overrides: Any) -> dict[str, Any]:
-        """librdkafka configuration with the security settings passed through.
-
-        The same as :func:`streams.kafka.config.base_config`, where every client of
-        shadow-eval gets its configuration (kept here for scripts and tests).
-        """
-        from streams.kafka.config import base_config
-
-        return base_config(self, overrides=overrides)
-
 
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with explicit overrides (CLI options) winning."""

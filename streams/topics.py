@@ -11,12 +11,12 @@ import logging
 import time
 from dataclasses import dataclass
 
-from aiokafka.partitioner import murmur2
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from streams.kafka.clients import CONFLUENT, KafkaClients
 from streams.kafka.config import admin_config
+from streams.partitioning import murmur2
 from streams.settings import Settings
 
 __all__ = ["TopicError", "TopicStatus", "check_topics", "create_topics", "partition_of"]

@@ -39,7 +39,9 @@ class RegistryIds:
         if entry.name not in self._ids:
             from confluent_kafka.schema_registry import Schema
 
-            schema = Schema(json.dumps(entry.expanded), schema_type="AVRO")
+            # from_dict: Schema is an attrs class, whose __init__ mypy sees only with attrs
+            # installed (the ``registry`` extra); this classmethod is typed either way.
+            schema = Schema.from_dict({"schema": json.dumps(entry.expanded), "schemaType": "AVRO"})
             self._ids[entry.name] = self._client.register_schema(entry.name, schema)
         return self._ids[entry.name]
 

@@ -98,7 +98,10 @@ class InFlightBuffer(Generic[T]):
 
     def offer(self, item: T, records: int) -> bool:
         """Append ``item`` (worth ``records`` records) if they fit; else count them dropped."""
-        with self._lock:
+        # acquire/release, not ``with``: the request path's one lock, and ``with`` costs
+        # ~80 ns more per call on CPython 3.11 (the __enter__/__exit__ calls).
+        self._lock.acquire()
+        try:
             if self._in_flight + records <= self._capacity and not self._closed:
                 self._in_flight += records
                 self._published += records
@@ -108,6 +111,8 @@ class InFlightBuffer(Generic[T]):
                 return self._wait_and_offer(item, records)
             self._dropped += records
             return False
+        finally:
+            self._lock.release()
 
     def _wait_and_offer(self, item: T, records: int) -> bool:
         # Called with the lock held.

@@ -17,32 +17,63 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
 from streams.codec import Codec, EncodeError
 from streams.hook.buffer import InFlightBuffer
 from streams.hook.features import Privacy, split_features, to_label, to_probabilities
-from streams.hook.ratelimit import RateLimitedLog
+from streams.kafka.logs import RateLimitedLog
 from streams.kafka.producer import ProducerWrapper
 from streams.records import GroundTruth, ModelInput, Prediction, Role
 from streams.settings import TopicNames
 
-__all__ = ["LABEL", "PREDICTION", "Item", "Sender"]
+__all__ = ["Item", "LabelItem", "PredictionItem", "Sender"]
 
 log = logging.getLogger("streams.hook")
 
-PREDICTION = 0
-LABEL = 1
 
-Item = tuple[Any, ...]
-"""What a request thread hands over, built in the background (see ``Sender._emit``):
+class PredictionItem(NamedTuple):
+    """A live prediction (and the request's inputs) as a request thread hands it over.
 
-``(PREDICTION, request_id, timestamp_ms, model, version, has_inputs, features, numeric,
-categorical, extra, value, probabilities, latency_ms, error, segments)`` or
-``(LABEL, request_id, timestamp_ms, model, value)``.
-"""
+    The background thread builds the records from it (see ``Sender._emit``): the
+    ``ModelInput`` when ``records`` is 2, then the live ``Prediction``. The mappings are
+    the app's own objects, read only there.
+    """
+
+    request_id: str
+    timestamp_ms: int
+    model: str
+    version: str
+    records: int
+    """2: a ModelInput and a Prediction; 1: the Prediction only (no inputs given)."""
+    features: Mapping[str, Any] | None
+    numeric: Mapping[str, float] | None
+    categorical: Mapping[str, str] | None
+    extra: Any
+    value: Any
+    probabilities: Mapping[Any, float] | None
+    latency_ms: float
+    error: str | None
+    segments: dict[Any, Any] | None
+
+
+class LabelItem(NamedTuple):
+    """A request's ground truth as a request thread hands it over (one record)."""
+
+    request_id: str
+    timestamp_ms: int
+    model: str
+    value: Any
+
+    @property
+    def records(self) -> int:
+        return 1
+
+
+Item = PredictionItem | LabelItem
+"""What the buffer between the request threads and the background thread holds."""
 
 
 class Sender:
@@ -103,51 +134,40 @@ class Sender:
             except Exception as exc:
                 # A bug or a hostile object in one item: give up its records, go on.
                 self.on_error("building a record", exc)
-                self.buffer.drop(1 if item[0] == LABEL or not item[5] else 2)
+                self.buffer.drop(item.records)
 
     def _emit(self, item: Item) -> None:
-        if item[0] == LABEL:
-            _, request_id, timestamp_ms, model, value = item
-            truth = GroundTruth(request_id, model, timestamp_ms, to_label(value))  # type: ignore[arg-type]
+        request_id = item.request_id
+        if isinstance(item, LabelItem):
+            label = to_label(item.value)  # None: the codec refuses it, counted unencodable
+            truth = GroundTruth(request_id, item.model, item.timestamp_ms, label)  # type: ignore[arg-type]
             self._send(self.topics.ground_truth, request_id.encode(), truth)
             return
-        (_, request_id, timestamp_ms, model, version, has_inputs, features, numeric,
-         categorical, extra, value, probabilities, latency_ms, error, segments) = item  # fmt: skip
         key = request_id.encode()
-        tags = _text_map(segments)
+        tags = _text_map(item.segments)
         if tags and self.privacy.active:
             tags = self.privacy.apply_segments(tags)
-        if has_inputs:
-            record = self._model_input(
-                request_id, timestamp_ms, model, tags, features, numeric, categorical, extra
-            )
+        if item.records == 2:
+            record = self._model_input(item, tags)
             self._send(self.topics.inputs, key, record)
+        value, latency_ms, probabilities = item.value, item.latency_ms, item.probabilities
         prediction = Prediction(
             request_id,
-            model,
-            version,
+            item.model,
+            item.version,
             Role.LIVE,
-            timestamp_ms,
+            item.timestamp_ms,
             value if type(value) is float else to_label(value),
             None if probabilities is None else to_probabilities(probabilities),
             latency_ms if type(latency_ms) is float else float(latency_ms),
-            error,
+            item.error,
             tags,
         )
         self._send(self.topics.live_predictions, key, prediction)
 
-    def _model_input(
-        self,
-        request_id: str,
-        timestamp_ms: int,
-        model: str,
-        tags: dict[str, str],
-        features: Mapping[str, Any] | None,
-        numeric: Mapping[str, float] | None,
-        categorical: Mapping[str, str] | None,
-        extra: Any,
-    ) -> ModelInput:
-        split = split_features(features)
+    def _model_input(self, item: PredictionItem, tags: dict[str, str]) -> ModelInput:
+        split = split_features(item.features)
+        numeric, categorical, extra = item.numeric, item.categorical, item.extra
         if numeric:
             split.numeric.update(numeric)
         if categorical:
@@ -161,7 +181,13 @@ class Sender:
             split = self.privacy.apply(split)
         free: Any = split.extra or (extra if loose else None)
         return ModelInput(
-            request_id, model, timestamp_ms, split.numeric, split.categorical, tags, free
+            item.request_id,
+            item.model,
+            item.timestamp_ms,
+            split.numeric,
+            split.categorical,
+            tags,
+            free,
         )
 
     def _send(self, topic: str, key: bytes, record: Any) -> None:

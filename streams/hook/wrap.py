@@ -13,14 +13,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from streams.hook.ids import uuid7
 
-if TYPE_CHECKING:
-    from streams.hook.publisher import ShadowPublisher
-
-__all__ = ["Tracked", "current_request_id", "error_text", "shadow_predict"]
+__all__ = ["Publishing", "Tracked", "current_request_id", "error_text", "shadow_predict"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -28,6 +25,34 @@ R = TypeVar("R")
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "shadow_request_id", default=None
 )
+
+
+class Publishing(Protocol):
+    """What timing needs of a publisher (:class:`streams.hook.ShadowPublisher` is one).
+
+    This module depends on this small interface, not on the publisher, so the publisher
+    can import :class:`Tracked` without an import cycle.
+    """
+
+    def publish(
+        self,
+        features: Mapping[str, Any] | None = None,
+        prediction: Any = None,
+        *,
+        request_id: str | None = None,
+        model: str | None = None,
+        version: str | None = None,
+        probabilities: Mapping[Any, float] | None = None,
+        latency_ms: float = 0.0,
+        error: str | None = None,
+        segments: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Publish one request's inputs and live prediction; never raises."""
+        ...
+
+    def record_error(self, where: str, exc: BaseException) -> None:
+        """Count and log an unexpected error in hook code (here: a user's extractor)."""
+        ...
 
 
 def current_request_id() -> str | None:
@@ -86,7 +111,7 @@ class Tracked:
 
     def __init__(
         self,
-        publisher: ShadowPublisher,
+        publisher: Publishing,
         features: Mapping[str, Any] | None = None,
         *,
         request_id: str | None = None,
@@ -137,17 +162,17 @@ def _default_features(*args: Any, **kwargs: Any) -> Mapping[str, Any] | None:
     return candidate if isinstance(candidate, Mapping) else None
 
 
-def _guarded(publisher: ShadowPublisher, what: str, func: Callable[[], Any]) -> Any:
+def _guarded(publisher: Publishing, what: str, func: Callable[[], Any]) -> Any:
     try:
         return func()
     except Exception as exc:
-        publisher._internal_error(what, exc)
+        publisher.record_error(what, exc)
         return None
 
 
 @dataclass(frozen=True, slots=True)
 class _Options:
-    publisher: ShadowPublisher
+    publisher: Publishing
     features: Callable[..., Mapping[str, Any] | None]
     model: str | None
     version: str | None
@@ -183,7 +208,7 @@ class _Options:
 
 
 def shadow_predict(
-    publisher: ShadowPublisher,
+    publisher: Publishing,
     *,
     model: str | None = None,
     version: str | None = None,

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from streams.kafka.logs import LibrdkafkaLog, RateLimitedLog
 from streams.settings import Settings
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Config",
     "admin_config",
     "base_config",
+    "client_config",
     "group_config",
     "librdkafka_logger",
     "producer_config",
@@ -52,9 +54,6 @@ def librdkafka_logger(name: str) -> Any:
     each facility's warnings at most once a minute (one object per name)."""
     logger = _LOGGERS.get(name)
     if logger is None:
-        # Imported here: streams.hook imports this package (its sender's producer).
-        from streams.hook.ratelimit import LibrdkafkaLog, RateLimitedLog
-
         logger = _LOGGERS[name] = LibrdkafkaLog(RateLimitedLog(logging.getLogger(name)))
     return logger
 
@@ -89,6 +88,18 @@ def base_config(
         config["logger"] = librdkafka_logger(logs)
     config.update(overrides or {})
     return config
+
+
+def client_config(settings: Settings, **overrides: Any) -> Config:
+    """:func:`base_config` with keyword overrides: for scripts, benchmarks and tests that
+    build a plain client of their own.
+
+    Examples
+    --------
+    >>> client_config(Settings(kafka_bootstrap="k:9092"), acks="all")["acks"]
+    'all'
+    """
+    return base_config(settings, overrides=overrides)
 
 
 def producer_config(

@@ -27,6 +27,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message
 
 from streams.kafka.clients import CONFLUENT, KafkaClients, ProducerLike
+from streams.kafka.logs import RateLimitedLog
 
 __all__ = ["BACKOFF_S", "DeliveryCallback", "ProducerWrapper"]
 
@@ -77,8 +78,6 @@ class ProducerWrapper:
         prefix: str = "",
         clients: KafkaClients = CONFLUENT,
     ) -> None:
-        from streams.hook.ratelimit import RateLimitedLog  # (streams.hook imports this)
-
         self.ratelog = ratelog or RateLimitedLog(log or logging.getLogger("streams.kafka"))
         self.produced = 0
         self.failed = 0

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams.kafka.config import client_config
 from streams.settings import Settings
 
 __all__ = ["admin_client", "broker_answers", "create_topics", "delete_topics"]
@@ -19,7 +20,7 @@ __all__ = ["admin_client", "broker_answers", "create_topics", "delete_topics"]
 
 def admin_client(settings: Settings) -> AdminClient:
     """An AdminClient with the settings' bootstrap and security options."""
-    return AdminClient(settings.confluent_config())
+    return AdminClient(client_config(settings))
 
 
 def broker_answers(bootstrap: str, timeout: float = 10.0) -> str | None:

@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.codec import Codec
 from streams.hook import ShadowPublisher
+from streams.kafka.config import client_config
 from streams.records import Alert, MetricsSnapshot, Verdict
 from streams.settings import Settings
 from streams.synthetic import CandidateSpec, classification_requests
@@ -173,7 +174,7 @@ def serve_traffic(settings: Settings, n: int, seed: int = 11) -> Expected:
 def wait_for_predictions(settings: Settings, count: int, timeout: float = 120) -> None:
     """Until the shadow topic holds ``count`` predictions (every worker caught up)."""
     deadline = time.monotonic() + timeout
-    consumer = Consumer(settings.confluent_config(**{"group.id": "probe"}))
+    consumer = Consumer(client_config(settings, **{"group.id": "probe"}))
     try:
         while time.monotonic() < deadline:
             metadata = consumer.list_topics(settings.topics.shadow_predictions, timeout=10)
@@ -195,11 +196,11 @@ def wait_for_predictions(settings: Settings, count: int, timeout: float = 120) -
 def copy_traffic(source: Settings, target: Settings) -> None:
     """Copy the per-request topics byte for byte, partition for partition."""
     codec_free_consumer = Consumer(
-        source.confluent_config(
-            **{"group.id": f"copy-{target.topic_prefix}", "enable.auto.commit": False}
+        client_config(
+            source, **{"group.id": f"copy-{target.topic_prefix}", "enable.auto.commit": False}
         )
     )
-    producer = Producer(target.confluent_config(**{"linger.ms": 10}))
+    producer = Producer(client_config(target, **{"linger.ms": 10}))
     try:
         for topic, target_topic in zip(
             source.topics.per_request, target.topics.per_request, strict=True
@@ -284,8 +285,9 @@ class Outputs:
     def __init__(self, settings: Settings) -> None:
         self.codec = Codec()
         self.consumer = Consumer(
-            settings.confluent_config(
-                **{"group.id": f"outputs-{time.time_ns()}", "auto.offset.reset": "earliest"}
+            client_config(
+                settings,
+                **{"group.id": f"outputs-{time.time_ns()}", "auto.offset.reset": "earliest"},
             )
         )
         self.consumer.subscribe([settings.topics.metrics, settings.topics.alerts])

@@ -16,6 +16,7 @@ from confluent_kafka import Producer
 
 from streams.alerts import WebhookSink, slack_text, subscribe, to_dict
 from streams.codec import Codec
+from streams.kafka.config import client_config
 from streams.records import Alert, AlertState, Decision, MetricResult, Verdict
 from streams.settings import Settings
 from tests.integration.helpers import create_topics
@@ -79,7 +80,7 @@ def _key(record: Alert | Verdict) -> bytes:
 def _produce(settings: Settings, items: list[Alert | Verdict | bytes]) -> None:
     """Publish records (Avro, keyed like the join agent) and raw bytes, in this order."""
     codec = Codec()
-    producer = Producer(settings.confluent_config(acks="all"))
+    producer = Producer(client_config(settings, acks="all"))
     for item in items:
         if isinstance(item, bytes):
             producer.produce(settings.topics.alerts, value=item, key=b"garbage")

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.codec import Codec
+from streams.kafka.config import client_config
 from streams.records import Record
 from streams.settings import Settings
 from tests.integration.helpers import create_topics
@@ -27,7 +28,7 @@ batches = st.fixed_dictionaries(
 
 
 def produce(settings: Settings, topic: str, records: list[Record]) -> list[bytes]:
-    producer = Producer(settings.confluent_config(**{"partitioner": "murmur2_random"}))
+    producer = Producer(client_config(settings, **{"partitioner": "murmur2_random"}))
     sent = []
     for index, record in enumerate(records):
         value = CODEC.encode(record)
@@ -39,7 +40,7 @@ def produce(settings: Settings, topic: str, records: list[Record]) -> list[bytes
 
 def read_confluent(settings: Settings, topic: str, count: int) -> list[bytes]:
     consumer = Consumer(
-        settings.confluent_config(**{"group.id": f"{topic}-c", "auto.offset.reset": "earliest"})
+        client_config(settings, **{"group.id": f"{topic}-c", "auto.offset.reset": "earliest"})
     )
     consumer.subscribe([topic])
     values: list[bytes] = []

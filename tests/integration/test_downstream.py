@@ -19,6 +19,7 @@ from streams.codec import Codec
 from streams.downstream.delivery import generate_deliveries, train_eta_models
 from streams.hook import ShadowPublisher
 from streams.join.experiments import load
+from streams.kafka.config import client_config
 from streams.records import AlertState, GroundTruth, ModelInput, Prediction
 from streams.replay import read_traffic, write_jsonl
 from streams.replay.run import replay
@@ -159,7 +160,7 @@ def recorded_traffic(settings: Settings, path: Path) -> int:
     """Every record of the per-request topics, as a replayable JSON Lines file."""
     codec = Codec()
     consumer = Consumer(
-        settings.confluent_config(**{"group.id": "recorder", "enable.auto.commit": False})
+        client_config(settings, **{"group.id": "recorder", "enable.auto.commit": False})
     )
     records: list[ModelInput | Prediction | GroundTruth] = []
     try:

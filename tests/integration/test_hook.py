@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from streams.codec import Codec
 from streams.hook import ShadowPublisher, shadow_predict
+from streams.kafka.config import client_config
 from streams.records import GroundTruth, ModelInput, Prediction, Record, Role
 from streams.settings import Settings
 from tests.integration.helpers import create_topics
@@ -38,12 +39,13 @@ def consume(
     """Read ``count`` records from the start of ``topics`` (fails if fewer arrive), then
     keep reading one more second so that extra (duplicate) records would be seen too."""
     consumer = Consumer(
-        settings.confluent_config(
+        client_config(
+            settings,
             **{
                 "group.id": f"test-{uuid.uuid4().hex}",
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
-            }
+            },
         )
     )
     consumer.subscribe(list(topics))

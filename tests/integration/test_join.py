@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicCollection, TopicPartition
 
+from streams.kafka.config import client_config
 from streams.records import AlertState, MetricsSnapshot
 from streams.settings import Settings, load_settings
 from streams.status import collect_status
@@ -304,7 +305,7 @@ def _events_topic(settings: Settings) -> tuple[str, int]:
     topic = settings.topics.join_events
     described = admin.describe_topics(TopicCollection([topic]), request_timeout=10)
     topic_id = str(described[topic].result(timeout=10).topic_id)
-    consumer = Consumer(settings.confluent_config(**{"group.id": f"ends-{time.time_ns()}"}))
+    consumer = Consumer(client_config(settings, **{"group.id": f"ends-{time.time_ns()}"}))
     try:
         end = sum(
             consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]

@@ -14,6 +14,7 @@ from confluent_kafka import Producer
 from streams.broker import LocalBroker
 from streams.broker.config import free_port
 from streams.codec import Codec
+from streams.kafka.config import client_config
 from streams.records import DeadLetter, Decision, Prediction, Role, Verdict
 from streams.settings import Settings, load_settings
 from streams.synthetic import CandidateSpec, classification_requests
@@ -42,7 +43,7 @@ VERDICT = Verdict("churn-v2", Decision.CONTINUE, "not yet", 0)
 def _produce(settings: Settings, first: int, count: int) -> None:
     """Live, candidate and label of requests [first, first + count) of one seeded stream."""
     codec = Codec()
-    producer = Producer(settings.confluent_config(partitioner="murmur2_random", **{"linger.ms": 5}))
+    producer = Producer(client_config(settings, partitioner="murmur2_random", **{"linger.ms": 5}))
     requests = classification_requests(
         first + count, CandidateSpec("v1", 0.9), [CandidateSpec("v2", 0.85)], seed=5
     )
@@ -102,7 +103,7 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(
     settings = kafka_settings.model_copy(update={"partitions": 3})
     create_topics(settings)
     codec = Codec()
-    producer = Producer(settings.confluent_config())
+    producer = Producer(client_config(settings))
     garbage = [
         (settings.topics.live_predictions, b"not avro at all", "undecodable"),
         (settings.topics.shadow_predictions, codec.encode(TRUNCATED)[:9], "undecodable"),

@@ -9,6 +9,7 @@ from confluent_kafka import Consumer, Producer
 
 from streams.codec import Codec
 from streams.demo.processes import shadow_eval_command
+from streams.kafka.config import client_config
 from streams.records import MetricsSnapshot, ModelInput
 from streams.settings import Settings
 from streams.status import collect_status
@@ -25,7 +26,7 @@ def _snapshot(name: str, ts: int, decision: str) -> MetricsSnapshot:
 def _prepare(settings: Settings) -> str:
     """20 inputs (one partition); a worker group that committed 12 of them; two snapshots."""
     create_topics(settings)
-    producer = Producer(settings.confluent_config())
+    producer = Producer(client_config(settings))
     for i in range(20):
         record = ModelInput(f"r{i}", "churn", i, {"x": float(i)})
         producer.produce(
@@ -37,8 +38,9 @@ def _prepare(settings: Settings) -> str:
     assert producer.flush(10) == 0
     group = f"shadow-worker.churn.{settings.topic_prefix}"
     consumer = Consumer(
-        settings.confluent_config(
-            **{"group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False}
+        client_config(
+            settings,
+            **{"group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False},
         )
     )
     consumer.subscribe([settings.topics.inputs])
@@ -66,8 +68,9 @@ def test_status_shows_lag_hit_rates_and_verdicts(kafka_settings: Settings) -> No
 def _commit_first(settings: Settings, group: str, topic: str) -> None:
     """``group`` reads and commits the first record of ``topic`` (partition 0)."""
     consumer = Consumer(
-        settings.confluent_config(
-            **{"group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False}
+        client_config(
+            settings,
+            **{"group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False},
         )
     )
     consumer.subscribe([topic])
@@ -86,7 +89,7 @@ def test_status_finds_a_join_by_its_group_suffix_whatever_its_app_id(
     _prepare(kafka_settings)
     prefix = kafka_settings.topic_prefix
     (foreign,) = create_topics(kafka_settings, [f"{prefix}-elsewhere.inputs"])
-    producer = Producer(kafka_settings.confluent_config())
+    producer = Producer(client_config(kafka_settings))
     producer.produce(foreign, b"x", partition=0)
     assert producer.flush(10) == 0
     custom_join = f"billing-eval-{prefix}"  # a join whose app_id has no "join" in it

@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from streams.cli import main
 from streams.codec import Codec
+from streams.kafka.config import client_config
 from streams.records import DeadLetter, ModelInput, Prediction, Record, Role
 from streams.settings import Settings
 from streams.worker import ShadowWorker, WorkerConfig
@@ -24,7 +25,7 @@ CODEC = Codec()
 
 def produce(settings: Settings, items: list[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
     """Produce ``(key, value)`` pairs to the inputs topic; their (partition, offset)s."""
-    producer = Producer(settings.confluent_config(partitioner="murmur2_random"))
+    producer = Producer(client_config(settings, partitioner="murmur2_random"))
     places: dict[int, tuple[int, int]] = {}
 
     def delivered(index: int) -> Any:
@@ -43,7 +44,7 @@ def produce(settings: Settings, items: list[tuple[bytes, bytes]]) -> list[tuple[
 
 def read_records(settings: Settings, topic: str, want: int, timeout: float = 60) -> list[Record]:
     """Every record of ``topic`` from the start until ``want`` were read (or timeout)."""
-    consumer = Consumer(settings.confluent_config(**{"group.id": f"reader-{uuid.uuid4().hex[:6]}"}))
+    consumer = Consumer(client_config(settings, **{"group.id": f"reader-{uuid.uuid4().hex[:6]}"}))
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     records: list[Record] = []

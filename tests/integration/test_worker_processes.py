@@ -22,6 +22,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.codec import Codec
+from streams.kafka.config import client_config
 from streams.records import ModelInput, Prediction
 from streams.settings import Settings
 from streams.worker import ShadowWorker, WorkerConfig
@@ -97,7 +98,7 @@ def workers() -> Iterator[list[WorkerProcess]]:
 
 def produce_inputs(settings: Settings, ids: list[str], seconds: float) -> None:
     """Produce one input per id, spread over ``seconds``."""
-    producer = Producer(settings.confluent_config(partitioner="murmur2_random", **{"linger.ms": 5}))
+    producer = Producer(client_config(settings, partitioner="murmur2_random", **{"linger.ms": 5}))
     chunk = max(len(ids) // 20, 1)
     for start in range(0, len(ids), chunk):
         for request_id in ids[start : start + chunk]:
@@ -111,7 +112,7 @@ def produce_inputs(settings: Settings, ids: list[str], seconds: float) -> None:
 def collect(settings: Settings, done: Any, timeout: float = 60) -> list[Prediction]:
     """Read shadow predictions from the start until ``done(predictions)`` holds."""
     topic = settings.topics.shadow_predictions
-    consumer = Consumer(settings.confluent_config(**{"group.id": f"r-{uuid.uuid4().hex[:6]}"}))
+    consumer = Consumer(client_config(settings, **{"group.id": f"r-{uuid.uuid4().hex[:6]}"}))
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     found: list[Prediction] = []
@@ -131,7 +132,7 @@ def collect(settings: Settings, done: Any, timeout: float = 60) -> list[Predicti
 
 
 def committed_everything(settings: Settings, group: str) -> bool:
-    consumer = Consumer(settings.confluent_config(**{"group.id": group}))
+    consumer = Consumer(client_config(settings, **{"group.id": group}))
     topic = settings.topics.inputs
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions

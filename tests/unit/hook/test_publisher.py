@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from streams.hook import HookCounters, ShadowPublisher, current_request_id, shadow_predict
+from streams.hook.sender import LabelItem, PredictionItem
 from streams.settings import Settings
 
 
@@ -190,3 +191,56 @@ def test_counters_are_exported_to_prometheus(
     assert sample("two", "published") == 1.0
     assert registry.get_sample_value("shadow_hook_in_flight", {"publisher": "two"}) == 1.0
     assert isinstance(one.counters, HookCounters)
+
+
+def test_publish_hands_over_every_field_in_its_place(
+    make_publisher: Callable[..., ShadowPublisher],
+) -> None:
+    # publish() builds its item with tuple.__new__ (no field count check): field by field.
+    publisher = make_publisher()
+    publisher._sender.stop(timeout=5.0)  # the background thread ends; items stay queued
+    features, numeric, categorical = {"x": 1.0}, {"n": 2.0}, {"k": "v"}
+    probabilities, segments = {"a": 0.75, "b": 0.25}, {"country": "fr"}
+    publisher.publish(
+        features,
+        "a",
+        request_id="r1",
+        model="m2",
+        version="v2",
+        probabilities=probabilities,
+        latency_ms=2.5,
+        error="E: x",
+        segments=segments,
+        numeric=numeric,
+        categorical=categorical,
+        extra=[1],
+        timestamp_ms=123,
+    )
+    publisher.publish(None, 0.5, request_id="r2", timestamp_ms=124)
+    publisher.label("r1", 1.0, timestamp_ms=125)
+    first, second, label = publisher._buffer.take()
+    assert type(first) is PredictionItem
+    assert first == PredictionItem(
+        request_id="r1",
+        timestamp_ms=123,
+        model="m2",
+        version="v2",
+        records=2,
+        features=features,
+        numeric=numeric,
+        categorical=categorical,
+        extra=[1],
+        value="a",
+        probabilities=probabilities,
+        latency_ms=2.5,
+        error="E: x",
+        segments=segments,
+    )
+    assert first.segments is not segments  # copied on the request thread
+    assert second == PredictionItem(
+        "r2", 124, "m", "v1", 1, *[None] * 4, 0.5, None, 0.0, None, None
+    )
+    assert second.records == 1
+    assert label == LabelItem(request_id="r1", timestamp_ms=125, model="m", value=1.0)
+    assert label.records == 1
+    assert publisher.counters.in_flight == 4

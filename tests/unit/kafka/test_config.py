@@ -9,6 +9,7 @@ import pytest
 from streams.kafka.config import (
     admin_config,
     base_config,
+    client_config,
     group_config,
     librdkafka_logger,
     producer_config,
@@ -45,8 +46,8 @@ def test_security_settings_reach_every_client(role: str) -> None:
     assert config["ssl.ca.location"] == "/ca.pem"
 
 
-def test_the_settings_shortcut_is_the_base_config() -> None:
-    assert SECURE.confluent_config(acks="all") == base_config(SECURE, overrides={"acks": "all"})
+def test_client_config_is_the_base_config_with_keyword_overrides() -> None:
+    assert client_config(SECURE, acks="all") == base_config(SECURE, overrides={"acks": "all"})
 
 
 def test_overrides_win_over_role_defaults() -> None:
