@@ -40,6 +40,8 @@ from streams.worker.model import ModelAdapter, Outcome
 __all__ = ["ShadowWorker", "WorkerError"]
 
 log = logging.getLogger("streams.worker")
+LIBRDKAFKA_LOGS = "streams.worker.librdkafka"
+"""Where the worker's clients log (rate-limited: a broker outage makes many lines)."""
 LAG_EVERY = 5.0
 SETTLE_EVERY_S = 1.0
 """Deliveries are waited for (a flush) at least this often when the queue never empties."""
@@ -127,6 +129,7 @@ class ShadowWorker:
         session = self.config.session_timeout_ms
         return base_config(
             self.settings,
+            logs=LIBRDKAFKA_LOGS,
             overrides={
                 "group.id": self.group_id,
                 "client.id": f"{self.group_id}-consumer",
@@ -147,6 +150,7 @@ class ShadowWorker:
         often) about half the CPU per record; an idle loop flushes at once."""
         return producer_config(
             self.settings,
+            logs=LIBRDKAFKA_LOGS,
             overrides={
                 "client.id": f"{self.group_id}-producer",
                 "linger.ms": 50,
