@@ -40,6 +40,8 @@ from streams.worker.model import ModelAdapter, Outcome
 __all__ = ["ShadowWorker", "WorkerError"]
 
 log = logging.getLogger("streams.worker")
+LIBRDKAFKA_LOGS = "streams.worker.librdkafka"
+"""Where the worker's clients log (rate-limited: a broker outage makes many lines)."""
 LAG_EVERY = 5.0
 SETTLE_EVERY_S = 1.0
 """Deliveries are waited for (a flush) at least this often when the queue never empties."""
@@ -127,6 +129,7 @@ class ShadowWorker:
         session = self.config.session_timeout_ms
         return base_config(
             self.settings,
+            logs=LIBRDKAFKA_LOGS,
             overrides={
                 "group.id": self.group_id,
                 "client.id": f"{self.group_id}-consumer",
@@ -142,10 +145,15 @@ class ShadowWorker:
         )
 
     def producer_config(self) -> dict[str, Any]:
+        """The predictions' producer. ``linger.ms=50``: nobody waits for a shadow
+        prediction, and records batched 10x larger cost the broker (on the same cores,
+        often) about half the CPU per record; an idle loop flushes at once."""
         return producer_config(
             self.settings,
+            logs=LIBRDKAFKA_LOGS,
             overrides={
                 "client.id": f"{self.group_id}-producer",
+                "linger.ms": 50,
                 "batch.num.messages": 10_000,
                 "compression.type": "none",
                 "queue.buffering.max.messages": 1_000_000,
@@ -201,7 +209,8 @@ class ShadowWorker:
                     self._process(messages)
                 producer.poll(0)
                 now = time.monotonic()
-                self._settle(now)
+                # Idle: no reason to let the last outputs linger, settle them now.
+                self._settle(now, None if messages else SETTLE_FLUSH_S)
                 if now >= next_lag:
                     self._update_lag()
                     next_lag = now + LAG_EVERY
