@@ -1,0 +1,387 @@
+"""The whole path on the secured broker: SASL_SSL and mutual TLS, least-privilege ACLs, no leaks.
+
+For each listener, every component runs as its own principal with exactly the ACLs of
+``streams.acls.role_acls`` (the admin only creates topics, grants ACLs and reads the
+outputs back): the hook serves the same seeded workload as the plaintext join tests
+(``tests/integration/join_helpers.py``), real shadow workers answer, a ``shadow-eval
+join`` process runs both stages, then ``alerts tail`` (with a webhook), ``status`` and
+``topics create`` run from the command line. The final counts must be exactly those the
+plaintext path asserts, and no password, key passphrase or webhook token may appear in
+any log, output, metrics page, dead letter or snapshot.
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
+
+from streams.acls import ROLES, Acl, role_acls
+from streams.broker import LocalBroker
+from streams.broker.certs import CertificateAuthority
+from streams.broker.config import free_port
+from streams.kafka.config import client_config
+from streams.settings import Settings, load_settings
+from tests.integration.join_helpers import (
+    EXPERIMENTS,
+    REPO,
+    Expected,
+    JoinProcess,
+    Outputs,
+    running_workers,
+    serve_traffic,
+    wait_for_predictions,
+    write_experiments,
+)
+
+REQUESTS = 400
+LISTENERS = ("sasl_ssl", "ssl")
+FAIL_WITHIN_S = 30.0
+WEBHOOK_TOKEN = f"xoxb{uuid.uuid4().hex}"
+
+_RESOURCE = {
+    "topic": ResourceType.TOPIC,
+    "group": ResourceType.GROUP,
+    "transactional-id": ResourceType.TRANSACTIONAL_ID,
+    "cluster": ResourceType.BROKER,
+}
+_OPERATION = {
+    "Read": AclOperation.READ,
+    "Write": AclOperation.WRITE,
+    "Describe": AclOperation.DESCRIBE,
+    "IdempotentWrite": AclOperation.IDEMPOTENT_WRITE,
+}
+
+
+def _bindings(principal: str, acls: list[Acl]) -> list[AclBinding]:
+    return [
+        AclBinding(
+            _RESOURCE[acl.resource],
+            acl.name,
+            ResourcePatternType.PREFIXED if acl.prefixed else ResourcePatternType.LITERAL,
+            principal,
+            "*",
+            _OPERATION[operation],
+            AclPermissionType.ALLOW,
+        )
+        for acl in acls
+        for operation in acl.operations
+    ]
+
+
+def _settings(broker: LocalBroker, principal: str, listener: str, prefix: str) -> Settings:
+    """A component's settings: only its client.properties (and the topic prefix)."""
+    return load_settings(
+        kafka_config_file=broker.secrets.properties(principal, listener),
+        topic_prefix=prefix,
+        partitions=4,
+    )
+
+
+def _grant(admin: Settings, principal: str, acls: list[Acl]) -> None:
+    client = AdminClient(client_config(admin))
+    for future in client.create_acls(_bindings(principal, acls), request_timeout=30).values():
+        future.result(timeout=30)
+
+
+def _revoke(admin: Settings, principal: str, acl: Acl, operation: str) -> None:
+    client = AdminClient(client_config(admin))
+    (binding,) = _bindings(principal, [Acl(acl.resource, acl.name, (operation,), acl.prefixed)])
+    pattern = AclBindingFilter(
+        binding.restype, binding.name, binding.resource_pattern_type,
+        binding.principal, binding.host, binding.operation, binding.permission_type,
+    )  # fmt: skip
+    for future in client.delete_acls([pattern], request_timeout=30).values():
+        future.result(timeout=30)
+
+
+def _cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``shadow-eval ARGS`` with no SHADOW_ setting inherited; (result, seconds)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SHADOW_")}
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        cwd=REPO, env={**clean, **(env or {})}, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )  # fmt: skip
+    return done, time.monotonic() - start
+
+
+class _Webhook(http.server.BaseHTTPRequestHandler):
+    bodies: ClassVar[list[bytes]] = []
+
+    def do_POST(self) -> None:
+        self.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@dataclass
+class Run:
+    """What one secured run produced, for the assertions and the leak search."""
+
+    listener: str
+    settings: Settings
+    expected: Expected
+    counts: dict[str, dict[str, int]]
+    alerts: int
+    tail_lines: list[str]
+    webhook_posts: int
+    status: dict[str, object]
+    texts: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module", params=LISTENERS)
+def secured_run(
+    request: pytest.FixtureRequest,
+    secure_broker: LocalBroker,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Run]:
+    listener: str = request.param
+    tmp = tmp_path_factory.mktemp(f"secured-{listener}")
+    prefix = f"sec{listener.replace('_', '')}{uuid.uuid4().hex[:6]}"
+    admin = _settings(secure_broker, "admin", listener, prefix)
+    roles = {role: _settings(secure_broker, role, listener, prefix) for role in ROLES}
+    created, _ = _cli(
+        "topics", "create", "--kafka-config", str(admin.kafka_config_file),
+        "--topic-prefix", prefix, "--partitions", "4",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    for role, settings in roles.items():
+        _grant(admin, f"User:{role}", role_acls(settings, role))
+
+    log_text = io.StringIO()
+    handler = logging.StreamHandler(log_text)
+    logging.getLogger().addHandler(handler)
+    try:
+        with running_workers(roles["worker"]):
+            expected = serve_traffic(roles["hook"], REQUESTS)
+            wait_for_predictions(admin, 3 * (expected.paired + expected.no_live))
+        metrics_port = free_port()
+        join = JoinProcess(
+            roles["join"], write_experiments(tmp, pair_ttl=8, label_ttl=12), tmp / "join.log",
+            "--metrics-port", str(metrics_port),
+        )  # fmt: skip
+        outputs = Outputs(admin)
+        try:
+            outputs.wait_for(expected)
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as page:
+                metrics = page.read().decode()
+        finally:
+            join.stop()
+            outputs.close()
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Webhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Webhook.bodies = []
+    url = f"http://127.0.0.1:{server.server_port}/services/T0/B0/{WEBHOOK_TOKEN}"
+    try:
+        tail, _ = _cli(
+            "alerts", "tail", "--json", "--topic-prefix", prefix,
+            env={
+                "SHADOW_KAFKA_CONFIG_FILE": str(roles["alerts"].kafka_config_file),
+                "SHADOW_ALERTS_WEBHOOK_URL": url,
+            },
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert tail.returncode == 0, tail.stderr
+    status, _ = _cli(
+        "status", "--json", "--topic-prefix", prefix,
+        "--kafka-config", str(admin.kafka_config_file),
+    )  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    yield Run(
+        listener=listener,
+        settings=admin,
+        expected=expected,
+        counts={name: outputs.counts(name) for name in EXPERIMENTS},
+        alerts=len(outputs.alerts) + len(outputs.verdicts),
+        tail_lines=tail.stdout.splitlines(),
+        webhook_posts=len(_Webhook.bodies),
+        status=json.loads(status.stdout),
+        texts={
+            "in-process logs": log_text.getvalue(),
+            "join log": (tmp / "join.log").read_text(),
+            "join /metrics": metrics,
+            "alerts tail stdout": tail.stdout,
+            "alerts tail stderr": tail.stderr,
+            "status stdout": status.stdout,
+            "status stderr": status.stderr,
+            "topics create output": created.stdout + created.stderr,
+            "webhook bodies": b"\n".join(_Webhook.bodies).decode(),
+            "records": _all_records(admin),
+        },
+    )
+
+
+def _all_records(settings: Settings) -> str:
+    """Every record of the output topics (DLQ, snapshots, alerts, join events), as text."""
+    consumer = Consumer(client_config(settings, **{"group.id": f"dump-{uuid.uuid4().hex}"}))
+    t = settings.topics
+    chunks: list[bytes] = []
+    try:
+        for topic in (t.dlq, t.metrics, t.alerts, t.join_events, t.join_state):
+            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+                if high <= low:
+                    continue
+                consumer.assign([TopicPartition(topic, partition, low)])
+                while True:
+                    batch = consumer.consume(1000, timeout=2)
+                    chunks += [m.value() or b"" for m in batch if not m.error()]
+                    if not batch or batch[-1].offset() >= high - 1:
+                        break
+    finally:
+        consumer.close()
+    return b"\n".join(chunks).decode("latin-1")
+
+
+def test_final_counts_equal_the_plaintext_paths(secured_run: Run) -> None:
+    want = secured_run.expected.counts()
+    assert secured_run.counts == {name: want for name in EXPERIMENTS}
+
+
+def test_alerts_tail_and_its_webhook_see_every_alert_and_verdict(secured_run: Run) -> None:
+    assert secured_run.alerts > 0
+    assert len(secured_run.tail_lines) == secured_run.alerts
+    assert secured_run.webhook_posts == secured_run.alerts
+
+
+def test_status_sees_the_join_groups(secured_run: Run) -> None:
+    text = json.dumps(secured_run.status)
+    assert f"shadow-eval-join-{secured_run.settings.topic_prefix}" in text
+
+
+def test_no_secret_appears_anywhere(secured_run: Run, secure_broker: LocalBroker) -> None:
+    secrets = {WEBHOOK_TOKEN: "the webhook token"}
+    for principal in secure_broker.secrets.principals():
+        secrets[principal.password] = f"{principal.name}'s password"
+        secrets[principal.passphrase] = f"{principal.name}'s key passphrase"
+    assert len(secured_run.texts["records"]) > 0
+    leaks = [
+        f"{what} in {where}"
+        for where, text in secured_run.texts.items()
+        for secret, what in secrets.items()
+        if secret in text
+    ]
+    assert leaks == []
+
+
+# -- failures: one clear line, no traceback, quickly ----------------------------------------
+
+
+def _properties(broker: LocalBroker, listener: str, tmp: Path, **changes: str) -> Path:
+    lines = broker.secrets.properties("admin", listener).read_text().splitlines()
+    out = [line for line in lines if line.partition("=")[0] not in changes]
+    out += [f"{key}={value}" for key, value in changes.items()]
+    path = tmp / f"{listener}-changed.properties"
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def _assert_one_clear_line(
+    done: subprocess.CompletedProcess[str], seconds: float, word: str
+) -> None:
+    assert done.returncode != 0
+    assert seconds < FAIL_WITHIN_S
+    assert "Traceback" not in done.stderr + done.stdout
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, done.stderr
+    assert word in errors[0].lower(), errors[0]
+
+
+COMMANDS = (("status",), ("topics", "create"), ("alerts", "tail"))
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_a_wrong_password_fails_with_one_clear_line(
+    command: tuple[str, ...], secure_broker: LocalBroker, tmp_path: Path
+) -> None:
+    config = _properties(secure_broker, "sasl_ssl", tmp_path, **{"sasl.password": "wrong"})
+    done, seconds = _cli(*command, "--kafka-config", str(config), "--topic-prefix", "nope")
+    _assert_one_clear_line(done, seconds, "authentication")
+    assert "wrong" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_an_untrusted_ca_fails_with_one_clear_line(
+    command: tuple[str, ...], secure_broker: LocalBroker, tmp_path: Path
+) -> None:
+    other = tmp_path / "other-ca.pem"
+    other.write_bytes(CertificateAuthority.create("someone else").certificate_pem)
+    config = _properties(secure_broker, "ssl", tmp_path, **{"ssl.ca.location": str(other)})
+    done, seconds = _cli(*command, "--kafka-config", str(config), "--topic-prefix", "nope")
+    _assert_one_clear_line(done, seconds, "certificate")
+
+
+def test_a_missing_acl_names_the_resource(secure_broker: LocalBroker, tmp_path: Path) -> None:
+    prefix = f"acl{uuid.uuid4().hex[:6]}"
+    admin = _settings(secure_broker, "admin", "sasl_ssl", prefix)
+    alerts = _settings(secure_broker, "alerts", "sasl_ssl", prefix)
+    created, _ = _cli(
+        "topics", "create", "--kafka-config", str(admin.kafka_config_file),
+        "--topic-prefix", prefix, "--partitions", "4",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    acls = role_acls(alerts, "alerts")
+    _grant(admin, "User:alerts", acls)
+    env = {"SHADOW_KAFKA_CONFIG_FILE": str(alerts.kafka_config_file)}
+    done, _ = _cli("alerts", "tail", "--topic-prefix", prefix, env=env)
+    assert done.returncode == 0, done.stderr  # every ACL granted: an empty topic, read
+    _revoke(admin, "User:alerts", acls[0], "Read")
+    done, seconds = _cli("alerts", "tail", "--topic-prefix", prefix, env=env)
+    _assert_one_clear_line(done, seconds, "authoriz")
+    assert alerts.topics.alerts in done.stderr
+
+
+def test_acls_print_gives_kafka_acls_commands() -> None:
+    done, _ = _cli("acls", "print", "--principal", "User:w", "--role", "worker")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "--allow-principal User:w --operation Read --operation Describe --topic shadow.inputs"
+        in done.stdout
+    )
+
+
+def test_the_admin_is_a_super_user_and_others_are_not(secure_broker: LocalBroker) -> None:
+    worker = _settings(secure_broker, "worker", "ssl", "x")
+    client = AdminClient(client_config(worker))
+    with pytest.raises(KafkaException, match="AUTHORIZATION"):
+        everything = AclBindingFilter(
+            ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+            AclOperation.ANY, AclPermissionType.ANY,
+        )  # fmt: skip
+        client.describe_acls(everything, request_timeout=10).result(timeout=15)
