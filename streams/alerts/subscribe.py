@@ -21,6 +21,7 @@ from streams.alerts.format import AlertRecord
 from streams.codec import Codec, CodecError
 from streams.kafka.clients import CONFLUENT
 from streams.kafka.config import reader_config
+from streams.kafka.problems import explain
 from streams.records import Alert, Verdict
 from streams.settings import Settings
 
@@ -112,6 +113,7 @@ class AlertSubscription:
         poll_interval: float = 0.5,
     ) -> None:
         self.topic = settings.topics.alerts
+        self._bootstrap = settings.kafka_bootstrap
         self.follow = follow
         self.experiment = experiment
         self.include_verdicts = include_verdicts
@@ -137,8 +139,22 @@ class AlertSubscription:
         try:
             metadata = self._consumer.list_topics(self.topic, timeout=timeout)
         except KafkaException as exc:
-            raise SubscribeError(f"cannot read metadata of {self.topic!r}: {exc}") from exc
+            why = explain(self._bootstrap, exc, self._consumer)
+            raise SubscribeError(f"cannot read metadata of {self.topic!r}: {why}") from None
         topic = metadata.topics.get(self.topic)
+        if (
+            topic is not None
+            and topic.error is not None
+            and topic.error.code()
+            in (
+                KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                KafkaError.GROUP_AUTHORIZATION_FAILED,
+            )
+        ):
+            raise SubscribeError(
+                f"not authorized to read topic {self.topic!r} ({topic.error.name()}): this "
+                "principal needs Read and Describe on it (`shadow-eval acls print --role alerts`)"
+            )
         if topic is None or topic.error is not None or not topic.partitions:
             raise SubscribeError(
                 f"alerts topic {self.topic!r} does not exist "

@@ -31,6 +31,7 @@ from typing import Any
 
 from streams.kafka.clients import CONFLUENT
 from streams.kafka.logs import LibrdkafkaLog, RateLimitedLog
+from streams.kafka.problems import error_recorder
 from streams.settings import Settings
 
 __all__ = [
@@ -155,8 +156,9 @@ def base_config(
 
     Examples
     --------
-    >>> base_config(Settings(kafka_bootstrap="k:9092"))
-    {'bootstrap.servers': 'k:9092', 'security.protocol': 'PLAINTEXT'}
+    >>> config = base_config(Settings(kafka_bootstrap="k:9092"))
+    >>> config["bootstrap.servers"], config["security.protocol"]
+    ('k:9092', 'PLAINTEXT')
     """
     config: Config = {
         "bootstrap.servers": settings.kafka_bootstrap,
@@ -177,8 +179,10 @@ def base_config(
         config["ssl.key.location"] = str(settings.ssl_keyfile)
     if settings.ssl_key_password is not None:
         config["ssl.key.password"] = settings.ssl_key_password.get_secret_value()
-    if logs is not None:
-        config["logger"] = librdkafka_logger(logs)
+    # librdkafka's lines go to Python logging, never raw to stderr, once a minute per
+    # facility; authentication and TLS failures are kept for streams.kafka.problems.
+    config["logger"] = librdkafka_logger(logs or "streams.kafka.librdkafka")
+    config["error_cb"] = error_recorder(settings.kafka_bootstrap)
     config.update(overrides or {})
     return config
 
