@@ -20,6 +20,7 @@ from streams.codec import Codec, CodecError
 from streams.kafka.clients import CONFLUENT, AdminLike
 from streams.kafka.config import admin_config, base_config, reader_config
 from streams.kafka.problems import explain
+from streams.kafka.problems import metadata as list_metadata
 from streams.records import MetricsSnapshot
 from streams.settings import Settings
 
@@ -133,7 +134,7 @@ def _admin(settings: Settings) -> AdminLike:
 
 def _reachable(admin: AdminLike, settings: Settings, timeout: float) -> None:
     try:
-        metadata = admin.list_topics(timeout=timeout)
+        metadata = list_metadata(admin, settings.kafka_bootstrap, timeout)
     except KafkaException as exc:
         why = explain(settings.kafka_bootstrap, exc, admin)
         raise StatusError(

@@ -22,6 +22,7 @@ from streams.codec import Codec, CodecError
 from streams.kafka.clients import CONFLUENT
 from streams.kafka.config import reader_config
 from streams.kafka.problems import explain
+from streams.kafka.problems import metadata as list_metadata
 from streams.records import Alert, Verdict
 from streams.settings import Settings
 
@@ -137,7 +138,7 @@ class AlertSubscription:
 
     def _assign(self, from_beginning: bool, timeout: float) -> _Progress:
         try:
-            metadata = self._consumer.list_topics(self.topic, timeout=timeout)
+            metadata = list_metadata(self._consumer, self._bootstrap, timeout, self.topic)
         except KafkaException as exc:
             why = explain(self._bootstrap, exc, self._consumer)
             raise SubscribeError(f"cannot read metadata of {self.topic!r}: {why}") from None

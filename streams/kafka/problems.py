@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+import time
 from typing import Any
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
-__all__ = ["ErrorRecorder", "error_recorder", "explain"]
+__all__ = ["ErrorRecorder", "error_recorder", "explain", "metadata"]
 
 _CAUSES = {
     KafkaError._AUTHENTICATION: "authentication failed",
@@ -85,3 +86,23 @@ def explain(bootstrap: str, error: object, client: Any = None) -> str:
     if isinstance(error, BaseException) and error.args:
         error = error.args[0]
     return str(error.str() if isinstance(error, KafkaError) else error)
+
+
+def metadata(client: Any, bootstrap: str, timeout: float, topic: str | None = None) -> Any:
+    """``client.list_topics`` that gives up early on an authentication or TLS failure.
+
+    librdkafka retries a failing connection until ``timeout``; a wrong password or an
+    untrusted certificate will not heal by then, so the request is made in short slices
+    and a recorded cause ends the wait with a ``KafkaException`` carrying it.
+    """
+    deadline = time.monotonic() + timeout
+    recorder = error_recorder(bootstrap)
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            return client.list_topics(topic, timeout=max(min(remaining, 1.0), 0.01))
+        except KafkaException:
+            with contextlib.suppress(Exception):
+                client.poll(0)
+            if recorder.cause is not None or time.monotonic() >= deadline:
+                raise
