@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -59,7 +59,7 @@ from tests.integration.join_helpers import (
     write_experiments,
 )
 
-REQUESTS = 400
+REQUESTS = 300
 LISTENERS = ("sasl_ssl", "ssl")
 FAIL_WITHIN_S = 30.0
 WEBHOOK_TOKEN = f"xoxb{uuid.uuid4().hex}"
@@ -104,9 +104,23 @@ def _settings(broker: LocalBroker, principal: str, listener: str, prefix: str) -
 
 
 def _grant(admin: Settings, principal: str, acls: list[Acl]) -> None:
+    """Create the bindings and wait until the broker's authorizer has them all (the
+    controller commits them first; a client racing ahead would be refused)."""
     client = AdminClient(client_config(admin))
+    wanted = set(map(str, _bindings(principal, acls)))
     for future in client.create_acls(_bindings(principal, acls), request_timeout=30).values():
         future.result(timeout=30)
+    mine = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, principal, None,
+        AclOperation.ANY, AclPermissionType.ANY,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        seen = set(map(str, client.describe_acls(mine, request_timeout=10).result(timeout=15)))
+        if wanted <= seen:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"ACLs of {principal} not in effect after 30 s: {wanted - seen}")
 
 
 def _revoke(admin: Settings, principal: str, acl: Acl, operation: str) -> None:
@@ -161,14 +175,37 @@ class Run:
     texts: dict[str, str] = field(default_factory=dict)
 
 
-@pytest.fixture(scope="module", params=LISTENERS)
-def secured_run(
-    request: pytest.FixtureRequest,
-    secure_broker: LocalBroker,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Run]:
-    listener: str = request.param
-    tmp = tmp_path_factory.mktemp(f"secured-{listener}")
+@pytest.fixture(scope="module")
+def secured_runs(
+    secure_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Run]:
+    """Both listeners' runs at once: most of a run is waiting (group joins, expiry)."""
+    log_text = io.StringIO()
+    handler = logging.StreamHandler(log_text)
+    logging.getLogger().addHandler(handler)
+    try:
+        with ThreadPoolExecutor(len(LISTENERS)) as pool:
+            futures = {
+                listener: pool.submit(
+                    _run, secure_broker, listener, tmp_path_factory.mktemp(f"secured-{listener}")
+                )
+                for listener in LISTENERS
+            }
+            runs = {listener: future.result() for listener, future in futures.items()}
+    finally:
+        logging.getLogger().removeHandler(handler)
+    for run in runs.values():
+        run.texts["in-process logs"] = log_text.getvalue()
+    return runs
+
+
+@pytest.fixture(params=LISTENERS)
+def secured_run(request: pytest.FixtureRequest, secured_runs: dict[str, Run]) -> Run:
+    return secured_runs[request.param]
+
+
+def _run(secure_broker: LocalBroker, listener: str, tmp: Path) -> Run:
+    started = time.monotonic()
     prefix = f"sec{listener.replace('_', '')}{uuid.uuid4().hex[:6]}"
     admin = _settings(secure_broker, "admin", listener, prefix)
     roles = {role: _settings(secure_broker, role, listener, prefix) for role in ROLES}
@@ -180,32 +217,26 @@ def secured_run(
     for role, settings in roles.items():
         _grant(admin, f"User:{role}", role_acls(settings, role))
 
-    log_text = io.StringIO()
-    handler = logging.StreamHandler(log_text)
-    logging.getLogger().addHandler(handler)
+    with running_workers(roles["worker"]):
+        expected = serve_traffic(roles["hook"], REQUESTS)
+        wait_for_predictions(admin, 3 * (expected.paired + expected.no_live))
+    metrics_port = free_port()
+    join = JoinProcess(
+        roles["join"], write_experiments(tmp, pair_ttl=5, label_ttl=8), tmp / "join.log",
+        "--metrics-port", str(metrics_port),
+    )  # fmt: skip
+    outputs = Outputs(admin)
     try:
-        with running_workers(roles["worker"]):
-            expected = serve_traffic(roles["hook"], REQUESTS)
-            wait_for_predictions(admin, 3 * (expected.paired + expected.no_live))
-        metrics_port = free_port()
-        join = JoinProcess(
-            roles["join"], write_experiments(tmp, pair_ttl=8, label_ttl=12), tmp / "join.log",
-            "--metrics-port", str(metrics_port),
-        )  # fmt: skip
-        outputs = Outputs(admin)
-        try:
-            outputs.wait_for(expected)
-            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as page:
-                metrics = page.read().decode()
-        finally:
-            join.stop()
-            outputs.close()
+        outputs.wait_for(expected)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as page:
+            metrics = page.read().decode()
     finally:
-        logging.getLogger().removeHandler(handler)
+        join.stop()
+        outputs.close()
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), _Webhook)
+    webhook = type("Webhook", (_Webhook,), {"bodies": []})
+    server = http.server.HTTPServer(("127.0.0.1", 0), webhook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    _Webhook.bodies = []
     url = f"http://127.0.0.1:{server.server_port}/services/T0/B0/{WEBHOOK_TOKEN}"
     try:
         tail, _ = _cli(
@@ -224,17 +255,18 @@ def secured_run(
         "--kafka-config", str(admin.kafka_config_file),
     )  # fmt: skip
     assert status.returncode == 0, status.stderr
-    yield Run(
+    counts = {name: outputs.counts(name) for name in EXPERIMENTS}
+    print(f"secured run over {listener}: {counts} in {time.monotonic() - started:.0f}s")
+    return Run(
         listener=listener,
         settings=admin,
         expected=expected,
-        counts={name: outputs.counts(name) for name in EXPERIMENTS},
+        counts=counts,
         alerts=len(outputs.alerts) + len(outputs.verdicts),
         tail_lines=tail.stdout.splitlines(),
-        webhook_posts=len(_Webhook.bodies),
+        webhook_posts=len(webhook.bodies),
         status=json.loads(status.stdout),
         texts={
-            "in-process logs": log_text.getvalue(),
             "join log": (tmp / "join.log").read_text(),
             "join /metrics": metrics,
             "alerts tail stdout": tail.stdout,
@@ -242,7 +274,7 @@ def secured_run(
             "status stdout": status.stdout,
             "status stderr": status.stderr,
             "topics create output": created.stdout + created.stderr,
-            "webhook bodies": b"\n".join(_Webhook.bodies).decode(),
+            "webhook bodies": b"\n".join(webhook.bodies).decode(),
             "records": _all_records(admin),
         },
     )
