@@ -61,6 +61,7 @@ from tests.integration.join_helpers import (
 
 REQUESTS = 300
 LISTENERS = ("sasl_ssl", "ssl")
+PLAINTEXT = "plaintext"
 FAIL_WITHIN_S = 30.0
 WEBHOOK_TOKEN = f"xoxb{uuid.uuid4().hex}"
 
@@ -177,19 +178,23 @@ class Run:
 
 @pytest.fixture(scope="module")
 def secured_runs(
-    secure_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory
+    secure_broker: LocalBroker, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Run]:
-    """Both listeners' runs at once: most of a run is waiting (group joins, expiry)."""
+    """Both listeners' runs and the plaintext one at once: most of a run is waiting
+    (group joins, expiry)."""
     log_text = io.StringIO()
     handler = logging.StreamHandler(log_text)
     logging.getLogger().addHandler(handler)
     try:
-        with ThreadPoolExecutor(len(LISTENERS)) as pool:
+        with ThreadPoolExecutor(len(LISTENERS) + 1) as pool:
             futures = {
                 listener: pool.submit(
-                    _run, secure_broker, listener, tmp_path_factory.mktemp(f"secured-{listener}")
+                    _run,
+                    secure_broker if listener != PLAINTEXT else kafka_bootstrap,
+                    listener,
+                    tmp_path_factory.mktemp(f"secured-{listener}"),
                 )
-                for listener in LISTENERS
+                for listener in (*LISTENERS, PLAINTEXT)
             }
             runs = {listener: future.result() for listener, future in futures.items()}
     finally:
@@ -204,18 +209,32 @@ def secured_run(request: pytest.FixtureRequest, secured_runs: dict[str, Run]) ->
     return secured_runs[request.param]
 
 
-def _run(secure_broker: LocalBroker, listener: str, tmp: Path) -> Run:
+def _connect(settings: Settings) -> list[str]:
+    """The command-line option naming the cluster (and its credentials) of ``settings``."""
+    if settings.kafka_config_file is not None:
+        return ["--kafka-config", str(settings.kafka_config_file)]
+    return ["--bootstrap", settings.kafka_bootstrap]
+
+
+def _run(broker: LocalBroker | str, listener: str, tmp: Path) -> Run:
+    """The whole path over ``listener`` of the secured ``broker``, each component as its
+    own principal; or over PLAINTEXT at ``broker`` (a bootstrap address), as the join
+    tests run it."""
     started = time.monotonic()
     prefix = f"sec{listener.replace('_', '')}{uuid.uuid4().hex[:6]}"
-    admin = _settings(secure_broker, "admin", listener, prefix)
-    roles = {role: _settings(secure_broker, role, listener, prefix) for role in ROLES}
+    if isinstance(broker, str):
+        admin = load_settings(kafka_bootstrap=broker, topic_prefix=prefix, partitions=4)
+        roles = dict.fromkeys(ROLES, admin)
+    else:
+        admin = _settings(broker, "admin", listener, prefix)
+        roles = {role: _settings(broker, role, listener, prefix) for role in ROLES}
     created, _ = _cli(
-        "topics", "create", "--kafka-config", str(admin.kafka_config_file),
-        "--topic-prefix", prefix, "--partitions", "4",
-    )  # fmt: skip
+        "topics", "create", *_connect(admin), "--topic-prefix", prefix, "--partitions", "4"
+    )
     assert created.returncode == 0, created.stderr
-    for role, settings in roles.items():
-        _grant(admin, f"User:{role}", role_acls(settings, role))
+    if not isinstance(broker, str):
+        for role, settings in roles.items():
+            _grant(admin, f"User:{role}", role_acls(settings, role))
 
     with running_workers(roles["worker"]):
         expected = serve_traffic(roles["hook"], REQUESTS)
@@ -240,20 +259,14 @@ def _run(secure_broker: LocalBroker, listener: str, tmp: Path) -> Run:
     url = f"http://127.0.0.1:{server.server_port}/services/T0/B0/{WEBHOOK_TOKEN}"
     try:
         tail, _ = _cli(
-            "alerts", "tail", "--json", "--topic-prefix", prefix,
-            env={
-                "SHADOW_KAFKA_CONFIG_FILE": str(roles["alerts"].kafka_config_file),
-                "SHADOW_ALERTS_WEBHOOK_URL": url,
-            },
+            "alerts", "tail", "--json", "--topic-prefix", prefix, *_connect(roles["alerts"]),
+            env={"SHADOW_ALERTS_WEBHOOK_URL": url},
         )  # fmt: skip
     finally:
         server.shutdown()
         server.server_close()
     assert tail.returncode == 0, tail.stderr
-    status, _ = _cli(
-        "status", "--json", "--topic-prefix", prefix,
-        "--kafka-config", str(admin.kafka_config_file),
-    )  # fmt: skip
+    status, _ = _cli("status", "--json", "--topic-prefix", prefix, *_connect(admin))
     assert status.returncode == 0, status.stderr
     counts = {name: outputs.counts(name) for name in EXPERIMENTS}
     print(f"secured run over {listener}: {counts} in {time.monotonic() - started:.0f}s")
@@ -302,9 +315,13 @@ def _all_records(settings: Settings) -> str:
     return b"\n".join(chunks).decode("latin-1")
 
 
-def test_final_counts_equal_the_plaintext_paths(secured_run: Run) -> None:
+def test_final_counts_equal_the_plaintext_paths(
+    secured_run: Run, secured_runs: dict[str, Run]
+) -> None:
+    plaintext = secured_runs[PLAINTEXT]
     want = secured_run.expected.counts()
-    assert secured_run.counts == {name: want for name in EXPERIMENTS}
+    assert plaintext.counts == {name: want for name in EXPERIMENTS}
+    assert secured_run.counts == plaintext.counts
 
 
 def test_alerts_tail_and_its_webhook_see_every_alert_and_verdict(secured_run: Run) -> None:
