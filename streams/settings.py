@@ -4,9 +4,9 @@ Every field can be set by an environment variable with the ``SHADOW_`` prefix
 (``SHADOW_KAFKA_BOOTSTRAP``, ``SHADOW_TOPIC_PREFIX``, ...) or passed explicitly.
 Every secret also has a ``_FILE`` twin naming a file that holds it (a mounted Kubernetes
 or Docker secret): ``SHADOW_SASL_PASSWORD_FILE``, ``SHADOW_SSL_KEY_PASSWORD_FILE``,
-``SHADOW_ALERTS_WEBHOOK_URL_FILE``. ``SHADOW_KAFKA_CONFIG_FILE`` names a Java-style
-``client.properties`` whose settings reach every Kafka client (see
-:func:`streams.kafka.config.file_config`).
+``SHADOW_ALERTS_WEBHOOK_URL_FILE``, ``SHADOW_CHECKPOINT_KEY_FILE``.
+``SHADOW_KAFKA_CONFIG_FILE`` names a Java-style ``client.properties`` whose settings
+reach every Kafka client (see :func:`streams.kafka.config.file_config`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ SECRET_FILES = {
     "sasl_password_file": "sasl_password",
     "ssl_key_password_file": "ssl_key_password",
     "alerts_webhook_url_file": "alerts_webhook_url",
+    "checkpoint_key_file": "checkpoint_key",
 }
 """``<secret>_file`` setting -> the secret it supplies."""
 
@@ -183,6 +184,12 @@ class Settings(BaseSettings):
         None, description="Where `alerts tail` POSTs alerts (a secret for Slack)."
     )
     alerts_webhook_url_file: Path | None = None
+    checkpoint_key: SecretStr | None = Field(
+        None,
+        description="HMAC key of the join's stage-2 checkpoints, shared by workers that share "
+        "a checkpoint directory; a random per-directory key when unset.",
+    )
+    checkpoint_key_file: Path | None = None
     cache_dir: Path = Field(
         Path.home() / ".cache" / "shadow-eval",
         description="Where the Kafka jars and local broker data live.",
