@@ -42,7 +42,13 @@ def codec_for(settings: Settings) -> Codec:
     if settings.schema_registry_url:
         from streams.codec.registry import RegistryIds
 
-        return Codec(ids=RegistryIds(settings.schema_registry_url))
+        try:
+            return Codec(ids=RegistryIds(settings.schema_registry_url))
+        except ImportError as exc:  # the registry client's own dependencies (authlib, ...)
+            raise SubscribeError(
+                f"SHADOW_SCHEMA_REGISTRY_URL is set but the Schema Registry client cannot be "
+                f"imported ({exc}): pip install 'shadow-eval[registry]'"
+            ) from None
     return Codec()
 
 
