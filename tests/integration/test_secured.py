@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -295,25 +301,8 @@ def _run(broker: LocalBroker | str, listener: str, tmp: Path) -> Run:
 
 
 def _all_records(settings: Settings) -> str:
-    """Every record of the output topics (DLQ, snapshots, alerts, join events), as text."""
-    consumer = Consumer(client_config(settings, **{"group.id": f"dump-{uuid.uuid4().hex}"}))
-    t = settings.topics
-    chunks: list[bytes] = []
-    try:
-        for topic in (t.dlq, t.metrics, t.alerts, t.join_events, t.join_state):
-            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-                if high <= low:
-                    continue
-                consumer.assign([TopicPartition(topic, partition, low)])
-                while True:
-                    batch = consumer.consume(1000, timeout=2)
-                    chunks += [m.value() or b"" for m in batch if not m.error()]
-                    if not batch or batch[-1].offset() >= high - 1:
-                        break
-    finally:
-        consumer.close()
-    return b"\n".join(chunks).decode("latin-1")
+    """Every record of every topic (inputs to DLQ, snapshots, join state), as text."""
+    return b"\n".join(value for _, value in _every_record(settings)).decode("latin-1")
 
 
 def test_final_counts_equal_the_plaintext_paths(
@@ -443,23 +432,30 @@ def test_the_admin_is_a_super_user_and_others_are_not(secure_broker: LocalBroker
 
 
 def _every_record(settings: Settings) -> Iterator[tuple[str, bytes]]:
-    """``(topic, value)`` of every record in every topic of ``settings``."""
-    consumer = Consumer(client_config(settings, **{"group.id": f"every-{uuid.uuid4().hex}"}))
+    """``(topic, value)`` of every record in every topic of ``settings``: all partitions
+    assigned at once, each done at its end-of-partition event (its last offsets may be
+    transaction markers, which are never delivered)."""
+    config = {"group.id": f"every-{uuid.uuid4().hex}", "enable.partition.eof": True}
+    consumer = Consumer(client_config(settings, **config))
     try:
-        for topic in settings.topics.all:
-            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-                if high <= low:
-                    continue
-                consumer.assign([TopicPartition(topic, partition, low)])
-                while True:
-                    batch = consumer.consume(1000, timeout=2)
-                    for message in batch:
-                        value = message.value()
-                        if not message.error() and value:  # skip tombstones
-                            yield topic, value
-                    if not batch or batch[-1].offset() >= high - 1:
-                        break
+        listing = consumer.list_topics(timeout=10).topics
+        partitions = [
+            TopicPartition(topic, partition, OFFSET_BEGINNING)
+            for topic in settings.topics.all
+            for partition in listing[topic].partitions
+        ]
+        consumer.assign(partitions)
+        pending = {(tp.topic, tp.partition) for tp in partitions}
+        deadline = time.monotonic() + 60
+        while pending and time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=1):
+                error, value = message.error(), message.value()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        pending.discard((message.topic(), message.partition()))
+                elif value:  # skip tombstones
+                    yield message.topic(), value
+        assert not pending, f"never reached the end of {sorted(pending)}"
     finally:
         consumer.close()
 
