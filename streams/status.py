@@ -19,6 +19,8 @@ from confluent_kafka import KafkaException, TopicPartition
 from streams.codec import Codec, CodecError
 from streams.kafka.clients import CONFLUENT, AdminLike
 from streams.kafka.config import admin_config, base_config, reader_config
+from streams.kafka.problems import explain
+from streams.kafka.problems import metadata as list_metadata
 from streams.records import MetricsSnapshot
 from streams.settings import Settings
 
@@ -132,11 +134,12 @@ def _admin(settings: Settings) -> AdminLike:
 
 def _reachable(admin: AdminLike, settings: Settings, timeout: float) -> None:
     try:
-        metadata = admin.list_topics(timeout=timeout)
+        metadata = list_metadata(admin, settings.kafka_bootstrap, timeout)
     except KafkaException as exc:
+        why = explain(settings.kafka_bootstrap, exc, admin)
         raise StatusError(
             f"Kafka at {settings.kafka_bootstrap} did not answer within {timeout:g}s "
-            f"(SHADOW_KAFKA_BOOTSTRAP / --bootstrap): {exc.args[0]}"
+            f"(SHADOW_KAFKA_BOOTSTRAP / --bootstrap): {why}"
         ) from None
     if not metadata.brokers:
         raise StatusError(f"Kafka at {settings.kafka_bootstrap} answered with no brokers")

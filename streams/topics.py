@@ -16,6 +16,7 @@ from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from streams.kafka.clients import CONFLUENT, KafkaClients
 from streams.kafka.config import admin_config
+from streams.kafka.problems import explain, metadata
 from streams.partitioning import murmur2
 from streams.settings import Settings
 
@@ -44,14 +45,14 @@ def describe_topics(
     settings: Settings, timeout: float = 10.0, *, clients: KafkaClients = CONFLUENT
 ) -> list[TopicStatus]:
     """Each of shadow-eval's topics with its partition count (None: missing)."""
+    admin = clients.admin(admin_config(settings, quiet=True))  # a failure is raised
     try:
-        metadata = clients.admin(admin_config(settings)).list_topics(timeout=timeout)
+        listing = metadata(admin, settings.kafka_bootstrap, timeout)
     except KafkaException as exc:
-        raise TopicError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from exc
+        why = explain(settings.kafka_bootstrap, exc, admin)
+        raise TopicError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {why}") from None
     return [
-        TopicStatus(
-            name, len(metadata.topics[name].partitions) if name in metadata.topics else None
-        )
+        TopicStatus(name, len(listing.topics[name].partitions) if name in listing.topics else None)
         for name in settings.topics.all
     ]
 

@@ -21,6 +21,8 @@ from streams.alerts.format import AlertRecord
 from streams.codec import Codec, CodecError
 from streams.kafka.clients import CONFLUENT
 from streams.kafka.config import reader_config
+from streams.kafka.problems import explain
+from streams.kafka.problems import metadata as list_metadata
 from streams.records import Alert, Verdict
 from streams.settings import Settings
 
@@ -40,7 +42,13 @@ def codec_for(settings: Settings) -> Codec:
     if settings.schema_registry_url:
         from streams.codec.registry import RegistryIds
 
-        return Codec(ids=RegistryIds(settings.schema_registry_url))
+        try:
+            return Codec(ids=RegistryIds(settings.schema_registry_url))
+        except ImportError as exc:  # the registry client's own dependencies (authlib, ...)
+            raise SubscribeError(
+                f"SHADOW_SCHEMA_REGISTRY_URL is set but the Schema Registry client cannot be "
+                f"imported ({exc}): pip install 'shadow-eval[registry]'"
+            ) from None
     return Codec()
 
 
@@ -112,6 +120,7 @@ class AlertSubscription:
         poll_interval: float = 0.5,
     ) -> None:
         self.topic = settings.topics.alerts
+        self._bootstrap = settings.kafka_bootstrap
         self.follow = follow
         self.experiment = experiment
         self.include_verdicts = include_verdicts
@@ -135,10 +144,24 @@ class AlertSubscription:
 
     def _assign(self, from_beginning: bool, timeout: float) -> _Progress:
         try:
-            metadata = self._consumer.list_topics(self.topic, timeout=timeout)
+            metadata = list_metadata(self._consumer, self._bootstrap, timeout, self.topic)
         except KafkaException as exc:
-            raise SubscribeError(f"cannot read metadata of {self.topic!r}: {exc}") from exc
+            why = explain(self._bootstrap, exc, self._consumer)
+            raise SubscribeError(f"cannot read metadata of {self.topic!r}: {why}") from None
         topic = metadata.topics.get(self.topic)
+        if (
+            topic is not None
+            and topic.error is not None
+            and topic.error.code()
+            in (
+                KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                KafkaError.GROUP_AUTHORIZATION_FAILED,
+            )
+        ):
+            raise SubscribeError(
+                f"not authorized to read topic {self.topic!r} ({topic.error.name()}): this "
+                "principal needs Read and Describe on it (`shadow-eval acls print --role alerts`)"
+            )
         if topic is None or topic.error is not None or not topic.partitions:
             raise SubscribeError(
                 f"alerts topic {self.topic!r} does not exist "

@@ -18,6 +18,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from streams.broker import process
+from streams.broker.certs import write_private
 from streams.broker.config import (
     HOST,
     LOG4J2_CONFIG,
@@ -28,6 +29,7 @@ from streams.broker.config import (
 )
 from streams.broker.errors import BrokerError, tail
 from streams.broker.provision import KafkaRuntime, provision_kafka
+from streams.broker.secure import ADMIN, SecureFiles, secure_server_properties
 from streams.kafka.clients import CONFLUENT
 from streams.settings import Settings, load_settings
 
@@ -76,6 +78,10 @@ class LocalBroker:
         Extra ``server.properties`` entries, winning over the template.
     die_with_parent
         Terminate the broker when this Python process dies (tests, foreground mode).
+    secure
+        Listen on ``SASL_SSL`` (SCRAM-SHA-512, port ``port``) and mutual-TLS ``SSL``
+        (``ssl_port``) instead of ``PLAINTEXT``, with ACLs (see :mod:`streams.broker.secure`);
+        the CA, certificates, users and client.properties live in ``<data_dir>/secrets``.
     progress
         Called with one-line messages before slow steps.
 
@@ -98,6 +104,8 @@ class LocalBroker:
         mvn: str = "mvn",
         die_with_parent: bool = False,
         progress: Progress | None = None,
+        secure: bool | None = None,
+        ssl_port: int | None = None,
     ) -> None:
         if settings is None:
             settings = load_settings()
@@ -106,6 +114,8 @@ class LocalBroker:
         state = self._read_state()
         self.port: int | None = port or state.get("port")
         self.controller_port: int | None = controller_port or state.get("controller_port")
+        self.secure: bool = bool(state.get("secure", False)) if secure is None else secure
+        self.ssl_port: int | None = ssl_port or state.get("ssl_port")
         self.properties = dict(properties or {})
         self.java, self.mvn = java, mvn
         self.die_with_parent = die_with_parent
@@ -129,10 +139,40 @@ class LocalBroker:
 
     @property
     def bootstrap(self) -> str:
-        """``127.0.0.1:PORT`` of this broker (the port is fixed once started)."""
+        """``127.0.0.1:PORT`` of this broker (the port is fixed once started); the
+        ``SASL_SSL`` listener of a secured broker."""
         if self.port is None:
             raise BrokerError(f"the broker in {self.data_dir} has no port yet; start it first")
         return f"{HOST}:{self.port}"
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        """``127.0.0.1:PORT`` of a secured broker's mutual-TLS ``SSL`` listener."""
+        if not self.secure or self.ssl_port is None:
+            raise BrokerError(f"the broker in {self.data_dir} has no SSL listener")
+        return f"{HOST}:{self.ssl_port}"
+
+    @property
+    def secrets(self) -> SecureFiles:
+        """A secured broker's CA, certificates, users and client.properties."""
+        return SecureFiles(self.data_dir / "secrets")
+
+    def client_properties(self) -> dict[str, dict[str, str]]:
+        """``{principal: {"sasl_ssl"|"ssl": path}}`` of ready client.properties files
+        (a secured broker only; written at start)."""
+        return self.secrets.write_client_properties(self.bootstrap, self.ssl_bootstrap)
+
+    def admin_config(self) -> dict[str, Any]:
+        """librdkafka settings of the admin principal on the first listener."""
+        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap}
+        if self.secure:
+            admin = self.secrets.principal(ADMIN)
+            config.update({
+                "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+                "sasl.username": admin.name, "sasl.password": admin.password,
+                "ssl.ca.location": str(self.secrets.ca),
+            })  # fmt: skip
+        return config
 
     def _read_state(self) -> dict[str, Any]:
         try:
@@ -211,6 +251,8 @@ class LocalBroker:
         self._prepare(java, runtime)
         self._launch(java, runtime)
         self._wait_ready(timeout)
+        if self.secure:
+            self.client_properties()
         (self.data_dir / "bootstrap").write_text(self.bootstrap + "\n")
         return self.bootstrap
 
@@ -273,11 +315,24 @@ class LocalBroker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.controller_port = self.controller_port or free_port()
-        if self.port == self.controller_port:
-            raise BrokerError(f"broker and controller ports are both {self.port}")
-        for role, port in (("broker", self.port), ("controller", self.controller_port)):
+        ports = {"broker": self.port, "controller": self.controller_port}
+        overrides = dict(self.properties)
+        if self.secure:
+            self.ssl_port = ports["ssl"] = self.ssl_port or free_port()
+            overrides = {
+                **secure_server_properties(
+                    self.secrets.ensure(),
+                    port=self.port,
+                    ssl_port=self.ssl_port,
+                    controller_port=self.controller_port,
+                ),
+                **overrides,
+            }
+        if len(set(ports.values())) < len(ports):
+            raise BrokerError(f"the broker's ports collide: {ports}")
+        for role, port in ports.items():
             if port_in_use(port):
-                option = "--port" if role == "broker" else "--controller-port"
+                option = {"broker": "--port"}.get(role, f"--{role}-port")
                 raise BrokerError(
                     f"port {port} ({role}) is already in use on {HOST}; "
                     f"free it or choose another with {option}"
@@ -287,12 +342,16 @@ class LocalBroker:
                 port=self.port,
                 controller_port=self.controller_port,
                 log_dir=self.log_dir,
-                overrides=self.properties,
+                overrides=overrides,
             )
         )
         (self.data_dir / "log4j2.properties").write_text(LOG4J2_CONFIG)
         self._write_state(
-            port=self.port, controller_port=self.controller_port, version=runtime.version
+            port=self.port,
+            controller_port=self.controller_port,
+            version=runtime.version,
+            secure=self.secure,
+            ssl_port=self.ssl_port,
         )
         if not (self.log_dir / "meta.properties").exists():
             self._format(java, runtime)
@@ -303,9 +362,18 @@ class LocalBroker:
             java, runtime.classpath, "kafka.tools.StorageTool",
             "format", "--ignore-formatted", "-t", random_cluster_id(),
             "-c", str(self.properties_path),
+            *(self.secrets.scram_arguments() if self.secure else ()),
             log4j_config=self.data_dir / "log4j2.properties",
         )  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+        # The SCRAM passwords go through a 0600 argfile, never a visible command line.
+        argfile = write_private(self.data_dir / "format.args", process.argfile(command[1:]))
+        try:
+            done = subprocess.run(
+                [command[0], f"@{argfile}"],
+                capture_output=True, text=True, check=False, timeout=120,
+            )  # fmt: skip
+        finally:
+            argfile.unlink(missing_ok=True)
         if done.returncode != 0:
             lines = (done.stdout + done.stderr).rstrip().splitlines()[-30:]
             raise BrokerError(
@@ -353,20 +421,20 @@ class LocalBroker:
                     log_tail=tail(self.log_path),
                     log_path=self.log_path,
                 )
-            if _answers(self.bootstrap, min(remaining, 5.0)):
+            if _answers(self.admin_config(), min(remaining, 5.0)):
                 return
             time.sleep(0.2)
 
 
-def _answers(bootstrap: str, timeout: float) -> bool:
-    """Whether a broker at ``bootstrap`` answers a metadata request within ``timeout`` s."""
-    host, _, port = bootstrap.rpartition(":")
+def _answers(client: dict[str, Any], timeout: float) -> bool:
+    """Whether the broker of ``client`` answers a metadata request within ``timeout`` s."""
+    host, _, port = client["bootstrap.servers"].rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=min(timeout, 1.0)):
             pass
     except OSError:
         return False
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": logger}
+    config: dict[str, Any] = {**client, "logger": logger}
     admin = CONFLUENT.admin(config)
     try:
         metadata = admin.list_topics(timeout=timeout)

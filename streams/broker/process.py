@@ -11,7 +11,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["die_with_parent", "is_alive", "java_command", "signal_group", "wait_gone"]
+__all__ = [
+    "argfile",
+    "die_with_parent",
+    "is_alive",
+    "java_command",
+    "signal_group",
+    "wait_gone",
+]
 
 HEAP_MIN = "256m"
 HEAP_MAX = "512m"
@@ -40,6 +47,18 @@ def java_command(
     if log4j_config is not None:
         command.append(f"-Dlog4j2.configurationFile={log4j_config}")
     return [*command, "-cp", classpath, main_class, *args]
+
+
+def argfile(args: list[str]) -> str:
+    """The text of a ``java @file`` argument file holding ``args`` (one quoted per line).
+
+    Examples
+    --------
+    >>> argfile(["-cp", "/libs/*", 'a "b"'])
+    '"-cp"\\n"/libs/*"\\n"a \\\\"b\\\\""\\n'
+    """
+    quoted = ('"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"' for arg in args)
+    return "".join(f"{line}\n" for line in quoted)
 
 
 def _cmdline(pid: int) -> str | None:

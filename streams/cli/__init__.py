@@ -12,6 +12,7 @@ __all__ = ["main"]
 # name -> "module:attribute"; imported lazily so `shadow-eval --help` stays fast and a
 # broken optional dependency only breaks its own subcommand.
 SUBCOMMANDS: dict[str, str] = {
+    "acls": "streams.cli.acls:acls",
     "alerts": "streams.cli.alerts:alerts",
     "demo": "streams.cli.demo:demo",
     "join": "streams.cli.join:join",

@@ -56,7 +56,12 @@ def _show(record: AlertRecord, console: Console | None) -> None:
 )
 @click.option("--verdicts/--no-verdicts", default=True, show_default=True,
               help="Also show promotion verdicts.")  # fmt: skip
-@click.option("--webhook", metavar="URL", help="Also POST each record here (Slack-compatible).")
+@click.option(
+    "--webhook",
+    metavar="URL",
+    help="Also POST each record here (Slack-compatible) [env SHADOW_ALERTS_WEBHOOK_URL"
+    " or SHADOW_ALERTS_WEBHOOK_URL_FILE: keeps the token out of `ps`].",
+)
 @click.option("--webhook-attempts", type=click.IntRange(min=1), default=5, show_default=True,
               help="Attempts per record before giving it up.")  # fmt: skip
 @click.option("--timeout", type=click.FloatRange(min=0), default=None,
@@ -79,6 +84,8 @@ def tail(
     and skipped. SIGINT / SIGTERM stop cleanly.
     """
     settings = settings_from(bootstrap, topic_prefix)
+    if webhook is None and settings.alerts_webhook_url is not None:
+        webhook = settings.alerts_webhook_url.get_secret_value()
     console = None if as_json else Console(highlight=False, soft_wrap=True)
     try:
         sink = WebhookSink(webhook, max_attempts=webhook_attempts) if webhook else None

@@ -58,6 +58,8 @@ __all__ = ["join"]
     help="Address the page binds to (0.0.0.0: every interface; it has no authentication).",
 )
 @click.option("--metrics-port", type=int, default=0, help="Prometheus port (0: off).")
+@click.option("--metrics-addr", default="127.0.0.1", show_default=True,
+              help="Address /metrics binds (0.0.0.0: every interface, e.g. in a pod).")  # fmt: skip
 @click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
@@ -76,6 +78,7 @@ def join(
     web_port: int | None,
     web_host: str,
     metrics_port: int,
+    metrics_addr: str,
     log_level: str,
 ) -> None:
     """Pair live, shadow and ground truth; test, alert and decide per experiment.
@@ -135,7 +138,7 @@ def join(
     if metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, registry=worker.metrics.registry)
+        start_http_server(metrics_port, addr=metrics_addr, registry=worker.metrics.registry)
     if web_port is not None:
         from streams.web import LivePage, serve_page
 

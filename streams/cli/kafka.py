@@ -93,6 +93,13 @@ def provision(force: bool) -> None:
     help="Stay attached and stop the broker on Ctrl-C, or detach [default: background].",
 )
 @click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait.")
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="SASL_SSL (SCRAM-SHA-512) and mutual-TLS listeners with ACLs instead of PLAINTEXT; "
+    "prints the client.properties of the admin and of each role.",
+)
+@click.option("--ssl-port", type=click.IntRange(1, 65535), help="mTLS port [default: free].")
 @json_option
 @_clean_errors
 def start(
@@ -101,18 +108,39 @@ def start(
     data_dir: Path | None,
     foreground: bool,
     timeout: float,
+    secure: bool,
+    ssl_port: int | None,
     as_json: bool,
 ) -> None:
     """Start the broker and print its bootstrap address (127.0.0.1:PORT)."""
     broker = _broker(
-        data_dir, port=port, controller_port=controller_port, die_with_parent=foreground
+        data_dir,
+        port=port,
+        controller_port=controller_port,
+        die_with_parent=foreground,
+        secure=secure or None,
+        ssl_port=ssl_port,
     )
     was_running = broker.status().running
+    if was_running and secure and not broker.secure:
+        raise BrokerError(
+            f"a PLAINTEXT broker already runs from {broker.data_dir}; stop it, or start the "
+            "secured one with another --data-dir"
+        )
     bootstrap = broker.start(timeout=timeout)
     if was_running:
         _progress(f"already running from {broker.data_dir}")
     if as_json:
-        _echo_status(broker.status(), as_json=True)
+        out = broker.status().to_dict()
+        if broker.secure:
+            out["listeners"] = {"SASL_SSL": broker.bootstrap, "SSL": broker.ssl_bootstrap}
+            out["ca"] = str(broker.secrets.ca)
+            out["client_properties"] = broker.client_properties()
+        click.echo(json.dumps(out))
+    elif broker.secure:
+        click.echo(f"SASL_SSL {broker.bootstrap}  SSL {broker.ssl_bootstrap}")
+        for principal, paths in broker.client_properties().items():
+            click.echo(f"  {principal:<7} {paths['sasl_ssl']}  {paths['ssl']}")
     else:
         click.echo(bootstrap)
     if foreground:

@@ -76,6 +76,8 @@ def _stop_on_signals(stop: threading.Event) -> None:
               show_default=True)  # fmt: skip
 @click.option("--metrics-port", type=click.IntRange(min=0), default=0, show_default=True,
               help="Prometheus /metrics port; 0 = off.")  # fmt: skip
+@click.option("--metrics-addr", default="127.0.0.1", show_default=True,
+              help="Address /metrics binds (0.0.0.0: every interface, e.g. in a pod).")  # fmt: skip
 @click.option("--status-every", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Seconds between status lines; 0 = off.")  # fmt: skip
 def worker(
@@ -94,6 +96,7 @@ def worker(
     start: str,
     session_timeout_ms: int,
     metrics_port: int,
+    metrics_addr: str,
     status_every: float,
 ) -> None:
     """Run a candidate model on every input and publish its shadow predictions.
@@ -121,7 +124,7 @@ def worker(
     )
     shadow = ShadowWorker(settings, adapter, version, config=config)
     if metrics_port:
-        serve_metrics(shadow.metrics, metrics_port)
+        serve_metrics(shadow.metrics, metrics_port, addr=metrics_addr)
     stop = threading.Event()
     _stop_on_signals(stop)
     try:

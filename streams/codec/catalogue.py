@@ -12,7 +12,53 @@ from fastavro import parse_schema
 
 from streams.schema_files import find_schema_dir
 
-__all__ = ["SchemaCatalogue", "SchemaEntry", "find_schema_dir"]
+__all__ = ["SchemaCatalogue", "SchemaEntry", "define_once", "find_schema_dir"]
+
+_NAMED = ("record", "enum", "fixed")
+
+
+def define_once(schema: Any, namespace: str = "", seen: set[str] | None = None) -> Any:
+    """``schema`` with every named type defined at its first use only (in Avro's
+    depth-first order); later uses refer to it by full name, as the Avro specification
+    requires (fastavro's ``expand=True`` inlines every use: "redefined named type" for
+    a strict parser and a Schema Registry).
+
+    Examples
+    --------
+    >>> point = {"type": "record", "name": "a.P", "fields": [{"name": "x", "type": "int"}]}
+    >>> line = {"type": "record", "name": "a.L",
+    ...         "fields": [{"name": "p", "type": point}, {"name": "q", "type": point}]}
+    >>> define_once(line)["fields"][1]["type"]
+    'a.P'
+    """
+    seen = set() if seen is None else seen
+    if isinstance(schema, list):
+        return [define_once(branch, namespace, seen) for branch in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kind = schema.get("type")
+    if kind in _NAMED:
+        name = str(schema["name"])
+        if "." not in name:
+            space = schema.get("namespace", namespace)
+            name = f"{space}.{name}" if space else name
+        if name in seen:
+            return name
+        seen.add(name)
+        namespace = name.rpartition(".")[0]
+        out = dict(schema)
+        if kind == "record":
+            out["fields"] = [
+                {**f, "type": define_once(f["type"], namespace, seen)} for f in schema["fields"]
+            ]
+        return out
+    if kind == "array":
+        return {**schema, "items": define_once(schema["items"], namespace, seen)}
+    if kind == "map":
+        return {**schema, "values": define_once(schema["values"], namespace, seen)}
+    if isinstance(kind, (dict, list)):
+        return {**schema, "type": define_once(kind, namespace, seen)}
+    return schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +72,8 @@ class SchemaEntry:
     raw: dict[str, Any]
     """The schema as written in its file (may refer to other named schemas)."""
     expanded: dict[str, Any]
-    """Self-contained schema, every named reference inlined (what a registry stores)."""
+    """Self-contained schema (what a registry stores): each named type it uses defined
+    once, at its first use, and referred to by full name after that."""
     parsed: dict[str, Any]
     """fastavro's parsed form, ready for the reader and writer."""
 
@@ -63,7 +110,8 @@ class SchemaCatalogue:
             scratch, expanded_scratch = dict(named), dict(expanded_named)
             parsed = cast(dict[str, Any], parse_schema(raw, named_schemas=scratch))
             expanded = cast(
-                dict[str, Any], parse_schema(raw, named_schemas=expanded_scratch, expand=True)
+                dict[str, Any],
+                define_once(parse_schema(raw, named_schemas=expanded_scratch, expand=True)),
             )
             named.update(scratch)
             expanded_named.update(expanded_scratch)

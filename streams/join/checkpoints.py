@@ -10,18 +10,25 @@ re-read. That is also why any worker may use any worker's checkpoint of the same
 A checkpoint is used only for the topic it was made from (its Kafka topic id: a topic
 deleted and created again has a new one), when every experiment of its partition is
 defined exactly as when it was written (the experiment's TOML table), and by the same
-shadow-eval version; otherwise the partition is re-read from the start. The files are
-pickles, written and read by the worker alone, in its data directory (``--data-dir``):
-whoever can write there can already change what the worker runs.
+shadow-eval version; otherwise the partition is re-read from the start.
+
+The files are pickles, so a file is *authenticated before it is unpickled*: each starts
+with an HMAC-SHA256 of its body, keyed with ``SHADOW_CHECKPOINT_KEY`` (a secret every
+worker sharing the directory is given) or, without one, with a random key kept in the
+directory itself (``checkpoint.key``, 0600). A file whose HMAC does not match (planted,
+truncated, written with another key) is ignored and the partition re-read: it is never
+unpickled. The directory is 0700 and the files 0600.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import os
 import pickle
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +43,9 @@ log = logging.getLogger(__name__)
 
 FORMAT = 3  # 3: exact PairedT sums, AsymptoticCS, prediction-powered state (issue 16)
 """Bumped whenever what a checkpoint holds changes shape."""
+MAGIC = b"SECKPT1\n"
+"""Starts every checkpoint file: then 32 bytes of HMAC-SHA256, then the pickle."""
+KEY_FILE = "checkpoint.key"
 
 
 def fingerprint(experiment: Experiment) -> str:
@@ -65,6 +75,9 @@ class Checkpoints:
         Where the files go (created when first needed).
     experiments
         The experiments judged: a checkpoint is valid only for their current definitions.
+    key
+        The HMAC key of the files (``SHADOW_CHECKPOINT_KEY``); a random one kept in
+        ``directory`` when ``None``.
 
     Examples
     --------
@@ -87,16 +100,39 @@ class Checkpoints:
     (42, ['e'])
     """
 
-    def __init__(self, directory: Path, experiments: Iterable[Experiment]) -> None:
+    def __init__(
+        self, directory: Path, experiments: Iterable[Experiment], key: bytes | None = None
+    ) -> None:
         self.directory = directory
         self._fingerprints = {e.name: fingerprint(e) for e in experiments}
+        self._key = key
+
+    def _private_directory(self) -> None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
+
+    def _signing_key(self) -> bytes:
+        if self._key is None:
+            path = self.directory / KEY_FILE
+            try:
+                self._key = path.read_bytes()
+            except FileNotFoundError:
+                self._private_directory()
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(secrets.token_bytes(32))
+                self._key = path.read_bytes()
+        return self._key
+
+    def _mac(self, body: bytes) -> bytes:
+        return hmac.new(self._signing_key(), body, hashlib.sha256).digest()
 
     def path(self, partition: int) -> Path:
         return self.directory / f"partition-{partition}.pickle"
 
     def save(self, partition: int, checkpoint: Checkpoint) -> None:
         """Write atomically: a crash mid-write leaves the previous checkpoint whole."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._private_directory()
         body = {
             "format": FORMAT,
             "version": streams.__version__,
@@ -107,8 +143,10 @@ class Checkpoints:
         }
         target = self.path(partition)
         partial = target.with_suffix(f".{os.getpid()}.partial")
-        with partial.open("wb") as out:
-            pickle.dump(body, out, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(MAGIC + self._mac(data) + data)
             out.flush()
             os.fsync(out.fileno())
         partial.replace(target)
@@ -123,10 +161,25 @@ class Checkpoints:
         """
         path = self.path(partition)
         try:
-            with path.open("rb") as file:
-                body = pickle.load(file)
+            raw = path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            log.warning("join: ignoring checkpoint %s: unreadable (%s)", path, exc)
+            return None
+        head, data = raw[: len(MAGIC) + 32], raw[len(MAGIC) + 32 :]
+        if not (
+            head.startswith(MAGIC) and hmac.compare_digest(head[len(MAGIC) :], self._mac(data))
+        ):
+            log.warning(
+                "join: ignoring checkpoint %s: not signed with this worker's checkpoint key "
+                "(planted, damaged, or written with another SHADOW_CHECKPOINT_KEY); "
+                "re-reading the partition",
+                path,
+            )
+            return None
+        try:
+            body = pickle.loads(data)  # authenticated above
         except Exception as exc:  # a truncated or foreign file: re-read the topic instead
             log.warning("join: ignoring checkpoint %s: unreadable (%s)", path, exc)
             return None

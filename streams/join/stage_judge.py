@@ -112,7 +112,12 @@ class JudgeStage:
         self._owned: set[int] = set()
         self._rebuilding: set[int] = set()
         """Partitions still being re-read after a rebalance."""
-        self.checkpoints = Checkpoints(data_dir / "judge" / group, experiments.experiments)
+        key = settings.checkpoint_key
+        self.checkpoints = Checkpoints(
+            data_dir / "judge" / group,
+            experiments.experiments,
+            key=None if key is None else key.get_secret_value().encode(),
+        )
         # Quiet: it only reads the topic's id, and a failure is logged below.
         self._admin = clients.admin(admin_config(settings, quiet=True))
         self._topic_id: str | None = None

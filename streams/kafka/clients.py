@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, cast
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 __all__ = [
@@ -127,6 +127,24 @@ class ConfluentClients:
 
     def admin(self, config: Mapping[str, Any]) -> AdminLike:
         return cast(AdminLike, AdminClient(dict(config)))
+
+    def check(self, config: Mapping[str, Any]) -> str | None:
+        """librdkafka's complaint about ``config`` (an unknown key, a bad value), or
+        ``None``: a producer is built from it without a broker address and dropped.
+
+        Examples
+        --------
+        >>> CONFLUENT.check({"client.rack": "r1"}) is None
+        True
+        >>> CONFLUENT.check({"key.serializer": "x"})
+        'No such configuration property: "key.serializer"'
+        """
+        try:
+            Producer({**config, "log_level": 0}).flush(0)
+        except (KafkaException, ValueError, TypeError) as exc:
+            error = exc.args[0] if exc.args else exc
+            return str(error.str() if hasattr(error, "str") else error)
+        return None
 
 
 CONFLUENT = ConfluentClients()

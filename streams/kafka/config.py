@@ -13,25 +13,36 @@ Every client of shadow-eval gets the connection and security settings of
 
 Explicit ``overrides`` always win. Components that want their librdkafka log lines
 rate-limited pass ``logs="<logger name>"`` (a broker outage makes many lines).
+
+Precedence in :func:`base_config`, lowest first: the ``client.properties`` of
+``SHADOW_KAFKA_CONFIG_FILE`` (:func:`file_config`), then the ``SHADOW_`` security settings
+that are set, then the role's keys, then ``overrides``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+from streams.kafka.clients import CONFLUENT
 from streams.kafka.logs import LibrdkafkaLog, RateLimitedLog
+from streams.kafka.problems import error_recorder
 from streams.settings import Settings
 
 __all__ = [
     "GROUP_REBALANCE_TIMEOUT_MS",
     "GROUP_SESSION_TIMEOUT_MS",
+    "ClientConfigError",
     "Config",
     "admin_config",
     "base_config",
     "client_config",
+    "file_config",
     "group_config",
     "librdkafka_logger",
     "producer_config",
@@ -58,6 +69,86 @@ def librdkafka_logger(name: str) -> Any:
     return logger
 
 
+class ClientConfigError(ValueError):
+    """A ``client.properties`` entry that librdkafka cannot take (names the key and file)."""
+
+
+_JAAS_OPTION = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _translate(key: str, value: str, props: Mapping[str, str], source: str) -> Config:
+    """One Java client setting as librdkafka settings (``{}``: nothing to pass on)."""
+    if key == "sasl.jaas.config":
+        if "OAuthBearerLoginModule" in value:
+            raise ClientConfigError(
+                f"{source}: sasl.jaas.config with OAuthBearerLoginModule: librdkafka takes "
+                "sasl.oauthbearer.* keys instead (e.g. sasl.oauthbearer.method=oidc)"
+            )
+        options = {name: text.replace('\\"', '"') for name, text in _JAAS_OPTION.findall(value)}
+        if "username" not in options or "password" not in options:
+            raise ClientConfigError(
+                f'{source}: sasl.jaas.config has no username="..." password="..."'
+            )
+        return {"sasl.username": options["username"], "sasl.password": options["password"]}
+    if key in ("ssl.truststore.location", "ssl.keystore.location"):
+        kind = props.get(key.replace("location", "type"), "JKS").upper()
+        if kind == "PEM" and key == "ssl.truststore.location":
+            return {"ssl.ca.location": value}
+        if kind == "PEM":  # one file: the key and the certificate chain
+            return {"ssl.certificate.location": value, "ssl.key.location": value}
+        if kind == "PKCS12" and key == "ssl.keystore.location":
+            return {"ssl.keystore.location": value}
+        raise ClientConfigError(
+            f"{source}: {key} of type {kind}: librdkafka reads PEM trust stores and PEM or "
+            "PKCS12 key stores (convert with keytool/openssl and set the *.type key)"
+        )
+    if key in ("ssl.truststore.type", "ssl.keystore.type"):
+        return {}
+    if key == "ssl.truststore.password":  # protects a JKS/PKCS12 trust store only
+        return {}
+    if key == "ssl.endpoint.identification.algorithm":
+        return {key: value.lower() or "none"}
+    return {key: value}
+
+
+@lru_cache(maxsize=16)
+def _file_config(path: str, items: tuple[tuple[str, str], ...]) -> tuple[tuple[str, Any], ...]:
+    props = dict(items)
+    config: Config = {}
+    for key, value in props.items():
+        config.update(_translate(key, value, props, path))
+    config.pop("bootstrap.servers", None)  # in Settings already (kafka_bootstrap)
+    config.pop("security.protocol", None)
+    problem = CONFLUENT.check(config)
+    if problem is not None:
+        raise ClientConfigError(f"{path}: {problem}")
+    return tuple(config.items())
+
+
+def file_config(settings: Settings) -> Config:
+    """The librdkafka settings of ``SHADOW_KAFKA_CONFIG_FILE`` (``{}`` without one).
+
+    Keys librdkafka knows pass through; the Java client's ``sasl.jaas.config`` (SCRAM or
+    PLAIN), PEM trust and key stores, PKCS12 key stores and an empty
+    ``ssl.endpoint.identification.algorithm`` are translated; anything else is a
+    :class:`ClientConfigError` naming the key and the file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "client.properties"
+    >>> _ = f.write_text("sasl.jaas.config=x.ScramLoginModule required username=\"u\" "
+    ...                  "password=\"p\";\nclient.rack=r1\n")
+    >>> sorted(file_config(Settings(kafka_config_file=f)))
+    ['client.rack', 'sasl.password', 'sasl.username']
+    """
+    path = settings.kafka_config_file
+    if path is None:
+        return {}
+    items = tuple(settings.kafka_properties.items())  # the cache key: path and content
+    return dict(_file_config(str(Path(path)), items))
+
+
 def base_config(
     settings: Settings, *, logs: str | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Config:
@@ -65,12 +156,14 @@ def base_config(
 
     Examples
     --------
-    >>> base_config(Settings(kafka_bootstrap="k:9092"))
-    {'bootstrap.servers': 'k:9092', 'security.protocol': 'PLAINTEXT'}
+    >>> config = base_config(Settings(kafka_bootstrap="k:9092"))
+    >>> config["bootstrap.servers"], config["security.protocol"]
+    ('k:9092', 'PLAINTEXT')
     """
     config: Config = {
         "bootstrap.servers": settings.kafka_bootstrap,
         "security.protocol": settings.security_protocol,
+        **file_config(settings),
     }
     if settings.sasl_mechanism:
         config["sasl.mechanism"] = settings.sasl_mechanism
@@ -84,8 +177,12 @@ def base_config(
         config["ssl.certificate.location"] = str(settings.ssl_certfile)
     if settings.ssl_keyfile:
         config["ssl.key.location"] = str(settings.ssl_keyfile)
-    if logs is not None:
-        config["logger"] = librdkafka_logger(logs)
+    if settings.ssl_key_password is not None:
+        config["ssl.key.password"] = settings.ssl_key_password.get_secret_value()
+    # librdkafka's lines go to Python logging, never raw to stderr, once a minute per
+    # facility; authentication and TLS failures are kept for streams.kafka.problems.
+    config["logger"] = librdkafka_logger(logs or "streams.kafka.librdkafka")
+    config["error_cb"] = error_recorder(settings.kafka_bootstrap)
     config.update(overrides or {})
     return config
 

@@ -125,3 +125,22 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., LocalBroker]]:
     yield make
     for broker in made:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    """A secured local broker shared by the session: SASL_SSL (SCRAM-SHA-512) on
+    ``bootstrap``, mutual TLS on ``ssl_bootstrap``, ACLs, an admin super user and one
+    principal per role (``streams.broker.secure``). Always the project's own JVM broker:
+    its CA and users are what the tests need to know."""
+    broker = LocalBroker(
+        load_settings(), tmp_path_factory.mktemp("kafka-secure"), die_with_parent=True, secure=True
+    )
+    try:
+        broker.start(timeout=120)
+    except BrokerError as exc:
+        pytest.fail(f"cannot start the secured local Kafka broker for the tests:\n{exc}", False)
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -237,6 +237,8 @@ class JoinProcess:
     def __init__(self, settings: Settings, experiments: Path, log: Path, *extra_args: str) -> None:
         self.log = log
         env = {**os.environ, "SHADOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap}
+        if settings.kafka_config_file is not None:  # a secured broker's client.properties
+            env["SHADOW_KAFKA_CONFIG_FILE"] = str(settings.kafka_config_file)
         self._file = log.open("ab")
         self.process = subprocess.Popen(
             [

@@ -112,17 +112,50 @@ def test_another_version_or_a_broken_file_is_ignored(
     path = checkpoints.path(0)
     path.write_bytes(path.read_bytes()[:100])
     assert checkpoints.load(0, NAMES, TOPIC) is None
-    assert "unreadable" in caplog.text
+    assert "not signed" in caplog.text
 
 
 def test_saving_replaces_the_file_whole(tmp_path: Path) -> None:
     judge = Judge(EXPERIMENTS, dedup=False)
     checkpoints = _save(judge, tmp_path, 10)
     _save(judge, tmp_path, 20)
-    assert [p.name for p in tmp_path.iterdir()] == ["partition-0.pickle"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.key", "partition-0.pickle"]
     loaded = checkpoints.load(0, NAMES, TOPIC)
     assert loaded is not None and loaded.offset == 20
 
 
 def test_docstring_examples() -> None:
     assert doctest.testmod(streams.join.checkpoints).failed == 0
+
+
+class _Planted:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (Path("/nonexistent-dir/planted-ran").touch, ())  # type: ignore[return-value]
+
+
+def test_a_planted_pickle_is_never_unpickled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import pickle
+
+    checkpoints = _save(Judge(EXPERIMENTS, dedup=False), tmp_path, 10)
+    called: list[object] = []
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: called.append(a))
+    checkpoints.path(0).write_bytes(pickle.dumps(_Planted()))  # no signature at all
+    with caplog.at_level(logging.WARNING):
+        assert checkpoints.load(0, NAMES, TOPIC) is None
+    assert called == [] and "not signed" in caplog.text
+
+
+def test_files_are_private_and_signed_with_the_given_key(tmp_path: Path) -> None:
+    judge = Judge(EXPERIMENTS, dedup=False)
+    directory = tmp_path / "judge"
+    mine = Checkpoints(directory, EXPERIMENTS.experiments, key=b"k" * 32)
+    mine.save(0, Checkpoint(10, {n: judge.state(n) for n in NAMES}, TOPIC))
+    assert directory.stat().st_mode & 0o777 == 0o700
+    assert mine.path(0).stat().st_mode & 0o777 == 0o600
+    shared = Checkpoints(directory, EXPERIMENTS.experiments, key=b"k" * 32)
+    assert shared.load(0, NAMES, TOPIC) is not None  # another worker with the same key
+    assert (
+        Checkpoints(directory, EXPERIMENTS.experiments, key=b"x" * 32).load(0, NAMES, TOPIC) is None
+    )
