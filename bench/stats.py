@@ -47,7 +47,7 @@ from streams.stats import (
     Wilcoxon,
     Window,
 )
-from streams.stats.monitor import ALL
+from streams.stats.monitor_types import ALL
 
 
 class Floor:

@@ -32,17 +32,20 @@ from streams.stats.asymptotic import AsymptoticCS
 from streams.stats.bounded import BoundedCS
 from streams.stats.catalog import TESTS, make_test
 from streams.stats.categorical import PSI, Agreement, ChiSquare
+from streams.stats.config_reader import ConfigError
 from streams.stats.metrics import BUILTIN_METRICS, MetricRegistry, MetricSpec
-from streams.stats.monitor import ALL as ALL_SEGMENT
-from streams.stats.monitor import PROXY, Evaluation, ExperimentMonitor, Observation, RuleAlert
+from streams.stats.monitor import ExperimentMonitor
+from streams.stats.monitor_types import ALL as ALL_SEGMENT
+from streams.stats.monitor_types import PROXY, Evaluation, Observation, RuleAlert
 from streams.stats.multiple import benjamini_hochberg, bonferroni, e_bh
 from streams.stats.noise import NoiseFloor, Tolerance, noise_floor
-from streams.stats.paired import McNemar, PairedT, SignTest, Wilcoxon
+from streams.stats.paired import McNemar, PairedT, SignTest
 from streams.stats.ppi import PredictionPowered
 from streams.stats.quantile_cs import QuantileCS
 from streams.stats.results import NonFiniteError, TestResult
-from streams.stats.rules import ConfigError, ExperimentRules, Guardrail, Rule
+from streams.stats.rules import ExperimentRules, Guardrail, Rule
 from streams.stats.sequential import MixtureSPRT
+from streams.stats.signed_rank import Wilcoxon
 from streams.stats.twosample import KS, MannWhitney, QuantileRatio, TwoProportions
 from streams.stats.verdict import GuardrailResult, VerdictResult
 from streams.stats.windows import Statistic, Window

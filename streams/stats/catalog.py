@@ -15,9 +15,10 @@ from collections.abc import Mapping
 
 from streams.stats.asymptotic import AsymptoticCS
 from streams.stats.categorical import PSI, Agreement, ChiSquare
-from streams.stats.paired import McNemar, PairedT, SignTest, Wilcoxon
+from streams.stats.paired import McNemar, PairedT, SignTest
 from streams.stats.quantile_cs import QuantileCS
 from streams.stats.sequential import MixtureSPRT
+from streams.stats.signed_rank import Wilcoxon
 from streams.stats.twosample import KS, MannWhitney, QuantileRatio, TwoProportions
 from streams.stats.windows import Statistic
 

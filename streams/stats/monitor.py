@@ -19,174 +19,36 @@ counted per metric in ``nonfinite`` (one such value would poison a cumulative su
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 from streams.stats.asymptotic import AsymptoticCS
-from streams.stats.bounded import BoundedCS
-from streams.stats.catalog import (
-    DIRECTIONAL_TESTS,
-    SEQUENTIAL_TESTS,
-    battery,
-    centred_effect,
-    make_test,
-)
+from streams.stats.catalog import DIRECTIONAL_TESTS, SEQUENTIAL_TESTS, centred_effect
 from streams.stats.metrics import MetricSpec
+from streams.stats.monitor_state import (
+    Battery,
+    Feed,
+    Plan,
+    TimedFeed,
+    bound_updates,
+    guard_stat,
+    new_battery,
+    result_at,
+    rule_stat,
+    sequential,
+)
+from streams.stats.monitor_types import ALL, OTHER, PROXY, Evaluation, Observation, RuleAlert
 from streams.stats.multiple import benjamini_hochberg, e_bh
 from streams.stats.ppi import PredictionPowered
 from streams.stats.results import NonFiniteError, TestResult
 from streams.stats.rules import ExperimentRules, Rule
 from streams.stats.sequential import MixtureSPRT
-from streams.stats.verdict import GuardStat, VerdictResult, decide
-from streams.stats.windows import Statistic, Window, share_state
+from streams.stats.verdict import decide
+from streams.stats.windows import Statistic, Window
 
-__all__ = ["ALL", "PROXY", "Evaluation", "ExperimentMonitor", "Observation", "RuleAlert"]
+__all__ = ["ExperimentMonitor", "rule_condition"]
 
-ALL = "all"
-PROXY = "~proxy"  # "<metric>~proxy": a label-free proxy of the metric, for its "ppi" estimate
-OTHER = "__other__"
 _NO_LABELS: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """One request as seen by stage 2: per-metric (live, candidate) pairs and segment tags.
-
-    Examples
-    --------
-    >>> obs = Observation(1_700_000_000_000, {"country": "FR"},
-    ...                   {"correct": (1.0, 0.0), "latency_ms": (12.0, 15.5)},
-    ...                   {"predicted_class": ("churn", "stay")})
-    >>> obs.paired["latency_ms"]
-    (12.0, 15.5)
-    """
-
-    timestamp_ms: int
-    segments: Mapping[str, str] = field(default_factory=dict)
-    paired: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    categorical: Mapping[str, tuple[str, str]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class RuleAlert:
-    """A rule changed state (``FIRING`` or ``RESOLVED``) for one segment."""
-
-    key: str
-    state: str
-    experiment: str
-    rule: str
-    metric: str
-    segment: str
-    severity: str
-    timestamp_ms: int
-    alpha: float
-    result: TestResult
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    """Everything one :meth:`ExperimentMonitor.evaluate` call found.
-
-    ``results[metric][segment][test_key]``; ``rule_results[rule][segment]``; ``qvalues`` are
-    Benjamini-Hochberg adjusted p-values of the fixed-horizon results, keyed
-    ``(metric, segment, test_key)``; ``ebh`` the e-BH decisions over the sequential rules at the
-    experiment alpha, keyed ``(rule, segment)``; ``firing`` the keys of alerts now firing.
-    """
-
-    experiment: str
-    timestamp_ms: int
-    counts: Mapping[str, int]
-    results: Mapping[str, Mapping[str, Mapping[str, TestResult]]]
-    rule_results: Mapping[str, Mapping[str, TestResult]]
-    qvalues: Mapping[tuple[str, str, str], float]
-    ebh: Mapping[tuple[str, str], bool]
-    alerts: tuple[RuleAlert, ...]
-    firing: tuple[str, ...]
-    verdict: VerdictResult
-    nonfinite: Mapping[str, int] = field(default_factory=dict)
-
-
-def _window(stat: Statistic, size: int | None, seconds: float | None) -> Statistic | Window:
-    if size is None and seconds is None:
-        return stat
-    return Window(stat, size=size, seconds=seconds)
-
-
-Feed = Callable[[Any, Any], object]
-TimedFeed = Callable[[Any, Any, float], object]
-
-
-class _Battery:
-    """The tests reported for one metric overall: the cumulative ones, and the others behind
-    one window shared by all of them (so one buffer per metric, and sorted samples kept once,
-    see :func:`~streams.stats.windows.share_state`)."""
-
-    __slots__ = ("direct", "tests", "window", "windowed")
-
-    def __init__(
-        self, tests: dict[str, Statistic], windowed: list[str], window: Window | None
-    ) -> None:
-        self.tests = tests
-        self.windowed = frozenset(windowed) if window is not None else frozenset()
-        self.window = window
-        self._bind()
-
-    def _bind(self) -> None:
-        # The statistics fed directly (the windowed ones are fed through ``window``).
-        self.direct = tuple(s for k, s in self.tests.items() if k not in self.windowed)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"tests": self.tests, "windowed": self.windowed, "window": self.window}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.tests, self.windowed, self.window = state["tests"], state["windowed"], state["window"]
-        self._bind()
-
-    def results(self, now: float) -> dict[str, TestResult]:
-        """Every test's result at ``now`` (seconds), in the battery's order."""
-        window, windowed = self.window, self.windowed
-        if window is None:
-            return {k: s.get() for k, s in self.tests.items()}
-        label = window.expire(now).label
-        return {
-            k: s.get().with_window(label) if k in windowed else s.get()
-            for k, s in self.tests.items()
-        }
-
-
-class _Plan:
-    """Where the pairs of one metric go, resolved once instead of on every update.
-
-    ``counter`` is the dict counting the metric (``counts``; ``ignored`` for an unknown
-    metric; None when the metric has the other kind and is skipped), ``pairs`` and ``timed``
-    the updates for the overall segment, ``labelled`` those of each segment label (filled as
-    labels appear); ``segmented`` whether any exist.
-    """
-
-    __slots__ = ("counter", "labelled", "pairs", "segmented", "timed")
-
-    def __init__(
-        self,
-        counter: dict[str, int] | None,
-        pairs: tuple[Feed, ...] = (),
-        timed: tuple[TimedFeed, ...] = (),
-        segmented: bool = False,
-    ) -> None:
-        self.counter = counter
-        self.pairs = pairs
-        self.timed = timed
-        self.segmented = segmented
-        self.labelled: dict[tuple[str, str], tuple[tuple[Feed, ...], tuple[TimedFeed, ...]]] = {}
-
-
-def _feeds(stats: list[Statistic | Window]) -> tuple[tuple[Feed, ...], tuple[TimedFeed, ...]]:
-    """The bound ``update`` methods of ``stats``, all fed the same pairs: windows take the
-    time, statistics do not (and those that can share their state are fed once)."""
-    windows = [s for s in stats if isinstance(s, Window)]
-    fed = share_state(s for s in stats if not isinstance(s, Window))
-    return tuple(s.update for s in fed), tuple(w.update for w in windows)
 
 
 class ExperimentMonitor:
@@ -216,7 +78,7 @@ class ExperimentMonitor:
         self.ignored: dict[str, int] = {}
         self.nonfinite: dict[str, int] = {}  # pairs refused per metric (NaN or infinite)
         self._seen: dict[str, set[str]] = {k: set() for k in self.keys}
-        self._battery: dict[str, _Battery] = {}
+        self._battery: dict[str, Battery] = {}
         self._seg_seq: dict[tuple[str, str], MixtureSPRT | AsymptoticCS] = {}
         self._rules_by_metric: dict[str, list[Rule]] = {}
         for rule in cfg.rules:
@@ -230,8 +92,8 @@ class ExperimentMonitor:
         self._a_est = a_v / 2.0 if cfg.estimated_verdict else 0.0
         self._v_est: TestResult | None = None  # latest planned look (kept once decisive)
         self._v_looks = 0
-        self._v_primary = _sequential(cfg, primary, a_v - self._a_est) if primary else None
-        self._v_guards = {g.metric: _guard_stat(cfg, g.metric, a_v) for g in cfg.guardrails}
+        self._v_primary = sequential(cfg, primary, a_v - self._a_est) if primary else None
+        self._v_guards = {g.metric: guard_stat(cfg, g.metric, a_v) for g in cfg.guardrails}
         self._ppi = {
             m: (m + PROXY, PredictionPowered(alpha=cfg.alpha, min_labelled=cfg.min_samples))
             for m in cfg.proxies
@@ -240,7 +102,7 @@ class ExperimentMonitor:
 
     def _forget_plans(self) -> None:
         # Caches derived from the state above (rebuilt as metrics and segment values appear).
-        self._plans: tuple[dict[str, _Plan], dict[str, _Plan]] = ({}, {})
+        self._plans: tuple[dict[str, Plan], dict[str, Plan]] = ({}, {})
         self._label_of: dict[str, dict[str, tuple[str, str]]] = {
             k: {v: (k, f"{k}={v}") for v in seen} for k, seen in self._seen.items()
         }
@@ -273,42 +135,6 @@ class ExperimentMonitor:
                     label = known[v] = (k, f"{k}={v}")
             out.append(label)
         return out
-
-    def _new_battery(self, name: str, spec: MetricSpec) -> _Battery:
-        cfg = self.cfg
-        tests: dict[str, Statistic] = {}
-        windowed: list[str] = []
-        for key, test, q in battery(name, spec.kind, spec.binary, spec.sequential_test):
-            tests[key] = make_test(
-                test,
-                alpha=cfg.alpha,
-                min_samples=cfg.min_samples,
-                quantile=q or 0.95,
-                tune_n=cfg.tune_n,
-            )
-            if test not in SEQUENTIAL_TESTS:
-                windowed.append(key)
-        window = None
-        if windowed and (cfg.window is not None or cfg.window_seconds is not None):
-            fed = share_state(tests[k] for k in windowed)
-            window = Window(*fed, size=cfg.window, seconds=cfg.window_seconds)
-        return _Battery(tests, windowed, window)
-
-    def _rule_stat(self, rule: Rule, spec: MetricSpec) -> Statistic | Window:
-        alt = rule.alternative(spec)
-        null = {"greater": rule.min_effect, "less": -rule.min_effect}.get(alt, 0.0)
-        if rule.test == "agreement":
-            null = rule.min_effect
-        stat = make_test(
-            rule.test,
-            alt,
-            null=null,
-            alpha=self.cfg.effective_alpha(rule),
-            min_samples=rule.min_samples,
-            quantile=rule.quantile,
-            tune_n=self.cfg.tune_n,
-        )
-        return _window(stat, rule.window, rule.window_seconds) if rule.fixed_horizon else stat
 
     def update(self, obs: Observation) -> Self:
         """Add one request's observation."""
@@ -400,17 +226,17 @@ class ExperimentMonitor:
         self._v_looks = done + 1
         self._v_est = ppi.get(self._a_est)
 
-    def _plan(self, metric: str, numeric: bool, labels: Sequence[tuple[str, str]]) -> _Plan:
+    def _plan(self, metric: str, numeric: bool, labels: Sequence[tuple[str, str]]) -> Plan:
         """Resolve (creating what the first update of ``metric`` creates) where it goes."""
         if numeric and metric.endswith(PROXY) and metric[: -len(PROXY)] in self._ppi:
-            plan = _Plan(None)  # fed to the prediction-powered estimate only
+            plan = Plan(None)  # fed to the prediction-powered estimate only
         elif metric not in self.cfg.metrics:
             self.ignored.setdefault(metric, 0)
-            plan = _Plan(self.ignored)
+            plan = Plan(self.ignored)
         else:
             spec = self.cfg.metrics[metric]
             if (spec.kind == "categorical") == numeric:
-                plan = _Plan(None)
+                plan = Plan(None)
             else:
                 self.counts.setdefault(metric, 0)
                 self._create(metric, spec, labels)
@@ -425,14 +251,14 @@ class ExperimentMonitor:
                         stats.append(self._v_guards[metric])  # type: ignore[arg-type]
                 rules = self._rules_by_metric.get(metric, [])
                 stats += [self._rule_stats[(rule.name, ALL)] for rule in rules]
-                pairs, timed = _feeds(stats)
+                pairs, timed = bound_updates(stats)
                 segmented = spec.kind == "paired" or any(rule.segments for rule in rules)
-                plan = _Plan(self.counts, pairs, timed, segmented)
+                plan = Plan(self.counts, pairs, timed, segmented)
         self._plans[0 if numeric else 1][metric] = plan
         return plan
 
     def _label_plan(
-        self, plan: _Plan, metric: str, labels: Sequence[tuple[str, str]], label: tuple[str, str]
+        self, plan: Plan, metric: str, labels: Sequence[tuple[str, str]], label: tuple[str, str]
     ) -> tuple[tuple[Feed, ...], tuple[TimedFeed, ...]]:
         """Resolve where ``metric`` goes for the segment labels of this update."""
         spec = self.cfg.metrics[metric]
@@ -446,22 +272,22 @@ class ExperimentMonitor:
             for rule in self._rules_by_metric.get(metric, ()):
                 if key in rule.segments:
                     stats.append(self._rule_stats[(rule.name, seg)])
-            plan.labelled[(key, seg)] = _feeds(stats)
+            plan.labelled[(key, seg)] = bound_updates(stats)
         return plan.labelled[label]
 
     def _create(self, metric: str, spec: MetricSpec, labels: Sequence[tuple[str, str]]) -> None:
         """Create the state an update of ``metric`` with ``labels`` needs and lacks, in the
         order it always was created (evaluations list results and alerts in that order)."""
         if metric not in self._battery:
-            self._battery[metric] = self._new_battery(metric, spec)
+            self._battery[metric] = new_battery(self.cfg, metric, spec)
         if spec.kind == "paired":
             for _, label in labels:
                 if (metric, label) not in self._seg_seq:
-                    self._seg_seq[(metric, label)] = _sequential(self.cfg, metric, self.cfg.alpha)
+                    self._seg_seq[(metric, label)] = sequential(self.cfg, metric, self.cfg.alpha)
         for rule in self._rules_by_metric.get(metric, ()):
             for seg in [ALL] + [lab for k, lab in labels if k in rule.segments]:
                 if (rule.name, seg) not in self._rule_stats:
-                    self._rule_stats[(rule.name, seg)] = self._rule_stat(rule, spec)
+                    self._rule_stats[(rule.name, seg)] = rule_stat(self.cfg, rule, spec)
 
     # ---------------------------------------------------------------- evaluate
     def evaluate(self, now_ms: int) -> Evaluation:
@@ -488,7 +314,7 @@ class ExperimentMonitor:
         alerts: list[RuleAlert] = []
         for (rname, seg), st in self._rule_stats.items():
             rule = next(r for r in self.cfg.rules if r.name == rname)
-            res = _get(st, now)
+            res = result_at(st, now)
             rule_results.setdefault(rname, {})[seg] = res
             alert = self._hysteresis(rule, seg, res, now_ms)
             if alert is not None:
@@ -556,29 +382,6 @@ class ExperimentMonitor:
             res,
             msg,
         )
-
-
-def _sequential(cfg: ExperimentRules, metric: str, alpha: float) -> MixtureSPRT | AsymptoticCS:
-    """Two-sided anytime-valid test of ``metric``'s mean difference: the symmetric mixture
-    SPRT where the metric's differences are symmetric under the null, else the asymptotic
-    confidence sequence (see :attr:`MetricSpec.sequential_test`)."""
-    kind = MixtureSPRT if cfg.metrics[metric].sequential_test == "msprt" else AsymptoticCS
-    return kind(alpha=alpha, min_samples=cfg.min_samples, tune_n=cfg.tune_n)
-
-
-def _guard_stat(cfg: ExperimentRules, metric: str, alpha: float) -> GuardStat:
-    """Bounded metrics: empirical-Bernstein CS (finite at zero variance); else the metric's
-    sequential test."""
-    bounds = cfg.metrics[metric].diff_bounds
-    if bounds is not None:
-        return BoundedCS(*bounds, alpha=alpha, min_samples=cfg.min_samples)
-    return _sequential(cfg, metric, alpha)
-
-
-def _get(stat: Statistic | Window, now: float) -> TestResult:
-    if isinstance(stat, Window):
-        stat.expire(now)
-    return stat.get()
 
 
 def rule_condition(rule: Rule, spec: MetricSpec, res: TestResult, alpha: float) -> bool:

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from streams.stats.catalog import centred_effect
-from streams.stats.monitor import ALL, ExperimentMonitor, Observation
+from streams.stats.monitor import ExperimentMonitor
+from streams.stats.monitor_types import ALL, Observation
 from streams.stats.results import TestResult
 from streams.stats.rules import ExperimentRules
 

@@ -73,25 +73,25 @@ A rule without ``segments`` judges the overall traffic only: the experiment's ``
 choose what is tracked and reported, not where every rule alerts (so ``worse-log-loss`` and
 ``worse-log-loss-by-country`` in one file alert overall and per country respectively, and a
 rule's Bonferroni share is not split over segment values it does not judge).
-Invalid values raise :class:`ConfigError` naming the rule and the field.
+Invalid values raise :class:`~streams.stats.config_reader.ConfigError` naming the rule and
+the field.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from streams.stats.catalog import FIXED_HORIZON_TESTS, SEQUENTIAL_TESTS, TEST_KINDS, TESTS
-from streams.stats.metrics import KINDS, MetricRegistry, MetricSpec
+from streams.stats.config_reader import ConfigError, TableReader, metric_spec, tables
+from streams.stats.metrics import MetricRegistry, MetricSpec
 
 __all__ = [
     "DEFAULT_MIN_SAMPLES",
     "DEFAULT_TUNE_N",
     "DIRECTIONS",
     "SEVERITIES",
-    "ConfigError",
     "ExperimentRules",
     "Guardrail",
     "Rule",
@@ -121,90 +121,6 @@ _RULE_KEYS = frozenset(
 )
 
 
-class ConfigError(ValueError):
-    """Invalid experiment configuration; the message names the rule and the field."""
-
-
-class _Reader:
-    """Typed field access that raises :class:`ConfigError` with the location."""
-
-    def __init__(self, d: Mapping[str, Any], where: str) -> None:
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"{where}: expected a table, got {type(d).__name__}")
-        self.d, self.where = d, where
-
-    def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{self.where}.{key}: {problem} (got {self.d.get(key)!r})")
-
-    def str_(self, key: str, default: str | None = None, choices: Sequence[str] = ()) -> str:
-        v = self.d.get(key, default)
-        if not isinstance(v, str) or not v:
-            raise self.fail(key, "required non-empty string")
-        if choices and v not in choices:
-            raise self.fail(key, f"must be one of {', '.join(choices)}")
-        return v
-
-    def num(
-        self,
-        key: str,
-        default: float,
-        lo: float,
-        hi: float = math.inf,
-        open_lo: bool = False,
-        open_hi: bool = False,
-    ) -> float:
-        v = self.d.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
-            raise self.fail(key, "must be a number")
-        if v < lo or (open_lo and v == lo) or v > hi or (open_hi and v == hi):
-            lb, rb = "(" if open_lo else "[", ")" if open_hi else "]"
-            raise self.fail(key, f"must be in {lb}{lo:g}, {hi:g}{rb}")
-        return float(v)
-
-    def int_(self, key: str, default: int, lo: int) -> int:
-        v = self.d.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise self.fail(key, f"must be an integer >= {lo}")
-        return v
-
-    def bool_(self, key: str, default: bool) -> bool:
-        v = self.d.get(key, default)
-        if not isinstance(v, bool):
-            raise self.fail(key, "must be true or false")
-        return v
-
-    def strs(self, key: str, default: Sequence[str]) -> tuple[str, ...]:
-        v = self.d.get(key, default)
-        if (
-            isinstance(v, str)
-            or not isinstance(v, Sequence)
-            or not all(isinstance(s, str) and s for s in v)
-        ):
-            raise self.fail(key, "must be a list of strings")
-        return tuple(v)
-
-    def bounds(self, key: str) -> tuple[float, float] | None:
-        v = self.d.get(key)
-        if v is None:
-            return None
-        ok = isinstance(v, Sequence) and not isinstance(v, str) and len(v) == 2
-        nums = ok and all(
-            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in v
-        )
-        if not nums or not v[0] < v[1]:
-            raise self.fail(key, "must be [lower, upper] with finite lower < upper")
-        return (float(v[0]), float(v[1]))
-
-    def window(self, default: tuple[int | None, float | None]) -> tuple[int | None, float | None]:
-        if "window" in self.d and "window_seconds" in self.d:
-            raise self.fail("window", "give window or window_seconds, not both")
-        if "window" in self.d:
-            return (self.int_("window", 0, 1), None)
-        if "window_seconds" in self.d:
-            return (None, self.num("window_seconds", 0.0, 0.0, open_lo=True))
-        return default
-
-
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One alert rule (see the module docstring for the fields).
@@ -218,7 +134,7 @@ class Rule:
     >>> Rule.from_dict({"name": "x", "metric": "correct", "alpha": 2}, where="e.rules[1]")
     Traceback (most recent call last):
     ...
-    streams.stats.rules.ConfigError: e.rules[1] ('x').alpha: must be in (0, 1) (got 2)
+    streams.stats.config_reader.ConfigError: e.rules[1] ('x').alpha: must be in (0, 1) (got 2)
     """
 
     name: str
@@ -249,7 +165,7 @@ class Rule:
         dflt = dict(defaults or {})
         name = d.get("name")
         loc = f"{where} ({name!r})" if isinstance(name, str) else where
-        r = _Reader(d, loc)
+        r = TableReader(d, loc)
         unknown = sorted(set(d) - _RULE_KEYS)
         if unknown:
             raise ConfigError(f"{loc}.{unknown[0]}: unknown field (known: {sorted(_RULE_KEYS)})")
@@ -312,7 +228,7 @@ class Guardrail:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str, metrics: MetricRegistry) -> Guardrail:
         """Parse one entry of ``guardrails``."""
-        r = _Reader(d, where)
+        r = TableReader(d, where)
         metric = r.str_("metric")
         if metric not in metrics or metrics[metric].kind != "paired":
             raise r.fail("metric", "unknown or non-numeric metric")
@@ -353,10 +269,10 @@ class ExperimentRules:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "experiments[0]") -> ExperimentRules:
         """Parse one ``[[experiments]]`` table (as returned by ``tomllib``)."""
-        r = _Reader(d, where)
+        r = TableReader(d, where)
         name = r.str_("name")
         custom = tuple(
-            _metric(m, f"{where}.metrics[{i}]") for i, m in enumerate(_list(r, "metrics"))
+            metric_spec(m, f"{where}.metrics[{i}]") for i, m in enumerate(tables(r, "metrics"))
         )
         reg = MetricRegistry(custom)
         primary = d.get("primary_metric")
@@ -366,7 +282,7 @@ class ExperimentRules:
                 raise r.fail("primary_metric", "unknown or non-numeric metric")
         guards = tuple(
             Guardrail.from_dict(g, f"{where}.guardrails[{i}]", reg)
-            for i, g in enumerate(_list(r, "guardrails"))
+            for i, g in enumerate(tables(r, "guardrails"))
         )
         alpha = r.num("alpha", 0.05, 0.0, 1.0, open_lo=True, open_hi=True)
         min_samples = r.int_("min_samples", DEFAULT_MIN_SAMPLES, 1)
@@ -380,7 +296,7 @@ class ExperimentRules:
         }
         rules = tuple(
             Rule.from_dict(x, f"{where}.rules[{i}]", metrics=reg, defaults=dflt)
-            for i, x in enumerate(_list(r, "rules"))
+            for i, x in enumerate(tables(r, "rules"))
         )
         names = [x.name for x in rules]
         dup = {n for n in names if names.count(n) > 1}
@@ -462,26 +378,3 @@ def default_rules(
 
 _LATENCY_TEST, _LATENCY_QUANTILE = "quantile_cs", 0.99
 """The default latency rule: the anytime-valid ratio of candidate to live p99."""
-
-
-def _list(r: _Reader, key: str) -> list[Mapping[str, Any]]:
-    v = r.d.get(key, [])
-    if not isinstance(v, list):
-        raise r.fail(key, "must be a list of tables")
-    return v
-
-
-def _metric(d: Mapping[str, Any], where: str) -> MetricSpec:
-    r = _Reader(d, where)
-    return MetricSpec(
-        r.str_("name"),
-        r.bool_("higher_is_better", False) if "higher_is_better" in d else _required_bool(r),
-        r.str_("kind", "paired", KINDS),
-        r.bool_("binary", False),
-        r.bounds("bounds"),
-        r.bool_("symmetric", False),
-    )
-
-
-def _required_bool(r: _Reader) -> bool:
-    raise r.fail("higher_is_better", "required: true or false")

@@ -19,7 +19,9 @@ from streams.stats import (
     Window,
 )
 from streams.stats.catalog import SEQUENTIAL_TESTS, battery, make_test
-from streams.stats.monitor import _guard_stat, _sequential
+from streams.stats.monitor_state import guard_stat as _guard_stat
+from streams.stats.monitor_state import rule_stat as _rule_stat
+from streams.stats.monitor_state import sequential as _sequential
 from streams.stats.verdict import decide
 
 
@@ -231,7 +233,7 @@ class Reference:
     every update, state created in order as metrics and segment values appear."""
 
     def __init__(self, cfg: ExperimentRules) -> None:
-        self.cfg, self.mon = cfg, ExperimentMonitor(cfg)  # mon: only to build rule tests
+        self.cfg = cfg
         self.counts: dict[str, int] = {}
         self.ignored: dict[str, int] = {}
         self.seen: dict[str, set[str]] = {k: set() for k in cfg.segment_keys()}
@@ -292,7 +294,7 @@ class Reference:
             if rule.metric == metric:
                 for seg in ["all"] + [lab for k, lab in labels if k in rule.segments]:
                     if (rule.name, seg) not in self.rules:
-                        self.rules[(rule.name, seg)] = self.mon._rule_stat(rule, spec)
+                        self.rules[(rule.name, seg)] = _rule_stat(cfg, rule, spec)
                     stats.append(self.rules[(rule.name, seg)])
         for s in stats:
             if isinstance(s, Window):
