@@ -23,6 +23,7 @@ from streams.kafka.config import client_config
 from streams.records import AlertState, GroundTruth, ModelInput, Prediction
 from streams.replay import read_traffic, write_jsonl
 from streams.replay.run import replay
+from streams.report.model import SEQUENTIAL_TESTS
 from streams.settings import Settings, load_settings
 from streams.topics import create_topics
 from streams.worker import ShadowWorker
@@ -99,11 +100,12 @@ def run(
         delete_topics(settings)
 
 
-def msprt(outputs: Outputs, name: str, metric: str) -> tuple[float, float, float]:
+def sequential(outputs: Outputs, name: str, metric: str) -> tuple[float, float, float]:
+    """The metric's anytime-valid result (msprt or asymptotic_cs) over all traffic."""
     result = next(
         r
         for r in outputs.snapshots[name].results
-        if r.metric == metric and r.segment == "" and r.test == "msprt"
+        if r.metric == metric and r.segment == "" and r.test in SEQUENTIAL_TESTS
     )
     assert result.effect is not None and result.ci_low is not None and result.ci_high is not None
     return result.effect, result.ci_low, result.ci_high
@@ -113,9 +115,9 @@ def test_better_on_mae_and_significantly_worse_on_late_deliveries(
     run: tuple[Settings, Outputs, Path],
 ) -> None:
     _, outputs, _ = run
-    effect, _, high = msprt(outputs, "kpi-primary", "abs_error")
+    effect, _, high = sequential(outputs, "kpi-primary", "abs_error")
     assert effect < 0 and high < 0  # candidate minus live: lower error, interval excludes 0
-    effect, low, _ = msprt(outputs, "kpi-primary", "late")
+    effect, low, _ = sequential(outputs, "kpi-primary", "late")
     assert effect > 0 and low > 0  # more late deliveries, interval excludes 0
     firing = {(a.experiment, a.rule) for a in outputs.alerts if a.state is AlertState.FIRING}
     assert ("kpi-primary", "later-deliveries") in firing
