@@ -176,6 +176,26 @@ def test_undecodable_records_are_dead_lettered_in_the_transaction(tmp_path: Path
     stage.close()
 
 
+def test_an_input_too_large_for_the_state_is_dead_lettered_and_the_stream_goes_on(
+    tmp_path: Path,
+) -> None:
+    broker = _broker()
+    codec = Codec()
+    big = Prediction("big", "churn", "v1", Role.LIVE, 1_000, "x" * 300_000, latency_ms=5.0)
+    broker.append(TOPICS.live_predictions, b"big", codec.encode(big), 0)
+    _publish(broker, "r1", live=True, shadow=True, label=False)
+    stage = _stage(broker, tmp_path)
+    _drain(stage)
+    [(key, value)] = broker.records(TOPICS.dlq)
+    letter = codec.decode(value)
+    assert isinstance(letter, DeadLetter) and key == b"big"
+    assert letter.error_type == "too_large" and "over stage 1's limit" in letter.reason
+    assert letter.value == codec.encode(big)[:1024] and "sha256" in letter.reason
+    assert [e for e in _events(broker) if e[1] == "worse"] == [(JoinKind.PAIRED, "worse", "r1")]
+    assert "big" not in {k.decode() for k, _ in broker.records(TOPICS.join_state)}
+    stage.close()
+
+
 def test_stage_two_folds_the_events_and_dead_letters_junk(tmp_path: Path) -> None:
     broker = _broker()
     for i in range(30):
