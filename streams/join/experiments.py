@@ -9,6 +9,8 @@ Reference::
     expire_every_s = 5              # how often pending state is scanned for expiry
     snapshot_every_s = 10           # how often metrics snapshots, alerts and verdicts go out
     checkpoint_every_s = 60         # how often stage 2 saves its state (restarts resume there)
+    max_skew_s = 300                # event times past now + this (or before now - label_ttl_s)
+                                    #   are clamped for the time windows, counted clock_skew
     store = "memory://"             # or "rocksdb://" (pip install shadow-eval[rocksdb])
 
     [[experiments]]
@@ -77,6 +79,7 @@ class JoinSettings:
     expire_every_s: float = 5.0
     snapshot_every_s: float = 10.0
     checkpoint_every_s: float = 60.0
+    max_skew_s: float = 300.0
     store: str = "memory://"
 
 
@@ -211,6 +214,7 @@ _JOIN_PERIODS = (
     "expire_every_s",
     "snapshot_every_s",
     "checkpoint_every_s",
+    "max_skew_s",
 )
 _JOIN_KEYS = {"app_id", "store", *_JOIN_PERIODS}
 
