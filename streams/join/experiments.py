@@ -106,6 +106,13 @@ class Experiment:
         return self.decision is not None or bool(self.kpis) or self.proxy is not None
 
 
+def _exception_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (as ``streams.worker.loading.exception_line``;
+    the join's core does not import the worker)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 @dataclass(frozen=True, slots=True)
 class UserFunction:
     """A function from the user's code, named by its import path ``module:attribute``."""
@@ -119,8 +126,17 @@ class UserFunction:
             raise ConfigError(f"{where}: must be 'module:function' (got {path!r})")
         module_name, _, attribute = path.partition(":")
         try:
-            function = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(f"{where}: cannot import {path!r}: {exc}") from None
+        except Exception as exc:  # the module's own code raised (SyntaxError included)
+            raise ConfigError(
+                f"{where}: {path!r}: module {module_name} raised at import, before "
+                f"{attribute} could be loaded: {_exception_line(exc)}"
+            ) from None
+        try:
+            function = getattr(module, attribute)
+        except AttributeError as exc:
             raise ConfigError(f"{where}: cannot import {path!r}: {exc}") from None
         if not callable(function):
             raise ConfigError(f"{where}: {path!r} is not callable")
