@@ -408,10 +408,8 @@ class PairStage:
             )
         )
         try:
-            header_size = len(self._slot_header)
-            restored = read_changelog(
-                reader, self.topics.join_state, owned, self.store, header_size
-            )
+            topic, header = self.topics.join_state, self._slot_header
+            restored = read_changelog(reader, topic, owned, self.store, header)
         finally:
             reader.close()
         self.clock.file_all(self.store.items())
