@@ -16,6 +16,7 @@ from streams.worker import (
     ModelAdapter,
     ModelLoadError,
     ShadowWorker,
+    UserCodeError,
     WorkerConfig,
     WorkerError,
     load_model,
@@ -35,6 +36,8 @@ def _load(model_spec: str | None, model_file: Path | None) -> Any:
             return load_model(model_spec)
         assert model_file is not None
         return load_model_file(model_file)
+    except UserCodeError as exc:  # not a usage error: one line, no usage text
+        raise click.ClickException(f"--model {exc}") from None
     except ModelLoadError as exc:
         hint = "--model" if model_spec is not None else "--model-file"
         raise click.BadParameter(str(exc), param_hint=hint) from None

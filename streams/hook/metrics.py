@@ -18,7 +18,16 @@ from prometheus_client.registry import Collector
 
 __all__ = ["OUTCOMES", "HookCounters", "register_publisher"]
 
-OUTCOMES = ("published", "delivered", "dropped", "failed", "unencodable", "sampled_out", "errors")
+OUTCOMES = (
+    "published",
+    "delivered",
+    "dropped",
+    "failed",
+    "unencodable",
+    "too_large",
+    "sampled_out",
+    "errors",
+)
 """The ``outcome`` label values of ``shadow_hook_records_total``."""
 
 
@@ -27,7 +36,8 @@ class HookCounters:
     """A consistent-enough snapshot of one publisher's record counts.
 
     ``published`` records were accepted; each of them ends up ``delivered``, ``failed``
-    (Kafka refused it or it timed out), ``unencodable`` or ``dropped`` (the producer's own
+    (Kafka refused it or it timed out), ``unencodable``, ``too_large`` (over the producer's
+    ``message.max.bytes``, never sent) or ``dropped`` (the producer's own
     queue was full), or is still ``in_flight``. ``dropped`` also counts records refused
     because the buffer was full or the publisher closed; ``sampled_out`` counts records
     left out by sampling; ``errors`` counts unexpected exceptions inside the hook.
@@ -43,6 +53,7 @@ class HookCounters:
     dropped: int = 0
     failed: int = 0
     unencodable: int = 0
+    too_large: int = 0
     sampled_out: int = 0
     errors: int = 0
     in_flight: int = 0

@@ -301,6 +301,7 @@ class ShadowPublisher:
             dropped=buffer.dropped,
             failed=sender.failed,
             unencodable=sender.unencodable,
+            too_large=sender.too_large,
             sampled_out=self._sampled_out,
             errors=self._errors,
             in_flight=buffer.in_flight,

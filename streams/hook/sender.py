@@ -24,6 +24,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from streams.codec import Codec, EncodeError
 from streams.hook.buffer import InFlightBuffer
 from streams.hook.features import Privacy, split_features, to_label, to_probabilities
+from streams.kafka.limits import ENVELOPE_BYTES
 from streams.kafka.logs import RateLimitedLog
 from streams.kafka.producer import ProducerWrapper
 from streams.records import GroundTruth, ModelInput, Prediction, Role
@@ -103,6 +104,7 @@ class Sender:
         self.delivered = 0
         self.failed = 0
         self.unencodable = 0
+        self.too_large = 0
         self.producer = ProducerWrapper(
             producer_config, ratelog=ratelog, on_failure=self._on_delivery, prefix="shadow hook: "
         )
@@ -197,6 +199,12 @@ class Sender:
             self.unencodable += 1
             self.buffer.settle(1)
             self.ratelog.warning("encode", "shadow hook: record not published: %s", exc)
+            return
+        if len(data) + len(key) + ENVELOPE_BYTES > self.producer.max_bytes:
+            self.too_large += 1
+            self.buffer.settle(1)
+            self.ratelog.warning("size", "shadow hook: record of %d bytes to %s not published: "
+                                 "over message.max.bytes", len(data), topic)  # fmt: skip
             return
         try:
             queued = self.producer.offer(topic, data, key)  # never waits

@@ -9,6 +9,8 @@ Reference::
     expire_every_s = 5              # how often pending state is scanned for expiry
     snapshot_every_s = 10           # how often metrics snapshots, alerts and verdicts go out
     checkpoint_every_s = 60         # how often stage 2 saves its state (restarts resume there)
+    max_skew_s = 300                # event times past now + this (or before now - label_ttl_s)
+                                    #   are clamped for the time windows, counted clock_skew
     store = "memory://"             # or "rocksdb://" (pip install shadow-eval[rocksdb])
 
     [[experiments]]
@@ -77,6 +79,7 @@ class JoinSettings:
     expire_every_s: float = 5.0
     snapshot_every_s: float = 10.0
     checkpoint_every_s: float = 60.0
+    max_skew_s: float = 300.0
     store: str = "memory://"
 
 
@@ -103,6 +106,13 @@ class Experiment:
         return self.decision is not None or bool(self.kpis) or self.proxy is not None
 
 
+def _exception_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (as ``streams.worker.loading.exception_line``;
+    the join's core does not import the worker)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 @dataclass(frozen=True, slots=True)
 class UserFunction:
     """A function from the user's code, named by its import path ``module:attribute``."""
@@ -116,8 +126,17 @@ class UserFunction:
             raise ConfigError(f"{where}: must be 'module:function' (got {path!r})")
         module_name, _, attribute = path.partition(":")
         try:
-            function = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(f"{where}: cannot import {path!r}: {exc}") from None
+        except Exception as exc:  # the module's own code raised (SyntaxError included)
+            raise ConfigError(
+                f"{where}: {path!r}: module {module_name} raised at import, before "
+                f"{attribute} could be loaded: {_exception_line(exc)}"
+            ) from None
+        try:
+            function = getattr(module, attribute)
+        except AttributeError as exc:
             raise ConfigError(f"{where}: cannot import {path!r}: {exc}") from None
         if not callable(function):
             raise ConfigError(f"{where}: {path!r} is not callable")
@@ -211,6 +230,7 @@ _JOIN_PERIODS = (
     "expire_every_s",
     "snapshot_every_s",
     "checkpoint_every_s",
+    "max_skew_s",
 )
 _JOIN_KEYS = {"app_id", "store", *_JOIN_PERIODS}
 

@@ -106,9 +106,19 @@ class Judge:
         self.unknown_experiment = 0
         self._seen: set[int] | None = set() if dedup else None
         self._decisions: dict[str, str] = {}
+        self.clock_skew: Counter[str] = Counter()
+        """Events per experiment whose time :meth:`apply` clamped, since the caller last
+        cleared it (stage 2 moves them to ``shadow_join_clock_skew_total``)."""
+        join = experiments.join
+        self._behind_ms = int(join.label_ttl_s * 1000)
+        self._ahead_ms = int(join.max_skew_s * 1000)
 
-    def apply(self, event: JoinEvent) -> bool:
-        """Fold one event in; False when it was a duplicate (or names no experiment)."""
+    def apply(self, event: JoinEvent, now_ms: int | None = None) -> bool:
+        """Fold one event in; False when it was a duplicate (or names no experiment).
+
+        With the stage's clock ``now_ms``, an event time outside ``[now - label_ttl_s,
+        now + max_skew_s]`` is clamped into it for the time windows and counted in
+        :attr:`clock_skew`: one bad clock cannot hold a window's eviction back."""
         name = event.experiment
         experiment = self.experiments.get(name)
         if experiment is None:
@@ -132,7 +142,13 @@ class Judge:
             paired, categorical, errors = found
             for path in errors:
                 counts[f"errors:{path}"] += 1
-            self.monitors[name].record(event.timestamp_ms, event.segments, paired, categorical)
+            timestamp_ms = event.timestamp_ms
+            if now_ms is not None:
+                clamped = min(max(timestamp_ms, now_ms - self._behind_ms), now_ms + self._ahead_ms)
+                if clamped != timestamp_ms:
+                    self.clock_skew[name] += 1
+                    timestamp_ms = clamped
+            self.monitors[name].record(timestamp_ms, event.segments, paired, categorical)
         return True
 
     def state(self, name: str) -> ExperimentState:

@@ -38,6 +38,13 @@ class JoinMetrics:
             "Join events stage 2 dropped as re-emitted duplicates.",
             registry=self.registry,
         )
+        self.clock_skew = Counter(
+            "shadow_join_clock_skew",
+            "Join events whose time stage 2 clamped for its windows (outside "
+            "[now - label_ttl_s, now + max_skew_s]), by experiment.",
+            ["experiment"],
+            registry=self.registry,
+        )
         self.dead_lettered = Counter(
             "shadow_join_dead_lettered",
             "Records sent to the dead-letter topic, by reason.",

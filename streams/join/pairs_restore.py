@@ -4,11 +4,15 @@ After an assignment, and after an aborted transaction (a rewind), stage 1 reads 
 changelog partitions of the input partitions it owns from the beginning to their
 committed end (``read_committed``: an aborted batch's state changes are skipped), and
 the consumer goes back to the inputs' committed offsets. The compacted changelog keeps
-the latest state per request; a tombstone (no value) removes one.
+the latest state per request; a tombstone (no value) removes one. A value whose wire
+header (magic byte and schema id) is not the state's own (another writer's record, a
+state of an incompatible version) is never unpacked: its request is dropped from the
+store as by a tombstone, and the values skipped are counted in one warning.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
@@ -20,16 +24,18 @@ from streams.kafka.clients import ConsumerLike
 __all__ = ["read_changelog", "rewind_inputs"]
 
 READ_BATCH = 10_000
+log = logging.getLogger(__name__)
 
 
 def read_changelog(
-    reader: ConsumerLike, topic: str, owned: Collection[int], store: StateStore, header_size: int
+    reader: ConsumerLike, topic: str, owned: Collection[int], store: StateStore, header: bytes
 ) -> int:
     """Fill ``store`` (cleared first) from changelog partitions ``owned`` of ``topic``, up
     to their high watermarks as read now; returns the requests restored.
 
     ``reader`` is a consumer of its own (``enable.partition.eof``, ``read_committed``),
-    assigned here; ``header_size``: the changelog values' wire header, not stored.
+    assigned here; ``header``: the changelog values' wire header (magic byte and the
+    state's schema id), checked and not stored.
     """
     store.clear()
     ends = {}
@@ -40,7 +46,7 @@ def read_changelog(
     if not ends:
         return 0
     reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-    remaining = set(ends)
+    remaining, size, foreign = set(ends), len(header), 0
     while remaining:
         for message in reader.consume(READ_BATCH, 1.0):
             error = message.error()
@@ -51,13 +57,18 @@ def read_changelog(
                 raise KafkaException(error)
             key = key_from_changelog(message.key())
             value = message.value()
-            if value is None:
-                store.delete(key)
+            if value is not None and value[:size] == header:
+                store.put(key, value[size:])
             else:
-                store.put(key, value[header_size:])
+                foreign += value is not None
+                store.delete(key)
             at: int = message.partition()
             if message.offset() + 1 >= ends[at]:
                 remaining.discard(at)
+    if foreign:
+        log.warning("join: %d changelog values of %s were not a join state (schema id other "
+                    "than %s): their requests were not restored", foreign, topic,
+                    int.from_bytes(header[1:], "big"))  # fmt: skip
     return len(store)
 
 

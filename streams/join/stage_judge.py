@@ -159,7 +159,7 @@ class JudgeStage:
     def process(self, messages: list[Any]) -> None:
         """Fold a batch of join-event records into the monitors."""
         decode = self.codec.decode
-        apply = self.judge.apply
+        apply, now = self.judge.apply, now_ms()
         rebuilding = self._rebuilding
         for message in messages:
             partition: int = message.partition()
@@ -187,8 +187,12 @@ class JudgeStage:
                     self._report_dead_letter(message, exc.reason)
                 continue
             for event in events:
-                if not apply(event):
+                if not apply(event, now):
                     self.metrics.judged_duplicates.inc()
+        skewed = self.judge.clock_skew
+        if skewed:  # moved to the Prometheus counter
+            self.metrics.count(self.metrics.clock_skew, skewed)
+            skewed.clear()
 
     def _report_dead_letter(self, message: MessageLike, reason: str) -> None:
         self.metrics.dead_lettered.labels("undecodable").inc()

@@ -44,6 +44,7 @@ from streams.kafka import CONFLUENT, KafkaClients, ProducerWrapper, Transactiona
 from streams.kafka.clients import MessageLike
 from streams.kafka.config import group_config, reader_config, transactional_config
 from streams.kafka.deadletter import dead_letter, send_dead_letter
+from streams.kafka.limits import TOO_LARGE, record_limit
 from streams.records import GroundTruth, JoinEventBatch, JoinKind, JoinSlot, ModelInput, Prediction
 from streams.settings import Settings
 from streams.topics import partition_of
@@ -64,6 +65,8 @@ well inside the broker's default 1 MB record limit."""
 TRANSACTION_TIMEOUT_MS = 10_000
 """How long a killed worker's open transaction holds back readers before the broker
 aborts it."""
+STATE_PARTS = 8
+"""A request's state (live, candidates, label) holds up to this many inputs' values."""
 _REQUEST_RECORDS = (Prediction, GroundTruth, ModelInput)
 _KIND_AND_REASON = operator.itemgetter(1, 2)
 """Of a queued join event."""
@@ -170,6 +173,8 @@ class PairStage:
             self.producer, self.consumer, self.watchdog, self._rewind
         )
         self.processed = 0
+        self.max_record_bytes = record_limit(self.producer.max_bytes, STATE_PARTS)
+        """Larger inputs are dead-lettered (``too_large``): state and events must fit."""
         self._slot_header = self.codec.header_of(JoinSlot)
         self._batch_header = self.codec.header_of(JoinEventBatch)
         self._outgoing: dict[str, list[bytes]] = {}
@@ -236,6 +241,10 @@ class PairStage:
             offsets[source] = message.offset() + 1
             topics[topic] += 1
             value = message.value()
+            if value is not None and len(value) > self.max_record_bytes:
+                self._dead_letter(message, TOO_LARGE, f"{len(value)} bytes, over stage 1's "
+                                  f"limit of {self.max_record_bytes}")  # fmt: skip
+                continue
             try:
                 record = decode(value)
             except CodecError as exc:
@@ -399,10 +408,8 @@ class PairStage:
             )
         )
         try:
-            header_size = len(self._slot_header)
-            restored = read_changelog(
-                reader, self.topics.join_state, owned, self.store, header_size
-            )
+            topic, header = self.topics.join_state, self._slot_header
+            restored = read_changelog(reader, topic, owned, self.store, header)
         finally:
             reader.close()
         self.clock.file_all(self.store.items())

@@ -13,6 +13,8 @@ worker, both join stages) produces through a :class:`ProducerWrapper`:
   is *produced - failed - still queued*, exact once the queue is empty and never an
   over-count before. :meth:`ProducerWrapper.settled` says when everything produced so far
   is delivered or failed.
+- **Size limit.** :attr:`~ProducerWrapper.max_bytes` is the client's ``message.max.bytes``
+  (:mod:`streams.kafka.limits`): callers check what they derive from consumed bytes.
 - **Quiet logs.** Delivery failures and client errors are logged at most once a minute
   per kind (a broker outage makes thousands), with how many were suppressed.
 """
@@ -27,6 +29,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message
 
 from streams.kafka.clients import CONFLUENT, KafkaClients, ProducerLike
+from streams.kafka.limits import message_max_bytes
 from streams.kafka.logs import RateLimitedLog
 
 __all__ = ["BACKOFF_S", "DeliveryCallback", "ProducerWrapper"]
@@ -85,6 +88,8 @@ class ProducerWrapper:
         self._on_failure = on_failure
         self._prefix = prefix
         self._delivered = 0
+        self.max_bytes = message_max_bytes(config)
+        """The client's ``message.max.bytes``: larger records raise (see kafka.limits)."""
         self.client: ProducerLike = clients.producer(
             {
                 **config,

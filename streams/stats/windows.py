@@ -75,7 +75,11 @@ class Window:
         Keep the last ``size`` observations.
     seconds : float, optional
         Keep observations whose timestamp is within ``seconds`` of the newest one (or of the
-        ``now`` passed to :meth:`expire`).  Timestamps are in seconds, non-decreasing.
+        ``now`` passed to :meth:`expire`).  Timestamps are in seconds.  One out of order
+        is held as the newest before it (the held times never decrease, so eviction never
+        waits behind a later one); :meth:`expire` brings every held time after ``now`` back
+        to ``now``: the window evicts by its caller's clock, and an observation stamped a
+        year ahead leaves it ``seconds`` after the next :meth:`expire`, not a year later.
 
     Examples
     --------
@@ -183,6 +187,8 @@ class Window:
                 self._evict()
             return self
         ts = self._ts
+        if ts and t < ts[-1]:
+            t = ts[-1]
         ts.append(t)
         cutoff = t - self.seconds  # type: ignore[operator]  # a time window: seconds is set
         while ts and ts[0] <= cutoff:  # as expire(t), inlined: this runs for every pair
@@ -222,6 +228,8 @@ class Window:
         if self.seconds is not None:
             cutoff = now - self.seconds
             ts = self._ts
+            if ts and ts[-1] > now:  # held times ahead of the clock: now (rare, O(n))
+                self._ts = ts = deque(min(t, now) for t in ts)
             while ts and ts[0] <= cutoff:
                 ts.popleft()
                 self._evict()

@@ -5,7 +5,7 @@ The pure parts (model adapter, batch assembly, input checks) import no Kafka; th
 """
 
 from streams.worker.config import WorkerConfig
-from streams.worker.loading import ModelLoadError, load_model, load_model_file
+from streams.worker.loading import ModelLoadError, UserCodeError, load_model, load_model_file
 from streams.worker.loop import ShadowWorker, WorkerError
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.model import ModelAdapter, Outcome
@@ -15,6 +15,7 @@ __all__ = [
     "ModelLoadError",
     "Outcome",
     "ShadowWorker",
+    "UserCodeError",
     "WorkerConfig",
     "WorkerError",
     "WorkerMetrics",

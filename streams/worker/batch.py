@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from streams.codec import Codec, CodecError
+from streams.kafka.limits import TOO_LARGE
 from streams.records import ModelInput
 from streams.worker.validate import Invalid, check_input
 
@@ -62,6 +63,7 @@ def assemble(
     model_name: str | None = None,
     required: Sequence[str] | None = None,
     required_for: Any = None,
+    max_bytes: int | None = None,
 ) -> Batch:
     """Decode and check each message of a micro-batch.
 
@@ -78,6 +80,9 @@ def assemble(
     required_for
         Instead of ``required``: called with the first decoded input to get them
         (``ModelAdapter.required_features``).
+    max_bytes
+        Larger values are rejected (``too_large``) before decoding: a prediction carries
+        its input's request id and segments, and must fit the producer's limit.
 
     Examples
     --------
@@ -109,10 +114,13 @@ def assemble(
         if partition is None or offset is None:
             continue
         next_offsets[(topic, partition)] = offset + 1
+        value = message.value()
+        if max_bytes is not None and value is not None and len(value) > max_bytes:
+            reason = f"{len(value)} bytes, over the worker's limit of {max_bytes}"
+            rejects.append(Reject(message, TOO_LARGE, reason))
+            continue
         try:
-            record = decode(
-                ModelInput, message.value(), topic=topic, partition=partition, offset=offset
-            )
+            record = decode(ModelInput, value, topic=topic, partition=partition, offset=offset)
         except CodecError as exc:
             rejects.append(Reject(message, _classify(exc), str(exc)))
             continue

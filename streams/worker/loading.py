@@ -7,11 +7,34 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ModelLoadError", "load_model", "load_model_file", "model_label"]
+__all__ = [
+    "ModelLoadError",
+    "UserCodeError",
+    "exception_line",
+    "load_model",
+    "load_model_file",
+    "model_label",
+]
 
 
 class ModelLoadError(ValueError):
     """The named model cannot be loaded or used; the message names the value."""
+
+
+class UserCodeError(ModelLoadError):
+    """The user's module raised while it was imported, or its class when instantiated."""
+
+
+def exception_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: one line however long the exception's text.
+
+    Examples
+    --------
+    >>> exception_line(RuntimeError("no GPU\nsee the log")), exception_line(KeyError())
+    ('RuntimeError: no GPU', 'KeyError')
+    """
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _check_usable(model: Any, what: str) -> Any:
@@ -39,9 +62,14 @@ def load_model(spec: str) -> Any:
         raise ModelLoadError(f"{spec!r} is not MODULE:CALLABLE (e.g. mypkg.models:churn_v2)")
     try:
         target: Any = importlib.import_module(module_name)
-    except Exception as exc:
+    except ModuleNotFoundError as exc:
         raise ModelLoadError(
-            f"cannot import module {module_name!r} of {spec!r}: {type(exc).__name__}: {exc}"
+            f"cannot import module {module_name!r} of {spec!r}: {exception_line(exc)}"
+        ) from exc
+    except Exception as exc:  # the module's own code raised (SyntaxError included)
+        raise UserCodeError(
+            f"{spec!r}: module {module_name} raised at import, before {attribute} could be "
+            f"loaded: {exception_line(exc)}"
         ) from exc
     for part in attribute.split("."):
         try:
@@ -54,8 +82,9 @@ def load_model(spec: str) -> Any:
         try:
             target = target()
         except Exception as exc:
-            raise ModelLoadError(
-                f"{spec!r}: class {target.__name__} cannot be instantiated without arguments: {exc}"
+            raise UserCodeError(
+                f"{spec!r}: class {target.__name__} of module {module_name} cannot be "
+                f"instantiated without arguments: {exception_line(exc)}"
             ) from exc
     return _check_usable(target, repr(spec))
 

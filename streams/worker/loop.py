@@ -29,6 +29,7 @@ from streams.codec import Codec, EncodeError
 from streams.kafka import CONFLUENT, ConsumerLike, KafkaClients, ProducerWrapper
 from streams.kafka.config import base_config, producer_config
 from streams.kafka.deadletter import dead_letter, send_dead_letter
+from streams.kafka.limits import ENVELOPE_BYTES, record_limit
 from streams.records import ModelInput, Prediction, Role
 from streams.settings import Settings
 from streams.topics import TopicError, describe_topics
@@ -231,11 +232,14 @@ class ShadowWorker:
         started = time.perf_counter()
         metrics = self.metrics
         metrics.consumed += len(messages)
+        producer = self._producer
+        assert producer is not None
         batch = assemble(
             messages,
             self.codec,
             model_name=self.config.only_model,
             required_for=self.adapter.required_features,
+            max_bytes=record_limit(producer.max_bytes),
         )
         for error in batch.errors:
             log.warning("consumer error: %s", error)
@@ -245,19 +249,22 @@ class ShadowWorker:
         errors = sum(1 for outcome in outcomes if outcome.error is not None)
         flight = _InFlight(batch.next_offsets, len(outcomes), len(batch.rejects), errors)
         self._inflight.append(flight)
-        producer = self._producer
-        assert producer is not None
-        records = self._predictions(inputs, outcomes, flight)
+        records = self._predictions(inputs, outcomes, flight, producer.max_bytes)
         producer.produce_all(self.settings.topics.shadow_predictions, records)
         for reject in batch.rejects:
             self._dead_letter(reject)
         metrics.observe_batch(time.perf_counter() - started)
 
     def _predictions(
-        self, inputs: list[ModelInput], outcomes: list[Outcome], flight: _InFlight
+        self,
+        inputs: list[ModelInput],
+        outcomes: list[Outcome],
+        flight: _InFlight,
+        max_bytes: int,
     ) -> list[tuple[bytes, bytes]]:
-        """``(value, key)`` of each input's prediction; an output that cannot be encoded
-        becomes an error prediction (counted)."""
+        """``(value, key)`` of each input's prediction; an output that cannot be encoded,
+        or too large to produce, becomes an error prediction (counted)."""
+        limit = max_bytes - ENVELOPE_BYTES
         encode, version, shadow = self.codec.encode, self.version, Role.SHADOW
         now_ms = int(time.time() * 1000)
         records: list[tuple[bytes, bytes]] = []
@@ -278,6 +285,8 @@ class ShadowWorker:
             )
             try:
                 data = encode(prediction)
+                if len(data) > limit:
+                    raise EncodeError(f"{len(data)} bytes, over message.max.bytes ({max_bytes})")
             except EncodeError as exc:
                 flight.errors += error is None
                 data = encode(Prediction(

@@ -244,3 +244,20 @@ def test_publish_hands_over_every_field_in_its_place(
     assert label == LabelItem(request_id="r1", timestamp_ms=125, model="m", value=1.0)
     assert label.records == 1
     assert publisher.counters.in_flight == 4
+
+
+def test_a_record_over_the_producers_size_limit_is_counted_too_large_never_sent(
+    make_publisher: Callable[..., ShadowPublisher],
+) -> None:
+    publisher = make_publisher()
+    start = time.perf_counter()
+    publisher.publish(None, "x" * 1_200_000)  # the prediction is over message.max.bytes
+    assert time.perf_counter() - start < 0.05
+    wait_for(lambda: publisher.counters.too_large == 1)
+    counters = publisher.counters
+    assert (counters.published, counters.in_flight, counters.failed, counters.errors) == (
+        1,
+        0,
+        0,
+        0,
+    )

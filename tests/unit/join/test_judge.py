@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -115,3 +116,23 @@ def test_an_unknown_experiment_is_counted_and_dropped() -> None:
     judge = Judge(EXPERIMENTS, dedup=False)
     stranger = JoinEvent(event.kind, "nobody", event.request_id, 0, event.live, event.candidate)
     assert not judge.apply(stranger) and judge.unknown_experiment == 1
+
+
+def test_event_times_outside_the_clock_are_clamped_and_counted_clock_skew() -> None:
+    # EXPERIMENTS: label_ttl_s = 120, max_skew_s the default 300
+    assert EXPERIMENTS.join.max_skew_s == 300.0
+    now = 10_000_000
+    base = [e for e in events(30, seed=4) if e.experiment == "eta"]
+    judge = Judge(EXPERIMENTS, dedup=False)
+    shifted = [
+        replace(e, timestamp_ms=now + (365 * 86_400_000 if i == 0 else -500_000 if i == 1 else 0))
+        for i, e in enumerate(base)
+    ]
+    for event in shifted:
+        judge.apply(event, now)
+    assert judge.clock_skew == {"eta": 2}
+    trusting = Judge(EXPERIMENTS, dedup=False)
+    for event in shifted:
+        trusting.apply(event)  # no clock: nothing clamped
+    assert not trusting.clock_skew
+    assert judge.counts["eta"] == trusting.counts["eta"]  # records are counted all the same

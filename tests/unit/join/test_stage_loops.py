@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from confluent_kafka import KafkaError
 
 from streams.codec import Codec
@@ -15,7 +16,15 @@ from streams.join.experiments import ExperimentsFile
 from streams.join.metrics import JoinMetrics
 from streams.join.stage_judge import JudgeStage, events_of
 from streams.join.stage_pairs import PairStage
-from streams.records import DeadLetter, GroundTruth, JoinKind, Prediction, Role
+from streams.records import (
+    DeadLetter,
+    Decision,
+    GroundTruth,
+    JoinKind,
+    Prediction,
+    Role,
+    Verdict,
+)
 from streams.settings import Settings
 from tests.unit.join.experiments_toml import CANDIDATES_TOML
 from tests.unit.kafka.fakes import FakeBroker, FakeClients, FakeError
@@ -23,6 +32,7 @@ from tests.unit.kafka.fakes import FakeBroker, FakeClients, FakeError
 SETTINGS = Settings(topic_prefix="t", partitions=3)
 TOPICS = SETTINGS.topics
 GROUP = "app-t"
+VERDICT = Verdict("churn-v2", Decision.CONTINUE, "not yet", 0)
 
 
 class NoWatchdog:
@@ -142,6 +152,31 @@ def test_a_new_owner_restores_the_state_and_duplicates_count_once(tmp_path: Path
     second.close()
 
 
+def test_a_changelog_value_of_another_schema_is_never_restored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = _broker()
+    for i in range(8):
+        _publish(broker, f"r{i}", live=True, shadow=False, label=False)
+    first = _stage(broker, tmp_path / "a")
+    _drain(first)
+    first.close()
+    foreign = Codec().encode(VERDICT)  # valid Avro, framed with another schema id
+    for p, log in enumerate(broker.topics[TOPICS.join_state]):
+        for key, _ in list(log):
+            if key is not None and key.endswith((b"r0", b"r1")):
+                broker.append(TOPICS.join_state, key, foreign, p)
+    for i in range(8):
+        _publish(broker, f"r{i}", live=False, shadow=True, label=False)
+    second = _stage(broker, tmp_path / "b")
+    with caplog.at_level("WARNING", "streams.join.pairs_restore"):
+        _drain(second)
+    paired = [e for e in _events(broker) if e[0] is JoinKind.PAIRED and e[1] == "worse"]
+    assert sorted(e[2] for e in paired) == sorted(f"r{i}" for i in range(2, 8))
+    assert "2 changelog values" in caplog.text and "not a join state" in caplog.text
+    second.close()
+
+
 def test_expiry_waits_for_the_end_of_every_partition_then_settles(tmp_path: Path) -> None:
     broker = _broker()
     for i in range(6):
@@ -173,6 +208,26 @@ def test_undecodable_records_are_dead_lettered_in_the_transaction(tmp_path: Path
         0,
     )
     assert broker.committed[GROUP][(TOPICS.live_predictions, 0)] == 1
+    stage.close()
+
+
+def test_an_input_too_large_for_the_state_is_dead_lettered_and_the_stream_goes_on(
+    tmp_path: Path,
+) -> None:
+    broker = _broker()
+    codec = Codec()
+    big = Prediction("big", "churn", "v1", Role.LIVE, 1_000, "x" * 300_000, latency_ms=5.0)
+    broker.append(TOPICS.live_predictions, b"big", codec.encode(big), 0)
+    _publish(broker, "r1", live=True, shadow=True, label=False)
+    stage = _stage(broker, tmp_path)
+    _drain(stage)
+    [(key, value)] = broker.records(TOPICS.dlq)
+    letter = codec.decode(value)
+    assert isinstance(letter, DeadLetter) and key == b"big"
+    assert letter.error_type == "too_large" and "over stage 1's limit" in letter.reason
+    assert letter.value == codec.encode(big)[:1024] and "sha256" in letter.reason
+    assert [e for e in _events(broker) if e[1] == "worse"] == [(JoinKind.PAIRED, "worse", "r1")]
+    assert "big" not in {k.decode() for k, _ in broker.records(TOPICS.join_state)}
     stage.close()
 
 

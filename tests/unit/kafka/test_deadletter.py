@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from streams.codec import Codec
-from streams.kafka.deadletter import MAX_REASON_CHARS, dead_letter, send_dead_letter
+from streams.kafka.deadletter import MAX_REASON_CHARS, dead_letter, fitted, send_dead_letter
+from streams.kafka.limits import PREFIX_BYTES
 from streams.kafka.producer import ProducerWrapper
 from streams.records import DeadLetter
 from tests.unit.kafka.fakes import FakeBroker, FakeClients, FakeMessage
@@ -70,3 +73,30 @@ def test_a_letter_too_large_for_the_broker_goes_without_the_value() -> None:
     stored = codec.decode(value)
     assert isinstance(stored, DeadLetter) and stored == sent
     assert stored.value is None and "value of 2000 bytes not kept" in stored.reason
+
+
+def test_a_letter_over_the_producers_limit_keeps_a_prefix_its_size_and_digest() -> None:
+    broker = FakeBroker()
+    broker.create("dlq")
+    producer = ProducerWrapper({"message.max.bytes": 100_000}, clients=FakeClients(broker))
+    assert producer.max_bytes == 100_000
+    codec = Codec()
+    value = bytes(range(256)) * 1000
+    letter = dead_letter(
+        FakeMessage("in", 1, 5, b"k", value), component="join", error_type="too_large", reason="r"
+    )
+    sent = send_dead_letter(producer, "dlq", letter, codec)
+    producer.flush(1)
+    [(_, stored_bytes)] = broker.records("dlq")
+    stored = codec.decode(stored_bytes)
+    assert isinstance(stored, DeadLetter) and stored == sent
+    assert stored.value == value[:PREFIX_BYTES]
+    assert f"value of {len(value)} bytes" in stored.reason
+    assert hashlib.sha256(value).hexdigest() in stored.reason
+    assert len(stored_bytes) < 4 * PREFIX_BYTES
+
+
+def test_a_letter_that_fits_keeps_its_whole_value() -> None:
+    letter = DeadLetter("join", "t", 0, 1, "undecodable", "r", 0, b"k", bytes(50_000))
+    assert fitted(letter, 100_000) is letter
+    assert fitted(letter, 50_000).value == bytes(PREFIX_BYTES)

@@ -137,3 +137,26 @@ def test_missing_topics_stop_the_worker_before_it_starts() -> None:
     worker = ShadowWorker(SETTINGS, lambda f: 1.0, "v2", clients=FakeClients(broker))
     with pytest.raises(Exception, match="missing topics"):
         worker.run(threading.Event())
+
+
+def test_an_oversized_input_or_output_never_makes_the_producer_raise() -> None:
+    broker = _broker(6)
+    codec = Codec()
+    huge = ModelInput("huge", "churn", 1, {"age": 1.0}, segments={"c": "x" * 1_100_000})
+    broker.append(TOPICS.inputs, b"huge", codec.encode(huge))
+
+    def model(features: dict[str, float]) -> str:
+        return "y" * 1_100_000 if features["age"] == 2.0 else "ok"
+
+    worker, _, failure = _run(
+        broker, model, lambda w: w.metrics.produced >= 6 and w.metrics.dead_lettered >= 1
+    )
+    assert failure is None
+    [letter] = [codec.decode(v) for _, v in broker.records(TOPICS.dlq)]
+    assert isinstance(letter, DeadLetter) and letter.error_type == "too_large"
+    assert letter.key == b"huge" and letter.value is not None and len(letter.value) == 1024
+    assert "sha256" in letter.reason
+    predictions = [codec.decode(v) for _, v in broker.records(TOPICS.shadow_predictions)]
+    [error] = [p.error for p in predictions if p.error]  # type: ignore[union-attr]
+    assert "over message.max.bytes" in error
+    assert worker.metrics.errors == 1
