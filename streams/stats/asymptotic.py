@@ -63,7 +63,7 @@ from scipy import special
 
 from streams.stats._common import NAN
 from streams.stats.results import TestResult, check_alternative, reject_nonfinite
-from streams.stats.sequential import log_evalue, mixture_rho
+from streams.stats.sequential import e_process_result, log_evalue, mixture_rho
 
 __all__ = [
     "SKEW_FACTOR",
@@ -404,18 +404,4 @@ class AsymptoticCS:
 
     def get(self) -> TestResult:
         """e-value (``statistic`` and ``evalue``), always-valid p-value, mean and CS."""
-        le = self.log_e()
-        e = math.exp(min(le, 700.0))
-        p = min(1.0, math.exp(-le)) if le > -700.0 else 1.0
-        return TestResult(
-            "asymptotic_cs",
-            e,
-            p,
-            self.mean,
-            self.confidence_sequence(),
-            self.n,
-            "cumulative",
-            "mean_diff",
-            self.alternative,
-            e,
-        )
+        return e_process_result(self, "asymptotic_cs")

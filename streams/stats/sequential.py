@@ -32,7 +32,7 @@ matching two-sided normal-mixture confidence sequence with plug-in variance (asy
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Self, TypeVar
+from typing import ClassVar, Protocol, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +41,7 @@ from scipy import special
 from streams.stats._common import NAN
 from streams.stats.results import TestResult, check_alternative, reject_nonfinite
 
-__all__ = ["MixtureSPRT", "log_evalue", "mixture_rho"]
+__all__ = ["MixtureSPRT", "e_process_result", "log_evalue", "mixture_rho"]
 
 A = TypeVar("A", float, npt.NDArray[np.float64])
 
@@ -242,18 +242,31 @@ class MixtureSPRT:
 
     def get(self) -> TestResult:
         """e-value (``statistic`` and ``evalue``), always-valid p-value, mean and CS."""
-        le = self.log_e()
-        e = math.exp(min(le, 700.0))
-        p = min(1.0, math.exp(-le)) if le > -700.0 else 1.0
-        return TestResult(
-            "msprt",
-            e,
-            p,
-            self.mean,
-            self.confidence_sequence(),
-            self.n,
-            "cumulative",
-            "mean_diff",
-            self.alternative,
-            e,
-        )
+        return e_process_result(self, "msprt")
+
+
+class _EProcess(Protocol):
+    """What :func:`e_process_result` reads of a sequential test on a mean difference."""
+
+    @property
+    def mean(self) -> float: ...
+
+    @property
+    def n(self) -> int: ...
+
+    @property
+    def alternative(self) -> str: ...
+
+    def log_e(self) -> float: ...
+
+    def confidence_sequence(self) -> tuple[float, float]: ...
+
+
+def e_process_result(test: _EProcess, name: str) -> TestResult:
+    """The result of a sequential mean test: its e-value (``statistic`` and ``evalue``),
+    the always-valid p-value ``min(1, 1/e)``, the mean and the confidence sequence."""
+    le = test.log_e()
+    e = math.exp(min(le, 700.0))
+    p = min(1.0, math.exp(-le)) if le > -700.0 else 1.0
+    mean, cs, n = test.mean, test.confidence_sequence(), test.n
+    return TestResult(name, e, p, mean, cs, n, "cumulative", "mean_diff", test.alternative, e)
