@@ -85,7 +85,7 @@ def test_default_rules_split_alpha() -> None:
         ("latency_ms", "quantile_cs", "worse"),
         ("error", "msprt", "worse"),
     ]
-    assert cfg.rules[1].quantile == 0.99  # latency: the p99 ratio
+    assert cfg.rules[1].quantile == 0.5  # latency: the median ratio
     assert all(cfg.effective_alpha(r) == pytest.approx(0.02) for r in cfg.rules)
     assert cfg.rules[0].severity == "critical"
     spec = cfg.metrics["correct"]
