@@ -30,6 +30,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streams.codec import Codec, EncodeError
 from streams.kafka import CONFLUENT, ConsumerLike, KafkaClients, ProducerWrapper
+from streams.kafka.assignment import assignment_lag, describe_partitions, pause_assignment
 from streams.kafka.config import base_config, producer_config
 from streams.kafka.deadletter import dead_letter, send_dead_letter
 from streams.kafka.limits import ENVELOPE_BYTES, record_limit
@@ -303,15 +304,9 @@ class ShadowWorker:
         self._pause(False)
 
     def _pause(self, pause: bool) -> None:
-        consumer = self._consumer
-        if consumer is None:
-            return
-        try:
-            assignment = consumer.assignment()
-            if assignment:
-                (consumer.pause if pause else consumer.resume)(assignment)
-        except KafkaException as exc:
-            log.warning("cannot %s the inputs: %s", "pause" if pause else "resume", exc)
+        failed = self._consumer and pause_assignment(self._consumer, pause)
+        if failed:
+            log.warning("cannot %s the inputs: %s", "pause" if pause else "resume", failed)
 
     def _count_pool(self) -> None:
         pool, metrics = self.adapter.pool, self.metrics
@@ -430,17 +425,17 @@ class ShadowWorker:
 
     # -- rebalances ------------------------------------------------------------------------
     def _on_assign(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
-        log.info("assigned %s", _describe(partitions))
+        log.info("assigned %s", describe_partitions(partitions))
 
     def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
-        log.info("revoked %s; delivering and committing first", _describe(partitions))
+        log.info("revoked %s; delivering and committing first", describe_partitions(partitions))
         if self._held is not None:
             self._held.forget((tp.topic, tp.partition) for tp in partitions)
         self._drain()
 
     def _on_lost(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         log.warning("lost %s; their uncommitted inputs will be redelivered to others",
-                    _describe(partitions))  # fmt: skip
+                    describe_partitions(partitions))  # fmt: skip
         lost = {(tp.topic, tp.partition) for tp in partitions}
         if self._held is not None:
             self._held.forget(lost)
@@ -449,25 +444,9 @@ class ShadowWorker:
                 del flight.offsets[key]
 
     def _update_lag(self) -> None:
-        consumer = self._consumer
-        if consumer is None:
+        if self._consumer is None:
             return
         try:
-            assignment = consumer.assignment()
-            lag = 0
-            for tp in consumer.position(assignment) if assignment else []:
-                low, high = consumer.get_watermark_offsets(tp, cached=True)
-                if high < 0:
-                    continue
-                start = tp.offset if tp.offset >= 0 else max(low, 0)
-                lag += max(high - start, 0)
-            self.metrics.lag = lag
+            self.metrics.lag = assignment_lag(self._consumer)
         except KafkaException as exc:
             log.debug("cannot compute lag: %s", exc)
-
-
-def _describe(partitions: list[TopicPartition]) -> str:
-    by_topic: dict[str, list[int]] = {}
-    for tp in partitions:
-        by_topic.setdefault(tp.topic, []).append(tp.partition)
-    return ", ".join(f"{t}{sorted(p)}" for t, p in by_topic.items()) or "nothing"
