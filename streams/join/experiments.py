@@ -21,6 +21,8 @@ Reference::
                                     #   named "<name>/<candidate>"
     task = "binary"                 # regression | binary | multiclass
     positive_class = "1"            # binary only: the class whose probability log loss uses
+    classes = ["0", "1"]            # optional: every class a prediction or label may name;
+                                    #   others are invalid (unknown_class, streams.join.validity)
     decision = "myapp.policy:decide"  # optional: decide(inputs, prediction) -> outcome
     kpis = ["myapp.policy:costs"]     # optional: kpi(inputs, outcome, label) -> {name: number}
                                     #   (declare each KPI name in [[experiments.metrics]])
@@ -99,6 +101,8 @@ class Experiment:
     decision: UserFunction | None = None
     kpis: tuple[UserFunction, ...] = ()
     proxy: UserFunction | None = None
+    classes: frozenset[str] | None = None
+    """The classes a prediction or label may name (None: any)."""
 
     @property
     def needs_inputs(self) -> bool:
@@ -284,6 +288,15 @@ def _experiments(table: Any, where: str) -> list[Experiment]:
     positive = table.get("positive_class")
     if positive is not None and not isinstance(positive, str | int):
         raise ConfigError(f"{where}.positive_class: must be a class label (got {positive!r})")
+    classes = table.get("classes")
+    if classes is not None and (
+        not isinstance(classes, list)
+        or not classes
+        or not all(isinstance(c, str | int) and not isinstance(c, bool) for c in classes)
+    ):
+        raise ConfigError(f"{where}.classes: must be a non-empty list of labels (got {classes!r})")
+    if classes is not None and task == "regression":
+        raise ConfigError(f"{where}.classes: a regression has no classes")
     decision = (
         None
         if "decision" not in table
@@ -319,6 +332,7 @@ def _experiments(table: Any, where: str) -> list[Experiment]:
                 decision,
                 kpis,
                 proxy,
+                None if classes is None else frozenset(str(c) for c in classes),
             )
         )
     return experiments

@@ -13,6 +13,10 @@ label-free proxies ``<metric>~proxy`` of the metrics an experiment lists in ``pr
 prediction-powered estimate pairs them with the true metric when the label comes). A user
 function that raises (or returns something unusable)
 is reported by its path in :attr:`Observed.errors`; that request's other metrics stand.
+
+Invalid predictions and labels (:mod:`streams.join.validity`, the one gate) never reach
+a statistic that needs their value; each is reported in :attr:`Observed.invalid`, and
+every PAIRED event gives the 0/1 metric ``invalid`` of each side.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.join.experiments import Experiment
+from streams.join.validity import INVALID_METRIC, class_text, label_problem, prediction_problem
 from streams.records import JoinEvent, JoinKind, ModelInput, Prediction
 from streams.stats import PROXY, Observation
 
@@ -35,6 +40,8 @@ class Observed:
 
     observation: Observation | None
     errors: tuple[str, ...] = ()
+    invalid: tuple[str, ...] = ()
+    """``<version>:<reason>`` of each invalid prediction, ``label:<reason>`` of a label."""
 
 
 _LOG_LOSS_FLOOR = 1e-15
@@ -49,17 +56,20 @@ def observation(event: JoinEvent, experiment: Experiment) -> Observed:
     found = metric_values(event, experiment)
     if found is None:
         return Observed(None)
-    paired, categorical, errors = found
+    paired, categorical, errors, invalid = found
     return Observed(
-        Observation(event.timestamp_ms, event.segments, paired, categorical), tuple(errors)
+        Observation(event.timestamp_ms, event.segments, paired, categorical),
+        tuple(errors),
+        tuple(invalid),
     )
 
 
 def metric_values(
     event: JoinEvent, experiment: Experiment
-) -> tuple[Paired, Categorical, list[str]] | None:
-    """What :func:`observation` holds, unwrapped: the paired and categorical metric values
-    and the failed user functions' paths (None for EXPIRED events and a missing side)."""
+) -> tuple[Paired, Categorical, list[str], list[str]] | None:
+    """What :func:`observation` holds, unwrapped: the paired and categorical metric values,
+    the failed user functions' paths and the invalid sides (None for EXPIRED events and a
+    missing side)."""
     live, candidate = event.live, event.candidate
     kind = event.kind
     if live is None or candidate is None or kind is _EXPIRED:
@@ -67,7 +77,21 @@ def metric_values(
     paired: Paired = {}
     categorical: Categorical = {}
     errors: list[str] = []
+    invalid: list[str] = []
+    task, classes = experiment.task, experiment.classes
+    live_problem = prediction_problem(live, task, classes)
+    candidate_problem = prediction_problem(candidate, task, classes)
+    valid = live_problem is None and candidate_problem is None
     if kind is _PAIRED:
+        if not valid:
+            if live_problem is not None:
+                invalid.append(f"{live.version}:{live_problem}")
+            if candidate_problem is not None:
+                invalid.append(f"{candidate.version}:{candidate_problem}")
+        paired[INVALID_METRIC] = (
+            0.0 if live_problem is None else 1.0,
+            0.0 if candidate_problem is None else 1.0,
+        )
         live_error, candidate_error = live.error, candidate.error
         paired["latency_ms"] = (live.latency_ms, candidate.latency_ms)
         paired["error"] = (
@@ -78,7 +102,7 @@ def metric_values(
             1.0 if live_error == "timeout" else 0.0,
             1.0 if candidate_error == "timeout" else 0.0,
         )
-        if live.value is not None and candidate.value is not None:
+        if valid and live.value is not None and candidate.value is not None:
             if experiment.task == "regression":
                 numbers = _numbers(live.value, candidate.value)
                 if numbers is not None:
@@ -94,7 +118,9 @@ def metric_values(
                     categorical["decision"] = (str(outcomes[0]), str(outcomes[1]))
             if experiment.proxy is not None:
                 _proxies(experiment, event.inputs, live, candidate, paired, errors)
-    elif event.label is not None and live.value is not None and candidate.value is not None:
+    elif (problem := label_problem(event.label, task, classes)) is not None:
+        invalid.append(f"label:{problem}")
+    elif valid and live.value is not None and candidate.value is not None:
         if experiment.task == "regression":
             _regression_losses(paired, live, candidate, event.label)
         else:
@@ -106,22 +132,7 @@ def metric_values(
                 _kpis(experiment, event.inputs, outcomes, event.label, paired, errors)
         if experiment.proxy is not None:
             _proxies(experiment, event.inputs, live, candidate, paired, [])  # counted on PAIRED
-    return paired, categorical, errors
-
-
-def class_text(value: object) -> str:
-    """A class label as text, so that 1, 1.0 and "1" name the same class.
-
-    Examples
-    --------
-    >>> class_text(1.0), class_text("1"), class_text(2.5)
-    ('1', '1', '2.5')
-    """
-    if type(value) is str:
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    return paired, categorical, errors, invalid
 
 
 def _decide(

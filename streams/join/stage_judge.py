@@ -193,6 +193,10 @@ class JudgeStage:
         if skewed:  # moved to the Prometheus counter
             self.metrics.count(self.metrics.clock_skew, skewed)
             skewed.clear()
+        invalid = self.judge.invalid
+        if invalid:
+            self.metrics.count(self.metrics.invalid, invalid)
+            invalid.clear()
 
     def _report_dead_letter(self, message: MessageLike, reason: str) -> None:
         self.metrics.dead_lettered.labels("undecodable").inc()

@@ -35,6 +35,7 @@ PURE_CORE = [
     "streams.join.slots",
     "streams.join.experiments",
     "streams.join.observe",
+    "streams.join.validity",
     "streams.join.judge",
 ]
 PURE_CORE_MAY_USE = {"numpy", "scipy"}
