@@ -187,6 +187,19 @@ class ModelAdapter:
         )
         self._classes: list[str] | None = None
 
+    restarts = 0
+    """Model processes replaced (``--isolate process`` only)."""
+
+    @property
+    def timeouts(self) -> int:
+        """Calls abandoned at their deadline so far."""
+        return self.pool.timeouts if self.pool is not None else 0
+
+    @property
+    def hung_threads(self) -> int:
+        """Threads stuck in a call past its deadline now."""
+        return self.pool.hung if self.pool is not None else 0
+
     @property
     def batched(self) -> bool:
         """Whether the model is called once per batch rather than once per input."""
