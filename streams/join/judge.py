@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from streams.join.experiments import Experiment, ExperimentsFile
-from streams.join.observe import metric_values
+from streams.join.observe import TIMEOUTS, metric_values
 from streams.records import (
     Alert,
     AlertState,
@@ -145,8 +145,8 @@ class Judge:
         found = metric_values(event, experiment)
         if found is not None:
             paired, categorical, errors, invalid = found
-            for path in errors:
-                counts[f"errors:{path}"] += 1
+            for path in errors:  # "timeouts:<path>" or a path, counted "errors:<path>"
+                counts[path if path.startswith(TIMEOUTS) else f"errors:{path}"] += 1
             for what in invalid:
                 counts[f"invalid:{what}"] += 1
                 version, _, reason = what.rpartition(":")
@@ -197,7 +197,7 @@ class Judge:
             {
                 k: v
                 for k, v in sorted(self.counts[name].items())
-                if k.startswith(("errors:", "invalid:"))
+                if k.startswith(("errors:", "invalid:", TIMEOUTS))
             }
         )
         # Pairs with a NaN or infinite value, refused by the statistics core (never fed).

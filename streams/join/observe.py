@@ -12,7 +12,10 @@ paired business metrics. The ``proxy`` function gives, on PAIRED and LABELLED al
 label-free proxies ``<metric>~proxy`` of the metrics an experiment lists in ``proxies`` (their
 prediction-powered estimate pairs them with the true metric when the label comes). A user
 function that raises (or returns something unusable)
-is reported by its path in :attr:`Observed.errors`; that request's other metrics stand.
+is reported by its path in :attr:`Observed.errors` (one past its deadline, ``[join]
+user_timeout_s``, as ``timeouts:<path>``); that request's other metrics stand. User
+functions run on a few threads of their own (:meth:`UserFunction.call`): a hung one never
+holds the stage, its snapshots or its alerts.
 
 Invalid predictions and labels (:mod:`streams.join.validity`, the one gate) never reach
 a statistic that needs their value; each is reported in :attr:`Observed.invalid`, and
@@ -26,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streams.callpool import PoolExhausted, Timeout
 from streams.join.experiments import Experiment
 from streams.join.validity import INVALID_METRIC, class_text, label_problem, prediction_problem
 from streams.records import JoinEvent, JoinKind, ModelInput, Prediction
@@ -44,6 +48,9 @@ class Observed:
     """``<version>:<reason>`` of each invalid prediction, ``label:<reason>`` of a label."""
 
 
+TIMEOUTS = "timeouts:"
+"""Prefix of a user function's path in :attr:`Observed.errors` when it missed its deadline
+(``[join] user_timeout_s``) or all its threads were stuck: counted apart from errors."""
 _LOG_LOSS_FLOOR = 1e-15
 _PAIRED, _EXPIRED = JoinKind.PAIRED, JoinKind.EXPIRED  # an enum member lookup is slow
 
@@ -147,10 +154,16 @@ def _decide(
         return None
     request = inputs.feature_dict()
     try:
-        return decision.function(request, live.value), decision.function(request, candidate.value)
+        live_outcome, candidate_outcome = decision.call(
+            (request, live.value), (request, candidate.value)
+        )
+    except (Timeout, PoolExhausted):
+        errors.append(TIMEOUTS + decision.path)
+        return None
     except Exception:  # user code: any failure is counted, never fatal
         errors.append(decision.path)
         return None
+    return live_outcome, candidate_outcome
 
 
 def _kpis(
@@ -166,12 +179,16 @@ def _kpis(
     request = inputs.feature_dict()
     for kpi in experiment.kpis:
         try:
-            live_values = kpi.function(request, outcomes[0], label)
-            candidate_values = kpi.function(request, outcomes[1], label)
+            live_values, candidate_values = kpi.call(
+                (request, outcomes[0], label), (request, outcomes[1], label)
+            )
             values = {
                 name: (float(live_values[name]), float(candidate_values[name]))
                 for name in live_values
             }
+        except (Timeout, PoolExhausted):
+            errors.append(TIMEOUTS + kpi.path)
+            continue
         except Exception:  # user code: raised, or returned no numbers for both sides
             errors.append(kpi.path)
             continue
@@ -195,8 +212,11 @@ def _proxies(
         return
     wanted = experiment.rules.proxies
     try:
-        values = proxy.function(inputs.feature_dict(), live.value, candidate.value)
+        (values,) = proxy.call((inputs.feature_dict(), live.value, candidate.value))
         found = {m: (float(values[m][0]), float(values[m][1])) for m in wanted if m in values}
+    except (Timeout, PoolExhausted):
+        errors.append(TIMEOUTS + proxy.path)
+        return
     except Exception:  # user code: any failure is counted, never fatal
         errors.append(proxy.path)
         return

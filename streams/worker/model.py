@@ -19,7 +19,7 @@ most probable class is the value. Estimators with ``classes_`` always give label
 Errors stay with the inputs that caused them: a raising per-record call gives that input
 an error outcome; a raising batch call is retried input by input to find the bad ones.
 With a deadline (``timeout_ms``) the calls run on a fixed pool of ``threads`` threads
-(:mod:`streams.worker.pool`); late per-record calls give error ``"timeout"`` to their
+(:mod:`streams.callpool`); late per-record calls give error ``"timeout"`` to their
 input only, a late batch call to every input of that batch (retrying a slow batch input
 by input could stall for ``batch_size`` deadlines). A thread stuck in a late call is not
 replaced; while every thread is stuck, :meth:`ModelAdapter.score` leaves the inputs it
@@ -36,8 +36,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from streams.callpool import CallPool, PoolExhausted, Timeout
 from streams.records import ModelInput
-from streams.worker.pool import CallPool, PoolExhausted, Timeout
 
 __all__ = [
     "DEFAULT_THREADS",
