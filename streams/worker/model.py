@@ -38,6 +38,7 @@ import numpy as np
 
 from streams.callpool import CallPool, PoolExhausted, Timeout
 from streams.records import ModelInput
+from streams.worker.loading import exception_line
 
 __all__ = [
     "DEFAULT_THREADS",
@@ -81,7 +82,8 @@ def features_of(record: ModelInput) -> dict[str, Any]:
 
 
 def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    """``Type: first line of the message``, at most MAX_ERROR_CHARS: one clear line."""
+    text = exception_line(exc)
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
 
 
