@@ -8,10 +8,11 @@ back to the inputs' committed offsets. A persistent store (``rocksdb://``) repla
 the changelog after the offset it recorded (:func:`resume_offset`); it is rebuilt from
 the start instead when it cannot be trusted: it recorded nothing, or another changelog
 topic (a topic deleted and created again has a new id), or an offset past the end (or
-before the start) of the partition, or another state schema, or it is older than the
-changelog keeps tombstones (``delete.retention.ms``: a request another owner finished
-meanwhile could be gone from the changelog but not from the store). A ``memory://``
-store is always rebuilt.
+before the start) of the partition, or another state schema, or deadlines filed under
+other TTLs, or it is older than the changelog keeps tombstones (``delete.retention.ms``:
+a request another owner finished meanwhile could be gone from the changelog but not from
+the store). A partition that moved to another worker and back replays what that worker
+wrote meanwhile, as Kafka Streams' stores do. A ``memory://`` store is always rebuilt.
 
 The compacted changelog keeps the latest state per request; a tombstone (no value)
 removes one. A value whose wire header (magic byte and schema id) is not the state's own
@@ -75,6 +76,9 @@ class OwnedStores:
         The changelog values' wire header (magic byte and the state's schema id).
     first_due
         A request's first deadline from its first-seen time.
+    ttls
+        The pair and label TTLs (a store whose deadlines were filed under others is
+        rebuilt).
     reader
         Makes the restore's own consumer (``read_committed``, ``enable.partition.eof``).
     admin
@@ -87,6 +91,7 @@ class OwnedStores:
         topic: str,
         header: bytes,
         first_due: Callable[[int], int],
+        ttls: str,
         reader: Callable[[], ConsumerLike],
         admin: Any,
     ) -> None:
@@ -94,6 +99,7 @@ class OwnedStores:
         self.topic = topic
         self.header = header
         self.first_due = first_due
+        self.ttls = ttls
         self._reader = reader
         self._admin = admin
         self.parts: dict[int, PartitionStore] = {}
@@ -120,7 +126,7 @@ class OwnedStores:
         try:
             stores = {p: self.parts[p] for p in sorted(owned)}
             replays = restore(reader, self.topic, stores, self.header, self._topic_id,
-                              self.first_due, int(time.time() * 1000))  # fmt: skip
+                              self.first_due, int(time.time() * 1000), self.ttls)  # fmt: skip
         finally:
             reader.close()
         self._next_mark = time.monotonic() + MARK_EVERY_S
@@ -144,7 +150,7 @@ class OwnedStores:
             except KafkaException as exc:
                 log.warning("join: cannot read the end of %s[%d]: %s", self.topic, partition, exc)
                 continue
-            store.mark(Persisted(high, self._topic_id, self.header, written))
+            store.mark(Persisted(high, self._topic_id, self.header, written, self.ttls))
 
     def close(self) -> None:
         """Close every store (a persistent one stays on disk)."""
@@ -155,7 +161,7 @@ class OwnedStores:
 
 def resume_offset(
     persisted: Persisted | None, low: int, high: int, topic_id: str | None, header: bytes,
-    now_ms: int,
+    now_ms: int, ttls: str = "",
 ) -> tuple[int | None, str]:  # fmt: skip
     """Where a store that recorded ``persisted`` resumes reading a changelog partition
     spanning ``[low, high)``; None (and why) when it must be rebuilt.
@@ -174,6 +180,8 @@ def resume_offset(
         return None, "made from another changelog topic of that name (created again since)"
     if persisted.header != header:
         return None, "written under another state schema"
+    if persisted.ttls != ttls:
+        return None, "its deadlines were filed under other TTLs"
     if persisted.offset > high:
         return None, f"ahead of the changelog (offset {persisted.offset}, end {high})"
     if persisted.offset < low:
@@ -191,6 +199,7 @@ def restore(
     topic_id: str | None,
     first_due: Callable[[int], int],
     now_ms: int,
+    ttls: str = "",
 ) -> dict[int, Replay]:
     """Bring each store (by changelog partition) up to the changelog's end as read now,
     file its new requests' deadlines, and record the offset reached.
@@ -203,7 +212,7 @@ def restore(
     replays: dict[int, Replay] = {}
     for partition, store in stores.items():
         low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-        start, why = resume_offset(store.persisted(), low, high, topic_id, header, now_ms)
+        start, why = resume_offset(store.persisted(), low, high, topic_id, header, now_ms, ttls)
         if start is None:
             store.wipe()
             replays[partition] = Replay(low, high, why)
@@ -216,7 +225,7 @@ def restore(
         if not store.persistent:
             _file_all(store, first_due)
         elif topic_id is not None:
-            store.mark(Persisted(replay.end, topic_id, header, now_ms))
+            store.mark(Persisted(replay.end, topic_id, header, now_ms, ttls))
     return replays
 
 

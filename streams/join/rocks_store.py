@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from streams.join.keys import StoreKey, changelog_key, key_from_changelog
-from streams.join.store import Due, Persisted, StoreOptions
+from streams.join.store import Due, Persisted
+from streams.join.store_options import StoreOptions
 
 __all__ = ["RocksMemory", "RocksStore"]
 
@@ -186,6 +187,7 @@ class RocksStore:
                 str(meta["topic_id"]),
                 bytes.fromhex(meta["header"]),
                 int(meta["written_ms"]),
+                str(meta.get("ttls", "")),
             )
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("join: %s: unreadable offset record (%s); rebuilding", self.path, exc)
@@ -198,6 +200,7 @@ class RocksStore:
             "topic_id": persisted.topic_id,
             "header": persisted.header.hex(),
             "written_ms": persisted.written_ms,
+            "ttls": persisted.ttls,
         }
         self._db.put(_META, json.dumps(meta).encode())
 

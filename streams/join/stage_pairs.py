@@ -171,6 +171,7 @@ class PairStage:
             self.topics.join_state,
             self._slot_header,
             self.clock.first_due,
+            f"{self.pairing.pair_ttl_ms}/{self.pairing.label_ttl_ms}",
             self._restore_reader,
             clients.admin(admin_config(settings, quiet=True)),
         )
@@ -392,6 +393,7 @@ class PairStage:
         started = time.monotonic()
         replays = self.state.restore(owned)
         self._owned = owned
+        self.metrics.pending.set(self.pending)
         rebuilt = {p: r.rebuilt for p, r in replays.items() if r.rebuilt is not None}
         log.info(
             "join: stage 1 owns partitions %s; restored %d requests in %.1fs, replaying %d "

@@ -21,10 +21,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import parse_qsl, urlsplit
 
 from streams.join.deadlines import Deadlines
 from streams.join.keys import StoreKey
+from streams.join.store_options import StoreOptions
 
 __all__ = [
     "Due",
@@ -53,6 +53,8 @@ class Persisted:
     """The states' wire header (magic byte and JoinSlot schema id) when written."""
     written_ms: int
     """When this was recorded (wall clock)."""
+    ttls: str = ""
+    """The pair and label TTLs its deadlines were filed under (``"<ms>/<ms>"``)."""
 
 
 class PartitionStore(Protocol):
@@ -155,39 +157,6 @@ class MemoryStore:
 
     def close(self) -> None:
         self.wipe()
-
-
-@dataclass(frozen=True, slots=True)
-class StoreOptions:
-    """The ``[join] store`` URL: ``memory://`` or ``rocksdb://``, the latter with its
-    memory bounds as query parameters (``rocksdb://?cache_mb=256&write_buffer_mb=64``).
-
-    Examples
-    --------
-    >>> StoreOptions.parse("rocksdb://?cache_mb=32")
-    StoreOptions(kind='rocksdb', cache_mb=32, write_buffer_mb=32)
-    """
-
-    kind: str
-    cache_mb: int = 64
-    """RocksDB block cache shared by every partition's database (data, index and
-    bloom-filter blocks), in MiB."""
-    write_buffer_mb: int = 32
-    """RocksDB memtables of every partition together, in MiB (charged to the cache)."""
-
-    @classmethod
-    def parse(cls, url: str) -> StoreOptions:
-        parts = urlsplit(url)
-        if parts.scheme not in ("memory", "rocksdb") or parts.netloc or parts.path:
-            raise ValueError(f"store {url!r}: use memory:// or rocksdb://")
-        sizes: dict[str, int] = {}
-        for name, text in parse_qsl(parts.query, keep_blank_values=True):
-            if parts.scheme != "rocksdb" or name not in ("cache_mb", "write_buffer_mb"):
-                raise ValueError(f"store {url!r}: unknown parameter {name!r}")
-            if not text.isdigit() or int(text) < 1:
-                raise ValueError(f"store {url!r}: {name} must be a whole number of MiB >= 1")
-            sizes[name] = int(text)
-        return cls(parts.scheme, **sizes)
 
 
 class Stores:

@@ -159,3 +159,15 @@ def test_deadlines_on_disk_expire_after_a_restart(tmp_path: Path) -> None:
     assert second.pending == 0
     assert all(store.due(10**13, 10) == [] for store in second.parts.values())
     second.close()
+
+
+def test_a_store_whose_deadlines_were_filed_under_other_ttls_is_rebuilt(tmp_path: Path) -> None:
+    broker = _broker()
+    for i in range(6):
+        _publish(broker, f"r{i}", live=True, shadow=False, label=False)
+    _run(broker, tmp_path).close()
+    shorter = _stage(broker, tmp_path, pair_ttl=60, label_ttl=120)
+    reasons = {r.rebuilt for r in shorter.state.last_restore.values() if r.rebuilt}
+    assert reasons == {"its deadlines were filed under other TTLs"}
+    assert shorter.pending == 6
+    shorter.close()
