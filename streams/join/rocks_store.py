@@ -107,6 +107,10 @@ class RocksStore:
         self._db = self._open()
         count = self._db.get(_COUNT)
         self._count = 0 if count is None else int.from_bytes(count, "big")
+        self._due_floor = 0
+        """No deadline is filed before this second: where :meth:`due` starts reading, past
+        the deletions of the entries settled before (RocksDB still has to step over
+        deleted keys until a compaction drops them)."""
 
     def _open(self) -> Any:
         deadline = time.monotonic() + LOCK_WAIT_S
@@ -158,20 +162,26 @@ class RocksStore:
                     count -= 1
         for _key, entry in settled:  # before filed: an entry may be filed again
             batch.delete(entry)
+        floor = self._due_floor
         for key, due_ms in filed:
             second = -(-due_ms // 1000)
+            floor = min(floor, second)
             batch.put(_DUE + second.to_bytes(8, "big") + changelog_key(key), b"")
         batch.put(_COUNT, count.to_bytes(8, "big"))
         self._db.write(batch)
         self._count = count
+        self._due_floor = floor
 
     def due(self, now_ms: int, limit: int) -> list[Due]:
-        end = _DUE + (now_ms // 1000 + 1).to_bytes(8, "big")
+        now_s = now_ms // 1000
+        start = _DUE + self._due_floor.to_bytes(8, "big")
         taken: list[Due] = []
-        for raw, _ in self._scan(_DUE, end):
+        for raw, _ in self._scan(start, _DUE + (now_s + 1).to_bytes(8, "big")):
             taken.append((key_from_changelog(raw[9:]), raw))
             if len(taken) >= limit:
                 break
+        # Nothing is filed before the first entry found (or, with none, up to now).
+        self._due_floor = int.from_bytes(taken[0][1][1:9], "big") if taken else now_s + 1
         return taken
 
     def persisted(self) -> Persisted | None:
@@ -209,6 +219,7 @@ class RocksStore:
         self._rocksdict.Rdict.destroy(str(self.path), self._memory.options())
         self._db = self._open()
         self._count = 0
+        self._due_floor = 0
 
     def disk_bytes(self) -> int:
         """The database's files on disk."""

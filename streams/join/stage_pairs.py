@@ -144,7 +144,12 @@ class PairStage:
         ]
         if experiments.needs_inputs:  # downstream decision / KPI functions read the inputs
             self.sources.append(self.topics.inputs)
-        self.consumer = clients.consumer(group_config(settings, group, logs=LIBRDKAFKA_LOGS))
+        stores = Stores(experiments.join.store, store_directory(data_dir, group))
+        self.consumer = clients.consumer(
+            group_config(
+                settings, group, logs=LIBRDKAFKA_LOGS, overrides=stores.group_member(group)
+            )
+        )
         self.producer = ProducerWrapper(
             transactional_config(
                 settings, group, timeout_ms=TRANSACTION_TIMEOUT_MS, logs=LIBRDKAFKA_LOGS
@@ -167,7 +172,7 @@ class PairStage:
         self._event_partitions: dict[str, int] = {}
         self.clock = ExpiryClock(self.pairing.pair_ttl_ms, self.pairing.label_ttl_ms)
         self.state = OwnedStores(
-            Stores(experiments.join.store, store_directory(data_dir, group)),
+            stores,
             self.topics.join_state,
             self._slot_header,
             self.clock.first_due,

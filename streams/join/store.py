@@ -16,7 +16,9 @@ changelog record before it is reflected in the store.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import socket
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +177,16 @@ class Stores:
             from streams.join.rocks_store import RocksMemory
 
             self._memory = RocksMemory(self.options)
+
+    def group_member(self, group: str) -> dict[str, str]:
+        """Consumer settings of the stage's group member: with a persistent store, a
+        static member (``group.instance.id``, from the host and the store directory), so
+        a restarted worker gets its partitions, and their stores, back at once instead
+        of after the dead member's session timeout (and a scale-down waits that long)."""
+        if not self.persistent:
+            return {}
+        where = f"{socket.gethostname()}:{self.directory.resolve()}"
+        return {"group.instance.id": f"{group}-{hashlib.sha256(where.encode()).hexdigest()[:16]}"}
 
     def open(self, partition: int) -> PartitionStore:
         if self._memory is None:

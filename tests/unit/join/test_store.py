@@ -135,3 +135,11 @@ def test_watchdog_reports_a_stall_once_and_not_a_quick_call() -> None:
         assert stalls == ["slow"]
     finally:
         dog.close()
+
+
+def test_a_persistent_store_makes_its_worker_a_static_group_member(tmp_path: Path) -> None:
+    member = Stores("rocksdb://", tmp_path / "a").group_member("g")
+    assert member == Stores("rocksdb://", tmp_path / "a").group_member("g")  # after a restart
+    assert member != Stores("rocksdb://", tmp_path / "b").group_member("g")
+    assert member["group.instance.id"].startswith("g-")
+    assert Stores("memory://", tmp_path / "a").group_member("g") == {}
