@@ -150,13 +150,11 @@ class PairStage:
                 settings, group, logs=LIBRDKAFKA_LOGS, overrides=stores.group_member(group)
             )
         )
-        self.producer = ProducerWrapper(
-            transactional_config(
-                settings, group, timeout_ms=TRANSACTION_TIMEOUT_MS, logs=LIBRDKAFKA_LOGS
-            ),
-            log=log,
-            clients=clients,
+        producer = transactional_config(
+            settings, group, timeout_ms=TRANSACTION_TIMEOUT_MS, logs=LIBRDKAFKA_LOGS
         )
+        self.transactional_id: str = producer["transactional.id"]
+        self.producer = ProducerWrapper(producer, log=log, clients=clients)
         self.transaction = TransactionalBatch(
             self.producer, self.consumer, self.watchdog, self._rewind
         )
@@ -184,6 +182,7 @@ class PairStage:
         """The store of each input partition owned."""
 
     def start(self) -> None:
+        log.info("stage 1: transactional.id %s", self.transactional_id)
         self.transaction.init(30)
         self.consumer.subscribe(self.sources, on_assign=self._on_assign, on_revoke=self._on_revoke)
 
