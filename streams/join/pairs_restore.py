@@ -35,8 +35,18 @@ from streams.join.keys import StoreKey, key_from_changelog
 from streams.join.slot_state import Slot
 from streams.join.store import PartitionStore, Persisted, Stores
 from streams.kafka.clients import ConsumerLike
+from streams.kafka.config import reader_config
+from streams.settings import Settings
 
-__all__ = ["OwnedStores", "Replay", "read_topic_id", "restore", "resume_offset", "rewind_inputs"]
+__all__ = [
+    "OwnedStores",
+    "Replay",
+    "read_topic_id",
+    "restore",
+    "restore_config",
+    "resume_offset",
+    "rewind_inputs",
+]
 
 READ_BATCH = 10_000
 MARK_EVERY_S = 5.0
@@ -157,6 +167,21 @@ class OwnedStores:
         for store in self.parts.values():
             store.close()
         self.parts.clear()
+
+
+def restore_config(settings: Settings, group: str, logs: str) -> dict[str, Any]:
+    """The restore's own consumer: committed records only, and the end of each partition
+    reported."""
+    return reader_config(
+        settings,
+        "join-restore",
+        logs=logs,
+        overrides={
+            "group.id": f"{group}-restore",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        },
+    )
 
 
 def resume_offset(

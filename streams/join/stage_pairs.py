@@ -35,7 +35,7 @@ from streams.join.experiments import ExperimentsFile
 from streams.join.keys import StoreKey, changelog_key, request_key
 from streams.join.metrics import JoinMetrics
 from streams.join.pairs_expiry import ExpiryClock, caught_up
-from streams.join.pairs_restore import OwnedStores, rewind_inputs
+from streams.join.pairs_restore import OwnedStores, restore_config, rewind_inputs
 from streams.join.slot_events import MAX_EVENTS_BYTES, event_batch, event_chunks
 from streams.join.slot_state import Slot
 from streams.join.slots import EncodedJoinEvent, JoinOutcome, SlotPairing
@@ -45,7 +45,6 @@ from streams.kafka.clients import MessageLike
 from streams.kafka.config import (
     admin_config,
     group_config,
-    reader_config,
     transactional_config,
 )
 from streams.kafka.deadletter import dead_letter, send_dead_letter
@@ -175,7 +174,7 @@ class PairStage:
             self._slot_header,
             self.clock.first_due,
             f"{self.pairing.pair_ttl_ms}/{self.pairing.label_ttl_ms}",
-            self._restore_reader,
+            lambda: clients.consumer(restore_config(settings, group, LIBRDKAFKA_LOGS)),
             clients.admin(admin_config(settings, quiet=True)),
         )
         self.parts = self.state.parts
@@ -414,20 +413,6 @@ class PairStage:
         self.state.restore(self._owned)
         self._at_end = set()
         rewind_inputs(self.consumer)
-
-    def _restore_reader(self) -> Any:
-        return self.clients.consumer(
-            reader_config(
-                self.settings,
-                "join-restore",
-                logs=LIBRDKAFKA_LOGS,
-                overrides={
-                    "group.id": f"{self.group}-restore",
-                    "isolation.level": "read_committed",
-                    "enable.partition.eof": True,
-                },
-            )
-        )
 
     # ------------------------------------------------------------------ expiry
     def expire(self) -> None:
