@@ -9,7 +9,10 @@ A candidate may be
 * an object with **predict_batch(list_of_feature_dicts) -> outputs**, called once per batch;
 * a **scikit-learn-style estimator** (it has ``fit`` or ``get_params``): ``predict`` on a
   2-D array with one column per feature name (``features``, by default the sorted
-  numeric feature names of the first input), plus ``predict_proba`` when it has one.
+  numeric feature names of the first input), plus ``predict_proba`` when it has one;
+* an object with **predict_outcomes(list_of_inputs) -> list of Outcome** and
+  ``required_features(first_input)``, which owns its errors, deadlines and latency (a
+  remote candidate, :class:`streams.oip.OIPCandidate`): called as it is.
 
 An output becomes a prediction value: ``int``, ``numpy.integer``, ``bool`` and ``str``
 are class labels (``str``), floats are regression values; a mapping with ``"value"`` (and
@@ -39,7 +42,7 @@ from streams.worker.deadline import Timeout, run_each, run_once
 
 __all__ = ["ModelAdapter", "ModelKind", "Outcome", "features_of", "normalize_output"]
 
-ModelKind = Literal["callable", "predict", "predict_batch", "sklearn"]
+ModelKind = Literal["callable", "predict", "predict_batch", "sklearn", "outcomes"]
 Value = float | str
 TIMEOUT = "timeout"
 MAX_ERROR_CHARS = 500
@@ -113,6 +116,8 @@ def normalize_output(output: Any) -> tuple[Value, Mapping[str, float] | None]:
 
 
 def _detect_kind(model: Any) -> ModelKind:
+    if hasattr(model, "predict_outcomes"):
+        return "outcomes"
     if hasattr(model, "predict_batch"):
         return "predict_batch"
     if hasattr(model, "predict"):
@@ -172,10 +177,12 @@ class ModelAdapter:
     @property
     def batched(self) -> bool:
         """Whether the model is called once per batch rather than once per input."""
-        return self.kind in ("predict_batch", "sklearn")
+        return self.kind in ("predict_batch", "sklearn", "outcomes")
 
     def required_features(self, first: ModelInput) -> tuple[str, ...] | None:
         """The features every input must have; fixed from ``first`` for estimators."""
+        if self.kind == "outcomes":
+            return tuple(self.model.required_features(first))
         if self.features is None and self.kind == "sklearn":
             self.features = tuple(sorted(first.numeric))
         return self.features
@@ -184,6 +191,8 @@ class ModelAdapter:
         """One outcome per input, in order; never raises for a model error."""
         if not inputs:
             return []
+        if self.kind == "outcomes":
+            return list(self.model.predict_outcomes(inputs))
         if self.batched:
             return self._predict_batched(inputs)
         if self.timeout is None:
