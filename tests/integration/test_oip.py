@@ -18,6 +18,7 @@ from streams.cli import main
 from streams.oip import OIPCandidate, OIPOptions
 from streams.records import ModelInput, Prediction
 from streams.settings import Settings
+from streams.topics import describe_topics
 from streams.worker import ShadowWorker, WorkerConfig
 from tests.integration.helpers import create_topics
 from tests.integration.model_servers import ServerProcess, mlserver, write_mlserver_repository
@@ -80,22 +81,43 @@ def _send(settings: Settings, inputs: list[ModelInput]) -> None:
     produce(settings, [(r.request_id.encode(), CODEC.encode(r)) for r in inputs])
 
 
+def _topics_ready(settings: Settings, timeout: float = 60) -> None:
+    """Create the topics and wait until the metadata shows them (the worker checks)."""
+    create_topics(settings)
+    deadline = time.monotonic() + timeout
+    while any(s.partitions is None for s in describe_topics(settings)):
+        assert time.monotonic() < deadline, "the created topics never showed in the metadata"
+        time.sleep(0.2)
+
+
 class RunningWorker:
     def __init__(self, settings: Settings, candidate: OIPCandidate, name: str) -> None:
         config = WorkerConfig(name=name, only_model=name, status_every=0, batch_size=200)
         self.worker = ShadowWorker(settings, candidate, "v2", config=config)
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.worker.run, args=(self.stop,))
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run)
         self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.worker.run(self.stop)
+        except BaseException as exc:  # shown by the test, not lost in the thread
+            self.failure = exc
 
     def close(self) -> None:
         self.stop.set()
         self.thread.join(60)
         assert not self.thread.is_alive()
+        assert self.failure is None, f"the worker stopped: {self.failure!r}"
 
 
-def _predictions(settings: Settings, want: int) -> dict[str, Prediction]:
+def _predictions(
+    settings: Settings, want: int, workers: list[RunningWorker]
+) -> dict[str, Prediction]:
     records = read_records(settings, settings.topics.shadow_predictions, want=want, timeout=90)
+    for running in workers:
+        assert running.failure is None, f"the worker stopped: {running.failure!r}"
     predictions = [r for r in records if isinstance(r, Prediction)]
     by_id = {p.request_id: p for p in predictions}
     assert len(by_id) == len(predictions), "a request was scored twice"
@@ -105,7 +127,7 @@ def _predictions(settings: Settings, want: int) -> dict[str, Prediction]:
 def test_predictions_equal_the_in_process_models(
     kafka_settings: Settings, server: ServerProcess, models: dict[str, Any]
 ) -> None:
-    create_topics(kafka_settings)
+    _topics_ready(kafka_settings)
     inputs = {name: _inputs(name[:3], name, 300, seed=i) for i, name in enumerate(sorted(models))}
     workers = [
         RunningWorker(
@@ -117,7 +139,7 @@ def test_predictions_equal_the_in_process_models(
     ]
     try:
         _send(kafka_settings, [r for rows in inputs.values() for r in rows])
-        by_id = _predictions(kafka_settings, want=600)
+        by_id = _predictions(kafka_settings, 600, workers)
     finally:
         for running in workers:
             running.close()
@@ -135,7 +157,7 @@ def test_predictions_equal_the_in_process_models(
 def test_a_stopped_server_gives_error_predictions_then_recovers(
     kafka_settings: Settings, server: ServerProcess, models: dict[str, Any]
 ) -> None:
-    create_topics(kafka_settings)
+    _topics_ready(kafka_settings)
     options = OIPOptions(server.url, "churn-clf", features=COLUMNS, batch_size=16,
                          timeout_ms=1500, retries=2, backoff_ms=20)  # fmt: skip
     candidate = OIPCandidate(options)
@@ -145,13 +167,13 @@ def test_a_stopped_server_gives_error_predictions_then_recovers(
     after = _inputs("c", "churn-clf", 100, seed=3)
     try:
         _send(kafka_settings, before)
-        _predictions(kafka_settings, want=100)
+        _predictions(kafka_settings, 100, [running])
         server.stop()
         _send(kafka_settings, during)
-        _predictions(kafka_settings, want=200)
+        _predictions(kafka_settings, 200, [running])
         server.start()
         _send(kafka_settings, after)
-        by_id = _predictions(kafka_settings, want=300)
+        by_id = _predictions(kafka_settings, 300, [running])
     finally:
         running.close()
         candidate.close()
