@@ -13,7 +13,8 @@ Reference::
                                     #   are clamped for the time windows, counted clock_skew
     user_timeout_s = 1              # deadline of one decision / KPI / proxy call; a late one
                                     #   is counted timeouts:<module:function>
-    store = "memory://"             # or "rocksdb://" (pip install shadow-eval[rocksdb])
+    store = "memory://"             # or "rocksdb://" (pip install shadow-eval[rocksdb]), with its
+                                    # memory bounds: "rocksdb://?cache_mb=64&write_buffer_mb=32"
 
     [[experiments]]
     name = "churn-v2"               # unique; alert keys and snapshots use it
@@ -59,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.callpool import CallPool
+from streams.join.store_options import StoreOptions
 from streams.stats import ConfigError, ExperimentRules
 
 __all__ = [
@@ -299,6 +301,10 @@ def _join_settings(table: Any, where: str) -> JoinSettings:
         store = _require_str(table, "store", where)
         if not store.startswith(_STORES):
             raise ConfigError(f"{where}.store: must start with {' or '.join(_STORES)} ({store!r})")
+        try:
+            StoreOptions.parse(store)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.store: {exc}") from None
         values["store"] = store
     settings = JoinSettings(**values)
     if settings.label_ttl_s < settings.pair_ttl_s:
