@@ -5,7 +5,8 @@ The one place that decides it, for the streaming stages and replay alike
 that answered (no ``error``) is **invalid** when
 
 * ``missing``: it carries no value;
-* ``nonfinite``: its value, or one of its probabilities, is NaN or infinite;
+* ``nonfinite``: its value, or one of its probabilities, is NaN or infinite (a regression
+  value also when so large, over 6.7e153, that a squared error of it would overflow);
 * ``wrong_type``: its value does not fit the experiment's task (text for a regression);
 * ``unknown_class``: its class, or a class of its probability vector, is not one of the
   experiment's ``classes`` (when it lists them);
@@ -56,10 +57,9 @@ def class_text(value: object) -> str:
 
 
 def _number_problem(value: object) -> str | None:
-    if type(value) is float:
-        return None if value - value == 0.0 else "nonfinite"  # nan unless finite
-    if isinstance(value, int) and not isinstance(value, bool):
-        return None
+    if type(value) is float or (isinstance(value, int) and not isinstance(value, bool)):
+        q = 4.0 * value * value  # nan or inf unless finite and no loss of it can overflow
+        return None if q - q == 0.0 else "nonfinite"
     return "wrong_type"
 
 
@@ -117,7 +117,7 @@ def prediction_problem(
         return None
     value = prediction.value
     if task == "regression":
-        if type(value) is float and value - value == 0.0:
+        if type(value) is float and (q := 4.0 * value * value) - q == 0.0:
             return None  # the common case first: this runs for both sides of every event
     elif type(value) is str and (classes is None or value in classes):
         probabilities = prediction.probabilities

@@ -10,75 +10,13 @@ is the one the same requests without any bad record get.
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
-from collections import Counter
 from pathlib import Path
 
-from confluent_kafka import Consumer
-
-from streams.broker.config import free_port
-from streams.codec import Codec
-from streams.join.experiments import ExperimentsFile
-from streams.join.offline import OfflineJoin
-from streams.kafka.config import client_config
-from streams.records import DeadLetter, GroundTruth, Prediction, Role
 from streams.settings import Settings
 from streams.topics import create_topics
-from streams.worker import ModelAdapter, ShadowWorker, WorkerConfig
-from tests.integration.join_helpers import REPO, Expected, JoinProcess, Outputs
-from tests.integration.poison_traffic import EXPERIMENTS_TOML, Plan, poisoned_worse, serve_poisoned
+from tests.integration.poison_run import account, clean_verdict, run_poisoned
 
 GOOD = 3000
-
-
-def clean_verdict(plan: Plan) -> str:
-    """The verdict the pure core gives the same requests without any bad record."""
-    join = OfflineJoin(ExperimentsFile.parse(EXPERIMENTS_TOML))
-    for request in plan.clean:
-        live, rid = request.live, request.live.request_id
-        candidate = Prediction(rid, "churn", "v2", Role.SHADOW, live.timestamp_ms,
-                               str(request.candidates[0].value), None, 0.05)  # fmt: skip
-        label = GroundTruth(rid, "churn", live.timestamp_ms + 1, str(request.label.value))
-        join.feed([live, candidate, label])
-    join.finish()
-    return join.judge.report("worse", join.now_ms).snapshot.decision
-
-
-def dead_letters(settings: Settings) -> Counter[tuple[str, str, str]]:
-    """Every dead letter by ``(component, source topic, error type)``."""
-    codec = Codec()
-    consumer = Consumer(client_config(settings, **{
-        "group.id": f"dlq-{time.time_ns()}", "auto.offset.reset": "earliest",
-        "enable.partition.eof": True,
-    }))  # fmt: skip
-    consumer.subscribe([settings.topics.dlq])
-    found: Counter[tuple[str, str, str]] = Counter()
-    idle = time.monotonic() + 10
-    try:
-        while time.monotonic() < idle:
-            for message in consumer.consume(500, timeout=1.0):
-                if message.error():
-                    continue
-                letter = codec.decode(message.value())
-                assert isinstance(letter, DeadLetter)
-                found[(letter.component, letter.source_topic, letter.error_type)] += 1
-                idle = time.monotonic() + 3
-    finally:
-        consumer.close()
-    return found
-
-
-def scrape(port: int) -> dict[str, float]:
-    """``name{labels}`` -> value of the join's Prometheus page."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
-        text = page.read().decode()
-    return {m[1]: float(m[2]) for m in re.finditer(r"^(\w+(?:\{[^}]*\})?) (\S+)$", text, re.M)}
 
 
 def test_every_bad_record_is_accounted_for_and_nothing_stops(
@@ -87,58 +25,15 @@ def test_every_bad_record_is_accounted_for_and_nothing_stops(
     settings = kafka_settings.model_copy(update={"partitions": 2})
     create_topics(settings)
     topics = settings.topics
-    experiments = tmp_path / "experiments.toml"
-    experiments.write_text(EXPERIMENTS_TOML)
-    port = free_port()
-    join = JoinProcess(settings, experiments, tmp_path / "join.log", "--metrics-port", str(port))
-    env = {**os.environ, "SHADOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap}
-    tail = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "alerts", "tail", "-f", "--json",
-         "--topic-prefix", settings.topic_prefix],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    adapter = ModelAdapter(poisoned_worse, timeout_ms=5000)
-    worker = ShadowWorker(settings, adapter, "v2", config=WorkerConfig(
-        name="churn", only_model="churn", batch_size=200, batch_ms=20, status_every=0
-    ))  # fmt: skip
-    stop, failures = threading.Event(), []
-
-    def run_worker() -> None:
-        try:
-            worker.run(stop)
-        except BaseException as exc:  # reported by the assertion below
-            failures.append(exc)
-
-    worker_thread = threading.Thread(target=run_worker, daemon=True)
-    worker_thread.start()
-    outputs = Outputs(settings)
-    try:
-        plan = serve_poisoned(settings, GOOD)
-        outputs.wait_for(Expected(paired=plan.requests, labelled=plan.requests),
-                         timeout=150, names=("worse",))  # fmt: skip
-        deadline = time.monotonic() + 60
-        while worker.metrics.consumed < plan.produced["inputs"] and time.monotonic() < deadline:
-            time.sleep(0.2)
-        metrics = scrape(port)
-        letters = dead_letters(settings)
-        outputs.poll(3.0)
-        snapshot = outputs.snapshots["worse"]
-        # Still running, and still reporting after all of it.
-        assert worker_thread.is_alive() and not failures, failures
-        assert join.process.poll() is None and tail.poll() is None
-        assert snapshot.timestamp_ms > time.time() * 1000 - 10_000
-    finally:
-        stop.set()
-        worker_thread.join(30)
-        join.stop()
-        tail.terminate()
-        tail_output = tail.communicate(timeout=30)[0].decode()
-        outputs.close()
-        adapter.close()
-
+    run = run_poisoned(settings, tmp_path, GOOD)
+    assert run.crashes == []  # worker, both join stages and alerts tail still running
+    assert account(run, settings) == dict.fromkeys(
+        ("inputs", "live", "shadow", "labels", "events", "invalid"), 0
+    )
+    plan, letters, metrics, snapshot = run.plan, run.letters, run.join_metrics, run.snapshot
     bad = plan.bad
     # inputs: the worker consumed every record; each is a prediction or a dead letter.
-    m = worker.metrics
+    m = run.worker
     assert m.consumed == plan.produced["inputs"] == m.produced + m.dead_lettered + m.skipped
     assert m.produced == plan.requests and m.skipped == 0
     for kind in ("undecodable", "wrong_record_type", "nan_features", "too_large"):
@@ -189,9 +84,10 @@ def test_every_bad_record_is_accounted_for_and_nothing_stops(
     )
     # The verdict: a clearly worse candidate is rejected, as without the bad records.
     assert snapshot.decision == clean_verdict(plan) == "reject"
-    assert "reject" in tail_output.lower() and "Traceback" not in tail_output
+    assert "reject" in run.tail_output.lower() and "Traceback" not in run.tail_output
     log = (tmp_path / "join.log").read_text()
     assert "Traceback" not in log, log[-3000:]
     print(f"\npoison: {plan.injected} bad records injected {dict(bad)}, counted invalid "
           f"{dict(plan.invalid)}, dead letters {sum(letters.values())}, candidate errors "
-          f"{plan.candidate_errors}, restarts 0")  # fmt: skip
+          f"{plan.candidate_errors}, process restarts 0 (join pid and worker thread kept), "
+          f"{run.seconds:.1f} s")  # fmt: skip
