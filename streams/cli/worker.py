@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from streams.cli.options import kafka_options, settings_from
+from streams.codec import RegistryError
 from streams.topics import TopicError
 from streams.worker import (
     ModelAdapter,
@@ -125,7 +126,10 @@ def worker(
         session_timeout_ms=session_timeout_ms,
         status_every=status_every,
     )
-    shadow = ShadowWorker(settings, adapter, version, config=config)
+    try:
+        shadow = ShadowWorker(settings, adapter, version, config=config)
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
     if metrics_port:
         serve_metrics(shadow.metrics, metrics_port, addr=metrics_addr)
     stop = threading.Event()
@@ -134,5 +138,5 @@ def worker(
         shadow.run(stop)
     except TopicError as exc:
         raise click.ClickException(str(exc)) from None
-    except WorkerError as exc:
+    except (WorkerError, RegistryError) as exc:
         raise click.ClickException(f"worker stopped: {exc}") from None

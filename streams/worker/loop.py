@@ -25,7 +25,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from streams.codec import Codec, EncodeError
+from streams.codec import Codec, EncodeError, codec_for
 from streams.kafka import CONFLUENT, ConsumerLike, KafkaClients, ProducerWrapper
 from streams.kafka.config import base_config, producer_config
 from streams.kafka.deadletter import dead_letter, send_dead_letter
@@ -117,7 +117,7 @@ class ShadowWorker:
         self.config = config or WorkerConfig()
         self.group_id = self.config.group_for(version)
         self.metrics = metrics or WorkerMetrics(model=self.config.name, version=version)
-        self.codec = codec or Codec()
+        self.codec = codec or codec_for(settings)
         self.clients = clients
         self._inflight: deque[_InFlight] = deque()
         self._consumer: ConsumerLike | None = None
