@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from streams.cli.oip import oip_candidate, oip_options
 from streams.cli.options import kafka_options, settings_from
 from streams.codec import RegistryError
 from streams.topics import TopicError
@@ -25,6 +26,7 @@ from streams.worker import (
 )
 from streams.worker.loading import model_label
 from streams.worker.metrics import serve_metrics
+from streams.worker.model import DEFAULT_THREADS
 
 __all__ = ["worker"]
 
@@ -54,13 +56,15 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 @click.command()
 @kafka_options
+@oip_options
 @click.option("--model", "model_spec", metavar="MODULE:CALLABLE", help="The candidate model.")
 @click.option(
     "--model-file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="A joblib/pickle file with the model (trusted files only) instead of --model.",
 )
-@click.option("--version", "version", required=True, help="The candidate version, e.g. v2.")
+@click.option("--version", "version",
+              help="The candidate version, e.g. v2 [--oip-version with --oip-url].")  # fmt: skip
 @click.option("--name", help="Candidate name for group id, metrics, logs [from the model].")
 @click.option("--only-model", help="Score only inputs whose ModelInput.model is this.")
 @click.option("--features", help="Comma-separated feature names (estimator column order).")
@@ -72,6 +76,14 @@ def _stop_on_signals(stop: threading.Event) -> None:
     default=5000.0,
     show_default=True,
     help="Deadline of one model call; 0 = none.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=DEFAULT_THREADS,
+    show_default=True,
+    help="Threads running model calls under the deadline; one stuck in a late call is "
+    "not replaced, and while all are stuck the worker takes no inputs.",
 )
 @click.option("--group-id", help="Consumer group [shadow-worker.<name>.<version>].")
 @click.option("--start", type=click.Choice(["earliest", "latest"]), default="earliest",
@@ -89,19 +101,21 @@ def worker(
     topic_prefix: str | None,
     model_spec: str | None,
     model_file: Path | None,
-    version: str,
+    version: str | None,
     name: str | None,
     only_model: str | None,
     features: str | None,
     batch_size: int,
     batch_ms: float,
     timeout_ms: float,
+    threads: int,
     group_id: str | None,
     start: str,
     session_timeout_ms: int,
     metrics_port: int,
     metrics_addr: str,
     status_every: float,
+    oip: dict[str, Any],
 ) -> None:
     """Run a candidate model on every input and publish its shadow predictions.
 
@@ -110,14 +124,22 @@ def worker(
     and exits 0.
     """
     settings = settings_from(bootstrap, topic_prefix)
-    model = _load(model_spec, model_file)
     columns = [f.strip() for f in features.split(",") if f.strip()] if features else None
+    version = version or oip["oip_version"]
+    if version is None:
+        raise click.UsageError("--version is required (the candidate version, e.g. v2)")
+    if oip["oip_url"] is not None and (model_spec or model_file):
+        raise click.UsageError("give --oip-url or a --model/--model-file, not both")
+    remote = oip_candidate(oip, columns, timeout_ms)
+    model = remote if remote is not None else _load(model_spec, model_file)
     try:
-        adapter = ModelAdapter(model, features=columns, timeout_ms=timeout_ms or None)
+        adapter = ModelAdapter(
+            model, features=columns, timeout_ms=timeout_ms or None, threads=threads
+        )
     except TypeError as exc:
         raise click.BadParameter(str(exc), param_hint="--model") from None
     config = WorkerConfig(
-        name=name or only_model or model_label(model_spec, model_file),
+        name=name or only_model or oip["oip_model"] or model_label(model_spec, model_file),
         only_model=only_model,
         group_id=group_id,
         batch_size=batch_size,
@@ -140,3 +162,6 @@ def worker(
         raise click.ClickException(str(exc)) from None
     except (WorkerError, RegistryError) as exc:
         raise click.ClickException(f"worker stopped: {exc}") from None
+    finally:
+        if remote is not None:
+            remote.close()
