@@ -33,6 +33,9 @@ _JVM = ("-Xms64m", "-Xmx384m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
         "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true")  # fmt: skip
 """A small heap, and C1 only: the server starts in ~5 s instead of ~20 on two cores."""
 
+_TRUST_STORE_PASSWORD = "public-certificates-only"
+"""A trust store holds no secret; Java only insists that it has a password."""
+
 
 def _registry_dir(cache_dir: Path) -> Path:
     return Path(cache_dir).expanduser() / "schema-registry"
@@ -106,7 +109,8 @@ class SchemaRegistryServer:
     port
         A free port by default.
     tls
-        ``(certificate, key)`` PEM files: serve HTTPS only, with that certificate.
+        ``(certificate, key, client CA)`` PEM files: serve HTTPS only, with that
+        certificate, to clients presenting a certificate signed by that CA.
 
     Examples
     --------
@@ -120,7 +124,7 @@ class SchemaRegistryServer:
         data_dir: Path,
         *,
         port: int | None = None,
-        tls: tuple[Path, Path] | None = None,
+        tls: tuple[Path, Path, Path] | None = None,
         java: str = "java",
         mvn: str = "mvn",
         kill_with_parent: bool = True,
@@ -146,14 +150,36 @@ class SchemaRegistryServer:
         """The ``java`` command line that serves the registry on :attr:`port`."""
         http = [f"-Dquarkus.http.host={HOST}", f"-Dquarkus.http.port={self.port}"]
         if self.tls is not None:
-            cert, key = self.tls
+            cert, key, _ = self.tls
             http = [
                 f"-Dquarkus.http.host={HOST}", f"-Dquarkus.http.ssl-port={self.port}",
                 "-Dquarkus.http.insecure-requests=disabled",
                 f"-Dquarkus.http.ssl.certificate.files={cert}",
                 f"-Dquarkus.http.ssl.certificate.key-files={key}",
+                f"-Dquarkus.http.ssl.certificate.trust-store-file={self._trust_store}",
+                f"-Dquarkus.http.ssl.certificate.trust-store-password={_TRUST_STORE_PASSWORD}",
             ]  # fmt: skip
         return [self.java, *_JVM, *http, "-jar", str(jar)]
+
+    @property
+    def _trust_store(self) -> Path:
+        return self.data_dir / "client-ca.p12"
+
+    def _write_trust_store(self, java: str) -> None:
+        """The client CA as a PKCS#12 trust store, made by the JDK's keytool: this
+        Quarkus reads PEM certificates and keys, but no PEM trust store."""
+        assert self.tls is not None
+        client_ca = self.tls[2]
+        keytool = Path(java).resolve().parent / "keytool"
+        self._trust_store.unlink(missing_ok=True)
+        done = subprocess.run(
+            [str(keytool), "-importcert", "-noprompt", "-alias", "client-ca",
+             "-file", str(client_ca), "-keystore", str(self._trust_store),
+             "-storetype", "PKCS12", "-storepass", _TRUST_STORE_PASSWORD],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise BrokerError(f"keytool cannot import {client_ca}: {done.stdout.strip()}")
 
     def start(self, timeout: float = 120.0) -> str:
         """Build if needed, start, and wait until the API answers; returns :attr:`url`.
@@ -169,6 +195,8 @@ class SchemaRegistryServer:
             raise BrokerError(f"Java ({self.java!r}) is not on PATH; the registry needs Java 17+")
         jar = provision_registry(self.cache_dir, mvn=self.mvn)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.tls is not None:
+            self._write_trust_store(java)
         start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
@@ -181,7 +209,7 @@ class SchemaRegistryServer:
                 preexec_fn=die_with_parent() if self.kill_with_parent else None,
             )
         deadline = time.monotonic() + timeout
-        while not self._answers():
+        while not self._answers(start):
             if self._process.poll() is not None:
                 raise BrokerError(
                     f"the Schema Registry exited with code {self._process.returncode}",
@@ -198,17 +226,13 @@ class SchemaRegistryServer:
             time.sleep(0.25)
         return self.url
 
-    def _answers(self) -> bool:
-        if self.tls is not None:
-            import ssl
-
-            context = ssl.create_default_context()
-            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # only a probe
-        else:
-            context = None
+    def _answers(self, log_start: int) -> bool:
+        if self.tls is not None:  # a client certificate may be required: read the log
+            listening = f"Listening on: {self.url.split('/apis')[0]}".encode()
+            return listening in self.log_path.read_bytes()[log_start:]
         try:
-            with urllib.request.urlopen(f"{self.url}/subjects", timeout=2, context=context) as r:
-                return bool(r.status == 200)
+            with urllib.request.urlopen(f"{self.url}/subjects", timeout=2) as response:
+                return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False
 

@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import pytest
 from confluent_kafka import Producer
 
 from streams.broker.config import free_port
-from streams.codec import codec_for
+from streams.codec import RegistryError, codec_for
 from streams.codec.catalogue import SchemaCatalogue
 from streams.codec.convert import TO_AVRO
 from streams.kafka.config import client_config
@@ -168,3 +169,95 @@ def test_an_unreachable_registry_stops_worker_and_join_with_one_clear_line(
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, done.stderr
     assert "Schema Registry" in errors[0] and url in errors[0], errors[0]
+
+
+# -- TLS: the registry client verifies the server and presents its own certificate ---------
+
+
+@dataclass
+class TlsRegistry:
+    url: str
+    ca: Path
+    cert: Path
+    key: Path
+    passphrase_file: Path
+    other_ca: Path
+
+
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRegistry]:
+    """A second registry serving HTTPS only and requiring a client certificate."""
+    from streams.broker.certs import CertificateAuthority, write_private
+    from streams.broker.registry import SchemaRegistryServer
+
+    tmp = tmp_path_factory.mktemp("registry-tls")
+    ca = CertificateAuthority.create("registry-test-ca")
+    server, client = (
+        ca.issue("registry", client=False),
+        ca.issue("app", client=True, passphrase=PASSPHRASE),
+    )
+    files = {name: tmp / name for name in ("ca.pem", "server.pem", "server.key", "client.pem",
+                                           "client.key", "passphrase", "other-ca.pem")}  # fmt: skip
+    files["ca.pem"].write_bytes(ca.certificate_pem)
+    files["server.pem"].write_bytes(server.certificate)
+    write_private(files["server.key"], server.key)
+    files["client.pem"].write_bytes(client.certificate)
+    write_private(files["client.key"], client.key)
+    write_private(files["passphrase"], PASSPHRASE)
+    files["other-ca.pem"].write_bytes(CertificateAuthority.create("someone else").certificate_pem)
+    registry = SchemaRegistryServer(
+        load_settings().cache_dir, tmp / "server",
+        tls=(files["server.pem"], files["server.key"], files["ca.pem"]),
+    )  # fmt: skip
+    url = registry.start(timeout=180)
+    try:
+        yield TlsRegistry(url, files["ca.pem"], files["client.pem"], files["client.key"],
+                          files["passphrase"], files["other-ca.pem"])  # fmt: skip
+    finally:
+        registry.stop()
+
+
+PASSPHRASE = f"pass{uuid.uuid4().hex}"
+
+
+def _tls_settings(registry: TlsRegistry, **changes: object) -> Settings:
+    values: dict[str, object] = {
+        "schema_registry_url": registry.url,
+        "schema_registry_cafile": registry.ca,
+        "schema_registry_certfile": registry.cert,
+        "schema_registry_keyfile": registry.key,
+        "schema_registry_key_password_file": registry.passphrase_file,
+    }
+    values.update(changes)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def test_mutual_tls_with_an_encrypted_client_key_registers_and_reads(
+    tls_registry: TlsRegistry,
+) -> None:
+    from streams.records import GroundTruth
+
+    codec = codec_for(_tls_settings(tls_registry))
+    record = GroundTruth("r1", "churn", 1, "yes")
+    assert (
+        codec_for(_tls_settings(tls_registry), register=False).decode(codec.encode(record))
+        == record
+    )
+
+
+@pytest.mark.parametrize("case", ["untrusted server", "no client certificate"])
+def test_tls_failures_are_one_registry_error_without_secrets(
+    tls_registry: TlsRegistry, case: str
+) -> None:
+    if case == "untrusted server":
+        settings = _tls_settings(tls_registry, schema_registry_cafile=tls_registry.other_ca)
+        word = "CERTIFICATE_VERIFY_FAILED"
+    else:
+        settings = Settings(
+            schema_registry_url=tls_registry.url, schema_registry_cafile=tls_registry.ca
+        )
+        word = "Schema Registry"
+    with pytest.raises(RegistryError) as caught:
+        codec_for(settings)
+    assert word in str(caught.value)
+    assert PASSPHRASE not in str(caught.value)

@@ -359,10 +359,16 @@ def _assert_one_clear_line(
     assert word in errors[0].lower(), errors[0]
 
 
-COMMANDS = (("status",), ("topics", "create"), ("alerts", "tail"))
+COMMANDS = (
+    ("status",),
+    ("topics", "create"),
+    ("alerts", "tail"),
+    ("worker", "--model", "tests.integration.candidates:same", "--version", "v2"),
+    ("join", "--experiments", "deploy/experiments.toml"),
+)
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) if len(c) < 3 else c[0])
 def test_a_wrong_password_fails_with_one_clear_line(
     command: tuple[str, ...], secure_broker: LocalBroker, tmp_path: Path
 ) -> None:
@@ -372,7 +378,7 @@ def test_a_wrong_password_fails_with_one_clear_line(
     assert "wrong" not in done.stderr + done.stdout
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) if len(c) < 3 else c[0])
 def test_an_untrusted_ca_fails_with_one_clear_line(
     command: tuple[str, ...], secure_broker: LocalBroker, tmp_path: Path
 ) -> None:
