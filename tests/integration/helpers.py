@@ -14,10 +14,18 @@ from collections.abc import Iterable, Iterator
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams import topics
 from streams.kafka.config import client_config
 from streams.settings import Settings
 
-__all__ = ["admin_client", "broker_answers", "create_topics", "delete_topics", "every_record"]
+__all__ = [
+    "admin_client",
+    "broker_answers",
+    "create_topics",
+    "delete_topics",
+    "every_record",
+    "re_create_topics",
+]
 
 
 def admin_client(settings: Settings) -> AdminClient:
@@ -102,3 +110,16 @@ def every_record(settings: Settings) -> Iterator[tuple[str, bytes]]:
         assert not pending, f"never reached the end of {sorted(pending)}"
     finally:
         consumer.close()
+
+
+def re_create_topics(settings: Settings, timeout: float = 60) -> None:
+    """Delete the settings' topics, wait until they are gone, and create them again."""
+    delete_topics(settings)
+    admin = admin_client(settings)
+    deadline = time.monotonic() + timeout
+    while any(
+        t.startswith(f"{settings.topic_prefix}.") for t in admin.list_topics(timeout=10).topics
+    ):
+        assert time.monotonic() < deadline, "the old topics were never deleted"
+        time.sleep(0.5)
+    topics.create_topics(settings)  # the project's own: the changelog compacted
