@@ -12,6 +12,7 @@ import click
 
 from streams.cli.oip import oip_candidate, oip_options
 from streams.cli.options import kafka_options, settings_from
+from streams.codec import RegistryError
 from streams.topics import TopicError
 from streams.worker import (
     ModelAdapter,
@@ -173,7 +174,10 @@ def worker(
         session_timeout_ms=session_timeout_ms,
         status_every=status_every,
     )
-    shadow = ShadowWorker(settings, adapter, version, config=config)
+    try:
+        shadow = ShadowWorker(settings, adapter, version, config=config)
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
     if metrics_port:
         serve_metrics(shadow.metrics, metrics_port, addr=metrics_addr)
     stop = threading.Event()
@@ -182,7 +186,7 @@ def worker(
         shadow.run(stop)
     except TopicError as exc:
         raise click.ClickException(str(exc)) from None
-    except WorkerError as exc:
+    except (WorkerError, RegistryError) as exc:
         raise click.ClickException(f"worker stopped: {exc}") from None
     except RuntimeError as exc:  # the model process cannot start or load the model
         raise click.ClickException(f"--isolate process: {exc}") from None

@@ -26,7 +26,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from streams.codec import Codec, CodecError
+from streams.codec import CodecError, codec_for
 from streams.join.checkpoints import Checkpoint, Checkpoints
 from streams.join.experiments import ExperimentsFile
 from streams.join.judge import Judge
@@ -98,7 +98,7 @@ class JudgeStage:
         self.experiments = experiments
         self.topics = settings.topics
         self.partitions = settings.partitions
-        self.codec = Codec()
+        self.codec = codec_for(settings)
         self.metrics = metrics
         self.judge = self._new_judge()
         self.latest: dict[str, dict[str, Any]] = {}

@@ -28,7 +28,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from streams.codec import Codec, EncodeError
+from streams.codec import Codec, EncodeError, codec_for
 from streams.kafka import CONFLUENT, ConsumerLike, KafkaClients, ProducerWrapper
 from streams.kafka.assignment import assignment_lag, describe_partitions, pause_assignment
 from streams.kafka.config import base_config, producer_config
@@ -124,7 +124,7 @@ class ShadowWorker:
         self.metrics = metrics or WorkerMetrics(model=self.config.name, version=version)
         if self.adapter.pool is not None:
             self.metrics.threads = self.adapter.pool.size
-        self.codec = codec or Codec()
+        self.codec = codec or codec_for(settings)
         self.clients = clients
         self._inflight: deque[_InFlight] = deque()
         self._consumer: ConsumerLike | None = None
