@@ -10,16 +10,22 @@ registry id and decode with confluent-kafka's ``AvroDeserializer`` to what our c
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from confluent_kafka import Producer
@@ -149,12 +155,8 @@ def _cli(*args: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[s
     return done, time.monotonic() - start
 
 
-@pytest.mark.parametrize("command", ["worker", "join"])
-def test_an_unreachable_registry_stops_worker_and_join_with_one_clear_line(
-    command: str, kafka_bootstrap: str, tmp_path: Path
-) -> None:
-    url = f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"
-    env = {"SHADOW_KAFKA_BOOTSTRAP": kafka_bootstrap, "SHADOW_SCHEMA_REGISTRY_URL": url}
+def _command(command: str, kafka_bootstrap: str, tmp_path: Path) -> list[str]:
+    """``worker`` or ``join`` on fresh topics of the session broker."""
     prefix = f"srx{uuid.uuid4().hex[:6]}"
     create_topics(load_settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=prefix))
     if command == "worker":
@@ -162,13 +164,28 @@ def test_an_unreachable_registry_stops_worker_and_join_with_one_clear_line(
     else:
         experiments = write_experiments(tmp_path)
         args = ["join", "--experiments", str(experiments), "--data-dir", str(tmp_path / "d")]
-    done, seconds = _cli(*args, "--topic-prefix", prefix, env=env)
+    return [*args, "--topic-prefix", prefix]
+
+
+def _assert_one_clear_line(
+    done: subprocess.CompletedProcess[str], seconds: float, url: str
+) -> None:
     assert done.returncode != 0
     assert seconds < FAIL_WITHIN_S
     assert "Traceback" not in done.stderr + done.stdout
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, done.stderr
     assert "Schema Registry" in errors[0] and url in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("command", ["worker", "join"])
+def test_an_unreachable_registry_stops_worker_and_join_with_one_clear_line(
+    command: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"
+    env = {"SHADOW_KAFKA_BOOTSTRAP": kafka_bootstrap, "SHADOW_SCHEMA_REGISTRY_URL": url}
+    done, seconds = _cli(*_command(command, kafka_bootstrap, tmp_path), env=env)
+    _assert_one_clear_line(done, seconds, url)
 
 
 # -- TLS: the registry client verifies the server and presents its own certificate ---------
@@ -261,3 +278,98 @@ def test_tls_failures_are_one_registry_error_without_secrets(
         codec_for(settings)
     assert word in str(caught.value)
     assert PASSPHRASE not in str(caught.value)
+
+
+# -- basic auth: through a real HTTP hop that checks the credentials -------------------------
+# (Apicurio's own authentication is OIDC only; this proxy in front of it checks HTTP basic
+# auth the way a gateway in front of a Confluent registry would.)
+
+REGISTRY_USER, REGISTRY_PASSWORD = "shadow", f"pw{uuid.uuid4().hex}"
+
+
+class _BasicAuthGateway(http.server.BaseHTTPRequestHandler):
+    upstream: ClassVar[str] = ""
+    refused: ClassVar[list[str]] = []
+
+    def _forward(self) -> None:
+        token = base64.b64encode(f"{REGISTRY_USER}:{REGISTRY_PASSWORD}".encode()).decode()
+        if self.headers.get("Authorization") != f"Basic {token}":
+            self.refused.append(self.path)
+            self._reply(401, b'{"error_code": 401, "message": "Unauthorized"}')
+            return
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
+        forwarded = urllib.request.Request(
+            self.upstream + self.path, data=body, method=self.command,
+            headers={"Content-Type": self.headers.get("Content-Type", "application/json")},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(forwarded, timeout=30) as response:
+                self._reply(response.status, response.read())
+        except urllib.error.HTTPError as exc:
+            self._reply(exc.code, exc.read())
+
+    do_GET = do_POST = do_PUT = do_DELETE = _forward
+
+    def _reply(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def gateway(schema_registry: str) -> Iterator[tuple[str, type[_BasicAuthGateway]]]:
+    """``(url, handler)``: the session registry behind a gateway asking for basic auth."""
+    upstream, _, path = schema_registry.partition("/apis")
+    handler = type("Gateway", (_BasicAuthGateway,), {"upstream": upstream, "refused": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/apis{path}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_basic_auth_from_a_password_file_reaches_the_registry(
+    gateway: tuple[str, type[_BasicAuthGateway]], tmp_path: Path
+) -> None:
+    from streams.records import GroundTruth
+
+    url, _ = gateway
+    password_file = tmp_path / "registry-password"
+    password_file.write_text(REGISTRY_PASSWORD + "\n")
+    settings = Settings(
+        schema_registry_url=url,
+        schema_registry_username=REGISTRY_USER,
+        schema_registry_password_file=password_file,
+    )
+    record = GroundTruth("r1", "churn", 1, "yes")
+    assert codec_for(settings, register=False).decode(codec_for(settings).encode(record)) == record
+
+
+@pytest.mark.parametrize("command", ["worker", "join"])
+def test_a_wrong_registry_password_stops_worker_and_join_with_one_clear_line(
+    command: str,
+    gateway: tuple[str, type[_BasicAuthGateway]],
+    kafka_bootstrap: str,
+    tmp_path: Path,
+) -> None:
+    url, handler = gateway
+    wrong = f"wrong{uuid.uuid4().hex}"
+    env = {
+        "SHADOW_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "SHADOW_SCHEMA_REGISTRY_URL": url,
+        "SHADOW_SCHEMA_REGISTRY_USERNAME": REGISTRY_USER,
+        "SHADOW_SCHEMA_REGISTRY_PASSWORD": wrong,
+    }
+    refused = len(handler.refused)
+    done, seconds = _cli(*_command(command, kafka_bootstrap, tmp_path), env=env)
+    _assert_one_clear_line(done, seconds, url)
+    assert "401" in done.stderr or "Unauthorized" in done.stderr, done.stderr
+    assert wrong not in done.stderr + done.stdout
+    assert len(handler.refused) > refused  # it did ask the registry
