@@ -309,9 +309,9 @@ class ShadowWorker:
             log.warning("cannot %s the inputs: %s", "pause" if pause else "resume", failed)
 
     def _count_pool(self) -> None:
-        pool, metrics = self.adapter.pool, self.metrics
-        if pool is not None:
-            metrics.timeouts, metrics.hung_threads = pool.timeouts, pool.hung
+        adapter, metrics = self.adapter, self.metrics
+        metrics.timeouts, metrics.hung_threads = adapter.timeouts, adapter.hung_threads
+        metrics.model_restarts = adapter.restarts
 
     def _predictions(
         self,
