@@ -7,6 +7,7 @@ helpers only give tests their own throw-away topics.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException
@@ -71,3 +72,14 @@ def delete_topics(settings: Settings, prefix: str | None = None, timeout: float 
     for future in admin.delete_topics(names, operation_timeout=timeout).values():
         with contextlib.suppress(KafkaException):
             future.result(timeout=timeout)
+
+
+def wait_for_topics(settings: Settings, timeout: float = 60.0) -> None:
+    """Until every topic of ``settings`` shows in the broker's metadata with its partitions
+    (a topic just created may not yet, and a client that looks too early sees none)."""
+    from streams.topics import describe_topics
+
+    deadline = time.monotonic() + timeout
+    while any(s.partitions is None for s in describe_topics(settings)):
+        assert time.monotonic() < deadline, "the created topics never showed in the metadata"
+        time.sleep(0.2)
