@@ -56,12 +56,8 @@ def oip_candidate(oip: dict[str, Any], features: Sequence[str] | None, timeout_m
         return None
     if oip["oip_model"] is None:
         raise click.UsageError("--oip-url needs --oip-model NAME")
-    try:
-        from streams.oip import OIPCandidate, OIPNotReady, OIPOptions
-    except ImportError as exc:
-        raise click.ClickException(
-            f"--oip-url needs the oip extra (pip install 'shadow-eval[oip]'): {exc}"
-        ) from None
+    from streams.oip import OIPCandidate, OIPNotReady, OIPOptions
+
     options = OIPOptions(
         url=oip["oip_url"],
         model=oip["oip_model"],

@@ -13,10 +13,11 @@ from collections.abc import Iterable
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams import topics
 from streams.kafka.config import client_config
 from streams.settings import Settings
 
-__all__ = ["admin_client", "broker_answers", "create_topics", "delete_topics"]
+__all__ = ["admin_client", "broker_answers", "create_topics", "delete_topics", "re_create_topics"]
 
 
 def admin_client(settings: Settings) -> AdminClient:
@@ -72,6 +73,19 @@ def delete_topics(settings: Settings, prefix: str | None = None, timeout: float 
     for future in admin.delete_topics(names, operation_timeout=timeout).values():
         with contextlib.suppress(KafkaException):
             future.result(timeout=timeout)
+
+
+def re_create_topics(settings: Settings, timeout: float = 60) -> None:
+    """Delete the settings' topics, wait until they are gone, and create them again."""
+    delete_topics(settings)
+    admin = admin_client(settings)
+    deadline = time.monotonic() + timeout
+    while any(
+        t.startswith(f"{settings.topic_prefix}.") for t in admin.list_topics(timeout=10).topics
+    ):
+        assert time.monotonic() < deadline, "the old topics were never deleted"
+        time.sleep(0.5)
+    topics.create_topics(settings)  # the project's own: the changelog compacted
 
 
 def wait_for_topics(settings: Settings, timeout: float = 60.0) -> None:
