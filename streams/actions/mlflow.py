@@ -20,10 +20,17 @@ class MLflowError(RuntimeError):
 
 
 def _call(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
-    try:
-        return client.request(method, url, **kwargs)
-    except httpx.HTTPError as exc:
-        raise MLflowError(f"{method} {url}: {type(exc).__name__}: {exc}") from None
+    """One request, tried again once after a transport error: a pooled connection the
+    server closed while idle fails on reuse, and every call here is idempotent."""
+    for attempt in (1, 2):
+        try:
+            return client.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            if attempt == 2:
+                raise MLflowError(f"{method} {url}: {type(exc).__name__}: {exc}") from None
+        except httpx.HTTPError as exc:
+            raise MLflowError(f"{method} {url}: {type(exc).__name__}: {exc}") from None
+    raise AssertionError("unreachable")
 
 
 def _refused(response: httpx.Response) -> MLflowError:

@@ -144,10 +144,11 @@ def test_verdicts_move_the_alias_and_call_the_webhook_once_each(
     actions = actions_of(experiments_file(mlflow_url, receiver.url).experiments)
     client = httpx.Client(timeout=30)
     alias = lambda name: current_alias(client, mlflow_url, name, "champion")  # noqa: E731
+    runners: list[Running] = []
     try:
         # A verdict published before the runner starts is acted on once caught up.
         publish(kafka_settings, Verdict("churn-v2", Decision.PROMOTE, "better", 1))
-        first = Running(ActionRunner(kafka_settings, actions))
+        runners.append(first := Running(ActionRunner(kafka_settings, actions)))
         wait_until(lambda: alias("churn") == "2")
         publish(
             kafka_settings,
@@ -161,12 +162,14 @@ def test_verdicts_move_the_alias_and_call_the_webhook_once_each(
         # Someone moves the alias back by hand; a restarted runner must not redo its work.
         httpx.post(f"{mlflow_url}{API}/registered-models/alias", timeout=30,
                    json={"name": "churn", "alias": "champion", "version": "1"})  # fmt: skip
-        second = Running(ActionRunner(kafka_settings, actions))
+        runners.append(second := Running(ActionRunner(kafka_settings, actions)))
         publish(kafka_settings, Verdict("churn-v2", Decision.REJECT, "worse", 5))
         time.sleep(3)
         second.close()
         assert alias("churn") == "1" and second.runner.outcomes == []
     finally:
+        for running in runners:
+            running.close()
         receiver.close()
         client.close()
     assert [(b["experiment"], b["decision"]) for b in receiver.bodies] == [("churn-v2", "REJECT")]
