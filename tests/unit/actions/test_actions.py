@@ -3,9 +3,13 @@ broker or a server (tests/integration/test_actions.py has the real MLflow)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from click.testing import CliRunner
 
 from streams.actions import Action, ActionConfigError, ActionRunner, actions_of, outcome_alert
+from streams.cli import main
 from streams.join.experiments import ExperimentsFile
 from streams.records import Alert, Decision, Verdict
 from streams.settings import Settings
@@ -88,3 +92,17 @@ def test_a_failed_action_is_published_and_tried_again_later() -> None:
         ("done", "info"),
     ]
     assert outcome_alert(action, True, "m", 0).rule == "on_reject:webhook"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [("", "no on_promote or on_reject actions"),
+     ('on_reject = [{webhook = "ftp://x"}]', "on_reject[0].webhook: must be an http(s)://")],
+)  # fmt: skip
+def test_the_actions_command_refuses_a_file_without_usable_actions(
+    tmp_path: Path, extra: str, message: str
+) -> None:
+    path = tmp_path / "experiments.toml"
+    path.write_text(HEAD + extra)
+    result = CliRunner().invoke(main, ["actions", "--experiments", str(path)])
+    assert result.exit_code == 1 and message in result.output, result.output
