@@ -117,6 +117,10 @@ class ShadowPublisher:
         Flush (up to 5 s) and close at interpreter exit.
     name
         The ``publisher`` label of the metrics; ``<model>-<n>`` by default.
+    measure_cpu
+        Whether ``track()`` and ``shadow_predict`` also record the thread CPU time of each
+        live prediction (``cpu_ms``, judged by the ``cpu_ms`` metric); about two clock
+        reads per call (``bench/hook.py --cpu-time``).
 
     Examples
     --------
@@ -149,8 +153,10 @@ class ShadowPublisher:
         close_at_exit: bool = True,
         codec: Codec | None = None,
         name: str | None = None,
+        measure_cpu: bool = False,
     ) -> None:
         self.settings = settings if settings is not None else load_settings()
+        self._measure_cpu = measure_cpu
         self.model = model
         self.version = version
         self.name = name or f"{model}-{next(_names)}"
@@ -198,6 +204,7 @@ class ShadowPublisher:
         latency_ms: float = 0.0,
         error: str | None = None,
         segments: Mapping[str, Any] | None = None,
+        cpu_ms: float | None = None,
         numeric: Mapping[str, float] | None = None,
         categorical: Mapping[str, str] | None = None,
         extra: Any = None,
@@ -215,7 +222,8 @@ class ShadowPublisher:
         The request thread only queues references: ``features``, ``numeric``,
         ``categorical``, ``extra`` and ``probabilities`` are read later by the background
         thread, so pass objects the app does not modify afterwards (a fresh dict per
-        request, the usual case). Segment tags are copied.
+        request, the usual case). Segment tags are copied. ``cpu_ms``: the CPU time the live
+        prediction took (``track()`` and ``shadow_predict`` measure it with ``measure_cpu``).
         """
         rid = ""
         try:
@@ -239,6 +247,7 @@ class ShadowPublisher:
                         latency_ms,
                         error,
                         dict(segments) if segments else None,
+                        cpu_ms,
                     ),
                 )
                 self._buffer.offer(item, records)
@@ -285,6 +294,11 @@ class ShadowPublisher:
         return Tracked(
             self, features, request_id=request_id, model=model, version=version, segments=segments
         )
+
+    @property
+    def measure_cpu(self) -> bool:
+        """Whether timing records the live prediction's thread CPU time."""
+        return self._measure_cpu
 
     def sampled(self, request_id: str) -> bool:
         """Whether ``request_id`` is among the sampled (published) requests."""

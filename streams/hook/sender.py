@@ -58,6 +58,8 @@ class PredictionItem(NamedTuple):
     latency_ms: float
     error: str | None
     segments: dict[Any, Any] | None
+    cpu_ms: float | None
+    """Thread CPU time of the live call (``measure_cpu``), or ``None``."""
 
 
 class LabelItem(NamedTuple):
@@ -164,6 +166,7 @@ class Sender:
             latency_ms if type(latency_ms) is float else float(latency_ms),
             item.error,
             tags,
+            cpu_ms=None if item.cpu_ms is None else float(item.cpu_ms),
         )
         self._send(self.topics.live_predictions, key, prediction)
 

@@ -13,7 +13,7 @@ store as by a tombstone, and the values skipped are counted in one warning.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
@@ -28,16 +28,24 @@ log = logging.getLogger(__name__)
 
 
 def read_changelog(
-    reader: ConsumerLike, topic: str, owned: Collection[int], store: StateStore, header: bytes
+    reader: ConsumerLike,
+    topic: str,
+    owned: Collection[int],
+    store: StateStore,
+    header: bytes,
+    upgrades: Mapping[bytes, Callable[[bytes], bytes | None]] | None = None,
 ) -> int:
     """Fill ``store`` (cleared first) from changelog partitions ``owned`` of ``topic``, up
     to their high watermarks as read now; returns the requests restored.
 
     ``reader`` is a consumer of its own (``enable.partition.eof``, ``read_committed``),
     assigned here; ``header``: the changelog values' wire header (magic byte and the
-    state's schema id), checked and not stored.
+    state's schema id), checked and not stored. ``upgrades``: the headers of older state
+    versions this one can read, with the function that rewrites such a body as the
+    current version (``None`` when it cannot: not restored).
     """
     store.clear()
+    upgrades = upgrades or {}
     ends = {}
     for partition in owned:
         low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
@@ -57,6 +65,10 @@ def read_changelog(
                 raise KafkaException(error)
             key = key_from_changelog(message.key())
             value = message.value()
+            upgrade = None if value is None else upgrades.get(value[:size])
+            if upgrade is not None:
+                value = upgrade(value[size:])
+                value = None if value is None else header + value
             if value is not None and value[:size] == header:
                 store.put(key, value[size:])
             else:

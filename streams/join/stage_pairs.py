@@ -409,7 +409,8 @@ class PairStage:
         )
         try:
             topic, header = self.topics.join_state, self._slot_header
-            restored = read_changelog(reader, topic, owned, self.store, header)
+            upgrades = {self.codec.header_of(JoinSlot, version=1): Slot.upgrade_v1}
+            restored = read_changelog(reader, topic, owned, self.store, header, upgrades)
         finally:
             reader.close()
         self.clock.file_all(self.store.items())
