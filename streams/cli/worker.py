@@ -24,6 +24,7 @@ from streams.worker import (
 )
 from streams.worker.loading import model_label
 from streams.worker.metrics import serve_metrics
+from streams.worker.model import DEFAULT_THREADS
 
 __all__ = ["worker"]
 
@@ -72,6 +73,14 @@ def _stop_on_signals(stop: threading.Event) -> None:
     show_default=True,
     help="Deadline of one model call; 0 = none.",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=DEFAULT_THREADS,
+    show_default=True,
+    help="Threads running model calls under the deadline; one stuck in a late call is "
+    "not replaced, and while all are stuck the worker takes no inputs.",
+)
 @click.option("--group-id", help="Consumer group [shadow-worker.<name>.<version>].")
 @click.option("--start", type=click.Choice(["earliest", "latest"]), default="earliest",
               show_default=True, help="Where a new group starts reading.")  # fmt: skip
@@ -95,6 +104,7 @@ def worker(
     batch_size: int,
     batch_ms: float,
     timeout_ms: float,
+    threads: int,
     group_id: str | None,
     start: str,
     session_timeout_ms: int,
@@ -112,7 +122,9 @@ def worker(
     model = _load(model_spec, model_file)
     columns = [f.strip() for f in features.split(",") if f.strip()] if features else None
     try:
-        adapter = ModelAdapter(model, features=columns, timeout_ms=timeout_ms or None)
+        adapter = ModelAdapter(
+            model, features=columns, timeout_ms=timeout_ms or None, threads=threads
+        )
     except TypeError as exc:
         raise click.BadParameter(str(exc), param_hint="--model") from None
     config = WorkerConfig(

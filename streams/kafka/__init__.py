@@ -7,7 +7,8 @@
   rate-limited logs);
 - :mod:`streams.kafka.transaction`: one batch as one Kafka transaction (join stage 1);
 - :mod:`streams.kafka.watchdog`: restarts a process stuck in a transaction call;
-- :mod:`streams.kafka.deadletter`: the dead-letter path of the worker and the join.
+- :mod:`streams.kafka.deadletter`: the dead-letter path of the worker and the join;
+- :mod:`streams.kafka.assignment`: a consumer's lag, pausing its partitions, log text.
 
 It imports confluent-kafka, the settings, the codec and the records, nothing heavier:
 the serving app's hook produces through it.

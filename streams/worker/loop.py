@@ -9,7 +9,10 @@ the micro-batches in flight are *settled* together whenever the producer's queue
 empty, and at least every ``SETTLE_EVERY_S`` by a flush. A rebalance flushes, stores and
 commits before partitions go; SIGTERM (a stop event) drains the same way. A record that
 finally fails delivery stops the worker with :class:`WorkerError` without committing past
-it, so a restart re-reads it.
+it, so a restart re-reads it. While every model thread is stuck in a call past its
+deadline the worker holds the micro-batch it could not finish, pauses its partitions
+(stops taking inputs) and says so (status line, ``shadow_worker_stalled``, a warning)
+until a thread is free again (:mod:`streams.worker.held`).
 
 The loop gets its clients from a :class:`~streams.kafka.KafkaClients` factory, so its unit
 tests run it on an in-process fake of the broker.
@@ -27,14 +30,16 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streams.codec import Codec, EncodeError
 from streams.kafka import CONFLUENT, ConsumerLike, KafkaClients, ProducerWrapper
+from streams.kafka.assignment import assignment_lag, describe_partitions, pause_assignment
 from streams.kafka.config import base_config, producer_config
 from streams.kafka.deadletter import dead_letter, send_dead_letter
 from streams.kafka.limits import ENVELOPE_BYTES, record_limit
 from streams.records import ModelInput, Prediction, Role
 from streams.settings import Settings
 from streams.topics import TopicError, describe_topics
-from streams.worker.batch import Reject, assemble
+from streams.worker.batch import Batch, Reject, assemble
 from streams.worker.config import WorkerConfig
+from streams.worker.held import HeldBatch
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.model import ModelAdapter, Outcome
 
@@ -117,6 +122,8 @@ class ShadowWorker:
         self.config = config or WorkerConfig()
         self.group_id = self.config.group_for(version)
         self.metrics = metrics or WorkerMetrics(model=self.config.name, version=version)
+        if self.adapter.pool is not None:
+            self.metrics.threads = self.adapter.pool.size
         self.codec = codec or Codec()
         self.clients = clients
         self._inflight: deque[_InFlight] = deque()
@@ -124,6 +131,9 @@ class ShadowWorker:
         self._producer: ProducerWrapper | None = None
         self._failure: str | None = None
         self._settle_due = 0.0
+        self._held: HeldBatch | None = None
+        self._backlog: list[Any] = []
+        """Messages consumed while a batch was held (a partition assigned meanwhile)."""
 
     # -- configuration ---------------------------------------------------------------------
     def consumer_config(self) -> dict[str, Any]:
@@ -206,7 +216,11 @@ class ShadowWorker:
         try:
             while not stop.is_set() and self._failure is None:
                 messages = consumer.consume(batch_size, batch_timeout)
-                if messages:
+                if self._held is not None:
+                    self._backlog += messages
+                    self._retry_held(pause=bool(messages))
+                elif messages or self._backlog:
+                    messages, self._backlog = self._backlog + messages, []
                     self._process(messages)
                 producer.poll(0)
                 now = time.monotonic()
@@ -244,16 +258,60 @@ class ShadowWorker:
         for error in batch.errors:
             log.warning("consumer error: %s", error)
         metrics.skipped += batch.skipped
-        inputs = batch.inputs
-        outcomes = self.adapter.predict(inputs)
+        held = HeldBatch(batch, self.adapter.score(batch.inputs), started)
+        if held.unscored:
+            self._hold(held)
+        else:
+            self._emit(batch, held.done(), started)
+        self._count_pool()
+
+    def _emit(self, batch: Batch, outcomes: list[Outcome], started: float) -> None:
+        producer = self._producer
+        assert producer is not None
         errors = sum(1 for outcome in outcomes if outcome.error is not None)
         flight = _InFlight(batch.next_offsets, len(outcomes), len(batch.rejects), errors)
         self._inflight.append(flight)
-        records = self._predictions(inputs, outcomes, flight, producer.max_bytes)
+        records = self._predictions(batch.inputs, outcomes, flight, producer.max_bytes)
         producer.produce_all(self.settings.topics.shadow_predictions, records)
         for reject in batch.rejects:
             self._dead_letter(reject)
-        metrics.observe_batch(time.perf_counter() - started)
+        self.metrics.observe_batch(time.perf_counter() - started)
+
+    # -- every model thread stuck ----------------------------------------------------------
+    def _hold(self, held: HeldBatch) -> None:
+        self._held = held
+        self.metrics.stalled = 1
+        log.warning(
+            "all %d model threads are stuck in calls past their deadline: not taking "
+            "inputs until one returns (%d inputs held)",
+            self.metrics.threads, held.unscored,
+        )  # fmt: skip
+        self._pause(True)
+
+    def _retry_held(self, pause: bool) -> None:
+        held = self._held
+        assert held is not None
+        done = held.retry(self.adapter)
+        self._count_pool()
+        if not done:
+            if pause:  # a partition assigned while stalled
+                self._pause(True)
+            return
+        self._held = None
+        self.metrics.stalled = 0
+        log.warning("a model thread is free again: taking inputs")
+        self._emit(held.batch, held.done(), held.started)
+        self._pause(False)
+
+    def _pause(self, pause: bool) -> None:
+        failed = self._consumer and pause_assignment(self._consumer, pause)
+        if failed:
+            log.warning("cannot %s the inputs: %s", "pause" if pause else "resume", failed)
+
+    def _count_pool(self) -> None:
+        pool, metrics = self.adapter.pool, self.metrics
+        if pool is not None:
+            metrics.timeouts, metrics.hung_threads = pool.timeouts, pool.hung
 
     def _predictions(
         self,
@@ -367,40 +425,28 @@ class ShadowWorker:
 
     # -- rebalances ------------------------------------------------------------------------
     def _on_assign(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
-        log.info("assigned %s", _describe(partitions))
+        log.info("assigned %s", describe_partitions(partitions))
 
     def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
-        log.info("revoked %s; delivering and committing first", _describe(partitions))
+        log.info("revoked %s; delivering and committing first", describe_partitions(partitions))
+        if self._held is not None:
+            self._held.forget((tp.topic, tp.partition) for tp in partitions)
         self._drain()
 
     def _on_lost(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         log.warning("lost %s; their uncommitted inputs will be redelivered to others",
-                    _describe(partitions))  # fmt: skip
+                    describe_partitions(partitions))  # fmt: skip
         lost = {(tp.topic, tp.partition) for tp in partitions}
+        if self._held is not None:
+            self._held.forget(lost)
         for flight in self._inflight:
             for key in lost & flight.offsets.keys():
                 del flight.offsets[key]
 
     def _update_lag(self) -> None:
-        consumer = self._consumer
-        if consumer is None:
+        if self._consumer is None:
             return
         try:
-            assignment = consumer.assignment()
-            lag = 0
-            for tp in consumer.position(assignment) if assignment else []:
-                low, high = consumer.get_watermark_offsets(tp, cached=True)
-                if high < 0:
-                    continue
-                start = tp.offset if tp.offset >= 0 else max(low, 0)
-                lag += max(high - start, 0)
-            self.metrics.lag = lag
+            self.metrics.lag = assignment_lag(self._consumer)
         except KafkaException as exc:
             log.debug("cannot compute lag: %s", exc)
-
-
-def _describe(partitions: list[TopicPartition]) -> str:
-    by_topic: dict[str, list[int]] = {}
-    for tp in partitions:
-        by_topic.setdefault(tp.topic, []).append(tp.partition)
-    return ", ".join(f"{t}{sorted(p)}" for t, p in by_topic.items()) or "nothing"

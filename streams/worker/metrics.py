@@ -34,6 +34,11 @@ _COUNTERS = {
     "dead_lettered": "Bad inputs delivered to the dead-letter topic.",
     "skipped": "Inputs of other models, consumed and not scored.",
     "delivery_failures": "Messages the producer finally failed to deliver.",
+    "timeouts": "Model calls abandoned at their deadline (their inputs: timeout predictions).",
+}
+_GAUGES = {
+    "hung_threads": "Model threads stuck in a call past its deadline (not replaced).",
+    "stalled": "1 while every model thread is stuck and the worker takes no inputs.",
 }
 
 
@@ -58,6 +63,11 @@ class WorkerMetrics:
     dead_lettered: int = 0
     skipped: int = 0
     delivery_failures: int = 0
+    timeouts: int = 0
+    threads: int = 0
+    """Size of the model call pool (0: calls without a deadline, no pool)."""
+    hung_threads: int = 0
+    stalled: int = 0
     lag: int = 0
     batches: int = 0
     batch_seconds_sum: float = 0.0
@@ -77,11 +87,14 @@ class WorkerMetrics:
 
     def status_line(self) -> str:
         """The one-line status the worker logs every few seconds."""
-        return (
+        line = (
             f"worker {self.model}@{self.version}: consumed={self.consumed} "
             f"produced={self.produced} errors={self.errors} dlq={self.dead_lettered} "
             f"skipped={self.skipped} lag={self.lag} batch_p50={self.batch_p50_ms():.1f}ms"
         )
+        if self.timeouts or self.hung_threads:
+            line += f" timeouts={self.timeouts} hung={self.hung_threads}/{self.threads}"
+        return line + (" STALLED: every model thread is stuck" if self.stalled else "")
 
 
 class WorkerCollector(Collector):
@@ -107,6 +120,10 @@ class WorkerCollector(Collector):
             counter = CounterMetricFamily(f"shadow_worker_{name}", help_text, labels=labels)
             counter.add_metric(values, getattr(m, name))
             yield counter
+        for name, help_text in _GAUGES.items():
+            gauge = GaugeMetricFamily(f"shadow_worker_{name}", help_text, labels=labels)
+            gauge.add_metric(values, getattr(m, name))
+            yield gauge
         lag = GaugeMetricFamily(
             "shadow_worker_consumer_lag",
             "Inputs not yet consumed (assigned partitions).",

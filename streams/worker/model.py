@@ -18,10 +18,12 @@ most probable class is the value. Estimators with ``classes_`` always give label
 
 Errors stay with the inputs that caused them: a raising per-record call gives that input
 an error outcome; a raising batch call is retried input by input to find the bad ones.
-With a deadline (``timeout_ms``) each per-record call, or each batch call, runs in a
-helper thread (:mod:`streams.worker.deadline`); late per-record calls give error
-``"timeout"`` to their input only, a late batch call to every input of that batch
-(retrying a slow batch input by input could stall for ``batch_size`` deadlines).
+With a deadline (``timeout_ms``) the calls run on a fixed pool of ``threads`` threads
+(:mod:`streams.worker.pool`); late per-record calls give error ``"timeout"`` to their
+input only, a late batch call to every input of that batch (retrying a slow batch input
+by input could stall for ``batch_size`` deadlines). A thread stuck in a late call is not
+replaced; while every thread is stuck, :meth:`ModelAdapter.score` leaves the inputs it
+could not run unscored (``None``), for the worker to hold until a thread is free.
 Latency: per-record calls are timed one by one; a batch call's time is divided evenly
 among its inputs.
 """
@@ -35,13 +37,22 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from streams.records import ModelInput
-from streams.worker.deadline import Timeout, run_each, run_once
+from streams.worker.pool import CallPool, PoolExhausted, Timeout
 
-__all__ = ["ModelAdapter", "ModelKind", "Outcome", "features_of", "normalize_output"]
+__all__ = [
+    "DEFAULT_THREADS",
+    "ModelAdapter",
+    "ModelKind",
+    "Outcome",
+    "features_of",
+    "normalize_output",
+]
 
 ModelKind = Literal["callable", "predict", "predict_batch", "sklearn"]
 Value = float | str
 TIMEOUT = "timeout"
+NO_THREAD = "no free model thread: all are stuck in calls past their deadline"
+DEFAULT_THREADS = 4
 MAX_ERROR_CHARS = 500
 
 
@@ -139,7 +150,11 @@ class ModelAdapter:
         ``None``: any features for dict-based models, the sorted numeric names of the
         first input for estimators.
     timeout_ms
-        Deadline of one model call; ``None`` or ``0`` calls the model directly.
+        Deadline of one model call; ``None`` or ``0`` calls the model directly, in the
+        caller's thread.
+    threads
+        How many threads may run model calls (with a deadline only); a thread stuck in
+        a call past its deadline is not replaced until the call returns.
     kind
         Force how the model is called instead of detecting it.
 
@@ -158,12 +173,15 @@ class ModelAdapter:
         *,
         features: Sequence[str] | None = None,
         timeout_ms: float | None = None,
+        threads: int = DEFAULT_THREADS,
         kind: ModelKind | None = None,
     ) -> None:
         self.model = model
         self.kind: ModelKind = kind or _detect_kind(model)
         self.features: tuple[str, ...] | None = tuple(features) if features else None
         self.timeout = timeout_ms / 1000.0 if timeout_ms else None
+        self.pool = CallPool(threads, self.timeout) if self.timeout is not None else None
+        """The threads that run calls under the deadline (None: no deadline)."""
         self._call_one: Callable[[dict[str, Any]], Any] = (
             model.predict if self.kind == "predict" else model
         )
@@ -181,14 +199,28 @@ class ModelAdapter:
         return self.features
 
     def predict(self, inputs: Sequence[ModelInput]) -> list[Outcome]:
-        """One outcome per input, in order; never raises for a model error."""
+        """One outcome per input, in order; never raises for a model error.
+
+        An input that found no free thread (all stuck past their deadline) gets an
+        error outcome; the worker uses :meth:`score` instead, and holds such inputs.
+        """
+        return [o or Outcome(error=NO_THREAD) for o in self.score(inputs)]
+
+    def score(self, inputs: Sequence[ModelInput]) -> list[Outcome | None]:
+        """One outcome per input, in order, ``None`` for an input that could not run now
+        because every thread of the pool is stuck in a call past its deadline."""
         if not inputs:
             return []
         if self.batched:
             return self._predict_batched(inputs)
-        if self.timeout is None:
+        if self.pool is None:
             return [self._one(record) for record in inputs]
-        return run_each(self._one, inputs, self.timeout, lambda _: Outcome(error=TIMEOUT))
+        return self.pool.map(self._one, inputs, lambda _: Outcome(error=TIMEOUT))
+
+    def close(self) -> None:
+        """Let the pool's idle threads end."""
+        if self.pool is not None:
+            self.pool.close()
 
     # -- per record ------------------------------------------------------------------------
     def _one(self, record: ModelInput) -> Outcome:
@@ -205,15 +237,17 @@ class ModelAdapter:
         return Outcome(value, probabilities, latency)
 
     # -- per batch -------------------------------------------------------------------------
-    def _predict_batched(self, inputs: Sequence[ModelInput]) -> list[Outcome]:
+    def _predict_batched(self, inputs: Sequence[ModelInput]) -> list[Outcome | None]:
         started = time.perf_counter()
         try:
-            if self.timeout is None:
+            if self.pool is None:
                 pairs = self._call_batch(inputs)
             else:
-                pairs = run_once(lambda: self._call_batch(inputs), self.timeout)
+                pairs = self.pool.call(lambda: self._call_batch(inputs))
         except Timeout:
             return [Outcome(error=TIMEOUT)] * len(inputs)
+        except PoolExhausted:
+            return [None] * len(inputs)
         except Exception as exc:
             if len(inputs) == 1:
                 elapsed = (time.perf_counter() - started) * 1000.0

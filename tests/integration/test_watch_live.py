@@ -195,6 +195,27 @@ CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 
 
+_SECTION = 'document.querySelector("section.experiment[data-experiment]")'
+_READ_PAGE = f"""
+const section = {_SECTION};
+const text = (el) => (el ? el.innerText.trim() : "");
+let table = document.getElementById("segments");
+do {{ table = table && table.nextElementSibling; }} while (table && table.tagName !== "TABLE");
+return {{
+  experiment: section.dataset.experiment,
+  snapshot: section.dataset.snapshot,
+  heading: text(section.querySelector("h2")),
+  scripts: document.scripts.length,
+  images: document.querySelectorAll("main img").length,
+  segments: text(table),
+  badge: text(section.querySelector(".badge")),
+  sentence: text(section.querySelector(".sentence")),
+  polylines: section.querySelectorAll(".charts svg polyline").length,
+  text: text(section),
+}};
+"""
+
+
 @pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
     reason="chromium / chromedriver missing: `make test-deps` installs them",
@@ -202,7 +223,6 @@ CHROMEDRIVER = shutil.which("chromedriver")
 def test_the_live_page_in_a_real_browser(pipeline: Pipeline, tmp_path: Path) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     assert CHROMIUM is not None and CHROMEDRIVER is not None
@@ -218,37 +238,29 @@ def test_the_live_page_in_a_real_browser(pipeline: Pipeline, tmp_path: Path) -> 
     try:
         driver.get(pipeline.page)
         wait = WebDriverWait(driver, 30, poll_frequency=0.2)
-        section = wait.until(
-            lambda d: d.find_element(By.CSS_SELECTOR, "section.experiment[data-experiment]")
-        )
+        wait.until(lambda d: d.execute_script(f"return {_SECTION} !== null"))
+        # The page swaps in each new snapshot every few seconds: read it in one script
+        # run, which the page's own script cannot interleave with (no stale elements).
+        seen = driver.execute_script(_READ_PAGE)
         # Markup in names is text, not elements: only the page's own script exists.
-        assert section.get_attribute("data-experiment") == HOSTILE_NAME
-        assert section.find_element(By.TAG_NAME, "h2").text.startswith(HOSTILE_NAME)
-        assert driver.execute_script("return document.scripts.length") == 1
-        assert driver.find_elements(By.CSS_SELECTOR, "main img") == []
-        assert (
-            HOSTILE_SEGMENT
-            in driver.find_element(By.ID, "segments")
-            .find_element(By.XPATH, "following-sibling::table")
-            .text
-        )
-        badge = section.find_element(By.CSS_SELECTOR, ".badge").text
-        assert badge in {"PROMOTE", "REJECT", "CONTINUE"}
-        assert section.find_element(By.CSS_SELECTOR, ".sentence").text
-        assert section.find_elements(By.CSS_SELECTOR, ".charts svg polyline")
-        assert "anytime-valid 95% interval" in section.text
+        assert seen["experiment"] == HOSTILE_NAME
+        assert seen["heading"].startswith(HOSTILE_NAME)
+        assert seen["scripts"] == 1
+        assert seen["images"] == 0
+        assert HOSTILE_SEGMENT in seen["segments"]
+        assert seen["badge"] in {"PROMOTE", "REJECT", "CONTINUE"}
+        assert seen["sentence"]
+        assert seen["polylines"] > 0
+        assert "anytime-valid 95% interval" in seen["text"]
 
         # A new snapshot replaces the body without a reload (the marker survives).
-        first = section.get_attribute("data-snapshot")
         driver.execute_script("window.__notReloaded = 42")
         wait.until(
-            lambda d: (
-                d.find_element(By.CSS_SELECTOR, "section.experiment").get_attribute("data-snapshot")
-                != first
-            )
+            lambda d: d.execute_script(f"return {_SECTION}.dataset.snapshot") != seen["snapshot"]
         )
         assert driver.execute_script("return window.__notReloaded") == 42
-        assert driver.find_element(By.ID, "status").text.startswith("live, checked")
+        status = driver.execute_script('return document.getElementById("status").innerText')
+        assert status.startswith("live, checked")
 
         shot = tmp_path / "live-page.png"
         driver.save_screenshot(str(shot))

@@ -180,6 +180,7 @@ class FakeConsumer:
         self._at_eof: set[tuple[str, int]] = set()
         self._subscribed: list[str] | None = None
         self._callbacks: dict[str, Callable[..., None]] = {}
+        self.paused: set[tuple[str, int]] = set()
         self.closed = False
 
     # -- assignment -------------------------------------------------------------------
@@ -227,6 +228,8 @@ class FakeConsumer:
             self._join()
         out: list[FakeMessage] = []
         for (topic, partition), position in list(self.positions.items()):
+            if (topic, partition) in self.paused:
+                continue
             log = self.broker.topics[topic][partition]
             while position < len(log) and len(out) < num_messages:
                 key, value = log[position]
@@ -244,6 +247,12 @@ class FakeConsumer:
                 error = FakeError(KafkaError._PARTITION_EOF, "end of partition")
                 out.append(FakeMessage(topic, partition, position, _error=error))
         return out
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self.paused |= {(tp.topic, tp.partition) for tp in partitions}
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self.paused -= {(tp.topic, tp.partition) for tp in partitions}
 
     def poll(self, timeout: float = -1) -> FakeMessage | None:
         messages = self.consume(1, timeout)

@@ -1,0 +1,57 @@
+"""What a consumer owns: its lag, pausing it, and a short description for logs."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaException, TopicPartition
+
+from streams.kafka.clients import ConsumerLike
+
+__all__ = ["assignment_lag", "describe_partitions", "pause_assignment"]
+
+
+def assignment_lag(consumer: ConsumerLike) -> int:
+    """Messages not yet consumed on the assigned partitions (cached watermarks).
+
+    Raises
+    ------
+    KafkaException
+        The consumer cannot tell (closed, broker unreachable).
+    """
+    assignment = consumer.assignment()
+    lag = 0
+    for tp in consumer.position(assignment) if assignment else []:
+        low, high = consumer.get_watermark_offsets(tp, cached=True)
+        if high < 0:
+            continue
+        start = tp.offset if tp.offset >= 0 else max(low, 0)
+        lag += max(high - start, 0)
+    return lag
+
+
+def pause_assignment(consumer: ConsumerLike, pause: bool) -> str | None:
+    """Pause (or resume) every assigned partition; the error text if that failed.
+
+    librdkafka drops what it fetched ahead for a paused partition and resumes it at the
+    first message the application has not consumed, so nothing is skipped.
+    """
+    try:
+        assignment = consumer.assignment()
+        if assignment:
+            (consumer.pause if pause else consumer.resume)(assignment)
+    except KafkaException as exc:
+        return str(exc)
+    return None
+
+
+def describe_partitions(partitions: list[TopicPartition]) -> str:
+    """``topic[0, 1], other[3]`` for a log line.
+
+    Examples
+    --------
+    >>> describe_partitions([TopicPartition("a", 1), TopicPartition("a", 0)])
+    'a[0, 1]'
+    """
+    by_topic: dict[str, list[int]] = {}
+    for tp in partitions:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return ", ".join(f"{t}{sorted(p)}" for t, p in by_topic.items()) or "nothing"
