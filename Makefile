@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: help install kafka test-deps test test-unit test-pure lint check-native demo bench clean distclean
+.PHONY: help install kafka test-deps test test-unit test-faults test-pure lint check-native demo bench clean distclean
 
 help: ## List the targets (this message)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,9 @@ test: lint kafka test-deps ## lint, the whole suite (the tests start and stop th
 
 test-unit: install ## Run the unit tests only (no broker, no Java)
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
+
+test-faults: kafka ## Run the fault scenarios alone (a local three-broker cluster; also in `test`)
+	$(BIN)/pytest -q -m faults tests/faults $(PYTEST_ARGS)
 
 test-pure: install ## Run the unit tests with SHADOW_EVAL_PURE_PYTHON=1 (the C modules' Python twins)
 	SHADOW_EVAL_PURE_PYTHON=1 $(BIN)/pytest -q tests/unit

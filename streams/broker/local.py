@@ -6,7 +6,6 @@ import json
 import logging
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -14,8 +13,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-
-from confluent_kafka import KafkaException
 
 from streams.broker import process
 from streams.broker.certs import write_private
@@ -28,9 +25,9 @@ from streams.broker.config import (
     render_server_properties,
 )
 from streams.broker.errors import BrokerError, tail
+from streams.broker.probe import answers
 from streams.broker.provision import KafkaRuntime, provision_kafka
 from streams.broker.secure import ADMIN, SecureFiles, secure_server_properties
-from streams.kafka.clients import CONFLUENT
 from streams.settings import Settings, load_settings
 
 __all__ = ["BrokerStatus", "LocalBroker"]
@@ -84,6 +81,9 @@ class LocalBroker:
         the CA, certificates, users and client.properties live in ``<data_dir>/secrets``.
     progress
         Called with one-line messages before slow steps.
+    cluster_id
+        The KRaft cluster id formatted into new storage (random by default); the nodes of
+        a :class:`~streams.broker.cluster.LocalCluster` share one.
 
     Examples
     --------
@@ -106,6 +106,7 @@ class LocalBroker:
         progress: Progress | None = None,
         secure: bool | None = None,
         ssl_port: int | None = None,
+        cluster_id: str | None = None,
     ) -> None:
         if settings is None:
             settings = load_settings()
@@ -120,6 +121,7 @@ class LocalBroker:
         self.java, self.mvn = java, mvn
         self.die_with_parent = die_with_parent
         self._progress = progress
+        self._cluster_id = cluster_id
         self._proc: subprocess.Popen[bytes] | None = None
 
     # -- files ----------------------------------------------------------------------------
@@ -232,6 +234,17 @@ class LocalBroker:
             No Java, Maven missing or failing, a port taken, the broker exiting during
             startup or not answering within ``timeout`` seconds.
         """
+        if self.launch():
+            self.wait_ready(timeout)
+        assert self.port is not None
+        return self.bootstrap
+
+    def launch(self) -> bool:
+        """Start the JVM without waiting for it to answer; ``False`` if it already runs.
+
+        A node of a cluster answers only once a quorum of controllers runs, so
+        :class:`~streams.broker.cluster.LocalCluster` launches every node before waiting.
+        """
         running = self.status()
         if running.running and running.bootstrap is not None:
             if self.port is not None and running.bootstrap != self.bootstrap:
@@ -240,7 +253,7 @@ class LocalBroker:
                     f"(pid {running.pid}); stop it before starting one on port {self.port}"
                 )
             self.port = int(running.bootstrap.rpartition(":")[2])
-            return running.bootstrap
+            return False
         java = shutil.which(self.java)
         if java is None:
             raise BrokerError(
@@ -250,11 +263,14 @@ class LocalBroker:
         runtime = self.provision()
         self._prepare(java, runtime)
         self._launch(java, runtime)
+        return True
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Wait until a launched broker answers, then publish its ``bootstrap`` file."""
         self._wait_ready(timeout)
         if self.secure:
             self.client_properties()
         (self.data_dir / "bootstrap").write_text(self.bootstrap + "\n")
-        return self.bootstrap
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the broker: SIGTERM, then SIGKILL after ``timeout`` s; ``False`` if not running."""
@@ -360,7 +376,7 @@ class LocalBroker:
         self._say("formatting KRaft storage...")
         command = process.java_command(
             java, runtime.classpath, "kafka.tools.StorageTool",
-            "format", "--ignore-formatted", "-t", random_cluster_id(),
+            "format", "--ignore-formatted", "-t", self._cluster_id or random_cluster_id(),
             "-c", str(self.properties_path),
             *(self.secrets.scram_arguments() if self.secure else ()),
             log4j_config=self.data_dir / "log4j2.properties",
@@ -421,23 +437,6 @@ class LocalBroker:
                     log_tail=tail(self.log_path),
                     log_path=self.log_path,
                 )
-            if _answers(self.admin_config(), min(remaining, 5.0)):
+            if answers(self.admin_config(), min(remaining, 5.0)):
                 return
             time.sleep(0.2)
-
-
-def _answers(client: dict[str, Any], timeout: float) -> bool:
-    """Whether the broker of ``client`` answers a metadata request within ``timeout`` s."""
-    host, _, port = client["bootstrap.servers"].rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=min(timeout, 1.0)):
-            pass
-    except OSError:
-        return False
-    config: dict[str, Any] = {**client, "logger": logger}
-    admin = CONFLUENT.admin(config)
-    try:
-        metadata = admin.list_topics(timeout=timeout)
-    except KafkaException:
-        return False
-    return bool(metadata.brokers)

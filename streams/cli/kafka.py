@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from streams.broker import BrokerError, BrokerStatus, LocalBroker, provision_kafka
+from streams.broker import BrokerError, BrokerStatus, LocalBroker, LocalCluster, provision_kafka
 from streams.settings import load_settings
 
 __all__ = ["kafka"]
@@ -63,6 +64,27 @@ data_dir_option = click.option(
     help="Broker state and logs [default: <cache_dir>/broker].",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+brokers_option = click.option(
+    "--brokers",
+    type=click.IntRange(1, 9),
+    default=1,
+    show_default=True,
+    help="More than 1: a local cluster (replication factor 3, min.insync.replicas 2) in "
+    "<cache_dir>/cluster [or --data-dir]; stop and status find a cluster by its data dir.",
+)
+
+
+def _cluster(data_dir: Path | None, brokers: int, foreground: bool = False) -> LocalCluster | None:
+    """The cluster that ``--brokers`` or ``--data-dir`` names, ``None`` for one broker."""
+    settings = load_settings()
+    directory = data_dir or settings.cache_dir / ("cluster" if brokers > 1 else "broker")
+    if brokers == 1 and not LocalCluster.exists(directory):
+        return None
+    if brokers == 1:
+        brokers = int(json.loads((directory / "cluster.json").read_text())["brokers"])
+    return LocalCluster(
+        settings, directory, brokers=brokers, progress=_progress, die_with_parent=foreground
+    )
 
 
 @click.group()
@@ -100,6 +122,7 @@ def provision(force: bool) -> None:
     "prints the client.properties of the admin and of each role.",
 )
 @click.option("--ssl-port", type=click.IntRange(1, 65535), help="mTLS port [default: free].")
+@brokers_option
 @json_option
 @_clean_errors
 def start(
@@ -110,9 +133,16 @@ def start(
     timeout: float,
     secure: bool,
     ssl_port: int | None,
+    brokers: int,
     as_json: bool,
 ) -> None:
     """Start the broker and print its bootstrap address (127.0.0.1:PORT)."""
+    cluster = _cluster(data_dir, brokers, foreground)
+    if cluster is not None:
+        if secure or port or controller_port:
+            raise BrokerError("--secure, --port and --controller-port take one broker only")
+        _start_cluster(cluster, timeout, foreground, as_json)
+        return
     broker = _broker(
         data_dir,
         port=port,
@@ -147,6 +177,25 @@ def start(
         _run_in_foreground(broker)
 
 
+def _start_cluster(cluster: LocalCluster, timeout: float, foreground: bool, as_json: bool) -> None:
+    bootstrap = cluster.start(timeout=timeout)
+    if as_json:
+        nodes = [status.to_dict() for status in cluster.status()]
+        click.echo(json.dumps({"bootstrap": bootstrap, "nodes": nodes}))
+    else:
+        click.echo(bootstrap)
+    if not foreground:
+        return
+    _progress(f"cluster in {cluster.data_dir}; Ctrl-C stops it")
+    try:
+        while all(status.running for status in cluster.status()):
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+    _progress("stopping the cluster...")
+    cluster.stop()
+
+
 def _run_in_foreground(broker: LocalBroker) -> None:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -164,20 +213,26 @@ def _run_in_foreground(broker: LocalBroker) -> None:
 
 @kafka.command()
 @data_dir_option
+@brokers_option
 @json_option
-def status(data_dir: Path | None, as_json: bool) -> None:
-    """Report running/stopped, pid, bootstrap and Kafka version (exit 0 running, 3 stopped)."""
-    current = _broker(data_dir).status()
-    _echo_status(current, as_json)
-    if not current.running:
+def status(data_dir: Path | None, brokers: int, as_json: bool) -> None:
+    """Report running/stopped, pid, bootstrap and Kafka version (exit 0 running, 3 stopped;
+    a cluster: one line per node, exit 3 unless all run)."""
+    cluster = _cluster(data_dir, brokers)
+    statuses = cluster.status() if cluster is not None else [_broker(data_dir).status()]
+    for current in statuses:
+        _echo_status(current, as_json)
+    if not all(current.running for current in statuses):
         sys.exit(EXIT_STOPPED)
 
 
 @kafka.command()
 @data_dir_option
+@brokers_option
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="SIGKILL after.")
 @_clean_errors
-def stop(data_dir: Path | None, timeout: float) -> None:
-    """Stop the broker (SIGTERM, then SIGKILL after the timeout)."""
-    broker = _broker(data_dir)
-    click.echo("stopped" if broker.stop(timeout=timeout) else "not running")
+def stop(data_dir: Path | None, brokers: int, timeout: float) -> None:
+    """Stop the broker or cluster (SIGTERM, then SIGKILL after the timeout)."""
+    cluster = _cluster(data_dir, brokers)
+    target = cluster if cluster is not None else _broker(data_dir)
+    click.echo("stopped" if target.stop(timeout=timeout) else "not running")

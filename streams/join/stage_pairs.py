@@ -162,13 +162,11 @@ class PairStage:
         if experiments.needs_inputs:  # downstream decision / KPI functions read the inputs
             self.sources.append(self.topics.inputs)
         self.consumer = clients.consumer(group_config(settings, group, logs=LIBRDKAFKA_LOGS))
-        self.producer = ProducerWrapper(
-            transactional_config(
-                settings, group, timeout_ms=TRANSACTION_TIMEOUT_MS, logs=LIBRDKAFKA_LOGS
-            ),
-            log=log,
-            clients=clients,
+        producer = transactional_config(
+            settings, group, timeout_ms=TRANSACTION_TIMEOUT_MS, logs=LIBRDKAFKA_LOGS
         )
+        self.transactional_id: str = producer["transactional.id"]
+        self.producer = ProducerWrapper(producer, log=log, clients=clients)
         self.transaction = TransactionalBatch(
             self.producer, self.consumer, self.watchdog, self._rewind
         )
@@ -185,6 +183,7 @@ class PairStage:
         self.clock = ExpiryClock(self.pairing.pair_ttl_ms, self.pairing.label_ttl_ms)
 
     def start(self) -> None:
+        log.info("stage 1: transactional.id %s", self.transactional_id)
         self.transaction.init(30)
         self.consumer.subscribe(self.sources, on_assign=self._on_assign, on_revoke=self._on_revoke)
 

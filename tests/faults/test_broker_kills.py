@@ -1,0 +1,60 @@
+"""kill -9 of brokers mid-stream: the leader of an inputs partition, then the transaction
+coordinator of a join process; each comes back after ``DOWN_S``. Counts stay exact."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from pathlib import Path
+
+from streams.broker import LocalCluster
+from streams.settings import Settings
+from tests.faults.verify import verify
+from tests.faults.workload import Workload
+
+DOWN_S = 10.0
+TOTAL = 1500
+RATE = 60.0
+
+
+def _transactional_id(workload: Workload, timeout: float = 60) -> str:
+    """The stage-1 transactional.id a join process logs at start."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"transactional\.id (\S+)", workload.joins[0].log.read_text())
+        if found:
+            return found.group(1)
+        time.sleep(0.2)
+    raise AssertionError(f"no transactional.id in the join's log:\n{workload.logs()}")
+
+
+def _outage(cluster: LocalCluster, node: int) -> float:
+    """kill -9 ``node``, bring it back after DOWN_S; seconds until it is in sync again."""
+    cluster.kill(node, signal.SIGKILL)
+    time.sleep(DOWN_S)
+    started = time.monotonic()
+    cluster.start(node)
+    cluster.wait_in_sync(120)
+    return time.monotonic() - started
+
+
+def test_leader_and_coordinator_kills_keep_counts_exact(
+    cluster: LocalCluster, cluster_settings: Settings, tmp_path: Path
+) -> None:
+    workload = Workload(cluster_settings, tmp_path, TOTAL, RATE)
+    try:
+        workload.start_traffic()
+        workload.traffic.wait_sent(TOTAL // 5)
+        leader = cluster.leader(cluster_settings.topics.inputs, 0)
+        assert leader is not None
+        back = [_outage(cluster, leader)]
+        coordinator = cluster.transaction_coordinator(_transactional_id(workload))
+        assert coordinator is not None
+        back.append(_outage(cluster, coordinator))
+        workload.wait_traffic()
+        figures = verify(workload, "leader and coordinator kill -9")
+        print(figures.line(), f"in_sync_after_restart_s={[round(b, 1) for b in back]}")
+        assert all(workload.alive().values()), workload.alive()
+    finally:
+        workload.stop()
