@@ -12,7 +12,7 @@ features, and a regression prediction):
 
 With CPU timing on (the default; ``--no-cpu-time`` turns it off) the hook side also reads
 the thread's CPU clock around the (empty) model call and passes ``cpu_ms``, as
-``track()`` does for a publisher made with ``measure_cpu=True``.
+``track()`` does for a publisher made with ``measure_cost=True``.
 
 Both sides get the same request ids, made before the clock starts (the app already has
 one). ``--hook-makes-ids`` lets the hook make a UUIDv7 per call instead (about 1 us more).

@@ -23,6 +23,7 @@ from streams.hook.sender import Item, LabelItem, PredictionItem, Sender
 from streams.hook.wrap import Tracked
 from streams.kafka.config import client_config
 from streams.kafka.logs import LibrdkafkaLog, RateLimitedLog
+from streams.process_cost import WorkerCost
 from streams.settings import Settings, load_settings
 
 __all__ = ["ShadowPublisher", "producer_config"]
@@ -117,10 +118,15 @@ class ShadowPublisher:
         Flush (up to 5 s) and close at interpreter exit.
     name
         The ``publisher`` label of the metrics; ``<model>-<n>`` by default.
-    measure_cpu
+    measure_cost
         Whether ``track()`` and ``shadow_predict`` also record the thread CPU time of each
-        live prediction (``cpu_ms``, judged by the ``cpu_ms`` metric); about two clock
-        reads per call (``bench/hook.py --cpu-time``).
+        live prediction (``cpu_ms``, judged by the ``cpu_ms`` metric; two clock reads per
+        call, ``bench/hook.py``), and live predictions carry this process's resident and
+        peak memory (read by the background thread at most once a second).
+    load_s, model_mb
+        With ``measure_cost``: how long loading the live model took and its size in
+        memory, if the app knows them (:func:`streams.process_cost.load_measured` measures
+        both), so ``load_s`` and ``model_mb`` compare with the candidates'.
 
     Examples
     --------
@@ -153,10 +159,12 @@ class ShadowPublisher:
         close_at_exit: bool = True,
         codec: Codec | None = None,
         name: str | None = None,
-        measure_cpu: bool = False,
+        measure_cost: bool = False,
+        load_s: float | None = None,
+        model_mb: float | None = None,
     ) -> None:
         self.settings = settings if settings is not None else load_settings()
-        self._measure_cpu = measure_cpu
+        self._measure_cost = measure_cost
         self.model = model
         self.version = version
         self.name = name or f"{model}-{next(_names)}"
@@ -184,6 +192,7 @@ class ShadowPublisher:
             interval=interval,
             on_error=self.record_error,
             name=f"shadow-hook-{self.name}",
+            cost=WorkerCost(load_s=load_s, model_mb=model_mb) if measure_cost else None,
         )
         if export_metrics:
             register_publisher(self, registry)
@@ -223,7 +232,7 @@ class ShadowPublisher:
         ``categorical``, ``extra`` and ``probabilities`` are read later by the background
         thread, so pass objects the app does not modify afterwards (a fresh dict per
         request, the usual case). Segment tags are copied. ``cpu_ms``: the CPU time the live
-        prediction took (``track()`` and ``shadow_predict`` measure it with ``measure_cpu``).
+        prediction took (``track()`` and ``shadow_predict`` measure it with ``measure_cost``).
         """
         rid = ""
         try:
@@ -296,9 +305,9 @@ class ShadowPublisher:
         )
 
     @property
-    def measure_cpu(self) -> bool:
+    def measure_cost(self) -> bool:
         """Whether timing records the live prediction's thread CPU time."""
-        return self._measure_cpu
+        return self._measure_cost
 
     def sampled(self, request_id: str) -> bool:
         """Whether ``request_id`` is among the sampled (published) requests."""

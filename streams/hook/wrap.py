@@ -52,7 +52,7 @@ class Publishing(Protocol):
         ...
 
     @property
-    def measure_cpu(self) -> bool:
+    def measure_cost(self) -> bool:
         """Whether timing also measures the thread CPU time of each prediction."""
         ...
 
@@ -88,7 +88,7 @@ class Tracked:
 
     On leaving the block the input and the live prediction (or the error) are published
     with the measured latency, and the thread CPU time the block took when the publisher
-    measures CPU (``measure_cpu=True``; an ``async`` block shares its thread with other
+    measures CPU (``measure_cost=True``; an ``async`` block shares its thread with other
     tasks, so ``shadow_predict`` does not measure those). The request id exists from the
     start, so the app can return it to its client or store it to label the request later.
 
@@ -128,7 +128,7 @@ class Tracked:
         model: str | None = None,
         version: str | None = None,
         segments: Mapping[str, Any] | None = None,
-        measure_cpu: bool | None = None,
+        measure_cost: bool | None = None,
     ) -> None:
         self._publisher = publisher
         self.features = features
@@ -141,7 +141,7 @@ class Tracked:
         self.latency_ms = 0.0
         self.cpu_ms: float | None = None
         self._start_ns = 0
-        measure = publisher.measure_cpu if measure_cpu is None else measure_cpu
+        measure = publisher.measure_cost if measure_cost is None else measure_cost
         self._cpu_start_ns = 0 if measure else -1
 
     def __enter__(self) -> Tracked:
@@ -219,7 +219,7 @@ class _Options:
             model=self.model,
             version=self.version,
             segments=segments,
-            measure_cpu=False if is_async else None,  # other tasks run on the thread too
+            measure_cost=False if is_async else None,  # other tasks run on the thread too
         )
 
     def finish(self, tracked: Tracked, output: Any) -> None:

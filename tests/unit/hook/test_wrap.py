@@ -13,8 +13,8 @@ from streams.hook.wrap import Publishing, Tracked, current_request_id, shadow_pr
 
 
 class FakePublisher:
-    def __init__(self, measure_cpu: bool = False) -> None:
-        self.measure_cpu = measure_cpu
+    def __init__(self, measure_cost: bool = False) -> None:
+        self.measure_cost = measure_cost
         self.published: list[dict[str, Any]] = []
         self.errors: list[tuple[str, str]] = []
 
@@ -85,7 +85,7 @@ def _burn(seconds: float) -> None:
 
 def test_cpu_time_is_measured_only_when_the_publisher_opts_in() -> None:
     """The thread's CPU time, not the wall time: a sleep adds latency and no CPU."""
-    measuring, plain = FakePublisher(measure_cpu=True), FakePublisher()
+    measuring, plain = FakePublisher(measure_cost=True), FakePublisher()
     for fake in (measuring, plain):
 
         @shadow_predict(fake)
@@ -102,7 +102,7 @@ def test_cpu_time_is_measured_only_when_the_publisher_opts_in() -> None:
 
 def test_an_async_prediction_is_not_cpu_timed() -> None:
     """Other tasks run on the event loop's thread meanwhile: its CPU time is not the call's."""
-    fake = FakePublisher(measure_cpu=True)
+    fake = FakePublisher(measure_cost=True)
 
     @shadow_predict(fake)
     async def predict(features: dict[str, float]) -> float:
