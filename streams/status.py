@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
-from streams.codec import Codec, CodecError
+from streams.codec import CodecError, codec_for
 from streams.kafka.clients import CONFLUENT, AdminLike
 from streams.kafka.config import admin_config, base_config, reader_config
 from streams.kafka.problems import explain
@@ -273,7 +273,7 @@ def tail_records(
     """The records among the last ``per_partition`` messages of each partition of
     ``topic`` (undecodable ones skipped), in the order read."""
     consumer = CONFLUENT.consumer(reader_config(settings, "status"))
-    codec = Codec()
+    codec = codec_for(settings, register=False)
     found: list[Record] = []
     try:
         metadata = consumer.list_topics(topic, timeout=timeout)

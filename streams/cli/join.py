@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from streams.cli.options import kafka_options, settings_from
+from streams.codec import RegistryError
 
 __all__ = ["join"]
 
@@ -132,14 +133,17 @@ def join(
             param_hint="--web-port",
         )
     stages = ("pairs", "judge") if stage == "both" else (stage,)
-    worker = JoinWorker(
-        settings,
-        experiments,
-        stages=stages,
-        data_dir=data_dir,
-        batch_size=batch_size,
-        watchdog=Watchdog(STALL_LIMIT_S, restart_process),
-    )
+    try:
+        worker = JoinWorker(
+            settings,
+            experiments,
+            stages=stages,
+            data_dir=data_dir,
+            batch_size=batch_size,
+            watchdog=Watchdog(STALL_LIMIT_S, restart_process),
+        )
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
     if metrics_port:
         from prometheus_client import start_http_server
 
@@ -169,7 +173,10 @@ def join(
             "Python code gives the same results, several times slower"
         )
     _tune_gc()
-    worker.run()
+    try:
+        worker.run()
+    except RegistryError as exc:
+        raise click.ClickException(f"join stopped: {exc}") from None
 
 
 def _tune_gc() -> None:

@@ -13,7 +13,14 @@ paired business metrics. The ``proxy`` function gives, on PAIRED and LABELLED al
 label-free proxies ``<metric>~proxy`` of the metrics an experiment lists in ``proxies`` (their
 prediction-powered estimate pairs them with the true metric when the label comes). A user
 function that raises (or returns something unusable)
-is reported by its path in :attr:`Observed.errors`; that request's other metrics stand.
+is reported by its path in :attr:`Observed.errors` (one past its deadline, ``[join]
+user_timeout_s``, as ``timeouts:<path>``); that request's other metrics stand. User
+functions run on a few threads of their own (:meth:`UserFunction.call`): a hung one never
+holds the stage, its snapshots or its alerts.
+
+Invalid predictions and labels (:mod:`streams.join.validity`, the one gate) never reach
+a statistic that needs their value; each is reported in :attr:`Observed.invalid`, and
+every PAIRED event gives the 0/1 metric ``invalid`` of each side.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streams.callpool import PoolExhausted, Timeout
 from streams.join.experiments import Experiment
+from streams.join.validity import INVALID_METRIC, class_text, label_problem, prediction_problem
 from streams.records import JoinEvent, JoinKind, ModelInput, Prediction
 from streams.stats import PROXY, Observation
 
@@ -36,8 +45,13 @@ class Observed:
 
     observation: Observation | None
     errors: tuple[str, ...] = ()
+    invalid: tuple[str, ...] = ()
+    """``<version>:<reason>`` of each invalid prediction, ``label:<reason>`` of a label."""
 
 
+TIMEOUTS = "timeouts:"
+"""Prefix of a user function's path in :attr:`Observed.errors` when it missed its deadline
+(``[join] user_timeout_s``) or all its threads were stuck: counted apart from errors."""
 _LOG_LOSS_FLOOR = 1e-15
 _PAIRED, _EXPIRED = JoinKind.PAIRED, JoinKind.EXPIRED  # an enum member lookup is slow
 
@@ -50,17 +64,20 @@ def observation(event: JoinEvent, experiment: Experiment) -> Observed:
     found = metric_values(event, experiment)
     if found is None:
         return Observed(None)
-    paired, categorical, errors = found
+    paired, categorical, errors, invalid = found
     return Observed(
-        Observation(event.timestamp_ms, event.segments, paired, categorical), tuple(errors)
+        Observation(event.timestamp_ms, event.segments, paired, categorical),
+        tuple(errors),
+        tuple(invalid),
     )
 
 
 def metric_values(
     event: JoinEvent, experiment: Experiment
-) -> tuple[Paired, Categorical, list[str]] | None:
-    """What :func:`observation` holds, unwrapped: the paired and categorical metric values
-    and the failed user functions' paths (None for EXPIRED events and a missing side)."""
+) -> tuple[Paired, Categorical, list[str], list[str]] | None:
+    """What :func:`observation` holds, unwrapped: the paired and categorical metric values,
+    the failed user functions' paths and the invalid sides (None for EXPIRED events and a
+    missing side)."""
     live, candidate = event.live, event.candidate
     kind = event.kind
     if live is None or candidate is None or kind is _EXPIRED:
@@ -68,7 +85,21 @@ def metric_values(
     paired: Paired = {}
     categorical: Categorical = {}
     errors: list[str] = []
+    invalid: list[str] = []
+    task, classes = experiment.task, experiment.classes
+    live_problem = prediction_problem(live, task, classes)
+    candidate_problem = prediction_problem(candidate, task, classes)
+    valid = live_problem is None and candidate_problem is None
     if kind is _PAIRED:
+        if not valid:
+            if live_problem is not None:
+                invalid.append(f"{live.version}:{live_problem}")
+            if candidate_problem is not None:
+                invalid.append(f"{candidate.version}:{candidate_problem}")
+        paired[INVALID_METRIC] = (
+            0.0 if live_problem is None else 1.0,
+            0.0 if candidate_problem is None else 1.0,
+        )
         live_error, candidate_error = live.error, candidate.error
         paired["latency_ms"] = (live.latency_ms, candidate.latency_ms)
         paired["error"] = (
@@ -80,7 +111,7 @@ def metric_values(
             1.0 if candidate_error == "timeout" else 0.0,
         )
         _costs(paired, live, candidate)
-        if live.value is not None and candidate.value is not None:
+        if valid and live.value is not None and candidate.value is not None:
             if experiment.task == "regression":
                 numbers = _numbers(live.value, candidate.value)
                 if numbers is not None:
@@ -96,7 +127,9 @@ def metric_values(
                     categorical["decision"] = (str(outcomes[0]), str(outcomes[1]))
             if experiment.proxy is not None:
                 _proxies(experiment, event.inputs, live, candidate, paired, errors)
-    elif event.label is not None and live.value is not None and candidate.value is not None:
+    elif (problem := label_problem(event.label, task, classes)) is not None:
+        invalid.append(f"label:{problem}")
+    elif valid and live.value is not None and candidate.value is not None:
         if experiment.task == "regression":
             _regression_losses(paired, live, candidate, event.label)
         else:
@@ -108,7 +141,7 @@ def metric_values(
                 _kpis(experiment, event.inputs, outcomes, event.label, paired, errors)
         if experiment.proxy is not None:
             _proxies(experiment, event.inputs, live, candidate, paired, [])  # counted on PAIRED
-    return paired, categorical, errors
+    return paired, categorical, errors, invalid
 
 
 def _costs(paired: Paired, live: Prediction, candidate: Prediction) -> None:
@@ -123,21 +156,6 @@ def _costs(paired: Paired, live: Prediction, candidate: Prediction) -> None:
         paired["load_s"] = (live.load_s, candidate.load_s)
 
 
-def class_text(value: object) -> str:
-    """A class label as text, so that 1, 1.0 and "1" name the same class.
-
-    Examples
-    --------
-    >>> class_text(1.0), class_text("1"), class_text(2.5)
-    ('1', '1', '2.5')
-    """
-    if type(value) is str:
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _decide(
     experiment: Experiment,
     inputs: ModelInput | None,
@@ -150,10 +168,16 @@ def _decide(
         return None
     request = inputs.feature_dict()
     try:
-        return decision.function(request, live.value), decision.function(request, candidate.value)
+        live_outcome, candidate_outcome = decision.call(
+            (request, live.value), (request, candidate.value)
+        )
+    except (Timeout, PoolExhausted):
+        errors.append(TIMEOUTS + decision.path)
+        return None
     except Exception:  # user code: any failure is counted, never fatal
         errors.append(decision.path)
         return None
+    return live_outcome, candidate_outcome
 
 
 def _kpis(
@@ -169,12 +193,16 @@ def _kpis(
     request = inputs.feature_dict()
     for kpi in experiment.kpis:
         try:
-            live_values = kpi.function(request, outcomes[0], label)
-            candidate_values = kpi.function(request, outcomes[1], label)
+            live_values, candidate_values = kpi.call(
+                (request, outcomes[0], label), (request, outcomes[1], label)
+            )
             values = {
                 name: (float(live_values[name]), float(candidate_values[name]))
                 for name in live_values
             }
+        except (Timeout, PoolExhausted):
+            errors.append(TIMEOUTS + kpi.path)
+            continue
         except Exception:  # user code: raised, or returned no numbers for both sides
             errors.append(kpi.path)
             continue
@@ -198,8 +226,11 @@ def _proxies(
         return
     wanted = experiment.rules.proxies
     try:
-        values = proxy.function(inputs.feature_dict(), live.value, candidate.value)
+        (values,) = proxy.call((inputs.feature_dict(), live.value, candidate.value))
         found = {m: (float(values[m][0]), float(values[m][1])) for m in wanted if m in values}
+    except (Timeout, PoolExhausted):
+        errors.append(TIMEOUTS + proxy.path)
+        return
     except Exception:  # user code: any failure is counted, never fatal
         errors.append(proxy.path)
         return
