@@ -7,6 +7,7 @@ the records published on the metrics and alerts topics.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from streams.records import (
 from streams.stats import Evaluation, ExperimentMonitor, RuleAlert, TestResult
 
 __all__ = ["COUNT_NAMES", "GUARDRAIL", "ExperimentState", "Judge", "Report"]
+
+log = logging.getLogger("streams.join")
 
 COUNT_NAMES = (
     "paired",
@@ -145,8 +148,13 @@ class Judge:
         found = metric_values(event, experiment)
         if found is not None:
             paired, categorical, errors, invalid = found
-            for path in errors:  # "timeouts:<path>" or a path, counted "errors:<path>"
-                counts[path if path.startswith(TIMEOUTS) else f"errors:{path}"] += 1
+            for failure in errors:
+                counter = failure.counter
+                counts[counter] += 1
+                if counts[counter] == 1:  # one line per function, not one per request
+                    log.warning("join: %s on a request of %s: %s (counted in %s; its other "
+                                "metrics stand)", counter.partition(":")[2], name,
+                                failure.detail, counter)  # fmt: skip
             for what in invalid:
                 counts[f"invalid:{what}"] += 1
                 version, _, reason = what.rpartition(":")

@@ -13,8 +13,9 @@ paired business metrics. The ``proxy`` function gives, on PAIRED and LABELLED al
 label-free proxies ``<metric>~proxy`` of the metrics an experiment lists in ``proxies`` (their
 prediction-powered estimate pairs them with the true metric when the label comes). A user
 function that raises (or returns something unusable)
-is reported by its path in :attr:`Observed.errors` (one past its deadline, ``[join]
-user_timeout_s``, as ``timeouts:<path>``); that request's other metrics stand. User
+is reported in :attr:`Observed.errors` as a :class:`Failure` (counted ``errors:<path>``,
+or ``timeouts:<path>`` past its deadline ``[join] user_timeout_s``, with the exception's
+first line); that request's other metrics stand. User
 functions run on a few threads of their own (:meth:`UserFunction.call`): a hung one never
 holds the stage, its snapshots or its alerts.
 
@@ -28,15 +29,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from streams.callpool import PoolExhausted, Timeout
-from streams.join.experiments import Experiment
+from streams.join.experiments import Experiment, _exception_line
 from streams.join.validity import INVALID_METRIC, class_text, label_problem, prediction_problem
 from streams.records import JoinEvent, JoinKind, ModelInput, Prediction
 from streams.stats import PROXY, Observation
 
-__all__ = ["Observed", "class_text", "metric_values", "observation"]
+__all__ = ["Failure", "Observed", "class_text", "metric_values", "observation"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +45,24 @@ class Observed:
     """The statistics' view of one join event, and the user functions that failed on it."""
 
     observation: Observation | None
-    errors: tuple[str, ...] = ()
+    errors: tuple[Failure, ...] = ()
     invalid: tuple[str, ...] = ()
     """``<version>:<reason>`` of each invalid prediction, ``label:<reason>`` of a label."""
 
 
-TIMEOUTS = "timeouts:"
-"""Prefix of a user function's path in :attr:`Observed.errors` when it missed its deadline
-(``[join] user_timeout_s``) or all its threads were stuck: counted apart from errors."""
+ERRORS, TIMEOUTS = "errors:", "timeouts:"
+"""Counter prefixes of a user function's path: it raised (or returned no numbers), or it
+missed its deadline (``[join] user_timeout_s``) or all its threads were stuck."""
+
+
+class Failure(NamedTuple):
+    """A user function that failed on one request: the counter it goes to
+    (``errors:<module:function>`` or ``timeouts:...``) and one line saying why."""
+
+    counter: str
+    detail: str
+
+
 _LOG_LOSS_FLOOR = 1e-15
 _PAIRED, _EXPIRED = JoinKind.PAIRED, JoinKind.EXPIRED  # an enum member lookup is slow
 
@@ -74,7 +85,7 @@ def observation(event: JoinEvent, experiment: Experiment) -> Observed:
 
 def metric_values(
     event: JoinEvent, experiment: Experiment
-) -> tuple[Paired, Categorical, list[str], list[str]] | None:
+) -> tuple[Paired, Categorical, list[Failure], list[str]] | None:
     """What :func:`observation` holds, unwrapped: the paired and categorical metric values,
     the failed user functions' paths and the invalid sides (None for EXPIRED events and a
     missing side)."""
@@ -84,7 +95,7 @@ def metric_values(
         return None
     paired: Paired = {}
     categorical: Categorical = {}
-    errors: list[str] = []
+    errors: list[Failure] = []
     invalid: list[str] = []
     task, classes = experiment.task, experiment.classes
     live_problem = prediction_problem(live, task, classes)
@@ -161,7 +172,7 @@ def _decide(
     inputs: ModelInput | None,
     live: Prediction,
     candidate: Prediction,
-    errors: list[str],
+    errors: list[Failure],
 ) -> tuple[Any, Any] | None:
     decision = experiment.decision
     if decision is None or inputs is None or live.value is None or candidate.value is None:
@@ -171,11 +182,11 @@ def _decide(
         live_outcome, candidate_outcome = decision.call(
             (request, live.value), (request, candidate.value)
         )
-    except (Timeout, PoolExhausted):
-        errors.append(TIMEOUTS + decision.path)
+    except (Timeout, PoolExhausted) as exc:
+        errors.append(Failure(TIMEOUTS + decision.path, str(exc)))
         return None
-    except Exception:  # user code: any failure is counted, never fatal
-        errors.append(decision.path)
+    except Exception as exc:  # user code: any failure is counted, never fatal
+        errors.append(Failure(ERRORS + decision.path, _exception_line(exc)))
         return None
     return live_outcome, candidate_outcome
 
@@ -186,7 +197,7 @@ def _kpis(
     outcomes: tuple[Any, Any],
     label: Any,
     paired: dict[str, tuple[float, float]],
-    errors: list[str],
+    errors: list[Failure],
 ) -> None:
     if inputs is None:
         return
@@ -200,16 +211,16 @@ def _kpis(
                 name: (float(live_values[name]), float(candidate_values[name]))
                 for name in live_values
             }
-        except (Timeout, PoolExhausted):
-            errors.append(TIMEOUTS + kpi.path)
+        except (Timeout, PoolExhausted) as exc:
+            errors.append(Failure(TIMEOUTS + kpi.path, str(exc)))
             continue
-        except Exception:  # user code: raised, or returned no numbers for both sides
-            errors.append(kpi.path)
+        except Exception as exc:  # user code: raised, or returned no numbers for both sides
+            errors.append(Failure(ERRORS + kpi.path, _exception_line(exc)))
             continue
         if all(math.isfinite(a) and math.isfinite(b) for a, b in values.values()):
             paired.update(values)
         else:
-            errors.append(kpi.path)
+            errors.append(Failure(ERRORS + kpi.path, f"returned non-finite numbers {values}"))
 
 
 def _proxies(
@@ -218,7 +229,7 @@ def _proxies(
     live: Prediction,
     candidate: Prediction,
     paired: dict[str, tuple[float, float]],
-    errors: list[str],
+    errors: list[Failure],
 ) -> None:
     """The proxy function's values, as ``<metric>~proxy`` pairs (only metrics it is for)."""
     proxy = experiment.proxy
@@ -228,11 +239,11 @@ def _proxies(
     try:
         (values,) = proxy.call((inputs.feature_dict(), live.value, candidate.value))
         found = {m: (float(values[m][0]), float(values[m][1])) for m in wanted if m in values}
-    except (Timeout, PoolExhausted):
-        errors.append(TIMEOUTS + proxy.path)
+    except (Timeout, PoolExhausted) as exc:
+        errors.append(Failure(TIMEOUTS + proxy.path, str(exc)))
         return
-    except Exception:  # user code: any failure is counted, never fatal
-        errors.append(proxy.path)
+    except Exception as exc:  # user code: any failure is counted, never fatal
+        errors.append(Failure(ERRORS + proxy.path, _exception_line(exc)))
         return
     for metric, pair in found.items():
         paired[metric + PROXY] = pair  # non-finite ones are refused and counted downstream

@@ -29,8 +29,8 @@ from streams.synthetic import CandidateSpec, Request, classification_requests
 
 EXPERIMENTS_TOML = """
 [join]
-pair_ttl_s = 30
-label_ttl_s = 60
+pair_ttl_s = 600
+label_ttl_s = 3600
 expire_every_s = 1
 snapshot_every_s = 1
 

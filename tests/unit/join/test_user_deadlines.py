@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
+
+import pytest
 
 from streams.join.experiments import ExperimentsFile
 from streams.join.judge import Judge
@@ -72,3 +75,26 @@ def test_a_hung_decision_function_is_counted_and_never_holds_the_stage() -> None
         assert decided + timeouts == 100  # each PAIRED request either decided or counted
     finally:
         RELEASE.set()
+
+
+def raising_decide(inputs: dict[str, Any], prediction: Any) -> str:
+    if inputs["x"] % 10 == 3:
+        raise ValueError(f"cannot decide x={inputs['x']}\nsecond line")
+    return "low"
+
+
+def test_a_raising_user_function_is_counted_and_named_in_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    toml = TOML.replace(f'"{__name__}:decide"', f'"{__name__}:raising_decide"')
+    judge = Judge(ExperimentsFile.parse(toml))
+    with caplog.at_level(logging.WARNING, logger="streams.join"):
+        for event in _events(40):
+            judge.apply(event)
+    counts = judge.report("eta", now_ms=10**6).snapshot.counts
+    assert counts[f"errors:{__name__}:raising_decide"] == 4
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert (
+        f"{__name__}:raising_decide" in lines[0] and "ValueError: cannot decide x=3.0" in lines[0]
+    )
