@@ -230,6 +230,7 @@ LEAVES = [
     "streams.partitioning",
     "streams.avro_bytes",
     "streams.schema_files",
+    "streams.process_cost",
     "streams.callpool",
 ]
 
