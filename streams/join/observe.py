@@ -1,10 +1,11 @@
 """Per-request metric values of one join event, as the statistics core takes them.
 
-Label-free (PAIRED): latency, error and timeout of each side, and the predictions themselves
-(numeric ones as a distribution, class labels as categories). With the label (LABELLED):
-absolute and squared error for regression; correctness, log loss and (binary) Brier score
-for classifiers. A loss needs both sides to have answered: a failed prediction counts in
-``error``, not as an arbitrarily bad loss.
+Label-free (PAIRED): latency, error and timeout of each side, what each prediction cost
+where both sides measured it (``cpu_ms``, ``worker_memory_mb``, ``load_s``), and the
+predictions themselves (numeric ones as a distribution, class labels as categories). With
+the label (LABELLED): absolute and squared error for regression; correctness, log loss and
+(binary) Brier score for classifiers. A loss needs both sides to have answered: a failed
+prediction counts in ``error``, not as an arbitrarily bad loss.
 
 Downstream outcomes (see :mod:`streams.join.experiments`): on PAIRED the user's decision
 function gives the categorical metric ``decision``; on LABELLED each KPI function gives
@@ -100,6 +101,16 @@ def metric_values(
     live_problem = prediction_problem(live, task, classes)
     candidate_problem = prediction_problem(candidate, task, classes)
     valid = live_problem is None and candidate_problem is None
+    # Both sides answered with a value: an error prediction counts as an error, and a
+    # value it carries anyway (a hostile record) is never scored; the gate does not
+    # look at it.
+    scored = (
+        valid
+        and live.error is None
+        and candidate.error is None
+        and live.value is not None
+        and candidate.value is not None
+    )
     if kind is _PAIRED:
         if not valid:
             if live_problem is not None:
@@ -120,7 +131,8 @@ def metric_values(
             1.0 if live_error == "timeout" else 0.0,
             1.0 if candidate_error == "timeout" else 0.0,
         )
-        if valid and live.value is not None and candidate.value is not None:
+        _costs(paired, live, candidate)
+        if scored:
             if experiment.task == "regression":
                 numbers = _numbers(live.value, candidate.value)
                 if numbers is not None:
@@ -138,7 +150,7 @@ def metric_values(
                 _proxies(experiment, event.inputs, live, candidate, paired, errors)
     elif (problem := label_problem(event.label, task, classes)) is not None:
         invalid.append(f"label:{problem}")
-    elif valid and live.value is not None and candidate.value is not None:
+    elif scored:
         if experiment.task == "regression":
             _regression_losses(paired, live, candidate, event.label)
         else:
@@ -151,6 +163,18 @@ def metric_values(
         if experiment.proxy is not None:
             _proxies(experiment, event.inputs, live, candidate, paired, [])  # counted on PAIRED
     return paired, categorical, errors, invalid
+
+
+def _costs(paired: Paired, live: Prediction, candidate: Prediction) -> None:
+    """The cost metrics both sides measured (Prediction version 2; version 1 has none):
+    ``cpu_ms`` of the call, ``worker_memory_mb`` (the peak resident memory of the process
+    that made the prediction) and ``load_s`` (its model's load time)."""
+    if live.cpu_ms is not None and candidate.cpu_ms is not None:
+        paired["cpu_ms"] = (live.cpu_ms, candidate.cpu_ms)
+    if live.worker_peak_mb is not None and candidate.worker_peak_mb is not None:
+        paired["worker_memory_mb"] = (live.worker_peak_mb, candidate.worker_peak_mb)
+    if live.load_s is not None and candidate.load_s is not None:
+        paired["load_s"] = (live.load_s, candidate.load_s)
 
 
 def _decide(
