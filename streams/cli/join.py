@@ -115,6 +115,7 @@ def join(
         )
     from streams.join.engine import JoinWorker
     from streams.join.stage_pairs import STALL_LIMIT_S
+    from streams.kafka.transaction import Fenced
     from streams.kafka.watchdog import Watchdog, restart_process
 
     logging.basicConfig(
@@ -164,7 +165,10 @@ def join(
             "Python code gives the same results, several times slower"
         )
     _tune_gc()
-    worker.run()
+    try:
+        worker.run()
+    except Fenced:
+        restart_process("join stage 1", "was fenced (frozen past its transaction timeout)")
 
 
 def _tune_gc() -> None:
