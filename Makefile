@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: help install kafka test-deps test test-unit test-faults test-pure lint check-native demo bench clean distclean
+.PHONY: help install kafka test-deps test-servers test test-unit test-faults test-pure lint check-native demo bench clean distclean
 
 help: ## List the targets (this message)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,9 +42,21 @@ test-deps: ## Install chromium, chromedriver and prometheus (Debian) when missin
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# Model servers the integration tests start, each in its own venv: their pins (pydantic,
+# fastapi, numpy...) need not agree with ours. Re-installed when this file changes.
+MLSERVER_VENV := .venv-mlserver
+MLSERVER_PINS := mlserver==1.7.1 mlserver-sklearn==1.7.1
+
+$(MLSERVER_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/python -m pip install -q --disable-pip-version-check $(MLSERVER_PINS)
+	touch $@
+
+test-servers: $(MLSERVER_VENV)/.installed ## MLServer in its own venv (the OIP tests start it)
+
 # What CI runs (.ci/run): lint first (seconds, fails fast), the whole suite, then the unit
 # tests once more on the C modules' Python twins (what runs where no compiler is).
-test: lint kafka test-deps ## lint, the whole suite (the tests start and stop their own broker), test-pure
+test: lint kafka test-deps test-servers ## lint, the whole suite (the tests start and stop their own broker), test-pure
 	$(BIN)/pytest -q --durations=15 $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-pure
 

@@ -23,7 +23,11 @@ __all__ = ["join"]
 )
 @kafka_options
 @click.option("--partitions", type=int, default=None, help="Partitions of the topics [6].")
-@click.option("--store", default=None, help="State store URL: memory:// or rocksdb://.")
+@click.option(
+    "--store",
+    default=None,
+    help="State store URL: memory:// or rocksdb:// (rocksdb://?cache_mb=64&write_buffer_mb=32).",
+)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -88,6 +92,7 @@ def join(
     from dataclasses import replace
 
     from streams.join.experiments import ConfigError, load
+    from streams.join.store_options import StoreOptions
     from streams.topics import TopicError, check_topics, create_topics
 
     settings = settings_from(bootstrap, topic_prefix, partitions=partitions)
@@ -96,10 +101,10 @@ def join(
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if store is not None:
-        if not store.startswith(("memory://", "rocksdb://")):
-            raise click.BadParameter(
-                f"{store!r}: use memory:// or rocksdb://", param_hint="--store"
-            )
+        try:
+            StoreOptions.parse(store)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--store") from None
         experiments = replace(experiments, join=replace(experiments.join, store=store))
     try:
         # The join's own topics are made on first start; the others are the user's.

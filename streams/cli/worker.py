@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from streams.cli.oip import oip_candidate, oip_options
 from streams.cli.options import kafka_options, settings_from
 from streams.topics import TopicError
 from streams.worker import (
@@ -54,13 +55,15 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 @click.command()
 @kafka_options
+@oip_options
 @click.option("--model", "model_spec", metavar="MODULE:CALLABLE", help="The candidate model.")
 @click.option(
     "--model-file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="A joblib/pickle file with the model (trusted files only) instead of --model.",
 )
-@click.option("--version", "version", required=True, help="The candidate version, e.g. v2.")
+@click.option("--version", "version",
+              help="The candidate version, e.g. v2 [--oip-version with --oip-url].")  # fmt: skip
 @click.option("--name", help="Candidate name for group id, metrics, logs [from the model].")
 @click.option("--only-model", help="Score only inputs whose ModelInput.model is this.")
 @click.option("--features", help="Comma-separated feature names (estimator column order).")
@@ -97,7 +100,7 @@ def worker(
     topic_prefix: str | None,
     model_spec: str | None,
     model_file: Path | None,
-    version: str,
+    version: str | None,
     name: str | None,
     only_model: str | None,
     features: str | None,
@@ -111,6 +114,7 @@ def worker(
     metrics_port: int,
     metrics_addr: str,
     status_every: float,
+    oip: dict[str, Any],
 ) -> None:
     """Run a candidate model on every input and publish its shadow predictions.
 
@@ -119,8 +123,14 @@ def worker(
     and exits 0.
     """
     settings = settings_from(bootstrap, topic_prefix)
-    model = _load(model_spec, model_file)
     columns = [f.strip() for f in features.split(",") if f.strip()] if features else None
+    version = version or oip["oip_version"]
+    if version is None:
+        raise click.UsageError("--version is required (the candidate version, e.g. v2)")
+    if oip["oip_url"] is not None and (model_spec or model_file):
+        raise click.UsageError("give --oip-url or a --model/--model-file, not both")
+    remote = oip_candidate(oip, columns, timeout_ms)
+    model = remote if remote is not None else _load(model_spec, model_file)
     try:
         adapter = ModelAdapter(
             model, features=columns, timeout_ms=timeout_ms or None, threads=threads
@@ -128,7 +138,7 @@ def worker(
     except TypeError as exc:
         raise click.BadParameter(str(exc), param_hint="--model") from None
     config = WorkerConfig(
-        name=name or only_model or model_label(model_spec, model_file),
+        name=name or only_model or oip["oip_model"] or model_label(model_spec, model_file),
         only_model=only_model,
         group_id=group_id,
         batch_size=batch_size,
@@ -148,3 +158,6 @@ def worker(
         raise click.ClickException(str(exc)) from None
     except WorkerError as exc:
         raise click.ClickException(f"worker stopped: {exc}") from None
+    finally:
+        if remote is not None:
+            remote.close()

@@ -6,13 +6,14 @@ A request has at most two deadlines, both fixed by when it was first seen: ``pai
 request is filed under its earliest possible deadline when it is created; when that comes,
 the caller checks the state and files it again under the next one, if any. Entries of
 requests that are gone by then are skipped. So a pass costs what is due, and the index
-costs about one list slot (8 bytes) per pending request.
+costs about one list slot (8 bytes) per pending request: the ``memory://`` store's index
+(``rocksdb://`` keeps its deadlines on disk, in the same database as the states).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 __all__ = ["Deadlines"]
@@ -28,9 +29,9 @@ class Deadlines(Generic[K]):
     >>> due = Deadlines[str]()
     >>> due.add("r1", 5_000)
     >>> due.add("r2", 9_500)
-    >>> list(due.pop_due(6_000)), list(due.pop_due(6_000)), len(due)
+    >>> due.take_due(6_000, 100), due.take_due(6_000, 100), len(due)
     (['r1'], [], 1)
-    >>> list(due.pop_due(10_000))
+    >>> due.take_due(10_000, 100)
     ['r2']
     """
 
@@ -49,13 +50,23 @@ class Deadlines(Generic[K]):
         bucket.append(key)
         self._count += 1
 
-    def pop_due(self, now_ms: int) -> Iterator[K]:
-        """Take out every key due at ``now_ms`` or earlier, earliest first."""
+    def take_due(self, now_ms: int, limit: int) -> list[K]:
+        """Take out up to ``limit`` keys due at ``now_ms`` or earlier, earliest first (the
+        rest of a bucket stays filed)."""
+        taken: list[K] = []
         seconds = self._seconds
-        while seconds and seconds[0] * 1000 <= now_ms:
-            bucket = self._buckets.pop(heapq.heappop(seconds))
-            self._count -= len(bucket)
-            yield from bucket
+        while seconds and seconds[0] * 1000 <= now_ms and len(taken) < limit:
+            second = seconds[0]
+            bucket = self._buckets[second]
+            room = limit - len(taken)
+            taken += bucket[:room]
+            if len(bucket) > room:
+                del bucket[:room]
+            else:
+                heapq.heappop(seconds)
+                del self._buckets[second]
+        self._count -= len(taken)
+        return taken
 
     def clear(self) -> None:
         self._buckets.clear()

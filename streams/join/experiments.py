@@ -11,7 +11,8 @@ Reference::
     checkpoint_every_s = 60         # how often stage 2 saves its state (restarts resume there)
     max_skew_s = 300                # event times past now + this (or before now - label_ttl_s)
                                     #   are clamped for the time windows, counted clock_skew
-    store = "memory://"             # or "rocksdb://" (pip install shadow-eval[rocksdb])
+    store = "memory://"             # or "rocksdb://" (pip install shadow-eval[rocksdb]), with its
+                                    # memory bounds: "rocksdb://?cache_mb=64&write_buffer_mb=32"
 
     [[experiments]]
     name = "churn-v2"               # unique; alert keys and snapshots use it
@@ -53,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streams.join.store_options import StoreOptions
 from streams.stats import ConfigError, ExperimentRules
 
 __all__ = [
@@ -254,6 +256,10 @@ def _join_settings(table: Any, where: str) -> JoinSettings:
         store = _require_str(table, "store", where)
         if not store.startswith(_STORES):
             raise ConfigError(f"{where}.store: must start with {' or '.join(_STORES)} ({store!r})")
+        try:
+            StoreOptions.parse(store)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.store: {exc}") from None
         values["store"] = store
     settings = JoinSettings(**values)
     if settings.label_ttl_s < settings.pair_ttl_s:

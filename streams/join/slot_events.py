@@ -10,11 +10,24 @@ the same bytes for the usual layout (``tests/unit/join/test_cslots.py``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from streams.avro_bytes import EMPTY_MAP, cached_long, encode_long, encode_text
 from streams.join.layout import LAYOUT
 from streams.join.slot_state import Slot, _native
 
-__all__ = ["NATIVE", "event_batch", "join_event", "join_event_python"]
+__all__ = [
+    "MAX_EVENTS_BYTES",
+    "NATIVE",
+    "event_batch",
+    "event_chunks",
+    "join_event",
+    "join_event_python",
+]
+
+MAX_EVENTS_BYTES = 256 * 1024
+"""Join events per JoinEventBatch record at most, in bytes (a larger event goes alone),
+well inside the broker's default 1 MB record limit."""
 
 
 def join_event(
@@ -83,3 +96,24 @@ NATIVE = _native is not None and LAYOUT.segments_last
 if NATIVE:
     _native.set_event_fallback(join_event_python)
     join_event = _native.join_event
+
+
+def event_chunks(values: list[bytes]) -> Iterator[list[bytes]]:
+    """``values`` in order, in lists of at most MAX_EVENTS_BYTES (a larger value alone):
+    the events of one JoinEventBatch record each.
+
+    Examples
+    --------
+    >>> [len(c) for c in event_chunks([bytes(100_000)] * 5 + [bytes(300_000)])]
+    [2, 2, 1, 1]
+    """
+    chunk: list[bytes] = []
+    size = 0
+    for value in values:
+        if chunk and size + len(value) > MAX_EVENTS_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(value)
+        size += len(value)
+    if chunk:
+        yield chunk

@@ -24,7 +24,7 @@ import operator
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,21 +35,25 @@ from streams.join.experiments import ExperimentsFile
 from streams.join.keys import StoreKey, changelog_key, request_key
 from streams.join.metrics import JoinMetrics
 from streams.join.pairs_expiry import ExpiryClock, caught_up
-from streams.join.pairs_restore import read_changelog, rewind_inputs
-from streams.join.slot_events import event_batch
+from streams.join.pairs_restore import OwnedStores, restore_config, rewind_inputs
+from streams.join.slot_events import MAX_EVENTS_BYTES, event_batch, event_chunks
 from streams.join.slot_state import Slot
 from streams.join.slots import EncodedJoinEvent, JoinOutcome, SlotPairing
-from streams.join.store import StateStore, open_store
+from streams.join.store import Due, Stores, store_directory
 from streams.kafka import CONFLUENT, KafkaClients, ProducerWrapper, TransactionalBatch, Watchdog
 from streams.kafka.clients import MessageLike
-from streams.kafka.config import group_config, reader_config, transactional_config
+from streams.kafka.config import (
+    admin_config,
+    group_config,
+    transactional_config,
+)
 from streams.kafka.deadletter import dead_letter, send_dead_letter
 from streams.kafka.limits import TOO_LARGE, record_limit
 from streams.records import GroundTruth, JoinEventBatch, JoinKind, JoinSlot, ModelInput, Prediction
 from streams.settings import Settings
 from streams.topics import partition_of
 
-__all__ = ["LIBRDKAFKA_LOGS", "PairStage", "event_chunks", "now_ms"]
+__all__ = ["LIBRDKAFKA_LOGS", "MAX_EVENTS_BYTES", "PairStage", "event_chunks", "now_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +63,12 @@ BATCH_SIZE = 20_000
 """Records per transaction at most (by default)."""
 STALL_LIMIT_S = 45.0
 """A transaction call blocked this long is stuck (see streams.kafka.watchdog)."""
-MAX_EVENTS_BYTES = 256 * 1024
-"""Join events per JoinEventBatch record at most, in bytes (a larger event goes alone),
-well inside the broker's default 1 MB record limit."""
 TRANSACTION_TIMEOUT_MS = 10_000
 """How long a killed worker's open transaction holds back readers before the broker
 aborts it."""
+EXPIRE_BUDGET_S = 2.0
+"""An expiry call settles due requests in passes of ``batch_size`` per partition, one
+transaction each, for this long at most (the rest waits for the next call)."""
 STATE_PARTS = 8
 """A request's state (live, candidates, label) holds up to this many inputs' values."""
 _REQUEST_RECORDS = (Prediction, GroundTruth, ModelInput)
@@ -84,27 +88,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def event_chunks(values: list[bytes]) -> Iterator[list[bytes]]:
-    """``values`` in order, in lists of at most MAX_EVENTS_BYTES (a larger value alone):
-    the events of one JoinEventBatch record each.
-
-    Examples
-    --------
-    >>> [len(c) for c in event_chunks([bytes(100_000)] * 5 + [bytes(300_000)])]
-    [2, 2, 1, 1]
-    """
-    chunk: list[bytes] = []
-    size = 0
-    for value in values:
-        if chunk and size + len(value) > MAX_EVENTS_BYTES:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(value)
-        size += len(value)
-    if chunk:
-        yield chunk
-
-
 class PairStage:
     """Stage 1 of one worker: the ``<app_id>-<prefix>`` group over the per-request topics.
 
@@ -119,7 +102,7 @@ class PairStage:
     metrics
         Prometheus metrics to update.
     data_dir
-        Where ``rocksdb://`` state lives.
+        Where ``rocksdb://`` state lives (``pairs/<group>/partition-<n>`` under it).
     batch_size
         Records per transaction at most.
     watchdog
@@ -153,7 +136,6 @@ class PairStage:
         self.pairing = SlotPairing.for_codec(experiments, self.codec)
         self.metrics = metrics
         self.group = group
-        self.store: StateStore = open_store(experiments.join.store, data_dir)
         self.sources = [
             self.topics.live_predictions,
             self.topics.shadow_predictions,
@@ -161,7 +143,12 @@ class PairStage:
         ]
         if experiments.needs_inputs:  # downstream decision / KPI functions read the inputs
             self.sources.append(self.topics.inputs)
-        self.consumer = clients.consumer(group_config(settings, group, logs=LIBRDKAFKA_LOGS))
+        stores = Stores(experiments.join.store, store_directory(data_dir, group))
+        self.consumer = clients.consumer(
+            group_config(
+                settings, group, logs=LIBRDKAFKA_LOGS, overrides=stores.group_member(group)
+            )
+        )
         producer = transactional_config(
             settings, group, timeout_ms=TRANSACTION_TIMEOUT_MS, logs=LIBRDKAFKA_LOGS
         )
@@ -181,6 +168,17 @@ class PairStage:
         self._at_end: set[tuple[str, int]] = set()
         self._event_partitions: dict[str, int] = {}
         self.clock = ExpiryClock(self.pairing.pair_ttl_ms, self.pairing.label_ttl_ms)
+        self.state = OwnedStores(
+            stores,
+            self.topics.join_state,
+            self._slot_header,
+            self.clock.first_due,
+            f"{self.pairing.pair_ttl_ms}/{self.pairing.label_ttl_ms}",
+            lambda: clients.consumer(restore_config(settings, group, LIBRDKAFKA_LOGS)),
+            clients.admin(admin_config(settings, quiet=True)),
+        )
+        self.parts = self.state.parts
+        """The store of each input partition owned."""
 
     def start(self) -> None:
         log.info("stage 1: transactional.id %s", self.transactional_id)
@@ -192,29 +190,37 @@ class PairStage:
         messages = self.consumer.consume(self.batch_size, timeout)
         if messages:
             self.process(messages)
+        self.state.mark(self.consumer)
         return len(messages)
 
     def close(self) -> None:
+        self.state.mark(self.consumer, force=True)
         try:
             self.consumer.close()
         except KafkaException as exc:
             log.warning("join: closing the stage-1 consumer: %s", exc)
         self.watchdog.close()
-        self.store.close()
+        self.state.close()
+
+    @property
+    def pending(self) -> int:
+        """Requests held, in every owned partition's store."""
+        return self.state.pending
 
     def status(self) -> str:
         return (
-            f"stage 1: {self.processed} records, {len(self.store)} requests pending, "
+            f"stage 1: {self.processed} records, {self.pending} requests pending, "
             f"partitions {sorted(self._owned)}"
         )
 
     def process(self, messages: list[Any]) -> None:
         """One transaction (:class:`~streams.kafka.TransactionalBatch`): the batch's
         events, state changes, dead letters and offsets."""
-        decode, unpack, get = self.codec.decode, Slot.unpack, self.store.get
-        pairing, file, at_end = self.pairing, self.clock.file, self._at_end
+        decode, unpack, parts = self.codec.decode, Slot.unpack, self.parts
+        pairing, first_due, at_end = self.pairing, self.clock.first_due, self._at_end
         # Each request's state stays a Slot for the whole batch and is packed once.
         touched: dict[StoreKey, Slot | None] = {}
+        created: dict[StoreKey, int] = {}  # new request -> its first deadline
         dirty: dict[StoreKey, int] = {}  # key -> its partition (of the changelog too)
         offsets: dict[tuple[str, int], int] = {}
         topics: Counter[str] = Counter()
@@ -260,7 +266,7 @@ class PairStage:
             key = request_key(record.request_id)  # type: ignore[union-attr]
             slot = touched.get(key, _UNREAD)
             if slot is _UNREAD:  # not yet in this batch: from the store
-                packed = get(key)
+                packed = parts[partition].get(key)
                 slot = None if packed is None else unpack(packed)
             if record_type is Prediction:
                 applied = pairing.add_prediction(slot, record, value, now)  # type: ignore[arg-type]
@@ -271,7 +277,7 @@ class PairStage:
             if isinstance(applied, Slot):
                 accepted += 1
                 if slot is None:  # a new request: when to look again
-                    file(key, applied.first_seen_ms)
+                    created[key] = first_due(applied.first_seen_ms)
                 touched[key] = applied
                 dirty[key] = partition
             else:
@@ -280,21 +286,19 @@ class PairStage:
         emitted: Counter[tuple[JoinKind, str | None]] = Counter()
         self._send(pairing.take_events(), emitted)
         self._produce_events()  # step 2
-        self._write_states(touched, dirty)
-        self.transaction.commit(offsets)  # steps 3 and 4
+        changes = self._write_states(touched, dirty)
+        if self.transaction.commit(offsets):  # steps 3 and 4
+            # The stores only ever hold committed changes (an abort rewound them).
+            filed: dict[int, list[tuple[StoreKey, int]]] = {}
+            for key, due in created.items():
+                filed.setdefault(dirty[key], []).append((key, due))
+            self._apply(changes, filed, {})
         self.processed += len(messages)
         self.metrics.count(self.metrics.events_in, topics)
         self._count_emitted(emitted)
         if accepted:
             outcomes[JoinOutcome.ACCEPTED] = accepted
         self.metrics.count(self.metrics.outcomes, {o.value: n for o, n in outcomes.items()})
-
-    def _load(self, key: StoreKey, touched: dict[StoreKey, Slot | None]) -> Slot | None:
-        """A request's state: as this batch left it, else from the store."""
-        if key in touched:
-            return touched[key]
-        packed = self.store.get(key)
-        return None if packed is None else Slot.unpack(packed)
 
     def _send(
         self, events: Sequence[EncodedJoinEvent], emitted: Counter[tuple[JoinKind, str | None]]
@@ -334,24 +338,41 @@ class PairStage:
 
     def _write_states(
         self, touched: dict[StoreKey, Slot | None], dirty: dict[StoreKey, int]
-    ) -> None:
-        """Apply a batch's state changes to the store and its changelog (same transaction).
+    ) -> dict[int, dict[StoreKey, bytes | None]]:
+        """Produce a batch's state changes to the changelog (in the open transaction);
+        returns them by partition, for :meth:`_apply` once the transaction committed.
 
         A request's changelog partition is its input partition (murmur2 of the request
         id, as every producer of the per-request topics must use): the owner of input
         partition p restores changelog partition p.
         """
-        store, header, topic = self.store, self._slot_header, self.topics.join_state
+        header, topic = self._slot_header, self.topics.join_state
         produce = self.producer.produce
+        changes: dict[int, dict[StoreKey, bytes | None]] = {}
         for key, partition in dirty.items():
             slot = touched[key]
+            of_partition = changes.get(partition)
+            if of_partition is None:
+                of_partition = changes[partition] = {}
             if slot is None:
-                store.delete(key)
+                of_partition[key] = None
                 produce(topic, None, changelog_key(key), partition)
             else:
-                packed = slot.pack()
-                store.put(key, packed)
+                packed = of_partition[key] = slot.pack()
                 produce(topic, header + packed, changelog_key(key), partition)
+        return changes
+
+    def _apply(
+        self,
+        changes: dict[int, dict[StoreKey, bytes | None]],
+        filed: dict[int, list[tuple[StoreKey, int]]],
+        settled: dict[int, list[Due]],
+    ) -> None:
+        """Write a committed transaction's state changes and deadlines to the stores."""
+        for partition in changes.keys() | filed.keys() | settled.keys():
+            self.parts[partition].write(
+                changes.get(partition, {}), filed.get(partition, ()), settled.get(partition, ())
+            )
 
     def _dead_letter(self, message: MessageLike, error_type: str, reason: str) -> None:
         """Dead-letter a consumed record in the open transaction (counted and logged)."""
@@ -363,83 +384,69 @@ class PairStage:
 
     # ------------------------------------------------------------ rebalance and restore
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        # Between batches (callbacks run inside consume): nothing is in flight.
-        self.store.clear()
-        self.clock.clear()
+        # Between batches (callbacks run inside consume): nothing is in flight. A
+        # persistent store records how far it is and stays on disk for the next owner.
+        self.state.mark(consumer, force=True)
+        self.state.close()
         self._owned = set()
         self._at_end = set()
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         owned = {tp.partition for tp in partitions}
         started = time.monotonic()
-        restored = self._restore(owned)
+        replays = self.state.restore(owned)
         self._owned = owned
+        self.metrics.pending.set(self.pending)
+        rebuilt = {p: r.rebuilt for p, r in replays.items() if r.rebuilt is not None}
         log.info(
-            "join: stage 1 owns partitions %s; restored %d requests in %.1fs",
+            "join: stage 1 owns partitions %s; restored %d requests in %.1fs, replaying %d "
+            "changelog records (rebuilt: %s)",
             sorted(owned),
-            restored,
+            self.pending,
             time.monotonic() - started,
+            sum(r.records for r in replays.values()),
+            rebuilt or "none",
         )
 
     def _rewind(self) -> None:
         """Back to the last committed transaction: its state and its input offsets."""
-        self._restore(self._owned)
+        self.state.restore(self._owned)
         self._at_end = set()
         rewind_inputs(self.consumer)
 
-    def _restore(self, owned: set[int]) -> int:
-        """The store from the changelog partitions of ``owned``, every request restored
-        filed for an expiry check (:mod:`streams.join.pairs_restore`)."""
-        self.store.clear()
-        self.clock.clear()
-        if not owned:
-            return 0
-        reader = self.clients.consumer(
-            reader_config(
-                self.settings,
-                "join-restore",
-                logs=LIBRDKAFKA_LOGS,
-                overrides={
-                    "group.id": f"{self.group}-restore",
-                    "isolation.level": "read_committed",
-                    "enable.partition.eof": True,
-                },
-            )
-        )
-        try:
-            topic, header = self.topics.join_state, self._slot_header
-            restored = read_changelog(reader, topic, owned, self.store, header)
-        finally:
-            reader.close()
-        self.clock.file_all(self.store.items())
-        return restored
-
     # ------------------------------------------------------------------ expiry
     def expire(self) -> None:
-        """Settle the requests due (:mod:`streams.join.pairs_expiry`), in a transaction."""
+        """Settle the requests due (:mod:`streams.join.pairs_expiry`), in transactions
+        of up to ``batch_size`` per partition, for EXPIRE_BUDGET_S at most."""
         if not self._owned or not caught_up(
             self.consumer, self._at_end, self.sources, self.metrics
         ):
             # Behind on the topics (a backlog, a restart): the other half of a pending
             # request may still be unread, so nothing can be declared missing yet.
             return
+        budget = time.monotonic() + EXPIRE_BUDGET_S
+        while self._expire_pass() and time.monotonic() < budget:
+            pass
+        self.metrics.pending.set(self.pending)
+
+    def _expire_pass(self) -> bool:
+        """One transaction of due requests; whether a partition had more due."""
         now = now_ms()
+        settled = self.clock.take_due(self.parts, now, self.batch_size)
+        if not settled:
+            return False
         touched: dict[StoreKey, Slot | None] = {}
         dirty: dict[StoreKey, int] = {}
         emitted: Counter[tuple[JoinKind, str | None]] = Counter()
         self._outgoing = {}
         self.pairing.take_events()  # (what a batch that failed midway left queued)
         self.transaction.begin()
-
-        def load(key: StoreKey) -> Slot | None:
-            return self._load(key, touched)
-
-        for key, request_id, slot in self.clock.expire_due(self.pairing, load, now):
-            touched[key] = slot
-            dirty[key] = partition_of(request_id.encode(), self.partitions)
+        filed = self.clock.settle(self.pairing, self.parts, settled, now, touched, dirty)
         self._send(self.pairing.take_events(), emitted)
         self._produce_events()
-        self._write_states(touched, dirty)
-        self.transaction.commit({})
+        changes = self._write_states(touched, dirty)
+        if not self.transaction.commit({}):
+            return False  # aborted and rewound: the next call looks again
+        self._apply(changes, filed, settled)
         self._count_emitted(emitted)
-        self.metrics.pending.set(len(self.store))
+        return any(len(due) >= self.batch_size for due in settled.values())

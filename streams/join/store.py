@@ -1,136 +1,201 @@
-"""Where join stage 1 keeps its packed request states: ``memory://`` or ``rocksdb://``.
+"""Where join stage 1 keeps its packed request states: one store per owned input partition.
 
-Both hold only the partitions this worker owns; the changelog topic is the durable copy
-(a new owner restores from it), so a store starts empty and is cleared on revocation.
-RocksDB keeps the states on local disk instead of the Python heap: for millions of
-requests waiting days for their labels.
+``memory://`` (the default) keeps them in a dict and rebuilds it from the compacted
+``<prefix>.join.state`` changelog on every assignment. ``rocksdb://``
+(:mod:`streams.join.rocks_store`) keeps them on local disk under ``--data-dir``, one
+RocksDB per input partition, kept across restarts and revocations together with the
+changelog offset it reflects, so an assignment replays only the changelog after that
+offset (:mod:`streams.join.pairs_restore`).
+
+Each store also holds its deadline index: when each pending request next needs an
+expiry look. Stage 1 applies a batch's changes with :meth:`PartitionStore.write` only
+*after* the Kafka transaction that wrote them to the changelog committed, so a store
+never holds an aborted change, and whatever offset it last recorded stays true: every
+changelog record before it is reflected in the store.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
+import hashlib
+import re
+import socket
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from streams.join.keys import StoreKey, changelog_key, key_from_changelog
+from streams.join.deadlines import Deadlines
+from streams.join.keys import StoreKey
+from streams.join.store_options import StoreOptions
 
-__all__ = ["MemoryStore", "RocksStore", "StateStore", "open_store"]
+__all__ = [
+    "Due",
+    "MemoryStore",
+    "PartitionStore",
+    "Persisted",
+    "StoreOptions",
+    "Stores",
+    "store_directory",
+]
+
+Due = tuple[StoreKey, bytes]
+"""A deadline taken from a store's index: the request's key and the entry's own id
+(given back to :meth:`PartitionStore.write` as ``settled`` once handled)."""
 
 
-class StateStore(Protocol):
-    """Packed states (bytes) by request key (:func:`~streams.join.keys.request_key`)."""
+@dataclass(frozen=True, slots=True)
+class Persisted:
+    """What a persistent store last recorded beside its states."""
+
+    offset: int
+    """Every changelog record before this offset is reflected in the store."""
+    topic_id: str
+    """The Kafka id of the changelog topic (a topic created again has a new one)."""
+    header: bytes
+    """The states' wire header (magic byte and JoinSlot schema id) when written."""
+    written_ms: int
+    """When this was recorded (wall clock)."""
+    ttls: str = ""
+    """The pair and label TTLs its deadlines were filed under (``"<ms>/<ms>"``)."""
+
+
+class PartitionStore(Protocol):
+    """The packed states (bytes) of one input partition's pending requests, by key
+    (:func:`~streams.join.keys.request_key`), and their deadline index."""
+
+    persistent: bool
+    """Whether it outlives the process (then :meth:`persisted` says how far it is)."""
 
     def get(self, key: StoreKey) -> bytes | None: ...
 
-    def put(self, key: StoreKey, value: bytes) -> None: ...
-
-    def delete(self, key: StoreKey) -> None: ...
-
-    def items(self) -> Iterator[tuple[StoreKey, bytes]]: ...
-
-    def clear(self) -> None: ...
+    def items(self) -> Iterator[tuple[StoreKey, bytes]]:
+        """Every state, streamed from the store."""
+        ...
 
     def __len__(self) -> int: ...
+
+    def write(
+        self,
+        changes: Mapping[StoreKey, bytes | None],
+        filed: Iterable[tuple[StoreKey, int]] = (),
+        settled: Iterable[Due] = (),
+    ) -> None:
+        """Apply in one atomic write: ``changes`` (None deletes), the index entries
+        ``settled`` removed, then the deadlines ``filed`` (``(key, due ms)``) added."""
+        ...
+
+    def due(self, now_ms: int, limit: int) -> list[Due]:
+        """Up to ``limit`` index entries due at ``now_ms``, earliest first."""
+        ...
+
+    def persisted(self) -> Persisted | None: ...
+
+    def mark(self, persisted: Persisted) -> None: ...
+
+    def wipe(self) -> None:
+        """Empty the store (states, deadlines and what it recorded)."""
+        ...
 
     def close(self) -> None: ...
 
 
 class MemoryStore:
-    """A dict: the default, and the fastest.
+    """A dict and an in-memory deadline index: the default, and the fastest; rebuilt
+    from the changelog on every assignment.
 
     Examples
     --------
     >>> store = MemoryStore()
-    >>> store.put(b"r1", b"state")
-    >>> store.get(b"r1"), len(store)
-    (b'state', 1)
+    >>> store.write({b"r1": b"state"}, filed=[(b"r1", 5_000)])
+    >>> store.get(b"r1"), len(store), store.due(6_000, 10)
+    (b'state', 1, [(b'r1', b'')])
     """
+
+    persistent = False
 
     def __init__(self) -> None:
         self._data: dict[StoreKey, bytes] = {}
-        # The dict's own methods: no Python call per request.
+        self._deadlines: Deadlines[StoreKey] = Deadlines()
         self.get = self._data.get  # type: ignore[method-assign,assignment]
-        self.put = self._data.__setitem__  # type: ignore[method-assign,assignment]
 
     def get(self, key: StoreKey) -> bytes | None:  # replaced per instance by dict.get
         return self._data.get(key)
 
-    def put(self, key: StoreKey, value: bytes) -> None:  # replaced by dict.__setitem__
-        self._data[key] = value
-
-    def delete(self, key: StoreKey) -> None:
-        self._data.pop(key, None)
-
     def items(self) -> Iterator[tuple[StoreKey, bytes]]:
-        return iter(list(self._data.items()))
-
-    def clear(self) -> None:
-        self._data.clear()
+        return iter(self._data.items())
 
     def __len__(self) -> int:
         return len(self._data)
 
-    def close(self) -> None:
+    def write(
+        self,
+        changes: Mapping[StoreKey, bytes | None],
+        filed: Iterable[tuple[StoreKey, int]] = (),
+        settled: Iterable[Due] = (),
+    ) -> None:
+        data = self._data
+        for key, value in changes.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        add = self._deadlines.add
+        for key, due_ms in filed:
+            add(key, due_ms)
+        # (settled entries left the index when due() took them)
+
+    def due(self, now_ms: int, limit: int) -> list[Due]:
+        return [(key, b"") for key in self._deadlines.take_due(now_ms, limit)]
+
+    def persisted(self) -> Persisted | None:
+        return None
+
+    def mark(self, persisted: Persisted) -> None:
+        pass  # nothing outlives the process
+
+    def wipe(self) -> None:
         self._data.clear()
-
-
-class RocksStore:
-    """A RocksDB database (rocksdict) in a fresh directory under ``data_dir``."""
-
-    def __init__(self, data_dir: Path) -> None:
-        try:
-            from rocksdict import Options, Rdict
-        except ImportError as exc:  # an optional extra
-            raise RuntimeError(
-                "store rocksdb:// needs rocksdict: pip install 'shadow-eval[rocksdb]'"
-            ) from exc
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self._path = Path(tempfile.mkdtemp(prefix="join-state-", dir=data_dir))
-        self._options = Options(raw_mode=True)
-        self._rdict = Rdict
-        self._db = Rdict(str(self._path), self._options)
-        self._count = 0
-
-    def get(self, key: StoreKey) -> bytes | None:
-        value: bytes | None = self._db.get(changelog_key(key))
-        return value
-
-    def put(self, key: StoreKey, value: bytes) -> None:
-        raw = changelog_key(key)
-        if self._db.get(raw) is None:
-            self._count += 1
-        self._db[raw] = value
-
-    def delete(self, key: StoreKey) -> None:
-        raw = changelog_key(key)
-        if self._db.get(raw) is not None:
-            self._count -= 1
-            del self._db[raw]
-
-    def items(self) -> Iterator[tuple[StoreKey, bytes]]:
-        for raw, value in list(self._db.items()):
-            yield key_from_changelog(raw), value  # type: ignore[arg-type]
-
-    def clear(self) -> None:
-        self._db.close()
-        self._rdict.destroy(str(self._path), self._options)
-        self._db = self._rdict(str(self._path), self._options)
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
+        self._deadlines.clear()
 
     def close(self) -> None:
-        self._db.close()
-        shutil.rmtree(self._path, ignore_errors=True)
+        self.wipe()
 
 
-def open_store(url: str, data_dir: Path) -> StateStore:
-    """The store a ``[join] store`` URL names."""
-    if url.startswith("memory://"):
-        return MemoryStore()
-    if url.startswith("rocksdb://"):
-        return RocksStore(data_dir)
-    raise ValueError(f"store {url!r}: use memory:// or rocksdb://")
+class Stores:
+    """Opens the store of each input partition stage 1 owns, as the URL says.
+
+    ``rocksdb://`` databases go under ``directory/partition-<n>`` and share one block
+    cache and one memtable budget (:class:`StoreOptions`).
+    """
+
+    def __init__(self, url: str, directory: Path) -> None:
+        self.options = StoreOptions.parse(url)
+        self.directory = directory
+        self.persistent = self.options.kind == "rocksdb"
+        self._memory = None
+        if self.persistent:
+            from streams.join.rocks_store import RocksMemory
+
+            self._memory = RocksMemory(self.options)
+
+    def group_member(self, group: str) -> dict[str, str]:
+        """Consumer settings of the stage's group member: with a persistent store, a
+        static member (``group.instance.id``, from the host and the store directory), so
+        a restarted worker gets its partitions, and their stores, back at once instead
+        of after the dead member's session timeout (and a scale-down waits that long)."""
+        if not self.persistent:
+            return {}
+        where = f"{socket.gethostname()}:{self.directory.resolve()}"
+        return {"group.instance.id": f"{group}-{hashlib.sha256(where.encode()).hexdigest()[:16]}"}
+
+    def open(self, partition: int) -> PartitionStore:
+        if self._memory is None:
+            return MemoryStore()
+        from streams.join.rocks_store import RocksStore
+
+        return RocksStore(self.directory / f"partition-{partition}", self._memory)
+
+
+def store_directory(data_dir: Path, group: str) -> Path:
+    """Where the stores of consumer group ``group`` live under ``--data-dir``."""
+    return data_dir / "pairs" / re.sub(r"[^A-Za-z0-9._-]", "_", group)

@@ -9,7 +9,10 @@ A candidate may be
 * an object with **predict_batch(list_of_feature_dicts) -> outputs**, called once per batch;
 * a **scikit-learn-style estimator** (it has ``fit`` or ``get_params``): ``predict`` on a
   2-D array with one column per feature name (``features``, by default the sorted
-  numeric feature names of the first input), plus ``predict_proba`` when it has one.
+  numeric feature names of the first input), plus ``predict_proba`` when it has one;
+* an object with **predict_outcomes(list_of_inputs) -> list of Outcome** and
+  ``required_features(first_input)``, which owns its errors, deadlines and latency (a
+  remote candidate, :class:`streams.oip.OIPCandidate`): called as it is.
 
 An output becomes a prediction value: ``int``, ``numpy.integer``, ``bool`` and ``str``
 are class labels (``str``), floats are regression values; a mapping with ``"value"`` (and
@@ -48,7 +51,7 @@ __all__ = [
     "normalize_output",
 ]
 
-ModelKind = Literal["callable", "predict", "predict_batch", "sklearn"]
+ModelKind = Literal["callable", "predict", "predict_batch", "sklearn", "outcomes"]
 Value = float | str
 TIMEOUT = "timeout"
 NO_THREAD = "no free model thread: all are stuck in calls past their deadline"
@@ -124,6 +127,8 @@ def normalize_output(output: Any) -> tuple[Value, Mapping[str, float] | None]:
 
 
 def _detect_kind(model: Any) -> ModelKind:
+    if hasattr(model, "predict_outcomes"):
+        return "outcomes"
     if hasattr(model, "predict_batch"):
         return "predict_batch"
     if hasattr(model, "predict"):
@@ -180,7 +185,11 @@ class ModelAdapter:
         self.kind: ModelKind = kind or _detect_kind(model)
         self.features: tuple[str, ...] | None = tuple(features) if features else None
         self.timeout = timeout_ms / 1000.0 if timeout_ms else None
-        self.pool = CallPool(threads, self.timeout) if self.timeout is not None else None
+        # A remote candidate (``predict_outcomes``) keeps its own deadlines and threads.
+        remote = self.kind == "outcomes"
+        self.pool = (
+            CallPool(threads, self.timeout) if self.timeout is not None and not remote else None
+        )
         """The threads that run calls under the deadline (None: no deadline)."""
         self._call_one: Callable[[dict[str, Any]], Any] = (
             model.predict if self.kind == "predict" else model
@@ -190,10 +199,12 @@ class ModelAdapter:
     @property
     def batched(self) -> bool:
         """Whether the model is called once per batch rather than once per input."""
-        return self.kind in ("predict_batch", "sklearn")
+        return self.kind in ("predict_batch", "sklearn", "outcomes")
 
     def required_features(self, first: ModelInput) -> tuple[str, ...] | None:
         """The features every input must have; fixed from ``first`` for estimators."""
+        if self.kind == "outcomes":
+            return tuple(self.model.required_features(first))
         if self.features is None and self.kind == "sklearn":
             self.features = tuple(sorted(first.numeric))
         return self.features
@@ -211,6 +222,8 @@ class ModelAdapter:
         because every thread of the pool is stuck in a call past its deadline."""
         if not inputs:
             return []
+        if self.kind == "outcomes":
+            return list(self.model.predict_outcomes(inputs))
         if self.batched:
             return self._predict_batched(inputs)
         if self.pool is None:

@@ -7,15 +7,17 @@ helpers only give tests their own throw-away topics.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams import topics
 from streams.kafka.config import client_config
 from streams.settings import Settings
 
-__all__ = ["admin_client", "broker_answers", "create_topics", "delete_topics"]
+__all__ = ["admin_client", "broker_answers", "create_topics", "delete_topics", "re_create_topics"]
 
 
 def admin_client(settings: Settings) -> AdminClient:
@@ -71,3 +73,16 @@ def delete_topics(settings: Settings, prefix: str | None = None, timeout: float 
     for future in admin.delete_topics(names, operation_timeout=timeout).values():
         with contextlib.suppress(KafkaException):
             future.result(timeout=timeout)
+
+
+def re_create_topics(settings: Settings, timeout: float = 60) -> None:
+    """Delete the settings' topics, wait until they are gone, and create them again."""
+    delete_topics(settings)
+    admin = admin_client(settings)
+    deadline = time.monotonic() + timeout
+    while any(
+        t.startswith(f"{settings.topic_prefix}.") for t in admin.list_topics(timeout=10).topics
+    ):
+        assert time.monotonic() < deadline, "the old topics were never deleted"
+        time.sleep(0.5)
+    topics.create_topics(settings)  # the project's own: the changelog compacted

@@ -18,7 +18,7 @@ from streams.records import AlertState, MetricsSnapshot
 from streams.settings import Settings, load_settings
 from streams.status import collect_status
 from streams.topics import create_topics
-from tests.integration.helpers import admin_client, delete_topics
+from tests.integration.helpers import admin_client, delete_topics, re_create_topics
 from tests.integration.join_helpers import (
     EXPERIMENTS,
     Expected,
@@ -269,7 +269,7 @@ def test_a_re_created_topic_is_re_read_not_resumed(
         finally:
             first.stop()  # SIGTERM: checkpoints what it folded
         old_id, old_ends = _events_topic(settings)
-        _re_create_topics(settings)
+        re_create_topics(settings)
         # Every partition of the new topic starts past the old checkpoints, so only the
         # topic id can tell the two apart. Aborted records take offsets but no committed
         # reader sees them: the new stream's content is the copied traffic alone.
@@ -316,15 +316,3 @@ def _pad_with_aborted_records(settings: Settings, ends: list[int]) -> None:
         producer.poll(0)
     producer.flush(30)
     producer.abort_transaction(30)
-
-
-def _re_create_topics(settings: Settings, timeout: float = 60) -> None:
-    delete_topics(settings)
-    admin = admin_client(settings)
-    deadline = time.monotonic() + timeout
-    while any(
-        t.startswith(f"{settings.topic_prefix}.") for t in admin.list_topics(timeout=10).topics
-    ):
-        assert time.monotonic() < deadline, "the old topics were never deleted"
-        time.sleep(0.5)
-    create_topics(settings)

@@ -10,12 +10,13 @@ import pytest
 
 import streams.codec
 import streams.join
+import streams.oip
 import streams.stats
 import streams.web
 
 MODULES = [
     m.name
-    for package in (streams.codec, streams.join, streams.stats, streams.web)
+    for package in (streams.codec, streams.join, streams.oip, streams.stats, streams.web)
     for m in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")
 ]
 

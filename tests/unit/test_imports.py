@@ -248,6 +248,23 @@ def test_nothing_in_streams_imports_aiokafka() -> None:
     assert users == []
 
 
+# Integrations with other platforms come with extras; the packages that run without them
+# (the hook, the worker, the join) must not reach them, so a slim install keeps working.
+EXTRAS_ONLY = {"streams.oip": ["httpx"]}
+
+
+def test_the_worker_hook_and_join_run_without_the_integration_extras() -> None:
+    roots = [
+        _module_name(path)
+        for package in ["hook", "worker", "join"]
+        for path in (SRC / package).rglob("*.py")
+    ]
+    via = reachable(roots)
+    extras = [name for names in EXTRAS_ONLY.values() for name in names]
+    assert _offenders(via, [*EXTRAS_ONLY, *extras]) == {}
+    assert "streams.worker.model" in via
+
+
 def _module_name(path: Path) -> str:
     parts = path.relative_to(REPO).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)

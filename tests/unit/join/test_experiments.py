@@ -45,6 +45,10 @@ def test_a_valid_file_expands_candidates_into_experiments() -> None:
         ('[join]\nttl = 1\n[[experiments]]\nname="x"', "[join]: unknown keys ['ttl']"),
         ('[join]\npair_ttl_s = 0\n[[experiments]]\nname="x"', "pair_ttl_s: must be a number > 0"),
         ('[join]\nstore = "redis://"\n[[experiments]]\nname="x"', "store: must start with"),
+        (
+            '[join]\nstore = "rocksdb://?cache_mb=lots"\n[[experiments]]\nname="x"',
+            "cache_mb must be a whole number of MiB",
+        ),
         ('[[experiments]]\nmodel = "m"', "experiments[0].name: required"),
         ('[[experiments]]\nname = "x"\nlive_version = "v1"', "experiments[0] ('x').model"),
         (

@@ -112,7 +112,7 @@ def test_live_and_candidate_meet_in_one_committed_transaction(tmp_path: Path) ->
     assert sum(committed.values()) == 45
     # Every request is still held (the other experiments' candidates never came), in the
     # store and in its changelog.
-    assert len(stage.store) == 20
+    assert stage.pending == 20
     assert len({k for k, _ in broker.records(TOPICS.join_state)}) == 20
     stage.close()
 
@@ -123,13 +123,13 @@ def test_an_aborted_transaction_is_redone_from_the_changelog_not_lost(tmp_path: 
         _publish(broker, f"r{i}", live=True, shadow=False, label=False)
     stage = _stage(broker, tmp_path)
     _drain(stage)
-    assert len(stage.store) == 10 and _events(broker) == []
+    assert stage.pending == 10 and _events(broker) == []
     for i in range(10):
         _publish(broker, f"r{i}", live=False, shadow=True, label=False)
     broker.commit_errors.append(FakeError(KafkaError._FENCED, "fenced", abort=True))
     stage.poll(0)  # aborted: nothing out, state and offsets rewound
     assert _events(broker) == []
-    assert len(stage.store) == 10
+    assert stage.pending == 10
     _drain(stage)  # redone
     paired = [e for e in _events(broker) if e[0] is JoinKind.PAIRED and e[1] == "worse"]
     assert len(paired) == 10
@@ -190,7 +190,7 @@ def test_expiry_waits_for_the_end_of_every_partition_then_settles(tmp_path: Path
     stage.expire()
     expired = [e for e in _events(broker) if e[0] is JoinKind.EXPIRED and e[1] == "worse"]
     assert sorted(e[2] for e in expired) == [f"r{i}" for i in range(6)]
-    assert len(stage.store) == 0
+    assert stage.pending == 0
     stage.close()
 
 
