@@ -14,8 +14,9 @@ Join stage 1 runs each batch as a :class:`TransactionalBatch`, in numbered steps
    calls ``rewind``, which must bring the local store back to the changelog and seek
    the consumer back to the committed offsets: the batch is redone, never lost. An
    abort that times out (the whole cluster down) is retried until it goes through. A
-   fatal one is raised: :class:`Fenced` when this producer was fenced, i.e. it was a
-   zombie (frozen past its transaction timeout while another process took over).
+   fatal one is raised: :class:`Fenced` when this producer was fenced (it was a zombie,
+   frozen past its transaction timeout while another process took over) or lost its
+   transaction state with a killed coordinator.
 
 Steps 3 and 4 run under a :class:`~streams.kafka.watchdog.Watchdog`: librdkafka's
 transaction calls can block past their own timeout when the group coordinator goes
@@ -43,16 +44,18 @@ COMMIT_ATTEMPTS = 6
 """A commit that keeps failing for a minute is aborted and the batch redone."""
 
 
-FENCED_CODES = frozenset(
-    {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
-)
+FENCED_CODES = frozenset({
+    KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
+    KafkaError.INVALID_TXN_STATE,
+})  # fmt: skip
 
 
 class Fenced(KafkaException):
-    """The producer was fenced: its process was a zombie (frozen or cut off past its
-    transaction timeout) and the coordinator aborted its transaction. Nothing it wrote
-    is committed; the process must start over from Kafka (the join's CLI restarts it
-    in place)."""
+    """The transactional producer cannot go on: it was fenced (its process was a zombie,
+    frozen or cut off past its transaction timeout, and the coordinator aborted its
+    transaction) or its transaction state was lost with a coordinator killed mid-commit
+    (``INVALID_TXN_STATE``). Nothing it had not committed is visible; the process must
+    start over from Kafka (the join's CLI restarts it in place)."""
 
 
 def _fatal(exc: KafkaException) -> KafkaException:

@@ -35,7 +35,7 @@ def test_a_frozen_join_process_is_fenced_and_counts_stay_exact(
         zombie.process.send_signal(signal.SIGCONT)
         workload.wait_traffic()
         figures = verify(workload, f"join process frozen {FROZEN_S:.0f} s")
-        restarted = "was fenced" in zombie.log.read_text()
+        restarted = "was fenced" in zombie.log.read_text()  # restart_process, in place
         print(figures.line(), f"survivor_took_over={took_over} zombie_restarted={restarted}")
         assert took_over, workload.logs()
         assert all(workload.alive().values()), (workload.alive(), workload.logs())
