@@ -72,6 +72,7 @@ def test_added_partitions_stop_the_join_with_one_clear_error(
             assert f"{settings.topics.join_state}=3" in errors[0]
         assert refused_s <= REFUSED_WITHIN_S
         again = _join(settings, tmp_path / "join-again")
+        joins.append(again)  # stopped (its log closed) below
         again.process.wait(timeout=60)
         assert again.process.returncode == 1
         assert "not co-partitioned" in again.text() and f"{grown[0]}={ADDED_TO}" in again.text()
