@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: help install kafka test-deps test-servers test test-unit test-faults test-pure lint check-native demo bench clean distclean
+.PHONY: help install kafka schema-registry test-deps test-servers test test-unit test-faults test-pure lint check-native demo bench clean distclean
 
 help: ## List the targets (this message)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,6 +26,10 @@ install: $(STAMP) ## Create .venv (python3.11 or python3) and pip install -e '.[
 
 kafka: install ## Fetch the Apache Kafka 4.x jars from Maven Central into the cache (once)
 	$(BIN)/shadow-eval kafka provision
+
+schema-registry: install ## Build the Apicurio Schema Registry of the tests from Maven Central (once)
+	$(BIN)/python -c "from streams.broker.registry import provision_registry; \
+	from streams.settings import load_settings; print(provision_registry(load_settings().cache_dir))"
 
 # Debian packages of the browser and Prometheus tests: command -> package. Quiet when present.
 TEST_TOOLS := chromium:chromium chromedriver:chromium-driver prometheus:prometheus promtool:prometheus
@@ -56,7 +60,7 @@ test-servers: $(MLSERVER_VENV)/.installed ## MLServer in its own venv (the OIP t
 
 # What CI runs (.ci/run): lint first (seconds, fails fast), the whole suite, then the unit
 # tests once more on the C modules' Python twins (what runs where no compiler is).
-test: lint kafka test-deps test-servers ## lint, the whole suite (the tests start and stop their own broker), test-pure
+test: lint kafka schema-registry test-deps test-servers ## lint, the whole suite (the tests start and stop their own broker), test-pure
 	$(BIN)/pytest -q --durations=15 $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-pure
 

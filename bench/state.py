@@ -126,19 +126,30 @@ def _records(
     settings: Settings, start: int, count: int, complete: bool
 ) -> list[tuple[str, bytes, bytes, int]]:
     """Pre-encoded records of ``count`` requests: a live prediction each, and with
-    ``complete`` a candidate prediction and a label too."""
-    codec, topics, out = Codec(), settings.topics, []
+    ``complete`` a candidate prediction and a label too. Request ids are UUIDs (36
+    characters, as the hook makes them), so each record is its template's bytes with the
+    id spliced in."""
+    codec, topics, template_id = Codec(), settings.topics, str(uuid.UUID(int=0))
+    kinds = [
+        (topics.live_predictions,
+         Prediction(template_id, "churn", "v1", Role.LIVE, 1_000, "yes", latency_ms=5.0)),
+    ]  # fmt: skip
+    if complete:
+        kinds += [
+            (topics.shadow_predictions,
+             Prediction(template_id, "churn", "v2", Role.SHADOW, 1_000, "no", latency_ms=7.0)),
+            (topics.ground_truth, GroundTruth(template_id, "churn", 2_000, "yes")),
+        ]  # fmt: skip
+    templates = []
+    for topic, record in kinds:
+        encoded = codec.encode(record)
+        at = encoded.index(template_id.encode())
+        templates.append((topic, encoded[:at], encoded[at + len(template_id) :]))
+    out = []
     for i in range(start, start + count):
-        request_id = str(uuid.UUID(int=i + 1))
-        key = request_id.encode()
+        key = str(uuid.UUID(int=i + 1)).encode()
         partition = partition_of(key, settings.partitions)
-        live = Prediction(request_id, "churn", "v1", Role.LIVE, 1_000, "yes", latency_ms=5.0)
-        out.append((topics.live_predictions, key, codec.encode(live), partition))
-        if complete:
-            shadow = Prediction(request_id, "churn", "v2", Role.SHADOW, 1_000, "no", latency_ms=7.0)
-            out.append((topics.shadow_predictions, key, codec.encode(shadow), partition))
-            label = GroundTruth(request_id, "churn", 2_000, "yes")
-            out.append((topics.ground_truth, key, codec.encode(label), partition))
+        out += [(topic, key, head + key + tail, partition) for topic, head, tail in templates]
     return out
 
 
@@ -266,6 +277,11 @@ def _pending_gauge(port: int) -> float:
     return float("inf")
 
 
+def _note(what: str, value: Any) -> None:
+    """A figure as soon as it is measured (stderr): a long run still reports what it got."""
+    print(f"bench/state.py: {what} {value}", file=sys.stderr, flush=True)
+
+
 def run(settings: Settings, args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     progress = Progress(settings)
     join = Join(settings, directory, DAY_S)
@@ -274,6 +290,7 @@ def run(settings: Settings, args: argparse.Namespace, directory: Path) -> dict[s
     _throughput(settings, progress, next_id, args.requests // 3, runs=1)  # warm-up
     next_id += args.requests
     none_rate = _throughput(settings, progress, next_id, args.requests)
+    _note("records_per_s_none_pending", none_rate)
     next_id += 3 * args.requests
     per_wave, rss, held = args.pending // args.waves, [], []
     for wave in range(args.waves):
@@ -282,16 +299,21 @@ def run(settings: Settings, args: argparse.Namespace, directory: Path) -> dict[s
         time.sleep(1)
         rss.append(rss_bytes(join.process.pid))
         held.append((wave + 1) * per_wave)
+        _note(f"rss_mb after {held[-1]} pending", rss[-1] / 2**20)
     pending = held[-1]
     loaded_rate = _throughput(settings, progress, next_id, args.requests)
+    _note("records_per_s_pending", loaded_rate)
     next_id += 3 * args.requests
     time.sleep(6)  # a periodic offset record after the load (a crash may come any time)
     rss_after = rss_bytes(join.process.pid)
     join.kill()
     disk = _disk_bytes(directory / "data")
+    _note("disk_bytes", disk)
     restart = _restart(settings, progress, directory, next_id, args.probe, wipe=False)
+    _note("restart", restart)
     next_id += args.probe
     rebuild = _restart(settings, progress, directory, next_id, args.probe, wipe=True)
+    _note("rebuild", rebuild)
     expiry = _expire_rate(settings, directory, pending)
     progress.close()
     return {

@@ -4,7 +4,8 @@ Every field can be set by an environment variable with the ``SHADOW_`` prefix
 (``SHADOW_KAFKA_BOOTSTRAP``, ``SHADOW_TOPIC_PREFIX``, ...) or passed explicitly.
 Every secret also has a ``_FILE`` twin naming a file that holds it (a mounted Kubernetes
 or Docker secret): ``SHADOW_SASL_PASSWORD_FILE``, ``SHADOW_SSL_KEY_PASSWORD_FILE``,
-``SHADOW_ALERTS_WEBHOOK_URL_FILE``, ``SHADOW_CHECKPOINT_KEY_FILE``.
+``SHADOW_ALERTS_WEBHOOK_URL_FILE``, ``SHADOW_CHECKPOINT_KEY_FILE``,
+``SHADOW_SCHEMA_REGISTRY_PASSWORD_FILE``, ``SHADOW_SCHEMA_REGISTRY_KEY_PASSWORD_FILE``.
 ``SHADOW_KAFKA_CONFIG_FILE`` names a Java-style ``client.properties`` whose settings
 reach every Kafka client (see :func:`streams.kafka.config.file_config`).
 """
@@ -25,6 +26,8 @@ SECRET_FILES = {
     "ssl_key_password_file": "ssl_key_password",
     "alerts_webhook_url_file": "alerts_webhook_url",
     "checkpoint_key_file": "checkpoint_key",
+    "schema_registry_password_file": "schema_registry_password",
+    "schema_registry_key_password_file": "schema_registry_key_password",
 }
 """``<secret>_file`` setting -> the secret it supplies."""
 
@@ -161,8 +164,24 @@ class Settings(BaseSettings):
     partitions: int = Field(6, ge=1, description="Partitions of each topic created by us.")
     replication_factor: int = Field(1, ge=1)
     schema_registry_url: str | None = Field(
-        None, description="Confluent Schema Registry URL; the local catalogue when unset."
+        None,
+        description="Confluent-compatible Schema Registry URL (e.g. Apicurio's "
+        "http://host:8080/apis/ccompat/v7); the local catalogue's ids when unset.",
     )
+    schema_registry_username: str | None = Field(
+        None, description="HTTP basic-auth user of the Schema Registry."
+    )
+    schema_registry_password: SecretStr | None = None
+    schema_registry_password_file: Path | None = None
+    schema_registry_cafile: Path | None = Field(
+        None, description="CA bundle (PEM) that signed the Schema Registry's certificate."
+    )
+    schema_registry_certfile: Path | None = Field(
+        None, description="Client certificate (PEM) for a registry that asks for one."
+    )
+    schema_registry_keyfile: Path | None = None
+    schema_registry_key_password: SecretStr | None = None
+    schema_registry_key_password_file: Path | None = None
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None

@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
-from streams.codec import Codec, CodecError
+from streams.codec import CodecError, codec_for
 from streams.kafka.clients import CONFLUENT, AdminLike
 from streams.kafka.config import admin_config, base_config, reader_config
 from streams.kafka.problems import explain
@@ -264,7 +264,7 @@ def latest_snapshots(
 ) -> dict[str, MetricsSnapshot]:
     """The newest snapshot of each experiment among the last records of the metrics topic."""
     consumer = CONFLUENT.consumer(reader_config(settings, "status"))
-    codec = Codec()
+    codec = codec_for(settings, register=False)
     latest: dict[str, MetricsSnapshot] = {}
     try:
         topic = settings.topics.metrics

@@ -18,7 +18,8 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from streams.alerts.format import AlertRecord
-from streams.codec import Codec, CodecError
+from streams.codec import Codec, CodecError, RegistryError
+from streams.codec import codec_for as registry_codec
 from streams.kafka.clients import CONFLUENT
 from streams.kafka.config import reader_config
 from streams.kafka.problems import explain
@@ -38,18 +39,12 @@ class SubscribeError(RuntimeError):
 
 
 def codec_for(settings: Settings) -> Codec:
-    """The codec of ``settings``: Schema Registry ids when a registry URL is set."""
-    if settings.schema_registry_url:
-        from streams.codec.registry import RegistryIds
-
-        try:
-            return Codec(ids=RegistryIds(settings.schema_registry_url))
-        except ImportError as exc:  # the registry client's own dependencies (authlib, ...)
-            raise SubscribeError(
-                f"SHADOW_SCHEMA_REGISTRY_URL is set but the Schema Registry client cannot be "
-                f"imported ({exc}): pip install 'shadow-eval[registry]'"
-            ) from None
-    return Codec()
+    """The codec of ``settings``: Schema Registry ids when a registry URL is set (it only
+    reads, so it registers nothing)."""
+    try:
+        return registry_codec(settings, register=False)
+    except RegistryError as exc:
+        raise SubscribeError(str(exc)) from None
 
 
 @dataclass(slots=True)

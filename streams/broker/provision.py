@@ -18,7 +18,7 @@ from pathlib import Path
 
 from streams.broker.errors import TAIL_LINES, BrokerError
 
-__all__ = ["KafkaRuntime", "deploy_file", "find_runtime", "provision_kafka"]
+__all__ = ["KafkaRuntime", "deploy_file", "find_runtime", "locked", "provision_kafka", "run_maven"]
 
 Progress = Callable[[str], None]
 _KAFKA_JAR = re.compile(r"^kafka_2\.13-(?P<version>\d+\.\d+\.\d+[\w.-]*)\.jar$")
@@ -78,7 +78,7 @@ def find_runtime(cache_dir: Path) -> KafkaRuntime | None:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     """Serialize provisioning between processes sharing one cache."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
@@ -97,28 +97,31 @@ def _kafka_version(libs: Path) -> str:
     raise BrokerError(f"Maven finished but no kafka_2.13-*.jar is in {libs}")
 
 
-def _run_maven(mvn: str, pom: Path, output: Path) -> None:
+def run_maven(
+    mvn: str, pom: Path, output: Path, *, goals: list[str] | None = None, what: str = "Kafka"
+) -> None:
+    """Run Maven on ``pom`` (by default: copy its runtime dependencies into ``output``)."""
     executable = shutil.which(mvn)
     if executable is None:
         raise BrokerError(
-            f"Maven ({mvn!r}) is not on PATH; it is needed once to fetch the Kafka jars "
+            f"Maven ({mvn!r}) is not on PATH; it is needed once to fetch the {what} jars "
             "from Maven Central (install Maven 3.x, e.g. `apt-get install maven`)"
         )
-    command = [
-        executable, "-q", "-B", "-Dstyle.color=never", "-f", str(pom),
+    goals = goals or [
         "dependency:copy-dependencies", f"-DoutputDirectory={output}", "-DincludeScope=runtime",
     ]  # fmt: skip
+    command = [executable, "-q", "-B", "-Dstyle.color=never", "-f", str(pom), *goals]
     try:
         done = subprocess.run(
             command, cwd=output.parent, capture_output=True, text=True, check=False, timeout=900
         )
     except subprocess.TimeoutExpired as exc:
-        raise BrokerError("Maven did not finish resolving Kafka within 15 minutes") from exc
+        raise BrokerError(f"Maven did not finish resolving {what} within 15 minutes") from exc
     if done.returncode != 0:
         text = _ANSI.sub("", done.stdout + done.stderr)
         lines = [line for line in text.rstrip().splitlines() if line.strip()][-TAIL_LINES:]
         raise BrokerError(
-            f"Maven failed (exit code {done.returncode}) resolving Kafka with {pom}",
+            f"Maven failed (exit code {done.returncode}) resolving {what} with {pom}",
             log_tail="\n".join(lines),
         )
 
@@ -154,7 +157,7 @@ def provision_kafka(
     kafka_dir = _kafka_dir(cache_dir)
     if not force and (runtime := find_runtime(cache_dir)) is not None:
         return runtime
-    with _locked(kafka_dir / ".lock"):
+    with locked(kafka_dir / ".lock"):
         if not force and (runtime := find_runtime(cache_dir)) is not None:
             return runtime  # another process provisioned it while we waited
         pom = pom if pom is not None else deploy_file("kafka-pom.xml")
@@ -162,7 +165,7 @@ def provision_kafka(
             progress("resolving Apache Kafka 4.x with Maven (first run only)...")
         staging = Path(tempfile.mkdtemp(prefix="libs.", dir=kafka_dir))
         try:
-            _run_maven(mvn, pom, staging)
+            run_maven(mvn, pom, staging)
             version = _kafka_version(staging)
             libs = kafka_dir / "libs"
             shutil.rmtree(libs, ignore_errors=True)

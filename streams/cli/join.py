@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from streams.cli.options import kafka_options, settings_from
+from streams.codec import RegistryError
 from streams.settings import Settings
 
 __all__ = ["join"]
@@ -136,14 +137,17 @@ def join(
             param_hint="--web-port",
         )
     stages = ("pairs", "judge") if stage == "both" else (stage,)
-    worker = JoinWorker(
-        settings,
-        experiments,
-        stages=stages,
-        data_dir=data_dir,
-        batch_size=batch_size,
-        watchdog=Watchdog(STALL_LIMIT_S, restart_process),
-    )
+    try:
+        worker = JoinWorker(
+            settings,
+            experiments,
+            stages=stages,
+            data_dir=data_dir,
+            batch_size=batch_size,
+            watchdog=Watchdog(STALL_LIMIT_S, restart_process),
+        )
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
     if metrics_port:
         from prometheus_client import start_http_server
 
@@ -177,6 +181,8 @@ def join(
         worker.run()
     except TopicError as exc:  # partitions added while running (streams/join/partition_watch)
         raise click.ClickException(str(exc)) from None
+    except RegistryError as exc:
+        raise click.ClickException(f"join stopped: {exc}") from None
     except Fenced:
         restart_process("join stage 1", "was fenced or lost its transaction coordinator")
 

@@ -12,6 +12,7 @@ import click
 
 from streams.cli.oip import oip_candidate, oip_options
 from streams.cli.options import kafka_options, settings_from
+from streams.codec import RegistryError
 from streams.topics import TopicError
 from streams.worker import (
     ModelAdapter,
@@ -23,6 +24,7 @@ from streams.worker import (
     load_model,
     load_model_file,
 )
+from streams.worker.isolate import IsolatedModel, ModelSource
 from streams.worker.loading import model_label
 from streams.worker.metrics import serve_metrics
 from streams.worker.model import DEFAULT_THREADS
@@ -81,8 +83,17 @@ def _stop_on_signals(stop: threading.Event) -> None:
     type=click.IntRange(min=1),
     default=DEFAULT_THREADS,
     show_default=True,
-    help="Threads running model calls under the deadline; one stuck in a late call is "
-    "not replaced, and while all are stuck the worker takes no inputs.",
+    help="Threads running model calls under the deadline (with --isolate process: child "
+    "processes); a thread stuck in a late call is not replaced, and while all are stuck "
+    "the worker takes no inputs.",
+)
+@click.option(
+    "--isolate",
+    type=click.Choice(["thread", "process"]),
+    default="thread",
+    show_default=True,
+    help="process: run the model in a child process, killed and restarted when a call "
+    "misses its deadline or the process dies (no input lost or scored twice).",
 )
 @click.option("--group-id", help="Consumer group [shadow-worker.<name>.<version>].")
 @click.option("--start", type=click.Choice(["earliest", "latest"]), default="earliest",
@@ -108,6 +119,7 @@ def worker(
     batch_ms: float,
     timeout_ms: float,
     threads: int,
+    isolate: str,
     group_id: str | None,
     start: str,
     session_timeout_ms: int,
@@ -132,9 +144,24 @@ def worker(
     remote = oip_candidate(oip, columns, timeout_ms)
     model = remote if remote is not None else _load(model_spec, model_file)
     try:
-        adapter = ModelAdapter(
-            model, features=columns, timeout_ms=timeout_ms or None, threads=threads
-        )
+        if isolate == "process":
+            if remote is not None:
+                raise click.BadParameter(
+                    "a remote --oip-url candidate runs in its own server", param_hint="--isolate"
+                )
+            if not timeout_ms:
+                raise click.BadParameter(
+                    "needs a deadline (--timeout-ms > 0)", param_hint="--isolate"
+                )
+            path = None if model_file is None else str(model_file)
+            source = ModelSource(model_spec, path, tuple(columns) if columns else None)
+            adapter: ModelAdapter = IsolatedModel(
+                model, source, timeout_ms=timeout_ms, processes=threads
+            )
+        else:
+            adapter = ModelAdapter(
+                model, features=columns, timeout_ms=timeout_ms or None, threads=threads
+            )
     except TypeError as exc:
         raise click.BadParameter(str(exc), param_hint="--model") from None
     config = WorkerConfig(
@@ -147,7 +174,10 @@ def worker(
         session_timeout_ms=session_timeout_ms,
         status_every=status_every,
     )
-    shadow = ShadowWorker(settings, adapter, version, config=config)
+    try:
+        shadow = ShadowWorker(settings, adapter, version, config=config)
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
     if metrics_port:
         serve_metrics(shadow.metrics, metrics_port, addr=metrics_addr)
     stop = threading.Event()
@@ -156,8 +186,11 @@ def worker(
         shadow.run(stop)
     except TopicError as exc:
         raise click.ClickException(str(exc)) from None
-    except WorkerError as exc:
+    except (WorkerError, RegistryError) as exc:
         raise click.ClickException(f"worker stopped: {exc}") from None
+    except RuntimeError as exc:  # the model process cannot start or load the model
+        raise click.ClickException(f"--isolate process: {exc}") from None
     finally:
+        adapter.close()
         if remote is not None:
             remote.close()

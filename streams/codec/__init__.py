@@ -5,6 +5,15 @@
 
 from streams.codec.catalogue import SchemaCatalogue, SchemaEntry
 from streams.codec.convert import EncodeError
+from streams.codec.registry import RegistryError, codec_for
 from streams.codec.wire import Codec, CodecError
 
-__all__ = ["Codec", "CodecError", "EncodeError", "SchemaCatalogue", "SchemaEntry"]
+__all__ = [
+    "Codec",
+    "CodecError",
+    "EncodeError",
+    "RegistryError",
+    "SchemaCatalogue",
+    "SchemaEntry",
+    "codec_for",
+]

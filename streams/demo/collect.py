@@ -17,7 +17,7 @@ from types import TracebackType
 
 from confluent_kafka import KafkaError, TopicPartition
 
-from streams.codec import Codec, CodecError
+from streams.codec import CodecError, codec_for
 from streams.kafka.clients import CONFLUENT
 from streams.kafka.config import reader_config
 from streams.records import (
@@ -63,7 +63,7 @@ class Recorder:
     ) -> None:
         self.settings = settings
         self.input_models = frozenset(input_models)
-        self.codec = Codec()
+        self.codec = codec_for(settings, register=False)
         self.writer = TrafficWriter(traffic_path)
         self.snapshots: list[MetricsSnapshot] = []
         self.latest: dict[str, MetricsSnapshot] = {}

@@ -13,7 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from streams.codec import Codec
+from streams.codec import Codec, codec_for
 from streams.hook.buffer import InFlightBuffer
 from streams.hook.features import Privacy
 from streams.hook.ids import uuid7
@@ -172,7 +172,7 @@ class ShadowPublisher:
             config,
             self.settings.topics,
             self._buffer,
-            codec or Codec(),
+            codec or codec_for(self.settings, register=False),
             Privacy(allow, deny, hash_fields, hash_salt),
             self._ratelog,
             interval=interval,

@@ -11,6 +11,8 @@ Reference::
     checkpoint_every_s = 60         # how often stage 2 saves its state (restarts resume there)
     max_skew_s = 300                # event times past now + this (or before now - label_ttl_s)
                                     #   are clamped for the time windows, counted clock_skew
+    user_timeout_s = 1              # deadline of one decision / KPI / proxy call; a late one
+                                    #   is counted timeouts:<module:function>
     store = "memory://"             # or "rocksdb://" (pip install shadow-eval[rocksdb]), with its
                                     # memory bounds: "rocksdb://?cache_mb=64&write_buffer_mb=32"
 
@@ -22,6 +24,8 @@ Reference::
                                     #   named "<name>/<candidate>"
     task = "binary"                 # regression | binary | multiclass
     positive_class = "1"            # binary only: the class whose probability log loss uses
+    classes = ["0", "1"]            # optional: every class a prediction or label may name;
+                                    #   others are invalid (unknown_class, streams.join.validity)
     decision = "myapp.policy:decide"  # optional: decide(inputs, prediction) -> outcome
     kpis = ["myapp.policy:costs"]     # optional: kpi(inputs, outcome, label) -> {name: number}
                                     #   (declare each KPI name in [[experiments.metrics]])
@@ -48,12 +52,14 @@ one dict, as the hook published them.
 from __future__ import annotations
 
 import importlib
+import threading
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streams.callpool import CallPool
 from streams.join.store_options import StoreOptions
 from streams.stats import ConfigError, ExperimentRules
 
@@ -82,6 +88,7 @@ class JoinSettings:
     snapshot_every_s: float = 10.0
     checkpoint_every_s: float = 60.0
     max_skew_s: float = 300.0
+    user_timeout_s: float = 1.0
     store: str = "memory://"
 
 
@@ -101,6 +108,8 @@ class Experiment:
     decision: UserFunction | None = None
     kpis: tuple[UserFunction, ...] = ()
     proxy: UserFunction | None = None
+    classes: frozenset[str] | None = None
+    """The classes a prediction or label may name (None: any)."""
 
     @property
     def needs_inputs(self) -> bool:
@@ -115,15 +124,27 @@ def _exception_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+USER_THREADS = 2
+"""Threads per user function: calls beyond a hung one still run."""
+_POOLS: dict[tuple[str, float], CallPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
 @dataclass(frozen=True, slots=True)
 class UserFunction:
-    """A function from the user's code, named by its import path ``module:attribute``."""
+    """A function from the user's code, named by its import path ``module:attribute``.
+
+    :meth:`call` runs it under the deadline ``timeout_s`` on a few threads of its own
+    (:class:`~streams.callpool.CallPool`, made in the process that calls, so experiments
+    stay picklable): a hung user function costs its threads, never the stage.
+    """
 
     path: str
     function: Callable[..., Any]
+    timeout_s: float = 1.0
 
     @classmethod
-    def load(cls, path: Any, where: str) -> UserFunction:
+    def load(cls, path: Any, where: str, timeout_s: float = 1.0) -> UserFunction:
         if not isinstance(path, str) or ":" not in path:
             raise ConfigError(f"{where}: must be 'module:function' (got {path!r})")
         module_name, _, attribute = path.partition(":")
@@ -142,7 +163,29 @@ class UserFunction:
             raise ConfigError(f"{where}: cannot import {path!r}: {exc}") from None
         if not callable(function):
             raise ConfigError(f"{where}: {path!r} is not callable")
-        return cls(path, function)
+        return cls(path, function, timeout_s)
+
+    def call(self, *arguments: tuple[Any, ...]) -> list[Any]:
+        """``[function(*a) for a in arguments]`` in one call under the deadline.
+
+        Raises
+        ------
+        Timeout
+            Past the deadline.
+        PoolExhausted
+            Every thread of this function is stuck in an earlier call.
+        Exception
+            Whatever the function raised.
+        """
+        key = (self.path, self.timeout_s)
+        pool = _POOLS.get(key)
+        if pool is None:
+            with _POOLS_LOCK:
+                pool = _POOLS.setdefault(
+                    key, CallPool(USER_THREADS, self.timeout_s, name=f"shadow-user-{self.path}")
+                )
+        function = self.function
+        return pool.call(lambda: [function(*a) for a in arguments])
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +238,8 @@ class ExperimentsFile:
             raise ConfigError(f"{source}: needs at least one [[experiments]] table")
         experiments: list[Experiment] = []
         for index, table in enumerate(tables):
-            experiments += _experiments(table, f"{source}: experiments[{index}]")
+            where = f"{source}: experiments[{index}]"
+            experiments += _experiments(table, where, join.user_timeout_s)
         names = [e.name for e in experiments]
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
@@ -233,6 +277,7 @@ _JOIN_PERIODS = (
     "snapshot_every_s",
     "checkpoint_every_s",
     "max_skew_s",
+    "user_timeout_s",
 )
 _JOIN_KEYS = {"app_id", "store", *_JOIN_PERIODS}
 
@@ -267,7 +312,7 @@ def _join_settings(table: Any, where: str) -> JoinSettings:
     return settings
 
 
-def _experiments(table: Any, where: str) -> list[Experiment]:
+def _experiments(table: Any, where: str, timeout_s: float = 1.0) -> list[Experiment]:
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where}: expected a table")
     name = _require_str(table, "name", where)
@@ -290,16 +335,31 @@ def _experiments(table: Any, where: str) -> list[Experiment]:
     positive = table.get("positive_class")
     if positive is not None and not isinstance(positive, str | int):
         raise ConfigError(f"{where}.positive_class: must be a class label (got {positive!r})")
+    classes = table.get("classes")
+    if classes is not None and (
+        not isinstance(classes, list)
+        or not classes
+        or not all(isinstance(c, str | int) and not isinstance(c, bool) for c in classes)
+    ):
+        raise ConfigError(f"{where}.classes: must be a non-empty list of labels (got {classes!r})")
+    if classes is not None and task == "regression":
+        raise ConfigError(f"{where}.classes: a regression has no classes")
     decision = (
         None
         if "decision" not in table
-        else UserFunction.load(table["decision"], f"{where}.decision")
+        else UserFunction.load(table["decision"], f"{where}.decision", timeout_s)
     )
     kpi_paths = table.get("kpis", [])
     if not isinstance(kpi_paths, list):
         raise ConfigError(f"{where}.kpis: must be a list of 'module:function' (got {kpi_paths!r})")
-    kpis = tuple(UserFunction.load(p, f"{where}.kpis[{i}]") for i, p in enumerate(kpi_paths))
-    proxy = None if "proxy" not in table else UserFunction.load(table["proxy"], f"{where}.proxy")
+    kpis = tuple(
+        UserFunction.load(p, f"{where}.kpis[{i}]", timeout_s) for i, p in enumerate(kpi_paths)
+    )
+    proxy = (
+        None
+        if "proxy" not in table
+        else UserFunction.load(table["proxy"], f"{where}.proxy", timeout_s)
+    )
     if proxy is not None and not table.get("proxies"):
         raise ConfigError(f"{where}.proxies: name the metrics the proxy function returns")
     metrics = list(table.get("metrics", []))
@@ -325,6 +385,7 @@ def _experiments(table: Any, where: str) -> list[Experiment]:
                 decision,
                 kpis,
                 proxy,
+                None if classes is None else frozenset(str(c) for c in classes),
             )
         )
     return experiments

@@ -7,12 +7,13 @@ the records published on the metrics and alerts topics.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from dataclasses import dataclass
 
 from streams.join.experiments import Experiment, ExperimentsFile
-from streams.join.observe import metric_values
+from streams.join.observe import TIMEOUTS, metric_values
 from streams.records import (
     Alert,
     AlertState,
@@ -26,6 +27,8 @@ from streams.records import (
 from streams.stats import Evaluation, ExperimentMonitor, RuleAlert, TestResult
 
 __all__ = ["COUNT_NAMES", "ExperimentState", "Judge", "Report"]
+
+log = logging.getLogger("streams.join")
 
 COUNT_NAMES = (
     "paired",
@@ -109,6 +112,11 @@ class Judge:
         self.clock_skew: Counter[str] = Counter()
         """Events per experiment whose time :meth:`apply` clamped, since the caller last
         cleared it (stage 2 moves them to ``shadow_join_clock_skew_total``)."""
+        self.invalid: Counter[tuple[str, str, str]] = Counter()
+        """Invalid predictions and labels per ``(experiment, version or "label", reason)``
+        since the caller last cleared it (stage 2 moves them to
+        ``shadow_join_invalid_total``); the snapshot counts them as ``invalid:<version>:
+        <reason>`` and ``invalid:label:<reason>``."""
         join = experiments.join
         self._behind_ms = int(join.label_ttl_s * 1000)
         self._ahead_ms = int(join.max_skew_s * 1000)
@@ -139,9 +147,18 @@ class Judge:
         counts[_COUNTED[kind]] += 1
         found = metric_values(event, experiment)
         if found is not None:
-            paired, categorical, errors = found
-            for path in errors:
-                counts[f"errors:{path}"] += 1
+            paired, categorical, errors, invalid = found
+            for failure in errors:
+                counter = failure.counter
+                counts[counter] += 1
+                if counts[counter] == 1:  # one line per function, not one per request
+                    log.warning("join: %s on a request of %s: %s (counted in %s; its other "
+                                "metrics stand)", counter.partition(":")[2], name,
+                                failure.detail, counter)  # fmt: skip
+            for what in invalid:
+                counts[f"invalid:{what}"] += 1
+                version, _, reason = what.rpartition(":")
+                self.invalid[(name, version, reason)] += 1
             timestamp_ms = event.timestamp_ms
             if now_ms is not None:
                 clamped = min(max(timestamp_ms, now_ms - self._behind_ms), now_ms + self._ahead_ms)
@@ -185,7 +202,11 @@ class Judge:
             )
         counts = {count: self.counts[name][count] for count in COUNT_NAMES}
         counts.update(
-            {k: v for k, v in sorted(self.counts[name].items()) if k.startswith("errors:")}
+            {
+                k: v
+                for k, v in sorted(self.counts[name].items())
+                if k.startswith(("errors:", "invalid:", TIMEOUTS))
+            }
         )
         # Pairs with a NaN or infinite value, refused by the statistics core (never fed).
         counts.update({f"nonfinite:{m}": v for m, v in sorted(evaluation.nonfinite.items())})

@@ -45,6 +45,13 @@ class JoinMetrics:
             ["experiment"],
             registry=self.registry,
         )
+        self.invalid = Counter(
+            "shadow_join_invalid",
+            "Predictions and labels the validity gate kept from the statistics, by experiment, "
+            'version ("label" for labels) and reason.',
+            ["experiment", "version", "reason"],
+            registry=self.registry,
+        )
         self.dead_lettered = Counter(
             "shadow_join_dead_lettered",
             "Records sent to the dead-letter topic, by reason.",

@@ -12,7 +12,15 @@ paired business metrics. The ``proxy`` function gives, on PAIRED and LABELLED al
 label-free proxies ``<metric>~proxy`` of the metrics an experiment lists in ``proxies`` (their
 prediction-powered estimate pairs them with the true metric when the label comes). A user
 function that raises (or returns something unusable)
-is reported by its path in :attr:`Observed.errors`; that request's other metrics stand.
+is reported in :attr:`Observed.errors` as a :class:`Failure` (counted ``errors:<path>``,
+or ``timeouts:<path>`` past its deadline ``[join] user_timeout_s``, with the exception's
+first line); that request's other metrics stand. User
+functions run on a few threads of their own (:meth:`UserFunction.call`): a hung one never
+holds the stage, its snapshots or its alerts.
+
+Invalid predictions and labels (:mod:`streams.join.validity`, the one gate) never reach
+a statistic that needs their value; each is reported in :attr:`Observed.invalid`, and
+every PAIRED event gives the 0/1 metric ``invalid`` of each side.
 """
 
 from __future__ import annotations
@@ -20,13 +28,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from streams.join.experiments import Experiment
+from streams.callpool import PoolExhausted, Timeout
+from streams.join.experiments import Experiment, _exception_line
+from streams.join.validity import INVALID_METRIC, class_text, label_problem, prediction_problem
 from streams.records import JoinEvent, JoinKind, ModelInput, Prediction
 from streams.stats import PROXY, Observation
 
-__all__ = ["Observed", "class_text", "metric_values", "observation"]
+__all__ = ["Failure", "Observed", "class_text", "metric_values", "observation"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +44,22 @@ class Observed:
     """The statistics' view of one join event, and the user functions that failed on it."""
 
     observation: Observation | None
-    errors: tuple[str, ...] = ()
+    errors: tuple[Failure, ...] = ()
+    invalid: tuple[str, ...] = ()
+    """``<version>:<reason>`` of each invalid prediction, ``label:<reason>`` of a label."""
+
+
+ERRORS, TIMEOUTS = "errors:", "timeouts:"
+"""Counter prefixes of a user function's path: it raised (or returned no numbers), or it
+missed its deadline (``[join] user_timeout_s``) or all its threads were stuck."""
+
+
+class Failure(NamedTuple):
+    """A user function that failed on one request: the counter it goes to
+    (``errors:<module:function>`` or ``timeouts:...``) and one line saying why."""
+
+    counter: str
+    detail: str
 
 
 _LOG_LOSS_FLOOR = 1e-15
@@ -49,25 +74,42 @@ def observation(event: JoinEvent, experiment: Experiment) -> Observed:
     found = metric_values(event, experiment)
     if found is None:
         return Observed(None)
-    paired, categorical, errors = found
+    paired, categorical, errors, invalid = found
     return Observed(
-        Observation(event.timestamp_ms, event.segments, paired, categorical), tuple(errors)
+        Observation(event.timestamp_ms, event.segments, paired, categorical),
+        tuple(errors),
+        tuple(invalid),
     )
 
 
 def metric_values(
     event: JoinEvent, experiment: Experiment
-) -> tuple[Paired, Categorical, list[str]] | None:
-    """What :func:`observation` holds, unwrapped: the paired and categorical metric values
-    and the failed user functions' paths (None for EXPIRED events and a missing side)."""
+) -> tuple[Paired, Categorical, list[Failure], list[str]] | None:
+    """What :func:`observation` holds, unwrapped: the paired and categorical metric values,
+    the failed user functions' paths and the invalid sides (None for EXPIRED events and a
+    missing side)."""
     live, candidate = event.live, event.candidate
     kind = event.kind
     if live is None or candidate is None or kind is _EXPIRED:
         return None
     paired: Paired = {}
     categorical: Categorical = {}
-    errors: list[str] = []
+    errors: list[Failure] = []
+    invalid: list[str] = []
+    task, classes = experiment.task, experiment.classes
+    live_problem = prediction_problem(live, task, classes)
+    candidate_problem = prediction_problem(candidate, task, classes)
+    valid = live_problem is None and candidate_problem is None
     if kind is _PAIRED:
+        if not valid:
+            if live_problem is not None:
+                invalid.append(f"{live.version}:{live_problem}")
+            if candidate_problem is not None:
+                invalid.append(f"{candidate.version}:{candidate_problem}")
+        paired[INVALID_METRIC] = (
+            0.0 if live_problem is None else 1.0,
+            0.0 if candidate_problem is None else 1.0,
+        )
         live_error, candidate_error = live.error, candidate.error
         paired["latency_ms"] = (live.latency_ms, candidate.latency_ms)
         paired["error"] = (
@@ -78,7 +120,7 @@ def metric_values(
             1.0 if live_error == "timeout" else 0.0,
             1.0 if candidate_error == "timeout" else 0.0,
         )
-        if live.value is not None and candidate.value is not None:
+        if valid and live.value is not None and candidate.value is not None:
             if experiment.task == "regression":
                 numbers = _numbers(live.value, candidate.value)
                 if numbers is not None:
@@ -94,7 +136,9 @@ def metric_values(
                     categorical["decision"] = (str(outcomes[0]), str(outcomes[1]))
             if experiment.proxy is not None:
                 _proxies(experiment, event.inputs, live, candidate, paired, errors)
-    elif event.label is not None and live.value is not None and candidate.value is not None:
+    elif (problem := label_problem(event.label, task, classes)) is not None:
+        invalid.append(f"label:{problem}")
+    elif valid and live.value is not None and candidate.value is not None:
         if experiment.task == "regression":
             _regression_losses(paired, live, candidate, event.label)
         else:
@@ -106,22 +150,7 @@ def metric_values(
                 _kpis(experiment, event.inputs, outcomes, event.label, paired, errors)
         if experiment.proxy is not None:
             _proxies(experiment, event.inputs, live, candidate, paired, [])  # counted on PAIRED
-    return paired, categorical, errors
-
-
-def class_text(value: object) -> str:
-    """A class label as text, so that 1, 1.0 and "1" name the same class.
-
-    Examples
-    --------
-    >>> class_text(1.0), class_text("1"), class_text(2.5)
-    ('1', '1', '2.5')
-    """
-    if type(value) is str:
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    return paired, categorical, errors, invalid
 
 
 def _decide(
@@ -129,17 +158,23 @@ def _decide(
     inputs: ModelInput | None,
     live: Prediction,
     candidate: Prediction,
-    errors: list[str],
+    errors: list[Failure],
 ) -> tuple[Any, Any] | None:
     decision = experiment.decision
     if decision is None or inputs is None or live.value is None or candidate.value is None:
         return None
     request = inputs.feature_dict()
     try:
-        return decision.function(request, live.value), decision.function(request, candidate.value)
-    except Exception:  # user code: any failure is counted, never fatal
-        errors.append(decision.path)
+        live_outcome, candidate_outcome = decision.call(
+            (request, live.value), (request, candidate.value)
+        )
+    except (Timeout, PoolExhausted) as exc:
+        errors.append(Failure(TIMEOUTS + decision.path, str(exc)))
         return None
+    except Exception as exc:  # user code: any failure is counted, never fatal
+        errors.append(Failure(ERRORS + decision.path, _exception_line(exc)))
+        return None
+    return live_outcome, candidate_outcome
 
 
 def _kpis(
@@ -148,26 +183,30 @@ def _kpis(
     outcomes: tuple[Any, Any],
     label: Any,
     paired: dict[str, tuple[float, float]],
-    errors: list[str],
+    errors: list[Failure],
 ) -> None:
     if inputs is None:
         return
     request = inputs.feature_dict()
     for kpi in experiment.kpis:
         try:
-            live_values = kpi.function(request, outcomes[0], label)
-            candidate_values = kpi.function(request, outcomes[1], label)
+            live_values, candidate_values = kpi.call(
+                (request, outcomes[0], label), (request, outcomes[1], label)
+            )
             values = {
                 name: (float(live_values[name]), float(candidate_values[name]))
                 for name in live_values
             }
-        except Exception:  # user code: raised, or returned no numbers for both sides
-            errors.append(kpi.path)
+        except (Timeout, PoolExhausted) as exc:
+            errors.append(Failure(TIMEOUTS + kpi.path, str(exc)))
+            continue
+        except Exception as exc:  # user code: raised, or returned no numbers for both sides
+            errors.append(Failure(ERRORS + kpi.path, _exception_line(exc)))
             continue
         if all(math.isfinite(a) and math.isfinite(b) for a, b in values.values()):
             paired.update(values)
         else:
-            errors.append(kpi.path)
+            errors.append(Failure(ERRORS + kpi.path, f"returned non-finite numbers {values}"))
 
 
 def _proxies(
@@ -176,7 +215,7 @@ def _proxies(
     live: Prediction,
     candidate: Prediction,
     paired: dict[str, tuple[float, float]],
-    errors: list[str],
+    errors: list[Failure],
 ) -> None:
     """The proxy function's values, as ``<metric>~proxy`` pairs (only metrics it is for)."""
     proxy = experiment.proxy
@@ -184,10 +223,13 @@ def _proxies(
         return
     wanted = experiment.rules.proxies
     try:
-        values = proxy.function(inputs.feature_dict(), live.value, candidate.value)
+        (values,) = proxy.call((inputs.feature_dict(), live.value, candidate.value))
         found = {m: (float(values[m][0]), float(values[m][1])) for m in wanted if m in values}
-    except Exception:  # user code: any failure is counted, never fatal
-        errors.append(proxy.path)
+    except (Timeout, PoolExhausted) as exc:
+        errors.append(Failure(TIMEOUTS + proxy.path, str(exc)))
+        return
+    except Exception as exc:  # user code: any failure is counted, never fatal
+        errors.append(Failure(ERRORS + proxy.path, _exception_line(exc)))
         return
     for metric, pair in found.items():
         paired[metric + PROXY] = pair  # non-finite ones are refused and counted downstream

@@ -26,7 +26,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from streams.codec import Codec, CodecError
+from streams.codec import CodecError, codec_for
 from streams.join.checkpoints import Checkpoint, Checkpoints
 from streams.join.experiments import ExperimentsFile
 from streams.join.judge import Judge
@@ -98,7 +98,7 @@ class JudgeStage:
         self.experiments = experiments
         self.topics = settings.topics
         self.partitions = settings.partitions
-        self.codec = Codec()
+        self.codec = codec_for(settings)
         self.metrics = metrics
         self.judge = self._new_judge()
         self.latest: dict[str, dict[str, Any]] = {}
@@ -112,6 +112,9 @@ class JudgeStage:
         self._owned: set[int] = set()
         self._rebuilding: set[int] = set()
         """Partitions still being re-read after a rebalance."""
+        self._committed: dict[int, int] = {}
+        """The group's committed offset per partition at assignment: a rebuild dead-letters
+        only the bad records from there on (those before it a previous owner judged)."""
         key = settings.checkpoint_key
         self.checkpoints = Checkpoints(
             data_dir / "judge" / group,
@@ -183,7 +186,7 @@ class JudgeStage:
                     )
                 )
             except CodecError as exc:
-                if not rebuilding:  # a rebuild re-reads what was dead-lettered already
+                if partition not in rebuilding or offset >= self._committed.get(partition, 0):
                     self._report_dead_letter(message, exc.reason)
                 continue
             for event in events:
@@ -193,6 +196,10 @@ class JudgeStage:
         if skewed:  # moved to the Prometheus counter
             self.metrics.count(self.metrics.clock_skew, skewed)
             skewed.clear()
+        invalid = self.judge.invalid
+        if invalid:
+            self.metrics.count(self.metrics.invalid, invalid)
+            invalid.clear()
 
     def _report_dead_letter(self, message: MessageLike, reason: str) -> None:
         self.metrics.dead_lettered.labels("undecodable").inc()
@@ -243,6 +250,7 @@ class JudgeStage:
         self.recent.retain(n for p in self._owned for n in self._by_partition.get(p, ()))
         starts = []
         backlog = 0
+        self._committed = self._committed_offsets(consumer, partitions)
         for tp in partitions:
             low, high = consumer.get_watermark_offsets(tp, timeout=10)
             start = self._resume(tp.partition, low, high)
@@ -257,6 +265,15 @@ class JudgeStage:
             sorted(self._owned),
             backlog,
         )
+
+    @staticmethod
+    def _committed_offsets(consumer: Any, partitions: list[TopicPartition]) -> dict[int, int]:
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+        except KafkaException as exc:  # then every bad record re-read is dead-lettered
+            log.warning("join: cannot read stage 2's committed offsets: %s", exc)
+            return {}
+        return {tp.partition: max(tp.offset, 0) for tp in committed}
 
     def _resume(self, partition: int, low: int, high: int) -> int:
         """Where to start reading ``partition``: its checkpoint's offset, restoring its

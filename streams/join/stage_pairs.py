@@ -30,7 +30,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from streams.codec import Codec, CodecError
+from streams.codec import CodecError, codec_for
 from streams.join.experiments import ExperimentsFile
 from streams.join.keys import StoreKey, changelog_key, request_key
 from streams.join.metrics import JoinMetrics
@@ -132,7 +132,7 @@ class PairStage:
         self.clients = clients
         self.topics = settings.topics
         self.partitions = settings.partitions
-        self.codec = Codec()
+        self.codec = codec_for(settings)
         self.pairing = SlotPairing.for_codec(experiments, self.codec)
         self.metrics = metrics
         self.group = group

@@ -1,10 +1,11 @@
 """Metric specifications: name, direction and kind of every metric the monitor can compare.
 
-Built-in metrics (:data:`BUILTIN_METRICS`): losses, latency, error and timeout rates are
-lower-is-better; ``correct`` and ``accuracy`` higher-is-better; ``prediction`` is a numeric
-prediction compared as a distribution (KS); ``predicted_class`` a categorical prediction
-(chi-square, PSI, agreement).  Any other name (business KPIs) must be declared with
-:meth:`MetricRegistry.declare` or in the experiment table (``[[experiments.metrics]]``).
+Built-in metrics (:data:`BUILTIN_METRICS`): losses, latency, error, timeout and invalid
+(prediction) rates are lower-is-better; ``correct`` and ``accuracy`` higher-is-better;
+``prediction`` is a numeric prediction compared as a distribution (KS); ``predicted_class``
+a categorical prediction (chi-square, PSI, agreement).  Any other name (business KPIs) must
+be declared with :meth:`MetricRegistry.declare` or in the experiment table
+(``[[experiments.metrics]]``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-__all__ = ["BUILTIN_METRICS", "KINDS", "MetricRegistry", "MetricSpec"]
+__all__ = ["BUILTIN_METRICS", "INVALID", "KINDS", "MetricRegistry", "MetricSpec"]
 
 KINDS = ("paired", "categorical", "distribution")
+INVALID = "invalid"
+"""The 0/1 metric of a side whose prediction the validity gate refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,7 @@ BUILTIN_METRICS: Mapping[str, MetricSpec] = {
         MetricSpec("latency_ms", False),
         MetricSpec("error", False, binary=True),
         MetricSpec("timeout", False, binary=True),
+        MetricSpec(INVALID, False, binary=True),
         MetricSpec("correct", True, binary=True),
         MetricSpec("accuracy", True, binary=True),
         MetricSpec("prediction", False, kind="distribution"),

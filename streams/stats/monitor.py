@@ -24,7 +24,7 @@ from typing import Any, Self
 
 from streams.stats.asymptotic import AsymptoticCS
 from streams.stats.catalog import DIRECTIONAL_TESTS, SEQUENTIAL_TESTS, centred_effect
-from streams.stats.metrics import MetricSpec
+from streams.stats.metrics import INVALID, MetricSpec
 from streams.stats.monitor_state import (
     Battery,
     Feed,
@@ -77,6 +77,7 @@ class ExperimentMonitor:
         self.counts: dict[str, int] = {}
         self.ignored: dict[str, int] = {}
         self.nonfinite: dict[str, int] = {}  # pairs refused per metric (NaN or infinite)
+        self.invalid = [0, 0.0, 0.0]  # pairs seen, live's and the candidate's invalid ones
         self._seen: dict[str, set[str]] = {k: set() for k in self.keys}
         self._battery: dict[str, Battery] = {}
         self._seg_seq: dict[tuple[str, str], MixtureSPRT | AsymptoticCS] = {}
@@ -113,6 +114,7 @@ class ExperimentMonitor:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("nonfinite", {})  # checkpoints written before it existed
+        self.__dict__.setdefault("invalid", [0, 0.0, 0.0])
         self.__dict__.setdefault("_ppi", {})
         for key, value in (("_a_est", 0.0), ("_v_est", None), ("_v_looks", 0)):
             self.__dict__.setdefault(key, value)
@@ -152,6 +154,12 @@ class ExperimentMonitor:
         t = timestamp_ms / 1000.0
         labels = self._labels(segments) if self.keys else _NO_LABELS
         if paired:
+            invalid = paired.get(INVALID)
+            if invalid is not None:
+                tally = self.invalid
+                tally[0] += 1
+                tally[1] += invalid[0]
+                tally[2] += invalid[1]
             if self._ppi:
                 self._feed_ppi(paired)
             self._feed(paired, True, t, labels)
@@ -233,6 +241,8 @@ class ExperimentMonitor:
         elif metric not in self.cfg.metrics:
             self.ignored.setdefault(metric, 0)
             plan = Plan(self.ignored)
+        elif metric == INVALID:
+            plan = self._lean_plan(metric)
         else:
             spec = self.cfg.metrics[metric]
             if (spec.kind == "categorical") == numeric:
@@ -256,6 +266,24 @@ class ExperimentMonitor:
                 plan = Plan(self.counts, pairs, timed, segmented)
         self._plans[0 if numeric else 1][metric] = plan
         return plan
+
+    def _lean_plan(self, metric: str) -> Plan:
+        """Every pair has the 0/1 ``invalid`` metric: it feeds only its rules (overall), the
+        verdict's statistics that name it and the tally of :attr:`invalid`, no battery."""
+        self.counts.setdefault(metric, 0)
+        spec = self.cfg.metrics[metric]
+        stats: list[Statistic | Window] = []
+        for rule in self._rules_by_metric.get(metric, ()):
+            key = (rule.name, ALL)
+            if key not in self._rule_stats:
+                self._rule_stats[key] = rule_stat(self.cfg, rule, spec)
+            stats.append(self._rule_stats[key])
+        if metric == self.cfg.primary_metric and self._v_primary is not None:
+            stats.append(self._v_primary)
+        if metric in self._v_guards:
+            stats.append(self._v_guards[metric])  # type: ignore[arg-type]
+        pairs, timed = bound_updates(stats)
+        return Plan(self.counts, pairs, timed, False)
 
     def _label_plan(
         self, plan: Plan, metric: str, labels: Sequence[tuple[str, str]], label: tuple[str, str]
@@ -327,7 +355,7 @@ class ExperimentMonitor:
         ]
         ebh_rej = e_bh([rule_results[r][s].evalue or 0.0 for r, s in seq_keys], self.cfg.alpha)
         firing = tuple(sorted(self._key(r, s) for (r, s), h in self._hyst.items() if h[0]))
-        verdict = decide(self.cfg, self._v_primary, self._v_guards, self._v_est)
+        verdict = decide(self.cfg, self._v_primary, self._v_guards, self._v_est, self.invalid)
         return Evaluation(
             self.cfg.name,
             now_ms,

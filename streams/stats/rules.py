@@ -29,6 +29,9 @@ components and are ignored by this parser)::
                                     #   verdict may then decide on the primary's ppi estimate
                                     #   at its planned looks, labelled "estimated"
     ppi_look_every = 1000           # paired requests between the 20 planned looks (>= 1)
+    invalid_predictions = true      # the rule "invalid_predictions" (see below)
+    max_invalid_share = 0.01        # in [0, 1]: never promote a candidate whose share of
+                                    #   invalid predictions exceeds live's by more than this
 
     [[experiments.metrics]]         # custom metrics (business KPIs)
     name = "revenue"
@@ -69,6 +72,12 @@ for unbounded ones such as losses; ``quantile_cs`` on the median for ``latency_m
 ``worse`` direction on the primary
 metric (``critical``), ``latency_ms`` and ``error``
 (``warning``), overall segment, each at ``alpha / 3``, fire after 1, resolve after 3.
+Whatever the rules, an ``invalid_predictions`` rule (``msprt`` on the 0/1 metric
+``invalid``, ``worse``, ``warning``, fire after 1) alerts when the candidate's share of
+invalid predictions (:mod:`streams.join.validity`) is significantly above live's; it runs
+at ``alpha / 4`` of its own, outside the split of the other rules (it can only fire where
+some prediction is invalid). ``invalid_predictions = false`` turns it off; a rule of that
+name in ``[[experiments.rules]]`` replaces it.
 A rule without ``segments`` judges the overall traffic only: the experiment's ``segments``
 choose what is tracked and reported, not where every rule alerts (so ``worse-log-loss`` and
 ``worse-log-loss-by-country`` in one file alert overall and per country respectively, and a
@@ -88,9 +97,11 @@ from streams.stats.config_reader import ConfigError, TableReader, metric_spec, t
 from streams.stats.metrics import MetricRegistry, MetricSpec
 
 __all__ = [
+    "DEFAULT_MAX_INVALID_SHARE",
     "DEFAULT_MIN_SAMPLES",
     "DEFAULT_TUNE_N",
     "DIRECTIONS",
+    "INVALID_RULE",
     "SEVERITIES",
     "ExperimentRules",
     "Guardrail",
@@ -98,6 +109,8 @@ __all__ = [
 ]
 
 DEFAULT_MIN_SAMPLES = 100
+INVALID_RULE = "invalid_predictions"
+DEFAULT_MAX_INVALID_SHARE = 0.01
 DEFAULT_TUNE_N = 2000.0
 DIRECTIONS = ("worse", "better", "different")
 SEVERITIES = ("info", "warning", "critical")
@@ -243,7 +256,7 @@ class ExperimentRules:
     --------
     >>> cfg = ExperimentRules.from_dict({"name": "churn-v2", "primary_metric": "log_loss"})
     >>> [r.name for r in cfg.rules], round(cfg.rules[0].alpha, 4)
-    (['default-log_loss', 'default-latency_ms', 'default-error'], 0.0167)
+    (['default-log_loss', 'default-latency_ms', 'default-error', 'invalid_predictions'], 0.0167)
     """
 
     name: str
@@ -264,6 +277,7 @@ class ExperimentRules:
     proxies: tuple[str, ...] = ()
     estimated_verdict: bool = False
     ppi_look_every: int = 1000
+    max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE
     metrics: MetricRegistry = field(default_factory=MetricRegistry, compare=False)
 
     @classmethod
@@ -312,6 +326,8 @@ class ExperimentRules:
         defaults = not rules
         if defaults:
             rules = default_rules(primary, alpha, min_samples, reg)
+        if r.bool_("invalid_predictions", True) and INVALID_RULE not in names:
+            rules += (invalid_rule(alpha, min_samples),)
         return cls(
             name=name,
             primary_metric=primary,
@@ -329,6 +345,7 @@ class ExperimentRules:
             proxies=proxies,
             estimated_verdict=estimated,
             ppi_look_every=r.int_("ppi_look_every", 1000, 1),
+            max_invalid_share=r.num("max_invalid_share", DEFAULT_MAX_INVALID_SHARE, 0.0, 1.0),
             rules=rules,
             default_rules=defaults,
             metrics=reg,
@@ -344,10 +361,10 @@ class ExperimentRules:
     def effective_alpha(self, rule: Rule) -> float:
         """The rule's alpha after the configured split over rules and segment values."""
         a = rule.alpha
-        if self.correction == "none":
+        if self.correction == "none" or rule.name == INVALID_RULE:
             return a
         if not self.default_rules:
-            a /= len(self.rules)
+            a /= sum(r.name != INVALID_RULE for r in self.rules)
         return a / (1 + len(rule.segments) * (self.max_segment_values + 1))
 
 
@@ -374,6 +391,20 @@ def default_rules(
             quantile=_LATENCY_QUANTILE,
         )
         for m in names
+    )
+
+
+def invalid_rule(alpha: float, min_samples: int) -> Rule:
+    """The ``invalid_predictions`` rule: the candidate's share of invalid predictions is
+    significantly above live's (anytime-valid, at ``alpha / 4`` of its own)."""
+    return Rule(
+        name=INVALID_RULE,
+        metric="invalid",
+        test="msprt",
+        direction="worse",
+        alpha=alpha / 4,
+        min_samples=min_samples,
+        severity="warning",
     )
 
 

@@ -11,6 +11,12 @@ mean-valid :class:`~streams.stats.asymptotic.AsymptoticCS` otherwise):
   ``primary_min_effect``) and every guardrail's worse-side bound is within its margin;
 * **continue** -- otherwise, with the reason evidence is insufficient.
 
+Whatever the evidence, a candidate whose share of invalid predictions (the metric
+``invalid``: the validity gate of :mod:`streams.join.validity`) exceeds live's by more
+than ``max_invalid_share`` is never promoted: the verdict is ``continue`` and its reason
+says why (those predictions were left out of every other metric, so a candidate that
+answers nonsense on the hard requests could otherwise look better).
+
 With ``estimated_verdict`` (on when the primary metric has a label-free proxy), the primary's
 prediction-powered estimate at its planned looks (see :mod:`streams.stats.ppi`) may reject or
 promote where the labelled sequence decides nothing yet; the primary's alpha is then split in
@@ -33,7 +39,7 @@ sequence exists and the normal-mixture one is infinite.  Declaring ``bounds`` fo
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from streams.stats.asymptotic import AsymptoticCS
@@ -158,14 +164,38 @@ def decide(
     primary: SeqStat | None,
     guards: Mapping[str, GuardStat],
     estimated: TestResult | None = None,
+    invalid: Sequence[float] = (0, 0.0, 0.0),
 ) -> VerdictResult:
     """The verdict from the verdict statistics kept by the monitor.
 
     ``estimated`` is the primary metric's prediction-powered result at its latest planned
     look (when the experiment's ``estimated_verdict`` is on): it decides only where the
     labelled sequence does not, and the verdict's reason then starts with ``estimated`` and its
-    ``primary`` is that result (``window="estimated"``).
+    ``primary`` is that result (``window="estimated"``). ``invalid`` is ``(pairs, live's
+    invalid predictions, the candidate's)``: a promotion is held back (``continue``) while
+    the candidate's invalid share exceeds live's by more than ``cfg.max_invalid_share``.
     """
+    verdict = _decide(cfg, primary, guards, estimated)
+    pairs, live_invalid, candidate_invalid = invalid
+    if verdict.decision != "promote" or not pairs:
+        return verdict
+    excess = (candidate_invalid - live_invalid) / pairs
+    if excess <= cfg.max_invalid_share:
+        return verdict
+    reason = (
+        f"not promoted: {candidate_invalid / pairs:.2%} of the candidate's predictions are "
+        f"invalid against live's {live_invalid / pairs:.2%}, more than max_invalid_share "
+        f"{cfg.max_invalid_share:g} above (would promote: {verdict.reason})"
+    )
+    return VerdictResult("continue", reason, verdict.primary, verdict.guardrails)
+
+
+def _decide(
+    cfg: ExperimentRules,
+    primary: SeqStat | None,
+    guards: Mapping[str, GuardStat],
+    estimated: TestResult | None,
+) -> VerdictResult:
     if cfg.primary_metric is None:
         return VerdictResult("continue", "no primary_metric configured", None, ())
     spec = cfg.metrics[cfg.primary_metric]

@@ -28,7 +28,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from streams.codec import Codec, EncodeError
+from streams.codec import Codec, EncodeError, codec_for
 from streams.kafka import CONFLUENT, ConsumerLike, KafkaClients, ProducerWrapper
 from streams.kafka.assignment import assignment_lag, describe_partitions, pause_assignment
 from streams.kafka.config import base_config, producer_config
@@ -124,7 +124,7 @@ class ShadowWorker:
         self.metrics = metrics or WorkerMetrics(model=self.config.name, version=version)
         if self.adapter.pool is not None:
             self.metrics.threads = self.adapter.pool.size
-        self.codec = codec or Codec()
+        self.codec = codec or codec_for(settings)
         self.clients = clients
         self._inflight: deque[_InFlight] = deque()
         self._consumer: ConsumerLike | None = None
@@ -313,9 +313,9 @@ class ShadowWorker:
             log.warning("cannot %s the inputs: %s", "pause" if pause else "resume", failed)
 
     def _count_pool(self) -> None:
-        pool, metrics = self.adapter.pool, self.metrics
-        if pool is not None:
-            metrics.timeouts, metrics.hung_threads = pool.timeouts, pool.hung
+        adapter, metrics = self.adapter, self.metrics
+        metrics.timeouts, metrics.hung_threads = adapter.timeouts, adapter.hung_threads
+        metrics.model_restarts = adapter.restarts
 
     def _predictions(
         self,

@@ -35,6 +35,7 @@ _COUNTERS = {
     "skipped": "Inputs of other models, consumed and not scored.",
     "delivery_failures": "Messages the producer finally failed to deliver.",
     "timeouts": "Model calls abandoned at their deadline (their inputs: timeout predictions).",
+    "model_restarts": "Model processes killed and replaced (--isolate process).",
 }
 _GAUGES = {
     "hung_threads": "Model threads stuck in a call past its deadline (not replaced).",
@@ -64,6 +65,7 @@ class WorkerMetrics:
     skipped: int = 0
     delivery_failures: int = 0
     timeouts: int = 0
+    model_restarts: int = 0
     threads: int = 0
     """Size of the model call pool (0: calls without a deadline, no pool)."""
     hung_threads: int = 0
@@ -94,6 +96,8 @@ class WorkerMetrics:
         )
         if self.timeouts or self.hung_threads:
             line += f" timeouts={self.timeouts} hung={self.hung_threads}/{self.threads}"
+        if self.model_restarts:
+            line += f" model_restarts={self.model_restarts}"
         return line + (" STALLED: every model thread is stuck" if self.stalled else "")
 
 

@@ -22,7 +22,7 @@ most probable class is the value. Estimators with ``classes_`` always give label
 Errors stay with the inputs that caused them: a raising per-record call gives that input
 an error outcome; a raising batch call is retried input by input to find the bad ones.
 With a deadline (``timeout_ms``) the calls run on a fixed pool of ``threads`` threads
-(:mod:`streams.worker.pool`); late per-record calls give error ``"timeout"`` to their
+(:mod:`streams.callpool`); late per-record calls give error ``"timeout"`` to their
 input only, a late batch call to every input of that batch (retrying a slow batch input
 by input could stall for ``batch_size`` deadlines). A thread stuck in a late call is not
 replaced; while every thread is stuck, :meth:`ModelAdapter.score` leaves the inputs it
@@ -39,8 +39,9 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from streams.callpool import CallPool, PoolExhausted, Timeout
 from streams.records import ModelInput
-from streams.worker.pool import CallPool, PoolExhausted, Timeout
+from streams.worker.loading import exception_line
 
 __all__ = [
     "DEFAULT_THREADS",
@@ -84,7 +85,8 @@ def features_of(record: ModelInput) -> dict[str, Any]:
 
 
 def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    """``Type: first line of the message``, at most MAX_ERROR_CHARS: one clear line."""
+    text = exception_line(exc)
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
 
 
@@ -195,6 +197,19 @@ class ModelAdapter:
             model.predict if self.kind == "predict" else model
         )
         self._classes: list[str] | None = None
+
+    restarts = 0
+    """Model processes replaced (``--isolate process`` only)."""
+
+    @property
+    def timeouts(self) -> int:
+        """Calls abandoned at their deadline so far."""
+        return self.pool.timeouts if self.pool is not None else 0
+
+    @property
+    def hung_threads(self) -> int:
+        """Threads stuck in a call past its deadline now."""
+        return self.pool.hung if self.pool is not None else 0
 
     @property
     def batched(self) -> bool:

@@ -144,3 +144,20 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBro
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def schema_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real Schema Registry (Apicurio, Confluent-compatible API) shared by the
+    session, built from Maven Central on first use (``streams.broker.registry``)."""
+    from streams.broker.registry import SchemaRegistryServer
+
+    server = SchemaRegistryServer(load_settings().cache_dir, tmp_path_factory.mktemp("registry"))
+    try:
+        url = server.start(timeout=600)  # the first run builds it with Maven
+    except BrokerError as exc:
+        pytest.fail(f"cannot start the local Schema Registry for the tests:\n{exc}", False)
+    try:
+        yield url
+    finally:
+        server.stop()

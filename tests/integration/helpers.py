@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams import topics
 from streams.kafka.config import client_config
 from streams.settings import Settings
 
-__all__ = ["admin_client", "broker_answers", "create_topics", "delete_topics", "re_create_topics"]
+__all__ = [
+    "admin_client",
+    "broker_answers",
+    "create_topics",
+    "delete_topics",
+    "every_record",
+    "re_create_topics",
+]
 
 
 def admin_client(settings: Settings) -> AdminClient:
@@ -73,6 +81,35 @@ def delete_topics(settings: Settings, prefix: str | None = None, timeout: float 
     for future in admin.delete_topics(names, operation_timeout=timeout).values():
         with contextlib.suppress(KafkaException):
             future.result(timeout=timeout)
+
+
+def every_record(settings: Settings) -> Iterator[tuple[str, bytes]]:
+    """``(topic, value)`` of every record in every topic of ``settings``: all partitions
+    assigned at once, each done at its end-of-partition event (its last offsets may be
+    transaction markers, which are never delivered)."""
+    config = {"group.id": f"every-{uuid.uuid4().hex}", "enable.partition.eof": True}
+    consumer = Consumer(client_config(settings, **config))
+    try:
+        listing = consumer.list_topics(timeout=10).topics
+        partitions = [
+            TopicPartition(topic, partition, OFFSET_BEGINNING)
+            for topic in settings.topics.all
+            for partition in listing[topic].partitions
+        ]
+        consumer.assign(partitions)
+        pending = {(tp.topic, tp.partition) for tp in partitions}
+        deadline = time.monotonic() + 60
+        while pending and time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=1):
+                error, value = message.error(), message.value()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        pending.discard((message.topic(), message.partition()))
+                elif value:  # skip tombstones
+                    yield message.topic(), value
+        assert not pending, f"never reached the end of {sorted(pending)}"
+    finally:
+        consumer.close()
 
 
 def re_create_topics(settings: Settings, timeout: float = 60) -> None:

@@ -23,7 +23,6 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +30,7 @@ from typing import ClassVar
 
 import pytest
 from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
     KafkaException,
-    TopicPartition,
 )
 from confluent_kafka.admin import (
     AclBinding,
@@ -54,6 +49,7 @@ from streams.broker.certs import CertificateAuthority
 from streams.broker.config import free_port
 from streams.kafka.config import client_config
 from streams.settings import Settings, load_settings
+from tests.integration.helpers import every_record
 from tests.integration.join_helpers import (
     EXPERIMENTS,
     REPO,
@@ -302,7 +298,7 @@ def _run(broker: LocalBroker | str, listener: str, tmp: Path) -> Run:
 
 def _all_records(settings: Settings) -> str:
     """Every record of every topic (inputs to DLQ, snapshots, join state), as text."""
-    return b"\n".join(value for _, value in _every_record(settings)).decode("latin-1")
+    return b"\n".join(value for _, value in every_record(settings)).decode("latin-1")
 
 
 def test_final_counts_equal_the_plaintext_paths(
@@ -363,10 +359,16 @@ def _assert_one_clear_line(
     assert word in errors[0].lower(), errors[0]
 
 
-COMMANDS = (("status",), ("topics", "create"), ("alerts", "tail"))
+COMMANDS = (
+    ("status",),
+    ("topics", "create"),
+    ("alerts", "tail"),
+    ("worker", "--model", "tests.integration.candidates:same", "--version", "v2"),
+    ("join", "--experiments", "deploy/experiments.toml"),
+)
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) if len(c) < 3 else c[0])
 def test_a_wrong_password_fails_with_one_clear_line(
     command: tuple[str, ...], secure_broker: LocalBroker, tmp_path: Path
 ) -> None:
@@ -376,7 +378,7 @@ def test_a_wrong_password_fails_with_one_clear_line(
     assert "wrong" not in done.stderr + done.stdout
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) if len(c) < 3 else c[0])
 def test_an_untrusted_ca_fails_with_one_clear_line(
     command: tuple[str, ...], secure_broker: LocalBroker, tmp_path: Path
 ) -> None:
@@ -431,35 +433,6 @@ def test_the_admin_is_a_super_user_and_others_are_not(secure_broker: LocalBroker
                 result.result(timeout=30)
 
 
-def _every_record(settings: Settings) -> Iterator[tuple[str, bytes]]:
-    """``(topic, value)`` of every record in every topic of ``settings``: all partitions
-    assigned at once, each done at its end-of-partition event (its last offsets may be
-    transaction markers, which are never delivered)."""
-    config = {"group.id": f"every-{uuid.uuid4().hex}", "enable.partition.eof": True}
-    consumer = Consumer(client_config(settings, **config))
-    try:
-        listing = consumer.list_topics(timeout=10).topics
-        partitions = [
-            TopicPartition(topic, partition, OFFSET_BEGINNING)
-            for topic in settings.topics.all
-            for partition in listing[topic].partitions
-        ]
-        consumer.assign(partitions)
-        pending = {(tp.topic, tp.partition) for tp in partitions}
-        deadline = time.monotonic() + 60
-        while pending and time.monotonic() < deadline:
-            for message in consumer.consume(1000, timeout=1):
-                error, value = message.error(), message.value()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        pending.discard((message.topic(), message.partition()))
-                elif value:  # skip tombstones
-                    yield message.topic(), value
-        assert not pending, f"never reached the end of {sorted(pending)}"
-    finally:
-        consumer.close()
-
-
 def test_every_record_type_decodes_with_confluents_avro_deserializer(
     secured_runs: dict[str, Run],
 ) -> None:
@@ -479,7 +452,7 @@ def test_every_record_type_decodes_with_confluents_avro_deserializer(
     deserializer = AvroDeserializer(registry)
     registry_ids: dict[int, int] = {}
     decoded: dict[str, int] = {}
-    for topic, value in _every_record(secured_runs[PLAINTEXT].settings):
+    for topic, value in every_record(secured_runs[PLAINTEXT].settings):
         ours = int.from_bytes(value[1:5], "big")
         entry = catalogue.by_id(ours)
         assert entry is not None, f"{topic}: unknown schema id {ours}"

@@ -76,7 +76,7 @@ def test_generated_delivery_experiment_judges_downstream_kpis() -> None:
     assert eta.decision is not None and eta.decision.path.endswith(":promise_slot")
     assert [k.path for k in eta.kpis] == ["streams.downstream.delivery:delivery_kpis"]
     assert eta.rules.segments == ("city",)
-    assert {r.metric for r in eta.rules.rules} == {"late", "abs_error"}
+    assert {r.metric for r in eta.rules.rules} == {"late", "abs_error", "invalid"}
     assert not parsed.get("d/v2").needs_inputs and eta.needs_inputs
 
 

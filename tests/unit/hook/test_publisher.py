@@ -107,6 +107,27 @@ def test_unencodable_records_are_counted_not_raised(
     assert publisher.counters.in_flight == 2  # the two predictions wait for Kafka
 
 
+def test_an_unreachable_schema_registry_is_counted_not_raised_nor_waited_on() -> None:
+    settings = Settings(
+        kafka_bootstrap=f"127.0.0.1:{_closed_port()}",
+        topic_prefix="offline",
+        schema_registry_url=f"http://127.0.0.1:{_closed_port()}/apis/ccompat/v7",
+    )
+    publisher = ShadowPublisher(
+        settings, model="m", version="v1", export_metrics=False, close_at_exit=False
+    )
+    try:
+        start = time.perf_counter()
+        for i in range(50):
+            publisher.publish({"x": float(i)}, 0.5)  # 2 records each
+        assert time.perf_counter() - start < 0.5  # the request path never waits on it
+        wait_for(lambda: publisher.counters.unencodable == 100, timeout=30)
+        counters = publisher.counters
+        assert counters.in_flight == counters.errors == counters.delivered == 0
+    finally:
+        publisher.close(timeout=0.5)
+
+
 def test_bad_arguments_are_counted_not_raised(
     make_publisher: Callable[..., ShadowPublisher],
 ) -> None:

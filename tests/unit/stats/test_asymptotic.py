@@ -145,7 +145,7 @@ def test_defaults_pick_the_mean_valid_test_unless_symmetric() -> None:
             "rules": [{"name": "g", "metric": "gain"}, {"name": "l", "metric": "log_loss"}],
         }
     )
-    assert [r.test for r in cfg.rules] == ["msprt", "asymptotic_cs"]
+    assert [r.test for r in cfg.rules] == ["msprt", "asymptotic_cs", "msprt"]  # + invalid
 
 
 def test_validity_bench_quick_mode_reports_the_battery(capsys: pytest.CaptureFixture[str]) -> None:

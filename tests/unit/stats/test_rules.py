@@ -58,7 +58,9 @@ def test_parses_full_example() -> None:
     assert cfg.name == "churn-v2" and cfg.primary_metric == "log_loss" and not cfg.default_rules
     assert [g.metric for g in cfg.guardrails] == ["latency_ms", "error"]
     assert cfg.guardrails[0].relative and cfg.guardrails[0].margin == 0.30
-    acc, p95, rev = cfg.rules
+    acc, p95, rev, invalid = cfg.rules
+    assert invalid.name == "invalid_predictions" and invalid.metric == "invalid"
+    assert cfg.effective_alpha(invalid) == pytest.approx(0.05 / 4)  # its own, outside the split
     assert (acc.test, acc.fire_after, acc.resolve_after, acc.severity) == (
         "msprt",
         2,
@@ -84,9 +86,13 @@ def test_default_rules_split_alpha() -> None:
         ("correct", "msprt", "worse"),
         ("latency_ms", "quantile_cs", "worse"),
         ("error", "msprt", "worse"),
+        ("invalid", "msprt", "worse"),
     ]
     assert cfg.rules[1].quantile == 0.5  # latency: the median ratio
-    assert all(cfg.effective_alpha(r) == pytest.approx(0.02) for r in cfg.rules)
+    assert all(cfg.effective_alpha(r) == pytest.approx(0.02) for r in cfg.rules[:3])
+    assert cfg.effective_alpha(cfg.rules[3]) == pytest.approx(0.015)
+    off = ExperimentRules.from_dict({"name": "e", "invalid_predictions": False})
+    assert "invalid_predictions" not in [r.name for r in off.rules]
     assert cfg.rules[0].severity == "critical"
     spec = cfg.metrics["correct"]
     assert cfg.rules[0].alternative(spec) == "less"

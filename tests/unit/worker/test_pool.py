@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from streams.worker.pool import CallPool, PoolExhausted, Timeout
+from streams.callpool import CallPool, PoolExhausted, Timeout
 
 
 def _pool_threads() -> int:

@@ -166,7 +166,7 @@ class CallPool:
         missed = _Missed()
         (result,) = self.map(lambda _: function(), [None], on_timeout=lambda _: missed)
         if result is None:
-            raise PoolExhausted(f"all {self.size} model threads are stuck in calls")
+            raise PoolExhausted(f"all {self.size} threads are stuck in calls")
         if isinstance(result, _Missed):
             raise Timeout(f"no answer within {self.timeout * 1000:.0f} ms")
         return cast(R, result)
