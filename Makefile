@@ -50,13 +50,20 @@ test-deps: ## Install chromium, chromedriver and prometheus (Debian) when missin
 # fastapi, numpy...) need not agree with ours. Re-installed when this file changes.
 MLSERVER_VENV := .venv-mlserver
 MLSERVER_PINS := mlserver==1.7.1 mlserver-sklearn==1.7.1
+MLFLOW_VENV := .venv-mlflow
+MLFLOW_PINS := mlflow==3.17.2
 
 $(MLSERVER_VENV)/.installed: Makefile
 	$(PYTHON) -m venv $(MLSERVER_VENV)
 	$(MLSERVER_VENV)/bin/python -m pip install -q --disable-pip-version-check $(MLSERVER_PINS)
 	touch $@
 
-test-servers: $(MLSERVER_VENV)/.installed ## MLServer in its own venv (the OIP tests start it)
+$(MLFLOW_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install -q --disable-pip-version-check $(MLFLOW_PINS)
+	touch $@
+
+test-servers: $(MLSERVER_VENV)/.installed $(MLFLOW_VENV)/.installed ## MLServer and MLflow in their own venvs (the OIP and actions tests start them)
 
 # What CI runs (.ci/run): lint first (seconds, fails fast), the whole suite, then the unit
 # tests once more on the C modules' Python twins (what runs where no compiler is).

@@ -10,6 +10,10 @@ features, and a regression prediction):
 - baseline: ``producer.produce(topic, json.dumps(payload).encode())`` for the input and for
   the prediction, to the same two topics, plus ``producer.poll(0)``, per call.
 
+With CPU timing on (the default; ``--no-cpu-time`` turns it off) the hook side also reads
+the thread's CPU clock around the (empty) model call and passes ``cpu_ms``, as
+``track()`` does for a publisher made with ``measure_cost=True``.
+
 Both sides get the same request ids, made before the clock starts (the app already has
 one). ``--hook-makes-ids`` lets the hook make a UUIDv7 per call instead (about 1 us more).
 
@@ -71,9 +75,12 @@ def percentiles(samples_ns: list[int]) -> tuple[float, float]:
 
 
 def run_hook(
-    publisher: ShadowPublisher, payloads: list[dict[str, Any]], make_ids: bool = False
+    publisher: ShadowPublisher,
+    payloads: list[dict[str, Any]],
+    make_ids: bool = False,
+    cpu_time: bool = True,
 ) -> dict[str, float]:
-    clock, publish = time.perf_counter_ns, publisher.publish
+    clock, publish, cpu_clock = time.perf_counter_ns, publisher.publish, time.thread_time_ns
     ids: list[str | None] = [None if make_ids else p["request_id"] for p in payloads]
     samples = [0] * len(payloads)
     segments = {"country": "de"}
@@ -81,12 +88,17 @@ def run_hook(
     cpu0 = time.process_time()
     for i, payload in enumerate(payloads):
         t0 = clock()
+        cpu_ms = None
+        if cpu_time:  # the two reads track() makes around the (here empty) model call
+            cpu0_ns = cpu_clock()
+            cpu_ms = (cpu_clock() - cpu0_ns) / 1e6
         publish(
             payload["features"],
             payload["prediction"],
             request_id=ids[i],
             latency_ms=1.5,
             segments=segments,
+            cpu_ms=cpu_ms,
         )
         samples[i] = clock() - t0
     remaining = publisher.flush(60)
@@ -150,7 +162,9 @@ def median_of(rounds: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in rounds)
 
 
-def bench(rounds: int, calls: int, seed: int, make_ids: bool = False) -> dict[str, Any]:
+def bench(
+    rounds: int, calls: int, seed: int, make_ids: bool = False, cpu_time: bool = True
+) -> dict[str, Any]:
     rng = random.Random(seed)
     payloads = [
         {
@@ -171,15 +185,15 @@ def bench(rounds: int, calls: int, seed: int, make_ids: bool = False) -> dict[st
         base_rounds: list[dict[str, float]] = []
         try:
             warm = payloads[: min(2000, calls)]
-            run_hook(publisher, warm, make_ids)
+            run_hook(publisher, warm, make_ids, cpu_time)
             run_baseline(producer, settings, warm)
             for r in range(rounds):
                 if r % 2 == 0:
-                    hook_rounds.append(run_hook(publisher, payloads, make_ids))
+                    hook_rounds.append(run_hook(publisher, payloads, make_ids, cpu_time))
                     base_rounds.append(run_baseline(producer, settings, payloads))
                 else:
                     base_rounds.append(run_baseline(producer, settings, payloads))
-                    hook_rounds.append(run_hook(publisher, payloads, make_ids))
+                    hook_rounds.append(run_hook(publisher, payloads, make_ids, cpu_time))
             counters = publisher.counters
         finally:
             publisher.close()
@@ -193,6 +207,7 @@ def bench(rounds: int, calls: int, seed: int, make_ids: bool = False) -> dict[st
         "calls_per_round": calls,
         "records_per_call": 2,
         "hook_makes_ids": make_ids,
+        "cpu_time": cpu_time,
         "hook": hook,
         "baseline": base,
         "p50_ratio": round(hook["p50_us"] / base["p50_us"], 3),
@@ -211,8 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--hook-makes-ids", action="store_true", help="hook makes UUIDv7s")
+    parser.add_argument(
+        "--no-cpu-time", action="store_true", help="the hook side does not time the call's CPU"
+    )
     args = parser.parse_args(argv)
-    result = bench(args.rounds, args.calls, args.seed, args.hook_makes_ids)
+    result = bench(args.rounds, args.calls, args.seed, args.hook_makes_ids, not args.no_cpu_time)
     if args.json:
         print(json.dumps(result))
     else:

@@ -77,6 +77,9 @@ PRODUCER = {
     "batch.num.messages": 10_000,
     "queue.buffering.max.messages": 1_000_000,
 }
+SCATTER = 0x9E3779B97F4A7C15F39CC0605CEDC835
+"""Odd, so ``i * SCATTER mod 2**128`` maps request numbers to distinct ids that look
+random: sorted keys share no long prefixes (RocksDB would compress sequential ids)."""
 RESTORED = re.compile(r"restored (\d+) requests in ([\d.]+)s, replaying (\d+) changelog records")
 
 
@@ -147,7 +150,7 @@ def _records(
         templates.append((topic, encoded[:at], encoded[at + len(template_id) :]))
     out = []
     for i in range(start, start + count):
-        key = str(uuid.UUID(int=i + 1)).encode()
+        key = str(uuid.UUID(int=(i + 1) * SCATTER % 2**128)).encode()
         partition = partition_of(key, settings.partitions)
         out += [(topic, key, head + key + tail, partition) for topic, head, tail in templates]
     return out

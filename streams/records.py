@@ -130,6 +130,14 @@ class Prediction:
     latency_ms: float = 0.0
     error: str | None = None
     segments: Mapping[str, str] = field(default_factory=dict)
+    # What the prediction cost (schema version 2; None: not measured, or a version 1
+    # record). The worker fields describe the process that made a candidate prediction.
+    cpu_ms: float | None = None
+    worker: str | None = None
+    worker_rss_mb: float | None = None
+    worker_peak_mb: float | None = None
+    load_s: float | None = None
+    model_mb: float | None = None
 
     @property
     def dedup_key(self) -> tuple[str, str, str, str]:

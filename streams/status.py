@@ -5,7 +5,9 @@ Lag comes from the AdminClient: our consumer groups (``shadow-worker.*`` and the
 any group with that ending that reads our topics), their committed
 offsets and the topics' high watermarks (stage 2 commits at its checkpoints, so its lag
 is at most ``checkpoint_every_s`` old). Hit rates and verdicts come from the latest
-:class:`MetricsSnapshot` of each experiment on the metrics topic.
+:class:`MetricsSnapshot` of each experiment on the metrics topic; each worker process's
+rate, CPU share and memory from the last candidate predictions
+(:mod:`streams.status_workers`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from streams.kafka.clients import CONFLUENT, AdminLike
 from streams.kafka.config import admin_config, base_config, reader_config
 from streams.kafka.problems import explain
 from streams.kafka.problems import metadata as list_metadata
-from streams.records import MetricsSnapshot
+from streams.records import MetricsSnapshot, Record
 from streams.settings import Settings
+from streams.status_workers import WorkerCostRow, worker_rows
 
 __all__ = [
     "GroupLag",
@@ -35,9 +38,12 @@ __all__ = [
     "join_health",
     "latest_snapshots",
     "our_groups",
+    "tail_records",
 ]
 
 WORKER_GROUP_PREFIX = "shadow-worker."
+WORKER_TAIL = 500
+"""Candidate predictions read per partition for the workers' rate, CPU and memory."""
 JOIN_APP_ID = "shadow-eval-join"
 
 
@@ -118,6 +124,8 @@ class Status:
     bootstrap: str
     groups: tuple[GroupLag, ...]
     experiments: tuple[JoinHealth, ...]
+    workers: tuple[WorkerCostRow, ...] = ()
+    """Each shadow worker process's rate, CPU share and memory (recent predictions)."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -259,18 +267,18 @@ def group_lags(settings: Settings, groups: Sequence[str], timeout: float = 10.0)
     return lags
 
 
-def latest_snapshots(
-    settings: Settings, per_partition: int = 200, timeout: float = 10.0
-) -> dict[str, MetricsSnapshot]:
-    """The newest snapshot of each experiment among the last records of the metrics topic."""
+def tail_records(
+    settings: Settings, topic: str, per_partition: int = 200, timeout: float = 10.0
+) -> list[Record]:
+    """The records among the last ``per_partition`` messages of each partition of
+    ``topic`` (undecodable ones skipped), in the order read."""
     consumer = CONFLUENT.consumer(reader_config(settings, "status"))
     codec = codec_for(settings, register=False)
-    latest: dict[str, MetricsSnapshot] = {}
+    found: list[Record] = []
     try:
-        topic = settings.topics.metrics
         metadata = consumer.list_topics(topic, timeout=timeout)
         if topic not in metadata.topics or metadata.topics[topic].error is not None:
-            raise StatusError(f"no metrics topic {topic!r} (run `shadow-eval topics create`)")
+            raise StatusError(f"no topic {topic!r} (run `shadow-eval topics create`)")
         ends: dict[int, int] = {}
         assignment = []
         for partition in metadata.topics[topic].partitions:
@@ -296,17 +304,26 @@ def latest_snapshots(
                 ):
                     ends.pop(partition, None)
                 try:
-                    record = codec.decode(message.value())
+                    found.append(codec.decode(message.value()))
                 except CodecError:
                     continue
-                if isinstance(record, MetricsSnapshot):
-                    known = latest.get(record.experiment)
-                    if known is None or record.timestamp_ms >= known.timestamp_ms:
-                        latest[record.experiment] = record
     except (KafkaException, TimeoutError) as exc:
-        raise StatusError(f"cannot read {settings.topics.metrics}: {exc}") from None
+        raise StatusError(f"cannot read {topic}: {exc}") from None
     finally:
         consumer.close()
+    return found
+
+
+def latest_snapshots(
+    settings: Settings, per_partition: int = 200, timeout: float = 10.0
+) -> dict[str, MetricsSnapshot]:
+    """The newest snapshot of each experiment among the last records of the metrics topic."""
+    latest: dict[str, MetricsSnapshot] = {}
+    for record in tail_records(settings, settings.topics.metrics, per_partition, timeout):
+        if isinstance(record, MetricsSnapshot):
+            known = latest.get(record.experiment)
+            if known is None or record.timestamp_ms >= known.timestamp_ms:
+                latest[record.experiment] = record
     return latest
 
 
@@ -332,8 +349,10 @@ def collect_status(
         or lag.group in extra_groups
         or lag.group.startswith(WORKER_GROUP_PREFIX)
     ]
+    recent = tail_records(settings, settings.topics.shadow_predictions, WORKER_TAIL, timeout)
     return Status(
         settings.kafka_bootstrap,
         tuple(lags),
         tuple(join_health(settings, timeout)),
+        tuple(worker_rows(recent)),
     )

@@ -13,8 +13,10 @@ __all__ = ["main"]
 # broken optional dependency only breaks its own subcommand.
 SUBCOMMANDS: dict[str, str] = {
     "acls": "streams.cli.acls:acls",
+    "actions": "streams.cli.actions:actions",
     "alerts": "streams.cli.alerts:alerts",
     "demo": "streams.cli.demo:demo",
+    "ingest": "streams.cli.ingest:ingest",
     "join": "streams.cli.join:join",
     "kafka": "streams.cli.kafka:kafka",
     "topics": "streams.cli.topics:topics",

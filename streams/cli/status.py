@@ -16,6 +16,10 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def _number(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 @click.command()
 @kafka_options
 @click.option("--group", "groups", multiple=True, help="Also report this consumer group.")
@@ -28,7 +32,8 @@ def status(
     as_json: bool,
     timeout: float,
 ) -> None:
-    """Lag of the shadow workers and the join agent, join hit rates and current verdicts."""
+    """Lag of the shadow workers and the join agent, join hit rates and current verdicts,
+    and each worker process's prediction rate, CPU share and memory."""
     from rich.console import Console
     from rich.table import Table
 
@@ -58,3 +63,13 @@ def status(
         health.add_row(h.experiment, str(h.paired), _rate(h.pair_rate), str(h.labelled),
                        _rate(h.label_rate), h.decision.upper(), h.reason)  # fmt: skip
     console.print(health if result.experiments else "No metrics snapshots yet.")
+    if result.workers:
+        workers = Table(title="shadow workers (recent predictions)", title_justify="left")
+        for column in ("model", "version", "worker", "predictions", "rate /s", "CPU (cores)",
+                       "RSS MiB", "peak MiB"):  # fmt: skip
+            workers.add_column(column, overflow="fold")
+        for w in result.workers:
+            workers.add_row(w.model, w.version, w.worker, str(w.predictions), _number(w.rate),
+                            _number(w.cpu_share, 2), _number(w.rss_mb, 0),
+                            _number(w.peak_mb, 0))  # fmt: skip
+        console.print(workers)

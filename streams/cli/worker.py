@@ -13,6 +13,7 @@ import click
 from streams.cli.oip import oip_candidate, oip_options
 from streams.cli.options import kafka_options, settings_from
 from streams.codec import RegistryError
+from streams.process_cost import WorkerCost, load_measured
 from streams.topics import TopicError
 from streams.worker import (
     ModelAdapter,
@@ -142,7 +143,11 @@ def worker(
     if oip["oip_url"] is not None and (model_spec or model_file):
         raise click.UsageError("give --oip-url or a --model/--model-file, not both")
     remote = oip_candidate(oip, columns, timeout_ms)
-    model = remote if remote is not None else _load(model_spec, model_file)
+    load_s = model_mb = None  # a remote candidate's cost is its server's, not ours
+    if remote is None:
+        model, load_s, model_mb = load_measured(lambda: _load(model_spec, model_file))
+    else:
+        model = remote
     try:
         if isolate == "process":
             if remote is not None:
@@ -174,8 +179,9 @@ def worker(
         session_timeout_ms=session_timeout_ms,
         status_every=status_every,
     )
+    cost = WorkerCost(load_s=load_s, model_mb=model_mb)
     try:
-        shadow = ShadowWorker(settings, adapter, version, config=config)
+        shadow = ShadowWorker(settings, adapter, version, config=config, cost=cost)
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from None
     if metrics_port:

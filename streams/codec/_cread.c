@@ -20,7 +20,7 @@
 #include "../_avro.h"
 
 #define HEADER_SIZE 5
-#define PREDICTION_FIELDS 10
+#define PREDICTION_FIELDS 16
 #define GROUND_TRUTH_FIELDS 4
 #define JOIN_EVENT_FIELDS 10
 #define MODEL_INPUT_FIELDS 7
@@ -141,6 +141,21 @@ static PyObject *read_optional_text(const Buffer *b, Py_ssize_t *i) {
     }
 }
 
+/* ["null", "double"]: a prediction's cost fields. */
+static PyObject *read_optional_double(const Buffer *b, Py_ssize_t *i) {
+    double d;
+    switch (union_index(b, i)) {
+    case 0:
+        return Py_NewRef(Py_None);
+    case 2:
+        return read_double(b, i, &d) < 0 ? NULL : PyFloat_FromDouble(d);
+    default:
+        return NULL;
+    }
+}
+
+/* The fields in schema order; v[] holds them in the dataclass's order, where segments
+ * (9) comes before the cost fields (10-15) that the schema puts before it. */
 static PyObject *read_prediction(const Buffer *b, Py_ssize_t *i, const Buffer *seg_raw,
                                  PyObject *seg) {
     PyObject *v[PREDICTION_FIELDS] = {NULL};
@@ -165,6 +180,10 @@ static PyObject *read_prediction(const Buffer *b, Py_ssize_t *i, const Buffer *s
     }
     if (read_double(b, i, &d) < 0 || (v[7] = PyFloat_FromDouble(d)) == NULL) goto fail;
     if ((v[8] = read_optional_text(b, i)) == NULL) goto fail;
+    if ((v[10] = read_optional_double(b, i)) == NULL) goto fail;
+    if ((v[11] = read_optional_text(b, i)) == NULL) goto fail;
+    for (int k = 12; k < PREDICTION_FIELDS; k++)
+        if ((v[k] = read_optional_double(b, i)) == NULL) goto fail;
     if ((v[9] = read_segments(b, i, seg_raw, seg)) == NULL) goto fail;
     return build(prediction_type, prediction_fields, v, PREDICTION_FIELDS);
 fail:

@@ -156,6 +156,12 @@ def prediction_to_avro(r: Prediction) -> Datum:
         "probabilities": r.probabilities,
         "latency_ms": r.latency_ms,
         "error": r.error,
+        "cpu_ms": r.cpu_ms,
+        "worker": r.worker,
+        "worker_rss_mb": r.worker_rss_mb,
+        "worker_peak_mb": r.worker_peak_mb,
+        "load_s": r.load_s,
+        "model_mb": r.model_mb,
         "segments": r.segments,
     }
 
@@ -172,6 +178,12 @@ def prediction_from_avro(d: Datum) -> Prediction:
         d["latency_ms"],
         d["error"],
         d["segments"],
+        d.get("cpu_ms"),
+        d.get("worker"),
+        d.get("worker_rss_mb"),
+        d.get("worker_peak_mb"),
+        d.get("load_s"),
+        d.get("model_mb"),
     )
 
 

@@ -61,6 +61,7 @@ def _shape(schema: Any, named: dict[str, Any], outer: frozenset[str]) -> Any:
 
 _STR_MAP = ("map", "string")
 _OPT_STR = ("union", "null", "string")
+_OPT_DOUBLE = ("union", "null", "double")
 MODEL_INPUT_SHAPE = (
     "record",
     "dev.shadoweval.ModelInput",
@@ -89,6 +90,12 @@ PREDICTION_SHAPE = (
         ("probabilities", ("union", "null", ("map", "double"))),
         ("latency_ms", "double"),
         ("error", _OPT_STR),
+        ("cpu_ms", _OPT_DOUBLE),
+        ("worker", _OPT_STR),
+        ("worker_rss_mb", _OPT_DOUBLE),
+        ("worker_peak_mb", _OPT_DOUBLE),
+        ("load_s", _OPT_DOUBLE),
+        ("model_mb", _OPT_DOUBLE),
         ("segments", _STR_MAP),
     ),
 )

@@ -161,8 +161,16 @@ class Codec:
             raise EncodeError(f"{type(record).__name__} cannot be encoded: {exc}") from exc
         return buffer.getvalue()
 
-    def header_of(self, record_type: type[Any]) -> bytes:
-        """The 5-byte header (magic byte + schema id) records of ``record_type`` get."""
+    def header_of(self, record_type: type[Any], *, version: int | None = None) -> bytes:
+        """The 5-byte header (magic byte + schema id) records of ``record_type`` get, or
+        that version ``version`` of its schema wrote (to recognise older records)."""
+        if version is not None:
+            try:
+                name = TO_AVRO[record_type][0]
+                entry = next(e for e in self.catalogue.versions(name) if e.version == version)
+            except (KeyError, StopIteration):
+                raise EncodeError(f"no version {version} of {record_type.__name__}") from None
+            return bytes([MAGIC_BYTE]) + self.ids.id_for(entry).to_bytes(4, "big")
         writer = self._writers.get(record_type) or self._writer_for(record_type)
         return writer[0]
 

@@ -23,6 +23,7 @@ from streams.hook.sender import Item, LabelItem, PredictionItem, Sender
 from streams.hook.wrap import Tracked
 from streams.kafka.config import client_config
 from streams.kafka.logs import LibrdkafkaLog, RateLimitedLog
+from streams.process_cost import WorkerCost
 from streams.settings import Settings, load_settings
 
 __all__ = ["ShadowPublisher", "producer_config"]
@@ -117,6 +118,15 @@ class ShadowPublisher:
         Flush (up to 5 s) and close at interpreter exit.
     name
         The ``publisher`` label of the metrics; ``<model>-<n>`` by default.
+    measure_cost
+        Whether ``track()`` and ``shadow_predict`` also record the thread CPU time of each
+        live prediction (``cpu_ms``, judged by the ``cpu_ms`` metric; two clock reads per
+        call, ``bench/hook.py``), and live predictions carry this process's resident and
+        peak memory (read by the background thread at most once a second).
+    load_s, model_mb
+        With ``measure_cost``: how long loading the live model took and its size in
+        memory, if the app knows them (:func:`streams.process_cost.load_measured` measures
+        both), so ``load_s`` and ``model_mb`` compare with the candidates'.
 
     Examples
     --------
@@ -149,8 +159,12 @@ class ShadowPublisher:
         close_at_exit: bool = True,
         codec: Codec | None = None,
         name: str | None = None,
+        measure_cost: bool = False,
+        load_s: float | None = None,
+        model_mb: float | None = None,
     ) -> None:
         self.settings = settings if settings is not None else load_settings()
+        self._measure_cost = measure_cost
         self.model = model
         self.version = version
         self.name = name or f"{model}-{next(_names)}"
@@ -178,6 +192,7 @@ class ShadowPublisher:
             interval=interval,
             on_error=self.record_error,
             name=f"shadow-hook-{self.name}",
+            cost=WorkerCost(load_s=load_s, model_mb=model_mb) if measure_cost else None,
         )
         if export_metrics:
             register_publisher(self, registry)
@@ -198,6 +213,7 @@ class ShadowPublisher:
         latency_ms: float = 0.0,
         error: str | None = None,
         segments: Mapping[str, Any] | None = None,
+        cpu_ms: float | None = None,
         numeric: Mapping[str, float] | None = None,
         categorical: Mapping[str, str] | None = None,
         extra: Any = None,
@@ -215,7 +231,8 @@ class ShadowPublisher:
         The request thread only queues references: ``features``, ``numeric``,
         ``categorical``, ``extra`` and ``probabilities`` are read later by the background
         thread, so pass objects the app does not modify afterwards (a fresh dict per
-        request, the usual case). Segment tags are copied.
+        request, the usual case). Segment tags are copied. ``cpu_ms``: the CPU time the live
+        prediction took (``track()`` and ``shadow_predict`` measure it with ``measure_cost``).
         """
         rid = ""
         try:
@@ -239,6 +256,7 @@ class ShadowPublisher:
                         latency_ms,
                         error,
                         dict(segments) if segments else None,
+                        cpu_ms,
                     ),
                 )
                 self._buffer.offer(item, records)
@@ -285,6 +303,11 @@ class ShadowPublisher:
         return Tracked(
             self, features, request_id=request_id, model=model, version=version, segments=segments
         )
+
+    @property
+    def measure_cost(self) -> bool:
+        """Whether timing records the live prediction's thread CPU time."""
+        return self._measure_cost
 
     def sampled(self, request_id: str) -> bool:
         """Whether ``request_id`` is among the sampled (published) requests."""

@@ -27,6 +27,7 @@ from streams.hook.features import Privacy, split_features, to_label, to_probabil
 from streams.kafka.limits import ENVELOPE_BYTES
 from streams.kafka.logs import RateLimitedLog
 from streams.kafka.producer import ProducerWrapper
+from streams.process_cost import WorkerCost
 from streams.records import GroundTruth, ModelInput, Prediction, Role
 from streams.settings import TopicNames
 
@@ -58,6 +59,8 @@ class PredictionItem(NamedTuple):
     latency_ms: float
     error: str | None
     segments: dict[Any, Any] | None
+    cpu_ms: float | None
+    """Thread CPU time of the live call (``measure_cost``), or ``None``."""
 
 
 class LabelItem(NamedTuple):
@@ -92,8 +95,11 @@ class Sender:
         interval: float,
         on_error: Callable[[str, BaseException], None],
         name: str,
+        cost: WorkerCost | None = None,
     ) -> None:
         self.topics = topics
+        self.cost = cost
+        """The serving process's memory (and model load time, size) for live predictions."""
         self.buffer = buffer
         self.codec = codec
         self.privacy = privacy
@@ -164,8 +170,19 @@ class Sender:
             latency_ms if type(latency_ms) is float else float(latency_ms),
             item.error,
             tags,
+            None if item.cpu_ms is None else float(item.cpu_ms),
+            *self._process_cost(),
         )
         self._send(self.topics.live_predictions, key, prediction)
+
+    def _process_cost(
+        self,
+    ) -> tuple[str | None, float | None, float | None, float | None, float | None]:
+        """(worker, rss, peak, load_s, model_mb) of live predictions (read on this thread)."""
+        if self.cost is None:
+            return None, None, None, None, None
+        r = self.cost.sample()
+        return r.worker, r.rss_mb, r.peak_mb, r.load_s, r.model_mb
 
     def _model_input(self, item: PredictionItem, tags: dict[str, str]) -> ModelInput:
         split = split_features(item.features)

@@ -46,8 +46,14 @@ class Publishing(Protocol):
         latency_ms: float = 0.0,
         error: str | None = None,
         segments: Mapping[str, Any] | None = None,
+        cpu_ms: float | None = None,
     ) -> str:
         """Publish one request's inputs and live prediction; never raises."""
+        ...
+
+    @property
+    def measure_cost(self) -> bool:
+        """Whether timing also measures the thread CPU time of each prediction."""
         ...
 
     def record_error(self, where: str, exc: BaseException) -> None:
@@ -81,8 +87,10 @@ class Tracked:
     """One prediction being timed; set :attr:`prediction` inside the ``with`` block.
 
     On leaving the block the input and the live prediction (or the error) are published
-    with the measured latency. The request id exists from the start, so the app can
-    return it to its client or store it to label the request later.
+    with the measured latency, and the thread CPU time the block took when the publisher
+    measures CPU (``measure_cost=True``; an ``async`` block shares its thread with other
+    tasks, so ``shadow_predict`` does not measure those). The request id exists from the
+    start, so the app can return it to its client or store it to label the request later.
 
     Examples
     --------
@@ -97,8 +105,10 @@ class Tracked:
     """
 
     __slots__ = (
+        "_cpu_start_ns",
         "_publisher",
         "_start_ns",
+        "cpu_ms",
         "features",
         "latency_ms",
         "model",
@@ -118,6 +128,7 @@ class Tracked:
         model: str | None = None,
         version: str | None = None,
         segments: Mapping[str, Any] | None = None,
+        measure_cost: bool | None = None,
     ) -> None:
         self._publisher = publisher
         self.features = features
@@ -128,10 +139,15 @@ class Tracked:
         self.prediction: Any = None
         self.probabilities: Mapping[Any, float] | None = None
         self.latency_ms = 0.0
+        self.cpu_ms: float | None = None
         self._start_ns = 0
+        measure = publisher.measure_cost if measure_cost is None else measure_cost
+        self._cpu_start_ns = 0 if measure else -1
 
     def __enter__(self) -> Tracked:
         _current.set(self.request_id)
+        if self._cpu_start_ns >= 0:
+            self._cpu_start_ns = time.thread_time_ns()
         self._start_ns = time.perf_counter_ns()
         return self
 
@@ -142,6 +158,8 @@ class Tracked:
         traceback: TracebackType | None,
     ) -> None:
         self.latency_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
+        if self._cpu_start_ns >= 0:
+            self.cpu_ms = (time.thread_time_ns() - self._cpu_start_ns) / 1e6
         self._publisher.publish(
             self.features,
             None if exc is not None else self.prediction,
@@ -152,6 +170,7 @@ class Tracked:
             latency_ms=self.latency_ms,
             error=None if exc is None else error_text(exc),
             segments=self.segments,
+            cpu_ms=self.cpu_ms,
         )
         # Returning None lets the exception, if any, propagate unchanged.
 
@@ -180,7 +199,9 @@ class _Options:
     segments: Mapping[str, Any] | Callable[..., Mapping[str, Any] | None] | None
     request_id: Callable[..., str | None] | None
 
-    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tracked:
+    def start(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], *, is_async: bool = False
+    ) -> Tracked:
         p = self.publisher
         features = _guarded(p, "features extractor", lambda: self.features(*args, **kwargs))
         segments = self.segments
@@ -192,7 +213,13 @@ class _Options:
         if extract_id is not None:
             rid = _guarded(p, "request_id extractor", lambda: extract_id(*args, **kwargs))
         return Tracked(
-            p, features, request_id=rid, model=self.model, version=self.version, segments=segments
+            p,
+            features,
+            request_id=rid,
+            model=self.model,
+            version=self.version,
+            segments=segments,
+            measure_cost=False if is_async else None,  # other tasks run on the thread too
         )
 
     def finish(self, tracked: Tracked, output: Any) -> None:
@@ -263,7 +290,7 @@ def shadow_predict(
 
             @functools.wraps(func)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                tracked = options.start(args, kwargs)
+                tracked = options.start(args, kwargs, is_async=True)
                 with tracked:
                     output = await func(*args, **kwargs)
                     options.finish(tracked, output)

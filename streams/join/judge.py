@@ -26,7 +26,7 @@ from streams.records import (
 )
 from streams.stats import Evaluation, ExperimentMonitor, RuleAlert, TestResult
 
-__all__ = ["COUNT_NAMES", "ExperimentState", "Judge", "Report"]
+__all__ = ["COUNT_NAMES", "GUARDRAIL", "ExperimentState", "Judge", "Report"]
 
 log = logging.getLogger("streams.join")
 
@@ -217,12 +217,18 @@ class Judge:
             experiment.candidate,
             now_ms,
             counts,
-            _results(evaluation),
+            _results(evaluation)
+            # Each guardrail's interval now (the verdict record only goes out on a change).
+            + tuple(_result(g.result, g.metric, "", GUARDRAIL) for g in verdict.guardrails),
             verdict.decision,
             verdict.reason,
         )
         alerts = tuple(_alert(a, experiment) for a in evaluation.alerts)
         return Report(snapshot, alerts, published, evaluation)
+
+
+GUARDRAIL = "guardrail"
+"""The test name of a guardrail's result in a snapshot (its interval of candidate - live)."""
 
 
 def _finite(value: float | None) -> float | None:
@@ -242,6 +248,8 @@ def _result(result: TestResult, metric: str, segment: str, test: str | None = No
         _finite(result.effect),
         _finite(low),
         _finite(high),
+        _finite(result.live_value),
+        _finite(result.candidate_value),
     )
 
 

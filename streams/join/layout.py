@@ -36,7 +36,7 @@ from typing import Any
 from streams.avro_bytes import Skip, skipper
 from streams.schema_files import latest_schemas
 
-__all__ = ["LAYOUT", "JoinLayout", "LayoutError", "check_layout"]
+__all__ = ["LAYOUT", "JoinLayout", "LayoutError", "check_layout", "v1_suffix"]
 
 _NS = "dev.shadoweval."
 _STRING_MAP = ("map", "string")
@@ -155,6 +155,25 @@ def check_layout(schemas: Mapping[str, Any]) -> JoinLayout:
     raw = schemas[_NS + "Prediction"]["fields"]
     middle = {"type": "record", "name": "_Middle", "fields": raw[2:at]}
     return JoinLayout(tuple(names[2:at]), at == len(names) - 1, skipper(middle, schemas))
+
+
+_V1_MIDDLE = ("version", "role", "timestamp_ms", "value", "probabilities", "latency_ms", "error")
+"""The stored prediction of a JoinSlot version 1 state (Prediction version 1's middle)."""
+
+
+def v1_suffix(schemas: Mapping[str, Any], layout: JoinLayout) -> bytes | None:
+    """What turns a stored version 1 prediction into the current one: the bytes of the
+    null defaults of the fields added after ``error``; ``None`` when that is not how
+    the schemas moved (the state of a version 1 slot is then not restored)."""
+    if not layout.segments_last or layout.middle[: len(_V1_MIDDLE)] != _V1_MIDDLE:
+        return None
+    added = schemas[_NS + "Prediction"]["fields"][2 + len(_V1_MIDDLE) : 2 + len(layout.middle)]
+    if not all(
+        isinstance(f["type"], list) and f["type"][0] == "null" and f.get("default", 0) is None
+        for f in added
+    ):
+        return None
+    return b"\x00" * len(added)  # union branch 0, null: one byte each
 
 
 LAYOUT = check_layout(latest_schemas())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 
 __all__ = ["JoinMetrics"]
 
@@ -15,6 +15,8 @@ class JoinMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        if registry is None:  # its own registry: with the standard process_* metrics
+            ProcessCollector(registry=self.registry)
         self.events_in = Counter(
             "shadow_join_events_in",
             "Records consumed by stage 1, by topic.",

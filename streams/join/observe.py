@@ -1,10 +1,11 @@
 """Per-request metric values of one join event, as the statistics core takes them.
 
-Label-free (PAIRED): latency, error and timeout of each side, and the predictions themselves
-(numeric ones as a distribution, class labels as categories). With the label (LABELLED):
-absolute and squared error for regression; correctness, log loss and (binary) Brier score
-for classifiers. A loss needs both sides to have answered: a failed prediction counts in
-``error``, not as an arbitrarily bad loss.
+Label-free (PAIRED): latency, error and timeout of each side, what each prediction cost
+where both sides measured it (``cpu_ms``, ``worker_memory_mb``, ``load_s``), and the
+predictions themselves (numeric ones as a distribution, class labels as categories). With
+the label (LABELLED): absolute and squared error for regression; correctness, log loss and
+(binary) Brier score for classifiers. A loss needs both sides to have answered: a failed
+prediction counts in ``error``, not as an arbitrarily bad loss.
 
 Downstream outcomes (see :mod:`streams.join.experiments`): on PAIRED the user's decision
 function gives the categorical metric ``decision``; on LABELLED each KPI function gives
@@ -120,6 +121,7 @@ def metric_values(
             1.0 if live_error == "timeout" else 0.0,
             1.0 if candidate_error == "timeout" else 0.0,
         )
+        _costs(paired, live, candidate)
         if valid and live.value is not None and candidate.value is not None:
             if experiment.task == "regression":
                 numbers = _numbers(live.value, candidate.value)
@@ -151,6 +153,18 @@ def metric_values(
         if experiment.proxy is not None:
             _proxies(experiment, event.inputs, live, candidate, paired, [])  # counted on PAIRED
     return paired, categorical, errors, invalid
+
+
+def _costs(paired: Paired, live: Prediction, candidate: Prediction) -> None:
+    """The cost metrics both sides measured (Prediction version 2; version 1 has none):
+    ``cpu_ms`` of the call, ``worker_memory_mb`` (the peak resident memory of the process
+    that made the prediction) and ``load_s`` (its model's load time)."""
+    if live.cpu_ms is not None and candidate.cpu_ms is not None:
+        paired["cpu_ms"] = (live.cpu_ms, candidate.cpu_ms)
+    if live.worker_peak_mb is not None and candidate.worker_peak_mb is not None:
+        paired["worker_memory_mb"] = (live.worker_peak_mb, candidate.worker_peak_mb)
+    if live.load_s is not None and candidate.load_s is not None:
+        paired["load_s"] = (live.load_s, candidate.load_s)
 
 
 def _decide(

@@ -15,10 +15,12 @@ the store). A partition that moved to another worker and back replays what that 
 wrote meanwhile, as Kafka Streams' stores do. A ``memory://`` store is always rebuilt.
 
 The compacted changelog keeps the latest state per request; a tombstone (no value)
-removes one. A value whose wire header (magic byte and schema id) is not the state's own
-(another writer's record, a state of an incompatible version) is never unpacked: its
-request is dropped from the store as by a tombstone, and the values skipped are counted
-in one warning.
+removes one. A value of an older state version stage 1 can read (JoinSlot version 1,
+whose stored predictions lack Prediction version 2's cost fields) is rewritten as the
+current version. A value whose wire header (magic byte and schema id) is otherwise not the
+state's own (another writer's record, a state of an incompatible version) is never
+unpacked: its request is dropped from the store as by a tombstone, and the values skipped
+are counted in one warning.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ __all__ = [
     "rewind_inputs",
 ]
 
+Upgrades = Mapping[bytes, Callable[[bytes], bytes | None]]
+"""Header of an older state version -> its body rewritten as the current version."""
 READ_BATCH = 10_000
 MARK_EVERY_S = 5.0
 """How often a persistent store records the changelog offset it reflects (a restart
@@ -93,6 +97,9 @@ class OwnedStores:
         Makes the restore's own consumer (``read_committed``, ``enable.partition.eof``).
     admin
         An admin client (reads the changelog's topic id).
+    upgrades
+        The headers of older state versions this one reads, each with the function that
+        rewrites such a body as the current version (``None``: it cannot; not restored).
     """
 
     def __init__(
@@ -104,8 +111,10 @@ class OwnedStores:
         ttls: str,
         reader: Callable[[], ConsumerLike],
         admin: Any,
+        upgrades: Upgrades | None = None,
     ) -> None:
         self.stores = stores
+        self.upgrades = upgrades or {}
         self.topic = topic
         self.header = header
         self.first_due = first_due
@@ -136,7 +145,8 @@ class OwnedStores:
         try:
             stores = {p: self.parts[p] for p in sorted(owned)}
             replays = restore(reader, self.topic, stores, self.header, self._topic_id,
-                              self.first_due, int(time.time() * 1000), self.ttls)  # fmt: skip
+                              self.first_due, int(time.time() * 1000), self.ttls,
+                              self.upgrades)  # fmt: skip
         finally:
             reader.close()
         self._next_mark = time.monotonic() + MARK_EVERY_S
@@ -225,6 +235,7 @@ def restore(
     first_due: Callable[[int], int],
     now_ms: int,
     ttls: str = "",
+    upgrades: Upgrades | None = None,
 ) -> dict[int, Replay]:
     """Bring each store (by changelog partition) up to the changelog's end as read now,
     file its new requests' deadlines, and record the offset reached.
@@ -232,7 +243,8 @@ def restore(
     ``reader`` is a consumer of its own (``enable.partition.eof``, ``read_committed``),
     assigned here; ``header``: the changelog values' wire header (magic byte and the
     state's schema id), checked and not stored; ``first_due``: a request's first deadline
-    from its first-seen time.
+    from its first-seen time; ``upgrades``: older state versions read (see
+    :class:`OwnedStores`).
     """
     replays: dict[int, Replay] = {}
     for partition, store in stores.items():
@@ -243,7 +255,7 @@ def restore(
             replays[partition] = Replay(low, high, why)
         else:
             replays[partition] = Replay(start, high, None)
-    counts = _read(reader, topic, stores, header, replays, first_due)
+    counts = _read(reader, topic, stores, header, replays, first_due, upgrades or {})
     for partition, store in stores.items():
         replay = replays[partition]
         replays[partition] = Replay(replay.start, replay.end, replay.rebuilt, counts[partition])
@@ -261,6 +273,7 @@ def _read(
     header: bytes,
     replays: Mapping[int, Replay],
     first_due: Callable[[int], int],
+    upgrades: Upgrades,
 ) -> dict[int, int]:
     """Apply changelog partitions from each replay's start to its end to their stores,
     in writes of up to READ_BATCH records; returns the records read per partition."""
@@ -282,6 +295,10 @@ def _read(
                 raise KafkaException(error)
             value = message.value()
             changes = pending[at]
+            upgrade = None if value is None else upgrades.get(value[:size])
+            if upgrade is not None:  # an older state version: rewritten as the current one
+                body = upgrade(value[size:])
+                value = None if body is None else header + body
             if value is not None and value[:size] == header:
                 changes[key_from_changelog(message.key())] = value[size:]
             else:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import streams.join.layout  # noqa: F401 (checks the JoinSlot layout at import)
 from streams.avro_bytes import EMPTY_MAP, GiveUp, cached_long, encode_text, read_varint, size
+from streams.join.layout import LAYOUT, v1_suffix  # (checks the JoinSlot layout at import)
 from streams.native import load_native
+from streams.schema_files import latest_schemas
 
 __all__ = ["NATIVE", "Slot"]
 
@@ -101,6 +102,20 @@ class Slot:
         except GiveUp:
             raise ValueError("join slot has a varint past 64 bits") from None
 
+    @classmethod
+    def upgrade_v1(cls, data: bytes) -> bytes | None:
+        """A JoinSlot version 1 body (its predictions Prediction version 1) as the
+        current version packs it; ``None`` when the schemas moved otherwise
+        (:func:`streams.join.layout.v1_suffix`)."""
+        if _V1_SUFFIX is None:
+            return None
+        slot = cls.unpack(data)
+        if slot.live is not None:
+            slot.live += _V1_SUFFIX
+        for version, stored in slot.candidates.items():
+            slot.candidates[version] = stored + _V1_SUFFIX
+        return slot.pack()
+
     @staticmethod
     def first_seen(data: bytes) -> int:
         """``first_seen_ms`` of packed bytes, read without unpacking the rest."""
@@ -116,6 +131,7 @@ def _load_native() -> Any:
 
 
 _native = _load_native()
+_V1_SUFFIX = v1_suffix(latest_schemas(), LAYOUT)
 NATIVE = _native is not None
 """Whether :class:`Slot` packs and unpacks in C (same bytes: tests/unit/join/test_cslots.py)."""
 

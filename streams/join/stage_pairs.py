@@ -30,7 +30,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from streams.codec import CodecError, codec_for
+from streams.codec import Codec, CodecError, codec_for
 from streams.join.experiments import ExperimentsFile
 from streams.join.keys import StoreKey, changelog_key, request_key
 from streams.join.metrics import JoinMetrics
@@ -176,6 +176,7 @@ class PairStage:
             f"{self.pairing.pair_ttl_ms}/{self.pairing.label_ttl_ms}",
             lambda: clients.consumer(restore_config(settings, group, LIBRDKAFKA_LOGS)),
             clients.admin(admin_config(settings, quiet=True)),
+            _slot_upgrades(self.codec),
         )
         self.parts = self.state.parts
         """The store of each input partition owned."""
@@ -450,3 +451,10 @@ class PairStage:
         self._apply(changes, filed, settled)
         self._count_emitted(emitted)
         return any(len(due) >= self.batch_size for due in settled.values())
+
+
+def _slot_upgrades(codec: Codec) -> dict[bytes, Any]:
+    """The older JoinSlot versions the restore rewrites: version 1, unless its id is the
+    current one's (a registry that gave both the same id: nothing to tell apart)."""
+    old, current = codec.header_of(JoinSlot, version=1), codec.header_of(JoinSlot)
+    return {} if old == current else {old: Slot.upgrade_v1}

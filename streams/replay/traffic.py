@@ -13,7 +13,9 @@ JSON Lines, one object per line::
 
 Inputs are needed only by experiments with downstream decision or KPI functions.
 
-Optional prediction fields default as in :class:`streams.records.Prediction`. A JSON string
+Optional prediction fields (the cost fields ``cpu_ms``, ``worker``, ``worker_rss_mb``,
+``worker_peak_mb``, ``load_s``, ``model_mb`` too) default as in
+:class:`streams.records.Prediction`. A JSON string
 value is a class label, a number a regression value. Avro container files are written
 with the ``dev.shadoweval.Prediction``, ``GroundTruth`` or ``ModelInput`` schema.
 """
@@ -96,7 +98,27 @@ def to_json(record: TrafficRecord) -> dict[str, Any]:
         "latency_ms": record.latency_ms,
         "error": record.error,
         "segments": dict(record.segments),
+        **{name: value for name in COST_FIELDS if (value := getattr(record, name)) is not None},
     }
+
+
+COST_FIELDS = ("cpu_ms", "worker", "worker_rss_mb", "worker_peak_mb", "load_s", "model_mb")
+"""A prediction's optional cost fields (Prediction version 2), kept when present."""
+
+
+def _costs(obj: Mapping[str, Any], where: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name in COST_FIELDS:
+        value = obj.get(name)
+        if value is None:
+            continue
+        if name == "worker":
+            found[name] = str(value)
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            raise TrafficError(f"{where}: {name} must be a number (got {value!r})")
+        else:
+            found[name] = float(value)  # non-finite values are refused by the statistics
+    return found
 
 
 def _label(value: Any, where: str) -> float | str | None:
@@ -172,6 +194,7 @@ def from_json(obj: Any, where: str = "record") -> TrafficRecord:
                 float(obj.get("latency_ms") or 0.0),
                 None if error is None else str(error),
                 _text_map(obj.get("segments"), where, "segments"),
+                **_costs(obj, where),
             )
     except KeyError as exc:
         raise TrafficError(f"{where}: missing field {exc.args[0]!r}") from None

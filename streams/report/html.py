@@ -54,11 +54,16 @@ def _deltas(deltas: Iterable[MetricDelta]) -> str:
     return f"<td>{'<br>'.join(lines) or '-'}</td>"
 
 
+def _lines(text: str) -> str:
+    return f"<td>{'<br>'.join(escape(part) for part in text.split('; '))}</td>"
+
+
 def summary_table(rows: list[SummaryRow]) -> str:
     head = (
         "<tr><th>experiment</th><th>candidate</th><th>paired</th><th>labelled</th>"
         "<th>Δ primary [CI]</th><th>Δ model metric [CI]</th><th>Δ business KPIs [CI]</th>"
-        "<th>decisions agree</th><th>latency p50 ratio</th><th>verdict</th><th>reason</th></tr>"
+        "<th>decisions agree</th><th>latency p50 ratio</th><th>cost (in its worker)</th>"
+        "<th>verdict</th><th>reason</th></tr>"
     )
     body = []
     for r in rows:
@@ -79,6 +84,7 @@ def summary_table(rows: list[SummaryRow]) -> str:
             + _deltas(r.kpis)
             + _cell(agreement)
             + _cell(ratio)
+            + _lines("-" if r.cost is None else r.cost.text())
             + f'<td class="{escape(r.decision)}">{escape(r.decision.upper())}</td>'
             + _cell(r.reason)
             + "</tr>"
@@ -191,7 +197,10 @@ def render_html(run: RunResult) -> str:
         f"<h2 id='summary'>Verdicts</h2>{summary_table(summary_rows(run))}"
         "<p>Δ = candidate - live with its anytime-valid 95% interval. Business KPIs come "
         "from the experiment's downstream KPI functions; decisions agree is the share of "
-        "requests on which its decision function decides the same for both models.</p>"
+        "requests on which its decision function decides the same for both models. Cost: "
+        "CPU ms per prediction (p50 / p99), estimated cores at the observed request rate and "
+        "peak memory per replica, each with its ratio to live; a candidate's are measured in "
+        "its shadow worker (batched, another process), live's in the serving app.</p>"
         f"<h2 id='segments'>Model metrics and business KPIs by segment</h2>{segments_tables(run)}"
         f"<h2 id='alerts'>Alerts</h2>{alerts_table(run)}"
         f"<h2 id='counts'>Join counts</h2>{counts_table(run)}"

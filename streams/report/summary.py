@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.records import AlertState, MetricResult, MetricsSnapshot
+from streams.report.costs import CostSummary, cost_summary
 from streams.report.model import SEQUENTIAL_TESTS, RunResult, find_result
 
 __all__ = [
@@ -89,6 +90,8 @@ class SummaryRow:
     decision_agreement: float | None = None
     decision_agreement_low: float | None = None
     decision_agreement_high: float | None = None
+    cost: CostSummary | None = None
+    """What the candidate costs to run beside live (:mod:`streams.report.costs`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,6 +132,7 @@ def _row(run: RunResult, snapshot: MetricsSnapshot) -> SummaryRow:
         None if model is None else metric_delta(snapshot, model),
         tuple(metric_delta(snapshot, kpi) for kpi in run.kpis.get(name, ())),
         *_triple(agreement),
+        cost_summary(run, name),
     )
 
 
@@ -230,6 +234,9 @@ def _summary_table(run: RunResult, rows: list[SummaryRow]) -> Table:
     table.add_column("Δ business KPIs [CI]", min_width=wide)
     table.add_column("decisions agree", min_width=10, max_width=10)
     table.add_column("latency p50", justify="right", max_width=7)
+    costs = any(row.cost is not None and row.cost.measured for row in rows)
+    if costs:
+        table.add_column("cost (in its worker)", min_width=wide, overflow="fold")
     table.add_column("verdict", no_wrap=True)
     table.add_column("reason", overflow="fold")
     for row in rows:
@@ -237,6 +244,7 @@ def _summary_table(run: RunResult, rows: list[SummaryRow]) -> Table:
         primary = MetricDelta(
             row.primary_metric, row.primary_delta, row.primary_low, row.primary_high
         )
+        cost = [row.cost.text().replace("; ", "\n") if row.cost else "-"] if costs else []
         table.add_row(
             row.experiment,
             f"{row.paired} / {row.labelled}",
@@ -247,6 +255,7 @@ def _summary_table(run: RunResult, rows: list[SummaryRow]) -> Table:
                 row.decision_agreement, row.decision_agreement_low, row.decision_agreement_high
             ).replace(" [", "\n[", 1),
             "-" if row.latency_ratio_p50 is None else f"{row.latency_ratio_p50:.2f}x",
+            *cost,
             f"[{style}]{row.decision.upper()}[/]" if style else row.decision.upper(),
             short_reason(row.reason),
         )

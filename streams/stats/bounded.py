@@ -211,4 +211,6 @@ class BoundedCS:
             "mean_diff",
             "two-sided",
             e,
+            self.live_mean,
+            self.live_mean + self.mean,
         )

@@ -147,6 +147,7 @@ def battery(
     ]
     if name.startswith("latency"):
         out += [("mannwhitney", "mannwhitney", 0.0)]
+    if name.startswith("latency") or name == "cpu_ms":
         out += [
             (f"quantile_ratio_p{round(q * 100)}", "quantile_ratio", q) for q in (0.5, 0.95, 0.99)
         ]

@@ -105,6 +105,11 @@ BUILTIN_METRICS: Mapping[str, MetricSpec] = {
         MetricSpec("log_loss", False),
         MetricSpec("brier", False),
         MetricSpec("latency_ms", False),
+        # What each prediction costs (Prediction version 2; paired when both sides measured
+        # it): CPU ms of the call, peak memory (MiB) and model load time (s) of its process.
+        MetricSpec("cpu_ms", False),
+        MetricSpec("worker_memory_mb", False),
+        MetricSpec("load_s", False),
         MetricSpec("error", False, binary=True),
         MetricSpec("timeout", False, binary=True),
         MetricSpec(INVALID, False, binary=True),

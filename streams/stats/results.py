@@ -77,6 +77,9 @@ class TestResult:
         ``"two-sided"``, ``"less"`` or ``"greater"`` (candidate relative to live).
     evalue : float or None
         e-value of a sequential test.
+    live_value, candidate_value : float or None
+        Each side's mean (sequential mean tests) or quantile (``quantile_ratio``), where
+        the test keeps them.
 
     Examples
     --------
@@ -99,6 +102,10 @@ class TestResult:
     effect_name: str = "mean_diff"
     alternative: str = "two-sided"
     evalue: float | None = None
+    live_value: float | None = None
+    """What the effect compares, on live's side: its mean (mean tests) or quantile."""
+    candidate_value: float | None = None
+    """The same on the candidate's side."""
 
     def significant(self, alpha: float) -> bool:
         """Whether ``pvalue <= alpha`` (``False`` when the p-value is ``nan``)."""

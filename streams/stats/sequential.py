@@ -255,6 +255,9 @@ class _EProcess(Protocol):
     def n(self) -> int: ...
 
     @property
+    def live_mean(self) -> float: ...
+
+    @property
     def alternative(self) -> str: ...
 
     def log_e(self) -> float: ...
@@ -268,5 +271,7 @@ def e_process_result(test: _EProcess, name: str) -> TestResult:
     le = test.log_e()
     e = math.exp(min(le, 700.0))
     p = min(1.0, math.exp(-le)) if le > -700.0 else 1.0
-    mean, cs, n = test.mean, test.confidence_sequence(), test.n
-    return TestResult(name, e, p, mean, cs, n, "cumulative", "mean_diff", test.alternative, e)
+    mean, cs, n, live = test.mean, test.confidence_sequence(), test.n, test.live_mean
+    return TestResult(
+        name, e, p, mean, cs, n, "cumulative", "mean_diff", test.alternative, e, live, live + mean
+    )

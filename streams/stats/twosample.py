@@ -255,7 +255,10 @@ class QuantileRatio(_TwoSorted):
         l_lo, l_hi = _order_ci(self.live, self.q, each)
         c_lo, c_hi = _order_ci(self.cand, self.q, each)
         ci = (c_lo / l_hi if l_hi > 0 else NAN, c_hi / l_lo if l_lo > 0 else math.inf)
-        return TestResult("quantile_ratio", ratio, NAN, ratio, ci, self.n, "all", name)
+        return TestResult(
+            "quantile_ratio", ratio, NAN, ratio, ci, self.n, "all", name,
+            live_value=ql, candidate_value=qc,
+        )  # fmt: skip
 
 
 class TwoProportions:

@@ -70,13 +70,22 @@ class GuardrailResult:
     status: str
     result: TestResult
     note: str = ""
+    live_mean: float = math.nan
+    """Live's mean, for a relative margin (NaN otherwise): the excess is shown in % of it."""
 
     def explain(self) -> str:
         """One line with the evidence."""
         text = (
             f"guardrail {self.metric} {self.status}: excess in [{self.best_bound:.4g}, "
-            f"{self.worse_bound:.4g}] vs margin {self.limit:.4g} ({self.result.explain()})"
+            f"{self.worse_bound:.4g}] vs margin {self.limit:.4g}"
         )
+        live = self.live_mean
+        if math.isfinite(live) and live != 0.0:
+            low, high, margin = (
+                x / abs(live) for x in (self.best_bound, self.worse_bound, self.limit)
+            )
+            text += f" (candidate {low:+.0%} to {high:+.0%} of live, margin {margin:+.0%})"
+        text += f" ({self.result.explain()})"
         return f"{text}; {self.note}" if self.note else text
 
 
@@ -131,7 +140,8 @@ def _guardrail(g: Guardrail, seq: GuardStat, spec: MetricSpec) -> GuardrailResul
     stuck = status == "pending" and seq.n >= seq.min_samples and math.isinf(worse_bound)
     flat = stuck and not isinstance(seq, BoundedCS) and seq.sd == 0.0
     note = _NO_VARIATION if flat else ""
-    return GuardrailResult(g.metric, limit, worse_bound, best_bound, status, res, note)
+    shown = live if g.relative else math.nan
+    return GuardrailResult(g.metric, limit, worse_bound, best_bound, status, res, note, shown)
 
 
 ESTIMATED = "estimated"  # first word of the reason of a verdict decided on a ppi estimate
@@ -234,7 +244,11 @@ def _decide(
         )
     bad = [g for g in g_res if g.status == "violated"]
     if bad:
-        return VerdictResult("reject", "; ".join(g.explain() for g in bad), res, g_res)
+        text = "; ".join(g.explain() for g in bad)
+        if lo > cfg.primary_min_effect:  # say what is given up: a better but costlier model
+            gain = f"{res.effect:+.4g} [{res.ci[0]:+.4g}, {res.ci[1]:+.4g}]"
+            text = f"primary {cfg.primary_metric} significantly better ({gain}), but {text}"
+        return VerdictResult("reject", text, res, g_res)
     if lo > cfg.primary_min_effect:
         pending = [g for g in g_res if g.status != "ok"]
         if not pending:

@@ -34,6 +34,7 @@ from streams.kafka.assignment import assignment_lag, describe_partitions, pause_
 from streams.kafka.config import base_config, producer_config
 from streams.kafka.deadletter import dead_letter, send_dead_letter
 from streams.kafka.limits import ENVELOPE_BYTES, record_limit
+from streams.process_cost import MIB, WorkerCost
 from streams.records import ModelInput, Prediction, Role
 from streams.settings import Settings
 from streams.topics import TopicError, describe_topics
@@ -115,8 +116,11 @@ class ShadowWorker:
         metrics: WorkerMetrics | None = None,
         codec: Codec | None = None,
         clients: KafkaClients = CONFLUENT,
+        cost: WorkerCost | None = None,
     ) -> None:
         self.settings = settings
+        self.cost = cost or WorkerCost()
+        """The process's memory (and the model's load time and size) each prediction carries."""
         self.adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model)
         self.version = version
         self.config = config or WorkerConfig()
@@ -273,6 +277,7 @@ class ShadowWorker:
         producer = self._producer
         assert producer is not None
         errors = sum(1 for outcome in outcomes if outcome.error is not None)
+        self.metrics.model_cpu_seconds += sum(o.cpu_ms or 0.0 for o in outcomes) / 1000.0
         flight = _InFlight(batch.next_offsets, len(outcomes), len(batch.rejects), errors)
         self._inflight.append(flight)
         records = self._predictions(batch.inputs, outcomes, flight, producer.max_bytes)
@@ -331,7 +336,14 @@ class ShadowWorker:
         now_ms = int(time.time() * 1000)
         records: list[tuple[bytes, bytes]] = []
         append = records.append
-        for record, (value, probabilities, latency_ms, error) in zip(inputs, outcomes, strict=True):
+        cost = self.cost.sample()
+        worker, rss, peak, load_s, model_mb = (
+            cost.worker, cost.rss_mb, cost.peak_mb, cost.load_s, cost.model_mb
+        )  # fmt: skip
+        self.metrics.memory_bytes = (rss or 0.0) * MIB
+        self.metrics.peak_memory_bytes = peak * MIB
+        for record, outcome in zip(inputs, outcomes, strict=True):
+            value, probabilities, latency_ms, error, cpu_ms = outcome
             request_id = record.request_id
             prediction = Prediction(
                 request_id,
@@ -344,6 +356,12 @@ class ShadowWorker:
                 latency_ms,
                 error,
                 record.segments,
+                cpu_ms,
+                worker,
+                rss,
+                peak,
+                load_s,
+                model_mb,
             )
             try:
                 data = encode(prediction)

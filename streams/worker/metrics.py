@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -35,11 +35,14 @@ _COUNTERS = {
     "skipped": "Inputs of other models, consumed and not scored.",
     "delivery_failures": "Messages the producer finally failed to deliver.",
     "timeouts": "Model calls abandoned at their deadline (their inputs: timeout predictions).",
+    "model_cpu_seconds": "CPU time of the model calls (each in the thread that ran it).",
     "model_restarts": "Model processes killed and replaced (--isolate process).",
 }
 _GAUGES = {
     "hung_threads": "Model threads stuck in a call past its deadline (not replaced).",
     "stalled": "1 while every model thread is stuck and the worker takes no inputs.",
+    "memory_bytes": "Resident memory of the worker process (its latest reading).",
+    "peak_memory_bytes": "Peak resident memory of the worker process so far.",
 }
 
 
@@ -65,11 +68,14 @@ class WorkerMetrics:
     skipped: int = 0
     delivery_failures: int = 0
     timeouts: int = 0
+    model_cpu_seconds: float = 0.0
     model_restarts: int = 0
     threads: int = 0
     """Size of the model call pool (0: calls without a deadline, no pool)."""
     hung_threads: int = 0
     stalled: int = 0
+    memory_bytes: float = 0.0
+    peak_memory_bytes: float = 0.0
     lag: int = 0
     batches: int = 0
     batch_seconds_sum: float = 0.0
@@ -149,8 +155,10 @@ class WorkerCollector(Collector):
 
 
 def serve_metrics(metrics: WorkerMetrics, port: int, addr: str = "0.0.0.0") -> CollectorRegistry:
-    """Serve ``metrics`` on ``http://addr:port/metrics`` from a daemon thread."""
+    """Serve ``metrics`` on ``http://addr:port/metrics`` from a daemon thread, with the
+    standard ``process_*`` metrics of this process (CPU seconds, resident memory...)."""
     registry = CollectorRegistry()
     registry.register(WorkerCollector(metrics))
+    ProcessCollector(registry=registry)
     start_http_server(port, addr=addr, registry=registry)
     return registry

@@ -71,6 +71,8 @@ class Outcome(NamedTuple):
     probabilities: Mapping[str, float] | None = None
     latency_ms: float = 0.0
     error: str | None = None
+    cpu_ms: float | None = None
+    """CPU time of the call in the thread that ran it (a batched call's split equally)."""
 
 
 def features_of(record: ModelInput) -> dict[str, Any]:
@@ -252,26 +254,27 @@ class ModelAdapter:
 
     # -- per record ------------------------------------------------------------------------
     def _one(self, record: ModelInput) -> Outcome:
-        clock = time.perf_counter
-        started = clock()
+        clock, cpu_clock = time.perf_counter, time.thread_time_ns
+        started, cpu_started = clock(), cpu_clock()
         try:
             output = self._call_one(record.feature_dict())
-            latency = (clock() - started) * 1000.0
+            latency, cpu_ms = (clock() - started) * 1000.0, (cpu_clock() - cpu_started) / 1e6
             if type(output) is float:
-                return Outcome(output, None, latency)
+                return Outcome(output, None, latency, None, cpu_ms)
             value, probabilities = normalize_output(output)
         except Exception as exc:
-            return Outcome(None, None, (clock() - started) * 1000.0, _error_text(exc))
-        return Outcome(value, probabilities, latency)
+            cpu_ms = (cpu_clock() - cpu_started) / 1e6
+            return Outcome(None, None, (clock() - started) * 1000.0, _error_text(exc), cpu_ms)
+        return Outcome(value, probabilities, latency, None, cpu_ms)
 
     # -- per batch -------------------------------------------------------------------------
     def _predict_batched(self, inputs: Sequence[ModelInput]) -> list[Outcome | None]:
         started = time.perf_counter()
         try:
             if self.pool is None:
-                pairs = self._call_batch(inputs)
+                pairs, cpu_ns = self._call_batch_timed(inputs)
             else:
-                pairs = self.pool.call(lambda: self._call_batch(inputs))
+                pairs, cpu_ns = self.pool.call(lambda: self._call_batch_timed(inputs))
         except Timeout:
             return [Outcome(error=TIMEOUT)] * len(inputs)
         except PoolExhausted:
@@ -282,7 +285,18 @@ class ModelAdapter:
                 return [Outcome(latency_ms=elapsed, error=_error_text(exc))]
             return [outcome for record in inputs for outcome in self._predict_batched([record])]
         share = (time.perf_counter() - started) * 1000.0 / len(inputs)
-        return [Outcome(value, probabilities, share) for value, probabilities in pairs]
+        cpu_share = cpu_ns / 1e6 / len(inputs)
+        return [
+            Outcome(value, probabilities, share, None, cpu_share) for value, probabilities in pairs
+        ]
+
+    def _call_batch_timed(
+        self, inputs: Sequence[ModelInput]
+    ) -> tuple[list[tuple[Value, Mapping[str, float] | None]], int]:
+        """:meth:`_call_batch` and the CPU time (ns) it took in the thread running it."""
+        cpu_started = time.thread_time_ns()
+        pairs = self._call_batch(inputs)
+        return pairs, time.thread_time_ns() - cpu_started
 
     def _call_batch(
         self, inputs: Sequence[ModelInput]

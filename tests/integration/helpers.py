@@ -123,3 +123,14 @@ def re_create_topics(settings: Settings, timeout: float = 60) -> None:
         assert time.monotonic() < deadline, "the old topics were never deleted"
         time.sleep(0.5)
     topics.create_topics(settings)  # the project's own: the changelog compacted
+
+
+def wait_for_topics(settings: Settings, timeout: float = 60.0) -> None:
+    """Until every topic of ``settings`` shows in the broker's metadata with its partitions
+    (a topic just created may not yet, and a client that looks too early sees none)."""
+    from streams.topics import describe_topics
+
+    deadline = time.monotonic() + timeout
+    while any(s.partitions is None for s in describe_topics(settings)):
+        assert time.monotonic() < deadline, "the created topics never showed in the metadata"
+        time.sleep(0.2)

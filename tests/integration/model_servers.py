@@ -5,6 +5,7 @@ agree with ours). A missing venv fails the test with the command that installs i
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from streams.broker.config import free_port
-from streams.broker.process import die_with_parent
+from streams.broker.process import die_with_parent, signal_group
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 120.0
@@ -42,6 +43,7 @@ class ServerProcess:
             self.process = subprocess.Popen(
                 self.argv, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(),
+                start_new_session=True,  # its own group: stop() ends its workers too
             )  # fmt: skip
         deadline = time.monotonic() + timeout
         pending = list(self.ready_urls)
@@ -63,11 +65,11 @@ class ServerProcess:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        process.terminate()
+        signal_group(process.pid, signal.SIGTERM)
         try:
-            process.wait(20)
+            process.wait(10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            signal_group(process.pid, signal.SIGKILL)
             process.wait(10)
 
     def tail(self, chars: int = 3000) -> str:

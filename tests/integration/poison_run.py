@@ -26,9 +26,9 @@ from confluent_kafka import Consumer
 from streams.broker.config import free_port
 from streams.codec import Codec
 from streams.join.experiments import ExperimentsFile
-from streams.join.offline import OfflineJoin
+from streams.join.judge import Judge
 from streams.kafka.config import client_config
-from streams.records import DeadLetter, GroundTruth, MetricsSnapshot, Prediction, Role
+from streams.records import DeadLetter, JoinEvent, JoinKind, MetricsSnapshot, Prediction, Role
 from streams.settings import Settings
 from streams.worker import ModelAdapter, ShadowWorker, WorkerConfig
 from streams.worker.metrics import WorkerMetrics
@@ -58,15 +58,15 @@ class PoisonRun:
 
 def clean_verdict(plan: Plan) -> str:
     """The verdict the pure core gives the same requests without any bad record."""
-    join = OfflineJoin(ExperimentsFile.parse(EXPERIMENTS_TOML))
+    judge = Judge(ExperimentsFile.parse(EXPERIMENTS_TOML))
     for request in plan.clean:
-        live, rid = request.live, request.live.request_id
-        candidate = Prediction(rid, "churn", "v2", Role.SHADOW, live.timestamp_ms,
+        live, rid, at = request.live, request.live.request_id, request.live.timestamp_ms
+        candidate = Prediction(rid, "churn", "v2", Role.SHADOW, at,
                                str(request.candidates[0].value), None, 0.05)  # fmt: skip
-        label = GroundTruth(rid, "churn", live.timestamp_ms + 1, str(request.label.value))
-        join.feed([live, candidate, label])
-    join.finish()
-    return join.judge.report("worse", join.now_ms).snapshot.decision
+        label = str(request.label.value)
+        judge.apply(JoinEvent(JoinKind.PAIRED, "worse", rid, at, live, candidate))
+        judge.apply(JoinEvent(JoinKind.LABELLED, "worse", rid, at, live, candidate, label=label))
+    return judge.report("worse", plan.clean[-1].live.timestamp_ms).snapshot.decision
 
 
 def dead_letters(settings: Settings) -> Counter[tuple[str, str, str]]:

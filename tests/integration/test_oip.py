@@ -18,9 +18,8 @@ from streams.cli import main
 from streams.oip import OIPCandidate, OIPOptions
 from streams.records import ModelInput, Prediction
 from streams.settings import Settings
-from streams.topics import describe_topics
 from streams.worker import ShadowWorker, WorkerConfig
-from tests.integration.helpers import create_topics
+from tests.integration.helpers import create_topics, wait_for_topics
 from tests.integration.model_servers import ServerProcess, mlserver, write_mlserver_repository
 from tests.integration.test_worker import CODEC, produce, read_records
 
@@ -81,13 +80,10 @@ def _send(settings: Settings, inputs: list[ModelInput]) -> None:
     produce(settings, [(r.request_id.encode(), CODEC.encode(r)) for r in inputs])
 
 
-def _topics_ready(settings: Settings, timeout: float = 60) -> None:
+def _topics_ready(settings: Settings) -> None:
     """Create the topics and wait until the metadata shows them (the worker checks)."""
     create_topics(settings)
-    deadline = time.monotonic() + timeout
-    while any(s.partitions is None for s in describe_topics(settings)):
-        assert time.monotonic() < deadline, "the created topics never showed in the metadata"
-        time.sleep(0.2)
+    wait_for_topics(settings)
 
 
 class RunningWorker:

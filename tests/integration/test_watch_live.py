@@ -379,7 +379,7 @@ def test_prometheus_scrapes_and_every_dashboard_query_returns_data(
             assert {t["labels"]["job"] for t in targets} == {"shadow-worker", "shadow-join"}
             assert all(t["health"] == "up" for t in targets), targets
             rules = _wait_for_alerts(api, {"ShadowJoinDeadLetters", "ShadowWorkerDeadLetters"})
-            assert len(rules) == 8 and all(r["health"] == "ok" for r in rules), rules
+            assert len(rules) == 9 and all(r["health"] == "ok" for r in rules), rules
         finally:
             server.terminate()
             server.wait(30)

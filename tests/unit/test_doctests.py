@@ -8,7 +8,9 @@ import pkgutil
 
 import pytest
 
+import streams.actions
 import streams.codec
+import streams.ingest
 import streams.join
 import streams.oip
 import streams.stats
@@ -16,7 +18,15 @@ import streams.web
 
 MODULES = [
     m.name
-    for package in (streams.codec, streams.join, streams.oip, streams.stats, streams.web)
+    for package in (
+        streams.actions,
+        streams.codec,
+        streams.ingest,
+        streams.join,
+        streams.oip,
+        streams.stats,
+        streams.web,
+    )
     for m in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")
 ]
 

@@ -230,6 +230,7 @@ LEAVES = [
     "streams.partitioning",
     "streams.avro_bytes",
     "streams.schema_files",
+    "streams.process_cost",
     "streams.callpool",
 ]
 
@@ -253,7 +254,11 @@ def test_nothing_in_streams_imports_aiokafka() -> None:
 
 # Integrations with other platforms come with extras; the packages that run without them
 # (the hook, the worker, the join) must not reach them, so a slim install keeps working.
-EXTRAS_ONLY = {"streams.oip": ["httpx"]}
+EXTRAS_ONLY = {
+    "streams.oip": ["httpx"],
+    "streams.ingest": ["cloudevents"],
+    "streams.actions": ["httpx"],
+}
 
 
 def test_the_worker_hook_and_join_run_without_the_integration_extras() -> None:

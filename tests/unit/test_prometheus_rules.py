@@ -20,6 +20,7 @@ needs_promtool = pytest.mark.skipif(
 )
 ALERTS = {
     "ShadowWorkerLagGrowing",
+    "ShadowWorkerStalled",
     "ShadowJoinLagGrowing",
     "ShadowWorkerDeadLetters",
     "ShadowJoinDeadLetters",

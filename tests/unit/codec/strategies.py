@@ -64,6 +64,12 @@ predictions = st.builds(
     latency_ms=finite,
     error=st.one_of(st.none(), text),
     segments=segments,
+    cpu_ms=st.one_of(st.none(), finite),
+    worker=st.one_of(st.none(), text),
+    worker_rss_mb=st.one_of(st.none(), finite),
+    worker_peak_mb=st.one_of(st.none(), finite),
+    load_s=st.one_of(st.none(), finite),
+    model_mb=st.one_of(st.none(), finite),
 )
 
 ground_truths = st.builds(

@@ -168,14 +168,25 @@ def test_every_truncation_and_every_byte_value_read_the_same(record: Record) -> 
 @pytest.mark.parametrize(
     "body",
     [
-        b"\x02r\x02m\x02v\x00" + b"\xff" * 9 + b"\x01" + b"\x00" * 12,  # ts of 10 bytes
-        b"\x02r\x02m\x02v\x00" + b"\xff" * 9 + b"\x02" + b"\x00" * 12,  # past 64 bits
-        b"\x02r\x02m\x02v\x00" + b"\xff" * 10 + b"\x00" + b"\x00" * 12,  # 11 bytes
+        b"\x02r\x02m\x02v\x00" + b"\xff" * 9 + b"\x01" + b"\x00" * 18,  # ts of 10 bytes
+        b"\x02r\x02m\x02v\x00" + b"\xff" * 9 + b"\x02" + b"\x00" * 18,  # past 64 bits
+        b"\x02r\x02m\x02v\x00" + b"\xff" * 10 + b"\x00" + b"\x00" * 18,  # 11 bytes
         b"\x02r\x02m\x02v\x00\x00\x00\x02\x03k" + b"\x00" * 8,  # negative map count
         b"\x02r\x02m\x02v\x00\x00\x00\x02\x02\x02k" + b"\x00" * 8 + b"\x02\x02j",  # 2 blocks
-        b"\x02r\x02m\x02v\x00\x00\x00\x00" + b"\x00" * 8 + b"\x00\x00",  # all empty
-        b"\x02r\x02m\x02v\x00\x00\x00\x00" + b"\x00" * 8 + b"\x00\x02\x02k\x02v\x00",
-        b"\x02r\x02m\x02v\x04\x00\x00\x00" + b"\x00" * 8 + b"\x00\x00",  # role out of range
+        b"\x02r\x02m\x02v\x00\x00\x00\x00" + b"\x00" * 8 + b"\x00" * 7 + b"\x00",  # all empty
+        b"\x02r\x02m\x02v\x00\x00\x00\x00" + b"\x00" * 15 + b"\x02\x02k\x02v\x00",
+        b"\x02r\x02m\x02v\x04\x00\x00\x00" + b"\x00" * 16,  # role out of range
+        # The cost fields (version 2): set, a union index out of range, a bad worker name.
+        b"\x02r\x02m\x02v\x00\x00\x00\x00"
+        + b"\x00" * 9
+        + b"\x02"
+        + b"\x00" * 8
+        + b"\x02\x02w"
+        + b"\x02"
+        + b"\x00" * 8
+        + b"\x00\x00\x00\x00",
+        b"\x02r\x02m\x02v\x00\x00\x00\x00" + b"\x00" * 9 + b"\x04" + b"\x00" * 6,
+        b"\x02r\x02m\x02v\x00\x00\x00\x00" + b"\x00" * 10 + b"\x02\x02\xff" + b"\x00" * 5,
         b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00",  # a huge length
     ],
 )

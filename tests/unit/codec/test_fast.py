@@ -108,6 +108,9 @@ odd_predictions = st.builds(
     latency_ms=odd_float,
     error=st.one_of(st.none(), long_text, st.just(3)),
     segments=odd_mapping,
+    cpu_ms=st.one_of(st.none(), odd_float, st.just(3)),
+    worker=st.one_of(st.none(), long_text, st.just(3)),
+    load_s=st.one_of(st.none(), odd_float),
 )
 
 odd_label = st.one_of(st.none(), odd_float, long_text, st.just(Role.LIVE))
@@ -448,7 +451,7 @@ def test_timestamps_near_a_cached_one_read_exactly(timestamp: int, step: int) ->
     ],
 )
 def test_hand_made_join_event_bodies_decode_like_fastavro(body: bytes) -> None:
-    data = b"\x00\x00\x00\x00\x04" + body
+    data = FAST.header_of(JoinEvent) + body
     fast, reference = outcome(FAST.decode, data), outcome(FASTAVRO.decode, data)
     assert fast == reference
 
@@ -456,7 +459,7 @@ def test_hand_made_join_event_bodies_decode_like_fastavro(body: bytes) -> None:
 def test_a_non_minimal_union_index_decodes_like_fastavro() -> None:
     body = FASTAVRO.encode(replace(EVENT, candidate=None, inputs=None))[5:]
     at = body.index(b"\x02\x02r\x02m\x04v1")  # the live branch index
-    data = b"\x00\x00\x00\x00\x04" + body[:at] + b"\x82\x00" + body[at + 1 :]
+    data = FAST.header_of(JoinEvent) + body[:at] + b"\x82\x00" + body[at + 1 :]
     assert FAST.decode(data) == FASTAVRO.decode(data) == replace(EVENT, candidate=None, inputs=None)
 
 

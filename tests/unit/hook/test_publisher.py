@@ -232,6 +232,7 @@ def test_publish_hands_over_every_field_in_its_place(
         latency_ms=2.5,
         error="E: x",
         segments=segments,
+        cpu_ms=1.5,
         numeric=numeric,
         categorical=categorical,
         extra=[1],
@@ -256,10 +257,11 @@ def test_publish_hands_over_every_field_in_its_place(
         latency_ms=2.5,
         error="E: x",
         segments=segments,
+        cpu_ms=1.5,
     )
     assert first.segments is not segments  # copied on the request thread
     assert second == PredictionItem(
-        "r2", 124, "m", "v1", 1, *[None] * 4, 0.5, None, 0.0, None, None
+        "r2", 124, "m", "v1", 1, *[None] * 4, 0.5, None, 0.0, None, None, None
     )
     assert second.records == 1
     assert label == LabelItem(request_id="r1", timestamp_ms=125, model="m", value=1.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +13,8 @@ from streams.hook.wrap import Publishing, Tracked, current_request_id, shadow_pr
 
 
 class FakePublisher:
-    def __init__(self) -> None:
+    def __init__(self, measure_cost: bool = False) -> None:
+        self.measure_cost = measure_cost
         self.published: list[dict[str, Any]] = []
         self.errors: list[tuple[str, str]] = []
 
@@ -72,3 +75,38 @@ def test_tracked_records_the_models_exception_and_reraises_it() -> None:
     assert record["prediction"] is None
     assert record["error"] == "ValueError: bad input"
     assert record["request_id"] == tracked.request_id
+
+
+def _burn(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_cpu_time_is_measured_only_when_the_publisher_opts_in() -> None:
+    """The thread's CPU time, not the wall time: a sleep adds latency and no CPU."""
+    measuring, plain = FakePublisher(measure_cost=True), FakePublisher()
+    for fake in (measuring, plain):
+
+        @shadow_predict(fake)
+        def predict(features: dict[str, float]) -> float:
+            _burn(0.02)
+            time.sleep(0.05)
+            return 1.0
+
+        predict({"x": 1.0})
+    [timed], [untimed] = measuring.published, plain.published
+    assert untimed["cpu_ms"] is None
+    assert 18.0 <= timed["cpu_ms"] < timed["latency_ms"] - 40.0
+
+
+def test_an_async_prediction_is_not_cpu_timed() -> None:
+    """Other tasks run on the event loop's thread meanwhile: its CPU time is not the call's."""
+    fake = FakePublisher(measure_cost=True)
+
+    @shadow_predict(fake)
+    async def predict(features: dict[str, float]) -> float:
+        return 1.0
+
+    asyncio.run(predict({"x": 1.0}))
+    assert fake.published[0]["cpu_ms"] is None

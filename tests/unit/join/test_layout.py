@@ -84,7 +84,9 @@ def test_a_prediction_field_after_segments_is_kept_where_it_was() -> None:
     schemas = _changed(_append("Prediction"))
     layout = check_layout(schemas)
     assert not layout.segments_last
-    middle = text("v2") + b"\x02" + b"\x06" + b"\x00" + b"\x00" + bytes(8) + b"\x00"
+    middle = (
+        text("v2") + b"\x02" + b"\x06" + b"\x00" + b"\x00" + bytes(8) + b"\x00" + bytes(6)
+    )  # cost fields null
     assert layout.skip_middle(middle + b"\x2a", 0) == len(middle)
 
 
@@ -93,7 +95,7 @@ def test_importing_the_join_with_a_moved_field_fails_at_start_up(tmp_path: Path)
     schemas.mkdir()
     for source in find_schema_dir().iterdir():
         (schemas / source.name).write_bytes(source.read_bytes())
-    slot = schemas / "join_slot.v1.avsc"
+    slot = schemas / "join_slot.v2.avsc"
     slot.write_text(
         slot.read_text().replace(
             '"first_seen_ms", "type": "long"', '"first_seen_ms", "type": "int"'

@@ -38,7 +38,7 @@ def test_a_process_hanging_forever_is_killed_and_replaced_each_time() -> None:
     assert {7, 107, 207} <= timeouts  # (a call late only because the machine is busy too)
     assert all(o.value == 2.0 * i for i, o in enumerate(outcomes) if i not in timeouts)
     assert model.restarts == model.timeouts == len(timeouts)
-    assert threading.active_count() == threads  # no thread left behind by a hang
+    assert threading.active_count() <= threads  # no thread left behind by a hang
 
 
 def test_a_process_that_dies_gives_its_input_an_error_and_the_rest_go_on() -> None:

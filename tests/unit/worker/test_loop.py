@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from streams.codec import Codec
+from streams.process_cost import WorkerCost
 from streams.records import DeadLetter, ModelInput, Prediction, Role
 from streams.settings import Settings
 from streams.worker import ShadowWorker, WorkerConfig, WorkerError
@@ -31,7 +32,7 @@ def _broker(inputs: int, junk: int = 0) -> FakeBroker:
 
 
 def _run(
-    broker: FakeBroker, model: Any, until: Any, **config: Any
+    broker: FakeBroker, model: Any, until: Any, cost: WorkerCost | None = None, **config: Any
 ) -> tuple[ShadowWorker, FakeClients, BaseException | None]:
     clients = FakeClients(broker)
     worker = ShadowWorker(
@@ -40,6 +41,7 @@ def _run(
         "v2",
         config=WorkerConfig(name="churn", status_every=0, batch_size=7, **config),
         clients=clients,
+        cost=cost,
     )
     stop = threading.Event()
     failure: list[BaseException] = []
