@@ -101,6 +101,16 @@ def metric_values(
     live_problem = prediction_problem(live, task, classes)
     candidate_problem = prediction_problem(candidate, task, classes)
     valid = live_problem is None and candidate_problem is None
+    # Both sides answered with a value: an error prediction counts as an error, and a
+    # value it carries anyway (a hostile record) is never scored; the gate does not
+    # look at it.
+    scored = (
+        valid
+        and live.error is None
+        and candidate.error is None
+        and live.value is not None
+        and candidate.value is not None
+    )
     if kind is _PAIRED:
         if not valid:
             if live_problem is not None:
@@ -122,7 +132,7 @@ def metric_values(
             1.0 if candidate_error == "timeout" else 0.0,
         )
         _costs(paired, live, candidate)
-        if valid and live.value is not None and candidate.value is not None:
+        if scored:
             if experiment.task == "regression":
                 numbers = _numbers(live.value, candidate.value)
                 if numbers is not None:
@@ -140,7 +150,7 @@ def metric_values(
                 _proxies(experiment, event.inputs, live, candidate, paired, errors)
     elif (problem := label_problem(event.label, task, classes)) is not None:
         invalid.append(f"label:{problem}")
-    elif valid and live.value is not None and candidate.value is not None:
+    elif scored:
         if experiment.task == "regression":
             _regression_losses(paired, live, candidate, event.label)
         else:

@@ -26,7 +26,8 @@ def test_a_stalled_worker_takes_no_inputs_then_finishes_every_one_exactly_once()
             release.wait()
         return features["age"]
 
-    adapter = ModelAdapter(model, timeout_ms=30, threads=2)
+    # Long enough that no call but a hung one runs out of time on a loaded machine.
+    adapter = ModelAdapter(model, timeout_ms=500, threads=2)
 
     def until(worker: Any) -> bool:
         if worker.metrics.stalled and not release.is_set():
