@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -18,9 +19,17 @@ from streams.kafka.clients import CONFLUENT, KafkaClients
 from streams.kafka.config import admin_config
 from streams.kafka.problems import explain, metadata
 from streams.partitioning import murmur2
-from streams.settings import Settings
+from streams.settings import Settings, TopicNames
 
-__all__ = ["TopicError", "TopicStatus", "check_topics", "create_topics", "partition_of"]
+__all__ = [
+    "TopicError",
+    "TopicStatus",
+    "check_topics",
+    "co_partitioned",
+    "create_topics",
+    "partition_mismatch",
+    "partition_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -90,28 +99,60 @@ def create_topics(
     return [topic.topic for topic in wanted]
 
 
+LISTED_IN_A_ROW = 3
+"""Metadata answers in a row that must list a new topic: each may come from another
+broker of a cluster, and each broker learns of the topic on its own time."""
+
+
 def _wait_until_listed(settings: Settings, names: set[str], timeout: float) -> None:
-    """Until the broker's metadata lists ``names``: a broker that has just (re)started
+    """Until the brokers' metadata lists ``names``: a broker that has just (re)started
     can answer a metadata request before it has caught up with the topics it created."""
     deadline = time.monotonic() + timeout
+    in_a_row = 0
     while time.monotonic() < deadline:
         listed = {s.name for s in describe_topics(settings) if s.partitions is not None}
-        if names <= listed:
+        in_a_row = in_a_row + 1 if names <= listed else 0
+        if in_a_row >= LISTED_IN_A_ROW:
             return
         time.sleep(0.2)
 
 
+def co_partitioned(names: TopicNames) -> tuple[str, ...]:
+    """The topics that must share one partition count: the per-request topics, the
+    join's state changelog (a request's state lives in its inputs' partition) and its
+    events (both join stages place an experiment by the same count)."""
+    return (*names.per_request, names.join_state, names.join_events)
+
+
+def partition_mismatch(counts: Mapping[str, int], expected: int | None = None) -> str | None:
+    """``None`` when every topic of ``counts`` has ``expected`` partitions (or, without
+    ``expected``, all have one count), else a sentence naming the topics and counts.
+
+    Examples
+    --------
+    >>> partition_mismatch({"p.inputs": 6, "p.join.state": 3})
+    'p.inputs=6, p.join.state=3 must have one partition count; see README "Adding partitions"'
+    >>> partition_mismatch({"p.inputs": 3}, 3) is None
+    True
+    """
+    wanted = {expected} if expected is not None else set(counts.values())
+    if set(counts.values()) <= wanted and len(wanted) <= 1:
+        return None
+    listing = ", ".join(f"{name}={count}" for name, count in counts.items())
+    target = f"{expected} partitions" if expected is not None else "one partition count"
+    return f'{listing} must have {target}; see README "Adding partitions"'
+
+
 def check_topics(settings: Settings) -> list[TopicStatus]:
-    """Every topic exists and the per-request topics share one partition count."""
+    """Every topic exists, and the per-request and join topics share one partition count."""
     statuses = describe_topics(settings)
     missing = [s.name for s in statuses if s.partitions is None]
     if missing:
         raise TopicError(f"missing topics: {', '.join(missing)} (run `shadow-eval topics create`)")
-    per_request = {s.name: s.partitions for s in statuses if s.name in settings.topics.per_request}
-    if len(set(per_request.values())) > 1:
-        listing = ", ".join(f"{name}={count}" for name, count in per_request.items())
-        raise TopicError(
-            "per-request topics are not co-partitioned (the join would miss pairs): "
-            f"{listing}; give them one partition count"
-        )
+    together = co_partitioned(settings.topics)
+    problem = partition_mismatch(
+        {s.name: s.partitions for s in statuses if s.name in together and s.partitions}
+    )
+    if problem is not None:
+        raise TopicError(f"topics not co-partitioned (the join would miss pairs): {problem}")
     return statuses

@@ -10,6 +10,7 @@ import click
 
 from streams.cli.options import kafka_options, settings_from
 from streams.codec import RegistryError
+from streams.settings import Settings
 
 __all__ = ["join"]
 
@@ -108,6 +109,7 @@ def join(
             raise click.BadParameter(str(exc), param_hint="--store") from None
         experiments = replace(experiments, join=replace(experiments.join, store=store))
     try:
+        settings = _partitions_from_topics(settings)
         # The join's own topics are made on first start; the others are the user's.
         create_topics(settings, only=(settings.topics.join_events, settings.topics.join_state))
         statuses = check_topics(settings)
@@ -117,10 +119,12 @@ def join(
     if counts != {settings.partitions}:
         raise click.ClickException(
             f"the per-request topics have {counts.pop()} partitions but --partitions / "
-            f"SHADOW_PARTITIONS is {settings.partitions}; they must match"
+            f"SHADOW_PARTITIONS is {settings.partitions}; they must match (leave both "
+            "out: the join takes the count from the topics)"
         )
     from streams.join.engine import JoinWorker
     from streams.join.stage_pairs import STALL_LIMIT_S
+    from streams.kafka.transaction import Fenced
     from streams.kafka.watchdog import Watchdog, restart_process
 
     logging.basicConfig(
@@ -175,8 +179,26 @@ def join(
     _tune_gc()
     try:
         worker.run()
+    except TopicError as exc:  # partitions added while running (streams/join/partition_watch)
+        raise click.ClickException(str(exc)) from None
     except RegistryError as exc:
         raise click.ClickException(f"join stopped: {exc}") from None
+    except Fenced:
+        restart_process("join stage 1", "was fenced or lost its transaction coordinator")
+
+
+def _partitions_from_topics(settings: Settings) -> Settings:
+    """``settings`` with the per-request topics' partition count, unless one was given
+    (``--partitions`` / ``SHADOW_PARTITIONS``: then it is only checked against them)."""
+    from streams.topics import describe_topics
+
+    if "partitions" in settings.model_fields_set:
+        return settings
+    names = settings.topics.per_request
+    counts = {s.partitions for s in describe_topics(settings) if s.name in names and s.partitions}
+    if len(counts) != 1:
+        return settings  # missing or not co-partitioned: check_topics says which
+    return settings.model_copy(update={"partitions": counts.pop()})
 
 
 def _tune_gc() -> None:

@@ -24,10 +24,12 @@ from typing import Any
 
 from streams.join.experiments import ExperimentsFile
 from streams.join.metrics import JoinMetrics
+from streams.join.partition_watch import PartitionWatch
 from streams.join.stage_judge import JudgeStage
 from streams.join.stage_pairs import BATCH_SIZE, PairStage
 from streams.kafka.watchdog import Watchdog
 from streams.settings import Settings
+from streams.topics import co_partitioned
 
 __all__ = ["STAGES", "JoinWorker"]
 
@@ -101,6 +103,11 @@ class JoinWorker:
             if "judge" in stages
             else None
         )
+        stage = self.pairs or self.judge
+        assert stage is not None
+        self._partitions = PartitionWatch(
+            stage.consumer, co_partitioned(settings.topics), settings.partitions
+        )
         self._expire_every = join.expire_every_s
         self._report_every = join.snapshot_every_s
         self._checkpoint_every = join.checkpoint_every_s
@@ -135,6 +142,7 @@ class JoinWorker:
                 if judge is not None:
                     judge.poll(0 if busy else POLL_S)
                 now = time.monotonic()
+                self._partitions.check(now)
                 if pairs is not None and now >= next_expiry:
                     next_expiry = now + self._expire_every
                     pairs.expire()

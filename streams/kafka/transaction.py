@@ -12,8 +12,11 @@ Join stage 1 runs each batch as a :class:`TransactionalBatch`, in numbered steps
 4. A retriable failure of step 3 repeats it (up to ``attempts`` times); an abortable
    one (a broker restart, a fenced epoch after a rebalance) aborts the transaction and
    calls ``rewind``, which must bring the local store back to the changelog and seek
-   the consumer back to the committed offsets: the batch is redone, never lost. A
-   fatal one (another process took over the transactional id) is raised.
+   the consumer back to the committed offsets: the batch is redone, never lost. An
+   abort that times out (the whole cluster down) is retried until it goes through. A
+   fatal one is raised: :class:`Fenced` when this producer was fenced (it was a zombie,
+   frozen past its transaction timeout while another process took over) or lost its
+   transaction state with a killed coordinator.
 
 Steps 3 and 4 run under a :class:`~streams.kafka.watchdog.Watchdog`: librdkafka's
 transaction calls can block past their own timeout when the group coordinator goes
@@ -27,18 +30,38 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
 from streams.kafka.clients import ConsumerLike, topic_partitions
 from streams.kafka.producer import PARTITION_ANY, ProducerWrapper
 
-__all__ = ["COMMIT_ATTEMPTS", "COMMIT_TIMEOUT_S", "Guard", "TransactionalBatch"]
+__all__ = ["COMMIT_ATTEMPTS", "COMMIT_TIMEOUT_S", "Fenced", "Guard", "TransactionalBatch"]
 
 log = logging.getLogger(__name__)
 
 COMMIT_TIMEOUT_S = 10.0
 COMMIT_ATTEMPTS = 6
 """A commit that keeps failing for a minute is aborted and the batch redone."""
+
+
+FENCED_CODES = frozenset({
+    KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
+    KafkaError.INVALID_TXN_STATE,
+})  # fmt: skip
+
+
+class Fenced(KafkaException):
+    """The transactional producer cannot go on: it was fenced (its process was a zombie,
+    frozen or cut off past its transaction timeout, and the coordinator aborted its
+    transaction) or its transaction state was lost with a coordinator killed mid-commit
+    (``INVALID_TXN_STATE``). Nothing it had not committed is visible; the process must
+    start over from Kafka (the join's CLI restarts it in place)."""
+
+
+def _fatal(exc: KafkaException) -> KafkaException:
+    """``exc`` itself, or as :class:`Fenced` when it says the producer was fenced."""
+    error = exc.args[0]
+    return Fenced(error) if error.code() in FENCED_CODES else exc
 
 
 class Guard(Protocol):
@@ -123,7 +146,7 @@ class TransactionalBatch:
                     error = exc.args[0]
                     if error.fatal():
                         log.error("transaction failed, stopping: %s", error)
-                        raise
+                        raise _fatal(exc) from exc
                     if error.retriable() and not error.txn_requires_abort():
                         log.warning("committing a transaction (attempt %d): %s", attempt, error)
                         continue
@@ -135,9 +158,25 @@ class TransactionalBatch:
             self.open = False
 
     def abort(self) -> None:
-        """Abort the open transaction and rewind (step 4)."""
-        with self.watchdog.guard("aborting a transaction"):
-            self.producer.client.abort_transaction(self.timeout_s)
+        """Abort the open transaction and rewind (step 4).
+
+        An abort that times out (the cluster is down) is retried until the cluster
+        answers: the batch waits out the outage instead of stopping the process.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self.watchdog.guard("aborting a transaction"):
+                    self.producer.client.abort_transaction(self.timeout_s)
+                break
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.fatal():
+                    raise _fatal(exc) from exc
+                if not error.retriable():
+                    raise
+                log.warning("aborting a transaction (attempt %d): %s", attempt, error)
         self.open = False
         self.aborted += 1
         self.rewind()

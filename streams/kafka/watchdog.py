@@ -22,9 +22,9 @@ __all__ = ["Watchdog", "restart_process"]
 log = logging.getLogger(__name__)
 
 
-def restart_process(what: str) -> None:
+def restart_process(what: str, why: str = "is stuck") -> None:
     """Replace this process with a fresh run of the same command line."""
-    log.critical("%s is stuck; restarting the process (state is in Kafka)", what)
+    log.critical("%s %s; restarting the process (state is in Kafka)", what, why)
     logging.shutdown()
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 

@@ -162,7 +162,10 @@ class ShadowWorker:
     def producer_config(self) -> dict[str, Any]:
         """The predictions' producer. ``linger.ms=50``: nobody waits for a shadow
         prediction, and records batched 10x larger cost the broker (on the same cores,
-        often) about half the CPU per record; an idle loop flushes at once."""
+        often) about half the CPU per record; an idle loop flushes at once.
+        ``message.timeout.ms=0`` (no delivery timeout, whatever a client.properties
+        says): a prediction waits out any outage, so an outage longer than the timeout
+        no longer stops the worker (its inputs stay uncommitted until delivered)."""
         return producer_config(
             self.settings,
             logs=LIBRDKAFKA_LOGS,
@@ -172,6 +175,7 @@ class ShadowWorker:
                 "batch.num.messages": 10_000,
                 "compression.type": "none",
                 "queue.buffering.max.messages": 1_000_000,
+                "message.timeout.ms": 0,
                 **self.config.producer_overrides,
             },
         )

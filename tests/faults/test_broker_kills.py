@@ -54,7 +54,9 @@ def test_leader_and_coordinator_kills_keep_counts_exact(
         back.append(_outage(cluster, coordinator))
         workload.wait_traffic()
         figures = verify(workload, "leader and coordinator kill -9")
-        print(figures.line(), f"in_sync_after_restart_s={[round(b, 1) for b in back]}")
+        restarts = sum(j.log.read_text().count("restarting the process") for j in workload.joins)
+        print(figures.line(), f"in_sync_after_restart_s={[round(b, 1) for b in back]}",
+              f"joins_restarted_in_place={restarts}")  # fmt: skip
         assert all(workload.alive().values()), workload.alive()
     finally:
         workload.stop()

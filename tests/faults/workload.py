@@ -10,6 +10,7 @@ longer than any scenario, so the final counts are exact.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from tests.integration import candidates
 from tests.integration.join_helpers import JoinProcess
 
 REPO = Path(__file__).resolve().parents[2]
+OWNS = re.compile(r"stage 1 owns partitions \[\d")
 EXPERIMENTS = ("worse", "same")
 CANDIDATES = {"worse": "v2", "same": "v3"}
 EXPERIMENTS_TOML = """
@@ -53,10 +55,12 @@ primary_metric = "correct"
 class Service:
     """A ``shadow-eval`` subprocess in its own process group, logging to ``log``."""
 
-    def __init__(self, name: str, command: list[str], log: Path) -> None:
+    def __init__(
+        self, name: str, command: list[str], log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.name, self.log = name, log
         self._file = log.open("ab")
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", *command],
             cwd=REPO, env=env, stdout=self._file, stderr=subprocess.STDOUT,
@@ -85,14 +89,16 @@ class Service:
         return self.process.returncode
 
 
-def worker(settings: Settings, experiment: str, log: Path) -> Service:
+def worker(
+    settings: Settings, experiment: str, log: Path, env: dict[str, str] | None = None
+) -> Service:
     """A ``shadow-eval worker`` running the candidate of ``experiment``."""
     return Service(f"worker-{experiment}", [
         "worker", "--model", f"tests.integration.candidates:{experiment}",
         "--version", CANDIDATES[experiment], "--name", "churn", "--only-model", "churn",
         "--bootstrap", settings.kafka_bootstrap, "--topic-prefix", settings.topic_prefix,
         "--session-timeout-ms", "6000", "--batch-ms", "20", "--status-every", "5",
-    ], log)  # fmt: skip
+    ], log, env)  # fmt: skip
 
 
 def join(settings: Settings, directory: Path, *extra: str) -> JoinProcess:
@@ -163,17 +169,34 @@ class Workload:
     """Topics, two candidate workers, two join processes and the traffic of one scenario."""
 
     def __init__(
-        self, settings: Settings, directory: Path, total: int = 1500, rate: float = 60.0
+        self,
+        settings: Settings,
+        directory: Path,
+        total: int = 1500,
+        rate: float = 60.0,
+        worker_env: dict[str, str] | None = None,
     ) -> None:
         create_topics(settings)
         self.settings, self.directory = settings, directory
-        self.workers = [worker(settings, name, directory / f"worker-{name}.log")
+        self.workers = [worker(settings, name, directory / f"worker-{name}.log", worker_env)
                         for name in EXPERIMENTS]  # fmt: skip
         self.joins = [join(settings, directory / f"join{i}") for i in range(2)]
         self.traffic = Traffic(settings, total, rate)
         self._thread = threading.Thread(target=self.traffic.run, daemon=True)
 
-    def start_traffic(self) -> None:
+    def start_traffic(self, timeout: float = 120) -> None:
+        """Once every worker and join process owns partitions, start the hook."""
+        ready = {
+            **{w.name: (w.log, re.compile(r"assigned .*\[\d")) for w in self.workers},
+            **{f"join{i}": (j.log, OWNS) for i, j in enumerate(self.joins)},
+        }
+        deadline = time.monotonic() + timeout
+        while ready:
+            assert time.monotonic() < deadline, f"not running: {sorted(ready)}\n{self.logs()}"
+            for name, (log, pattern) in list(ready.items()):
+                if pattern.search(log.read_text(errors="replace")):
+                    del ready[name]
+            time.sleep(0.2)
         self._thread.start()
 
     def wait_traffic(self, timeout: float = 300) -> None:

@@ -199,6 +199,12 @@ def test_kill_9_survivor_takes_over(kafka_settings: Settings, workers: list[Work
     duplicates = len(found) - len({p.dedup_key for p in found})
     print(f"kill -9: {len(ids)} inputs, {len(found)} predictions, {duplicates} duplicates")
     assert len({p.dedup_key for p in found}) == len(ids)  # duplicates share a dedup_key
+    # Only the victim's uncommitted work is redone: every duplicate is of a request the
+    # victim scored, and there are no more of them than it scored.
+    victim_scored = {p.request_id for p in found if p.value == str(victim.proc.pid)}
+    counts = Counter(p.request_id for p in found)
+    assert {r for r, n in counts.items() if n > 1} <= victim_scored
+    assert max(counts.values()) <= 2 and duplicates <= len(victim_scored)
     assert str(survivor.proc.pid) in {p.value for p in found}
     assert survivor.terminate() == 0
     assert committed_everything(kafka_settings, "shadow-worker.churn.v1")

@@ -97,6 +97,8 @@ class FakeBroker:
     """Deliveries to these topics fail."""
     commit_errors: list[FakeError] = field(default_factory=list)
     """Raised, one per call, by the next ``commit_transaction`` calls."""
+    abort_errors: list[FakeError] = field(default_factory=list)
+    """Raised, one per call, by the next ``abort_transaction`` calls."""
     max_value_bytes: int = 1_000_000
 
     def create(self, *names: str) -> None:
@@ -405,6 +407,8 @@ class FakeProducer:
         self.commits += 1
 
     def abort_transaction(self, timeout: float = -1) -> None:
+        if self.broker.abort_errors:
+            raise KafkaException(self.broker.abort_errors.pop(0))
         self.queue = []
         self._transaction = None
         self.aborts += 1

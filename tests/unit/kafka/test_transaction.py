@@ -9,6 +9,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from streams.kafka import ProducerWrapper, TransactionalBatch
+from streams.kafka.transaction import Fenced
 from tests.unit.kafka.fakes import FakeBroker, FakeClients, FakeError
 
 
@@ -86,6 +87,39 @@ def test_a_fatal_failure_is_raised() -> None:
     broker, batch, rewinds, _ = _batch()
     broker.commit_errors.append(FakeError(KafkaError._FENCED, "taken over", fatal=True))
     batch.begin()
-    with pytest.raises(KafkaException):
+    with pytest.raises(Fenced):  # a KafkaException: fenced by a newer instance
         batch.commit({("in", 0): 1})
     assert rewinds == [] and not batch.open
+
+
+def test_another_fatal_failure_is_raised_as_it_is() -> None:
+    broker, batch, _, _ = _batch()
+    broker.commit_errors.append(FakeError(KafkaError._FATAL, "broken", fatal=True))
+    batch.begin()
+    with pytest.raises(KafkaException) as raised:
+        batch.commit({("in", 0): 1})
+    assert not isinstance(raised.value, Fenced)
+
+
+def test_an_abort_that_times_out_is_retried_until_the_cluster_answers() -> None:
+    broker, batch, rewinds, guard = _batch()
+    broker.commit_errors.append(FakeError(KafkaError._FENCED, "fenced", abort=True))
+    broker.abort_errors.extend(
+        FakeError(KafkaError._TIMED_OUT, "retry call to resume", retriable=True) for _ in range(5)
+    )
+    batch.begin()
+    batch.produce("out", b"v", b"k", 0)
+    assert not batch.commit({("in", 0): 1})
+    assert broker.abort_errors == [] and rewinds == ["rewound"] and batch.aborted == 1
+    assert guard.guarded.count("aborting a transaction") == 6  # each call watched alone
+    assert broker.records("out") == []
+
+
+def test_a_zombie_fenced_while_aborting_is_raised_as_fenced() -> None:
+    broker, batch, rewinds, _ = _batch()
+    broker.commit_errors.append(FakeError(KafkaError._TIMED_OUT, "timed out", abort=True))
+    broker.abort_errors.append(FakeError(KafkaError._FENCED, "a newer instance", fatal=True))
+    batch.begin()
+    with pytest.raises(Fenced):
+        batch.commit({("in", 0): 1})
+    assert rewinds == []

@@ -162,3 +162,15 @@ def test_an_oversized_input_or_output_never_makes_the_producer_raise() -> None:
     [error] = [p.error for p in predictions if p.error]  # type: ignore[union-attr]
     assert "over message.max.bytes" in error
     assert worker.metrics.errors == 1
+
+
+def test_predictions_never_time_out_whatever_client_properties_say(tmp_path: Any) -> None:
+    properties = tmp_path / "client.properties"
+    properties.write_text("message.timeout.ms=15000\nclient.rack=r1\n")
+    settings = Settings(topic_prefix="t", kafka_config_file=properties)
+    worker = ShadowWorker(settings, lambda f: 1.0, "v2", config=WorkerConfig(name="churn"))
+    config = worker.producer_config()
+    assert config["message.timeout.ms"] == 0 and config["client.rack"] == "r1"
+    chosen = WorkerConfig(name="churn", producer_overrides={"message.timeout.ms": 60_000})
+    worker = ShadowWorker(settings, lambda f: 1.0, "v2", config=chosen)
+    assert worker.producer_config()["message.timeout.ms"] == 60_000  # explicit overrides win
