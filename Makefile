@@ -100,7 +100,7 @@ demo: kafka ## Run the end-to-end demo (shadow-eval demo)
 	$(BIN)/shadow-eval demo
 
 bench: kafka ## Run every bench/*.py with --json
-	@shopt -s nullglob; for script in bench/*.py; do \
+	@shopt -s nullglob; for script in bench/[!_]*.py; do \
 		echo "== $$script" >&2; $(BIN)/python "$$script" --json; \
 	done
 
