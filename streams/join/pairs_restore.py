@@ -35,7 +35,8 @@ from confluent_kafka import KafkaError, KafkaException, TopicCollection, TopicPa
 
 from streams.join.keys import StoreKey, key_from_changelog
 from streams.join.slot_state import Slot
-from streams.join.store import PartitionStore, Persisted, Stores
+from streams.join.store import PartitionStore, Persisted
+from streams.join.stores import Stores
 from streams.kafka.clients import ConsumerLike
 from streams.kafka.config import reader_config
 from streams.settings import Settings

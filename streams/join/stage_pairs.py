@@ -39,7 +39,8 @@ from streams.join.pairs_restore import OwnedStores, restore_config, rewind_input
 from streams.join.slot_events import MAX_EVENTS_BYTES, event_batch, event_chunks
 from streams.join.slot_state import Slot
 from streams.join.slots import EncodedJoinEvent, JoinOutcome, SlotPairing
-from streams.join.store import Due, Stores, store_directory
+from streams.join.store import Due
+from streams.join.stores import Stores, store_directory
 from streams.kafka import CONFLUENT, KafkaClients, ProducerWrapper, TransactionalBatch, Watchdog
 from streams.kafka.clients import MessageLike
 from streams.kafka.config import (

@@ -14,7 +14,8 @@ import pytest
 
 from streams.join.deadlines import Deadlines
 from streams.join.keys import request_key
-from streams.join.store import PartitionStore, Persisted, Stores
+from streams.join.store import PartitionStore, Persisted
+from streams.join.stores import Stores
 from streams.kafka.watchdog import Watchdog
 
 UUID_ID = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
