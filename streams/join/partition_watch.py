@@ -17,7 +17,7 @@ from confluent_kafka import KafkaException
 from streams.kafka import ConsumerLike
 from streams.topics import TopicError, partition_mismatch
 
-__all__ = ["PARTITIONS_CHECK_S", "PartitionWatch"]
+__all__ = ["PARTITIONS_CHECK_S", "PartitionWatch", "changed_partitions"]
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +52,30 @@ class PartitionWatch:
         if now < self._due:
             return
         self._due = now + self.every_s
-        try:
-            metadata = self.consumer.list_topics(timeout=5.0)
-        except KafkaException as exc:  # the cluster is away; the next look will tell
-            log.debug("cannot check partition counts: %s", exc)
-            return
-        counts = {
-            name: len(topic.partitions)
-            for name, topic in metadata.topics.items()
-            if name in self.topics and topic.partitions
-        }
-        problem = partition_mismatch(counts, self.partitions)
-        if problem is not None:
-            raise TopicError(f"partitions changed while the join runs: {problem}")
+        error = changed_partitions(self.consumer, self.topics, self.partitions)
+        if error is not None:
+            raise error
+
+
+def changed_partitions(
+    consumer: ConsumerLike, topics: Iterable[str], partitions: int
+) -> TopicError | None:
+    """The error to stop with when one of ``topics`` no longer has ``partitions``
+    partitions; None when all have, or when the cluster cannot tell now."""
+    wanted = set(topics)
+    try:
+        metadata = consumer.list_topics(timeout=5.0)
+    except KafkaException as exc:  # the cluster is away; the next look will tell
+        log.debug("cannot check partition counts: %s", exc)
+        return None
+    counts = {
+        name: len(topic.partitions)
+        for name, topic in metadata.topics.items()
+        if name in wanted and topic.partitions
+    }
+    problem = partition_mismatch(counts, partitions)
+    return (
+        None
+        if problem is None
+        else TopicError(f"partitions changed while the join runs: {problem}")
+    )

@@ -36,6 +36,7 @@ from streams.join.keys import StoreKey, changelog_key, request_key
 from streams.join.metrics import JoinMetrics
 from streams.join.pairs_expiry import ExpiryClock, caught_up
 from streams.join.pairs_restore import OwnedStores, restore_config, rewind_inputs
+from streams.join.partition_watch import changed_partitions
 from streams.join.slot_events import MAX_EVENTS_BYTES, event_batch, event_chunks
 from streams.join.slot_state import Slot
 from streams.join.slots import EncodedJoinEvent, JoinOutcome, SlotPairing
@@ -52,7 +53,7 @@ from streams.kafka.deadletter import dead_letter, send_dead_letter
 from streams.kafka.limits import TOO_LARGE, record_limit
 from streams.records import GroundTruth, JoinEventBatch, JoinKind, JoinSlot, ModelInput, Prediction
 from streams.settings import Settings
-from streams.topics import partition_of
+from streams.topics import TopicError, co_partitioned, partition_of
 
 __all__ = ["LIBRDKAFKA_LOGS", "MAX_EVENTS_BYTES", "PairStage", "event_chunks", "now_ms"]
 
@@ -395,6 +396,14 @@ class PairStage:
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         owned = {tp.partition for tp in partitions}
+        if owned and max(owned) >= self.partitions:
+            # Partitions were added to the inputs: their requests' states and events have
+            # no partition to go to. Stop here (raised out of consume()), before a restore
+            # that would wait on changelog partitions that do not exist.
+            raise changed_partitions(consumer, co_partitioned(self.topics), self.partitions) or (
+                TopicError(f"partitions changed while the join runs: input partition "
+                           f"{max(owned)} assigned, the join runs with {self.partitions}")
+            )  # fmt: skip
         started = time.monotonic()
         replays = self.state.restore(owned)
         self._owned = owned
