@@ -13,7 +13,7 @@ from streams.settings import Settings
 from tests.faults.verify import verify
 from tests.faults.workload import Workload
 
-DOWN_S = 10.0
+DOWN_S = 20.0
 TOTAL = 1500
 RATE = 60.0
 
