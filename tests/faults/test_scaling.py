@@ -26,7 +26,7 @@ from tests.faults.verify import verify
 from tests.faults.workload import Service, Workload, inputs_owned
 from tests.integration.join_helpers import JoinProcess
 
-TOTAL = 1800
+TOTAL = 1500
 RATE = 50.0
 STAGE_1_OWNS = re.compile(r"stage 1 owns partitions \[([\d, ]*)\]")
 
