@@ -11,7 +11,8 @@ librdkafka would otherwise jump to the log start without a word, it hands them a
   counted (``on_lost``: the component's Prometheus counter), logged as an error and
   published as a ``data_loss`` alert (FIRING, critical) on the alerts topic; reading
   resumes at the log start;
-- an offset past the log end (a log truncated by an unclean leader election): logged and
+- an offset past the log end twice in a row (a log truncated by an unclean leader
+  election; once may be a new leader's lagging high watermark: retried): logged and
   alerted; reading resumes at the end.
 
 A gap is counted once per process, even when the consumer is sent back into it (an
@@ -136,6 +137,8 @@ class OffsetLoss:
         self._counted: dict[tuple[str, int], int] = {}
         """The offset up to which a partition's gap was counted."""
         self._producer: ProducerWrapper | None = None
+        self._past_end: dict[tuple[str, int], int] = {}
+        """A partition's offset found past the log end once (truncated if twice)."""
 
     def handle(self, consumer: ConsumerLike, message: MessageLike) -> bool:
         """Whether ``message`` was an offset-reset event (then it is handled)."""
@@ -158,9 +161,11 @@ class OffsetLoss:
             if offset < low:
                 self.gap(topic, partition, offset, low)
                 start = low
-            elif offset > high:
-                self._publish(topic, partition, offset, high)
+            elif offset > high and self._past_end.pop((topic, partition), None) == offset:
+                self._publish(topic, partition, offset, high)  # twice: truncated
                 start = high
+            elif offset > high:  # a new leader's high watermark may lag: once more first
+                self._past_end[(topic, partition)] = offset
         self._reassign(consumer, TopicPartition(topic, partition, start))
         return True
 

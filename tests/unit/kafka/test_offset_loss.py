@@ -115,6 +115,9 @@ def test_no_committed_offset_starts_where_the_group_starts_and_loses_nothing() -
 def test_a_truncated_log_is_alerted_and_read_from_its_end() -> None:
     loss, broker, counted = handler(experiments=lambda partition: ["churn-v2", "churn-v3"])
     consumer = Consumer((0, 20), {0: -1001})
+    assert loss.handle(consumer, reset_event(0, 35))  # once: retried where it was
+    assert consumer.calls == [("assign", [(0, 35)])] and not alerts(broker)
+    consumer.calls.clear()
     assert loss.handle(consumer, reset_event(0, 35))
     assert not counted
     found = alerts(broker)
