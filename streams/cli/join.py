@@ -123,7 +123,6 @@ def join(
             "out: the join takes the count from the topics)"
         )
     from streams.join.engine import JoinWorker
-    from streams.join.stage_pairs import STALL_LIMIT_S
     from streams.kafka.transaction import Fenced
     from streams.kafka.watchdog import Watchdog, restart_process
 
@@ -144,7 +143,7 @@ def join(
             stages=stages,
             data_dir=data_dir,
             batch_size=batch_size,
-            watchdog=Watchdog(STALL_LIMIT_S, restart_process),
+            watchdog=Watchdog(experiments.join.stall_limit_s, restart_process),
         )
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from None

@@ -13,6 +13,8 @@ Reference::
                                     #   are clamped for the time windows, counted clock_skew
     user_timeout_s = 1              # deadline of one decision / KPI / proxy call; a late one
                                     #   is counted timeouts:<module:function>
+    stall_limit_s = 45              # a stage-1 transaction call blocked this long is stuck:
+                                    #   the process restarts (streams.kafka.watchdog)
     store = "memory://"             # or "rocksdb://" (pip install shadow-eval[rocksdb]), with its
                                     # memory bounds: "rocksdb://?cache_mb=64&write_buffer_mb=32"
 
@@ -89,6 +91,7 @@ class JoinSettings:
     checkpoint_every_s: float = 60.0
     max_skew_s: float = 300.0
     user_timeout_s: float = 1.0
+    stall_limit_s: float = 45.0
     store: str = "memory://"
 
 
@@ -278,6 +281,7 @@ _JOIN_PERIODS = (
     "checkpoint_every_s",
     "max_skew_s",
     "user_timeout_s",
+    "stall_limit_s",
 )
 _JOIN_KEYS = {"app_id", "store", *_JOIN_PERIODS}
 

@@ -63,8 +63,6 @@ LIBRDKAFKA_LOGS = "streams.join.librdkafka"
 """Where the join's clients log (a broker outage makes many lines: rate-limited)."""
 BATCH_SIZE = 20_000
 """Records per transaction at most (by default)."""
-STALL_LIMIT_S = 45.0
-"""A transaction call blocked this long is stuck (see streams.kafka.watchdog)."""
 TRANSACTION_TIMEOUT_MS = 10_000
 """How long a killed worker's open transaction holds back readers before the broker
 aborts it."""
@@ -129,7 +127,7 @@ class PairStage:
         if batch_size < 1:
             raise ValueError(f"batch_size {batch_size}: must be at least 1")
         self.batch_size = batch_size
-        self.watchdog = watchdog or Watchdog(STALL_LIMIT_S, _stop_process)
+        self.watchdog = watchdog or Watchdog(experiments.join.stall_limit_s, _stop_process)
         self.settings = settings
         self.clients = clients
         self.topics = settings.topics

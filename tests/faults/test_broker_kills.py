@@ -3,7 +3,6 @@ coordinator of a join process; each comes back after ``DOWN_S``. Counts stay exa
 
 from __future__ import annotations
 
-import re
 import signal
 import time
 from pathlib import Path
@@ -11,22 +10,11 @@ from pathlib import Path
 from streams.broker import LocalCluster
 from streams.settings import Settings
 from tests.faults.verify import verify
-from tests.faults.workload import Workload
+from tests.faults.workload import Workload, transactional_id
 
 DOWN_S = 10.0
 TOTAL = 1500
 RATE = 60.0
-
-
-def _transactional_id(workload: Workload, timeout: float = 60) -> str:
-    """The stage-1 transactional.id a join process logs at start."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(r"transactional\.id (\S+)", workload.joins[0].log.read_text())
-        if found:
-            return found.group(1)
-        time.sleep(0.2)
-    raise AssertionError(f"no transactional.id in the join's log:\n{workload.logs()}")
 
 
 def _outage(cluster: LocalCluster, node: int) -> float:
@@ -49,7 +37,7 @@ def test_leader_and_coordinator_kills_keep_counts_exact(
         leader = cluster.leader(cluster_settings.topics.inputs, 0)
         assert leader is not None
         back = [_outage(cluster, leader)]
-        coordinator = cluster.transaction_coordinator(_transactional_id(workload))
+        coordinator = cluster.transaction_coordinator(transactional_id(workload.joins[0]))
         assert coordinator is not None
         back.append(_outage(cluster, coordinator))
         workload.wait_traffic()

@@ -101,12 +101,24 @@ def worker(
     ], log, env)  # fmt: skip
 
 
-def join(settings: Settings, directory: Path, *extra: str) -> JoinProcess:
-    """A ``shadow-eval join`` process (both stages) with its own data directory."""
+def join(settings: Settings, directory: Path, *extra: str, join_keys: str = "") -> JoinProcess:
+    """A ``shadow-eval join`` process (both stages) with its own data directory;
+    ``join_keys``: more lines for the experiments file's ``[join]`` table."""
     directory.mkdir(parents=True, exist_ok=True)
     experiments = directory / "experiments.toml"
-    experiments.write_text(EXPERIMENTS_TOML)
+    experiments.write_text(EXPERIMENTS_TOML.replace("[join]\n", f"[join]\n{join_keys}", 1))
     return JoinProcess(settings, experiments, directory / "join.log", "--batch-size", "50", *extra)
+
+
+def transactional_id(process: JoinProcess, timeout: float = 60) -> str:
+    """The stage-1 transactional.id a join process logged first (at its start)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"transactional\.id (\S+)", process.log.read_text())
+        if found:
+            return found.group(1)
+        time.sleep(0.2)
+    raise AssertionError(f"no transactional.id in {process.log}:\n{process.log.read_text()}")
 
 
 @dataclass
@@ -175,12 +187,13 @@ class Workload:
         total: int = 1500,
         rate: float = 60.0,
         worker_env: dict[str, str] | None = None,
+        join_keys: str = "",
     ) -> None:
         create_topics(settings)
         self.settings, self.directory = settings, directory
         self.workers = [worker(settings, name, directory / f"worker-{name}.log", worker_env)
                         for name in EXPERIMENTS]  # fmt: skip
-        self.joins = [join(settings, directory / f"join{i}") for i in range(2)]
+        self.joins = [join(settings, directory / f"join{i}", join_keys=join_keys) for i in range(2)]
         self.traffic = Traffic(settings, total, rate)
         self._thread = threading.Thread(target=self.traffic.run, daemon=True)
 
