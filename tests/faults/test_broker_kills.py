@@ -12,7 +12,7 @@ from streams.settings import Settings
 from tests.faults.verify import verify
 from tests.faults.workload import Workload, transactional_id
 
-DOWN_S = 10.0
+DOWN_S = 20.0
 TOTAL = 1500
 RATE = 60.0
 

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -25,6 +26,7 @@ from tests.faults.workload import CANDIDATES, EXPERIMENTS, Workload
 from tests.integration.join_helpers import Expected, Outputs
 
 CODEC = Codec()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,14 @@ class Figures:
 def read_predictions(settings: Settings, timeout: float = 60) -> list[Prediction]:
     """Every shadow prediction, from offset 0 to the end of each partition."""
     topic = settings.topics.shadow_predictions
+    return [record for _, _, record in read_records(settings, topic, Prediction, timeout)]
+
+
+def read_records(
+    settings: Settings, topic: str, kind: type[T], timeout: float = 60
+) -> list[tuple[int, int, T]]:
+    """``(partition, offset, record)`` of every record of ``topic``, from offset 0 to
+    the end of each partition."""
     consumer = Consumer(client_config(settings, **{"group.id": f"v-{uuid.uuid4().hex[:8]}"}))
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -55,15 +65,16 @@ def read_predictions(settings: Settings, timeout: float = 60) -> list[Prediction
             for p in partitions
         }
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        found: list[Prediction] = []
+        found: list[tuple[int, int, T]] = []
         read = dict.fromkeys(partitions, 0)
         deadline = time.monotonic() + timeout
         while any(read[p] < ends[p] for p in partitions):
             assert time.monotonic() < deadline, f"read {read} of {ends}"
             for message in consumer.consume(1000, 0.5):
                 if message.error() is None:
-                    found.append(CODEC.decode_as(Prediction, message.value()))
-                    read[message.partition()] = message.offset() + 1
+                    partition, offset = message.partition(), message.offset()
+                    found.append((partition, offset, CODEC.decode_as(kind, message.value())))
+                    read[partition] = offset + 1
         return found
     finally:
         consumer.close()

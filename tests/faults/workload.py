@@ -30,8 +30,11 @@ from tests.integration.join_helpers import JoinProcess
 
 REPO = Path(__file__).resolve().parents[2]
 OWNS = re.compile(r"stage 1 owns partitions \[\d")
+ASSIGNMENT = re.compile(r"(assigned|revoked|lost) \S+?\.inputs\[([\d, ]*)\]")
 EXPERIMENTS = ("worse", "same")
 CANDIDATES = {"worse": "v2", "same": "v3"}
+WORKER_SESSION_MS = 6000
+"""The workers' group session timeout (a frozen worker's partitions move after it)."""
 EXPERIMENTS_TOML = """
 [join]
 pair_ttl_s = 3600
@@ -89,6 +92,15 @@ class Service:
         return self.process.returncode
 
 
+def inputs_owned(service: Service) -> set[int]:
+    """The inputs partitions a worker owns, from its log (incremental assignments)."""
+    owned: set[int] = set()
+    for change, numbers in ASSIGNMENT.findall(service.text()):
+        partitions = {int(n) for n in numbers.split(",") if n.strip()}
+        owned = owned | partitions if change == "assigned" else owned - partitions
+    return owned
+
+
 def worker(
     settings: Settings, experiment: str, log: Path, env: dict[str, str] | None = None
 ) -> Service:
@@ -97,7 +109,7 @@ def worker(
         "worker", "--model", f"tests.integration.candidates:{experiment}",
         "--version", CANDIDATES[experiment], "--name", "churn", "--only-model", "churn",
         "--bootstrap", settings.kafka_bootstrap, "--topic-prefix", settings.topic_prefix,
-        "--session-timeout-ms", "6000", "--batch-ms", "20", "--status-every", "5",
+        "--session-timeout-ms", str(WORKER_SESSION_MS), "--batch-ms", "20", "--status-every", "5",
     ], log, env)  # fmt: skip
 
 
@@ -188,14 +200,32 @@ class Workload:
         rate: float = 60.0,
         worker_env: dict[str, str] | None = None,
         join_keys: str = "",
+        joins: int = 2,
+        join_args: tuple[str, ...] = (),
     ) -> None:
         create_topics(settings)
         self.settings, self.directory = settings, directory
         self.workers = [worker(settings, name, directory / f"worker-{name}.log", worker_env)
                         for name in EXPERIMENTS]  # fmt: skip
-        self.joins = [join(settings, directory / f"join{i}", join_keys=join_keys) for i in range(2)]
+        self.joins = [join(settings, directory / f"join{i}", *join_args, join_keys=join_keys)
+                      for i in range(joins)]  # fmt: skip
         self.traffic = Traffic(settings, total, rate)
         self._thread = threading.Thread(target=self.traffic.run, daemon=True)
+
+    def add_worker(self, experiment: str) -> Service:
+        """Another worker process of ``experiment``'s candidate (its group shares the
+        partitions with the ones running)."""
+        name = f"worker-{experiment}-{len(self.workers)}"
+        added = worker(self.settings, experiment, self.directory / f"{name}.log")
+        added.name = name
+        self.workers.append(added)
+        return added
+
+    def add_join(self, *extra: str) -> JoinProcess:
+        """Another join process, with its own data directory."""
+        added = join(self.settings, self.directory / f"join{len(self.joins)}", *extra)
+        self.joins.append(added)
+        return added
 
     def start_traffic(self, timeout: float = 120) -> None:
         """Once every worker and join process owns partitions, start the hook."""

@@ -1,0 +1,97 @@
+"""Scale-out then scale-in mid-stream: one worker per candidate and one join process
+serve the start; a second of each joins; then the first of each is stopped gracefully
+(SIGTERM). Counts stay exact, nothing is counted twice, the worse candidate is rejected.
+
+A graceful stop hands its partitions over at once: a worker drains and commits before
+it leaves (no duplicates), a join process with the default ``memory://`` store leaves
+its group. A ``rocksdb://`` join process is a static group member (so that a restart
+gets its partitions and stores back without a rebalance), and librdkafka never sends a
+static member's leave: its partitions move after the group session timeout."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from streams.broker import LocalCluster
+from streams.kafka.config import GROUP_SESSION_TIMEOUT_MS
+from streams.settings import Settings
+from tests.faults.verify import verify
+from tests.faults.workload import Service, Workload, inputs_owned
+from tests.integration.join_helpers import JoinProcess
+
+TOTAL = 1500
+RATE = 50.0
+STAGE_1_OWNS = re.compile(r"stage 1 owns partitions \[([\d, ]*)\]")
+
+
+def _join_owns(join: JoinProcess) -> set[int]:
+    """The input partitions a join process's stage 1 owns last (eager assignments)."""
+    found = STAGE_1_OWNS.findall(join.log.read_text(errors="replace"))
+    return {int(n) for n in found[-1].split(",") if n.strip()} if found else set()
+
+
+def _until(conditions: dict[str, Callable[[], bool]], workload: Workload) -> dict[str, float]:
+    """Seconds until each condition first holds."""
+    started, took = time.monotonic(), {}
+    while len(took) < len(conditions):
+        elapsed = time.monotonic() - started
+        assert elapsed < 90, f"not yet: {sorted(set(conditions) - set(took))}\n{workload.logs()}"
+        took.update({name: elapsed for name, holds in conditions.items()
+                     if name not in took and holds()})  # fmt: skip
+        time.sleep(0.1)
+    return took
+
+
+def _terminate(process: Service | JoinProcess) -> None:
+    os.killpg(process.process.pid, signal.SIGTERM)
+
+
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_workers_and_joins_scale_out_and_in_mid_stream(
+    cluster: LocalCluster, cluster_settings: Settings, tmp_path: Path, store: str
+) -> None:
+    store_args = ("--store", store)
+    workload = Workload(cluster_settings, tmp_path, TOTAL, RATE, joins=1, join_args=store_args)
+    partitions = set(range(cluster_settings.partitions))
+    started = time.monotonic()
+    try:
+        workload.start_traffic()
+        workload.traffic.wait_sent(TOTAL // 6)
+        first_workers, first_join = list(workload.workers), workload.joins[0]
+        added = [workload.add_worker(w.name.removeprefix("worker-")) for w in first_workers]
+        added_join = workload.add_join(*store_args)
+        out_s = max(_until({
+            **{w.name: lambda w=w: bool(inputs_owned(w)) for w in added},
+            "join": lambda: bool(_join_owns(added_join)),
+        }, workload).values())  # fmt: skip
+        sent_at_scale_in = workload.traffic.sent
+        stopping = (*first_workers, first_join)
+        for process in stopping:
+            _terminate(process)
+        handover = _until({
+            "workers": lambda: all(inputs_owned(w) == partitions for w in added),
+            "join": lambda: _join_owns(added_join) == partitions,
+        }, workload)  # fmt: skip
+        codes = [process.process.wait(60) for process in stopping]
+        workload.wait_traffic()
+        figures = verify(workload, f"scale out and in ({store})")
+        print(figures.line(), f"scale_out_s={out_s:.1f} sent_at_scale_in={sent_at_scale_in}",
+              f"workers_handover_s={handover['workers']:.1f}",
+              f"join_handover_s={handover['join']:.1f}",
+              f"test_s={time.monotonic() - started:.0f}")  # fmt: skip
+        assert sent_at_scale_in < TOTAL, "scale-in after the traffic ended"
+        assert codes == [0, 0, 0], (codes, workload.logs())
+        assert figures.duplicates_seen == {"worse": 0, "same": 0}, figures
+        if store == "memory://":  # left the group: no wait for the session timeout
+            assert handover["join"] < GROUP_SESSION_TIMEOUT_MS / 1000, handover
+        assert all(w.alive() for w in added), workload.logs()
+        assert added_join.process.poll() is None, workload.logs()
+    finally:
+        workload.stop()
