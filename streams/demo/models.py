@@ -4,7 +4,7 @@
 * ``v2`` (better candidate): gradient boosting on all 30 features;
 * ``v3`` (worse candidate): logistic regression on two weak texture features;
 * ``v4`` (costly candidate): a soft-voting ensemble of a 30-tree random forest, gradient
-  boosting and a logistic regression on all 30 features -- the most accurate, and some 20
+  boosting and a logistic regression on all 30 features -- the most accurate, and several
   times live's CPU per prediction.
 
 The app and the shadow workers run the same code per request (:meth:`DemoModel.predict_one`;
@@ -124,7 +124,7 @@ LIVE_FEATURES = ("mean_radius", "mean_texture")
 WORSE_FEATURES = ("mean_texture", "worst_texture")
 FOREST_TREES = 30
 """Trees of the costly candidate's forest: with its other members about 2.5 ms of CPU per
-request, some 20 times live's (on an idle machine)."""
+request, where live's logistic regression takes 0.1-0.4 ms."""
 
 
 def _costly_ensemble(seed: int) -> Any:

@@ -122,7 +122,7 @@ def test_demo_does_not_promote_the_most_accurate_candidate_for_its_cpu(demo_run:
     found = GUARDRAIL.search(row)  # ...and several times live's CPU per prediction
     assert found is not None, row
     low, margin = int(found[1]), int(found[3])
-    assert margin == 300 and low > margin + 100, row
+    assert margin == 300 and low > margin + 50, row  # clearly above the margin
     cpu = re.search(r"CPU [\d.]+ ms p50 / [\d.]+ p99 \(([\d.]+)x live\)", row)
     assert cpu is not None and float(cpu[1]) > 4.0, row
     costs = demo_run.output[demo_run.output.index("what each candidate costs") :]
