@@ -127,7 +127,7 @@ def test_demo_does_not_promote_the_most_accurate_candidate_for_its_cpu(demo_run:
     assert cpu is not None and float(cpu[1]) > 4.0, row
     costs = demo_run.output[demo_run.output.index("what each candidate costs") :]
     assert re.search(r"diagnosis/v4 +│ CPU [\d.]+ ms p50", costs), costs[:2000]
-    assert "guardrail cpu_ms" not in demo_run.verdicts()["diagnosis/v2"][1]
+    assert "guardrail cpu_ms violated" not in demo_run.verdicts()["diagnosis/v2"][1]
 
 
 def test_demo_rejects_the_early_eta_candidate_for_late_deliveries(demo_run: DemoRun) -> None:
