@@ -117,6 +117,10 @@ class Judge:
         since the caller last cleared it (stage 2 moves them to
         ``shadow_join_invalid_total``); the snapshot counts them as ``invalid:<version>:
         <reason>`` and ``invalid:label:<reason>``."""
+        self.changed: set[str] = set()
+        """The experiments whose state an event or a report changed since the caller last
+        cleared it (stage 2 checkpoints only those): a report counts when it publishes
+        a verdict or changes what :meth:`ExperimentMonitor.evaluated_state` shows."""
         join = experiments.join
         self._behind_ms = int(join.label_ttl_s * 1000)
         self._ahead_ms = int(join.max_skew_s * 1000)
@@ -132,6 +136,7 @@ class Judge:
         if experiment is None:
             self.unknown_experiment += 1
             return False
+        self.changed.add(name)
         counts = self.counts[name]
         seen = self._seen
         if seen is not None:
@@ -169,13 +174,14 @@ class Judge:
         return True
 
     def state(self, name: str) -> ExperimentState:
-        """One experiment's state (live objects: pickle them to keep a copy)."""
+        """One experiment's state (live objects: a checkpoint writes a copy)."""
         return ExperimentState(self.monitors[name], self.counts[name], self._decisions.get(name))
 
     def restore(self, name: str, state: ExperimentState) -> None:
         """Continue ``name`` from ``state`` (from :meth:`state`, possibly of another Judge)."""
         self.monitors[name] = state.monitor
         self.counts[name] = state.counts
+        self.changed.discard(name)
         if state.decision is None:
             self._decisions.pop(name, None)
         else:
@@ -184,7 +190,9 @@ class Judge:
     def report(self, name: str, now_ms: int) -> Report:
         """Evaluate one experiment: its snapshot, alert transitions and verdict change."""
         experiment = self.experiments[name]
-        evaluation = self.monitors[name].evaluate(now_ms)
+        monitor = self.monitors[name]
+        before = monitor.evaluated_state()
+        evaluation = monitor.evaluate(now_ms)
         verdict = evaluation.verdict
         decision = verdict.decision.upper()
         published: Verdict | None = None
@@ -224,6 +232,8 @@ class Judge:
             verdict.reason,
         )
         alerts = tuple(_alert(a, experiment) for a in evaluation.alerts)
+        if published is not None or monitor.evaluated_state() != before:
+            self.changed.add(name)  # an alert moves the hysteresis too
         return Report(snapshot, alerts, published, evaluation)
 
 

@@ -217,7 +217,7 @@ class JudgeStage:
         """
         try:
             self._checkpoint(self._owned if partitions is None else partitions, wait)
-        except (KafkaException, OSError) as exc:
+        except (KafkaException, OSError, TypeError) as exc:  # TypeError: an unlisted class
             log.warning("join: stage-2 checkpoint failed: %s", exc)
 
     def _checkpoint(self, owned: Iterable[int], wait: bool) -> None:
@@ -226,10 +226,12 @@ class JudgeStage:
             return  # a checkpoint must say which topic it folded
         positions = self.consumer.position([TopicPartition(topic, p) for p in sorted(owned)])
         folded = [tp for tp in positions if tp.offset >= 0]  # < 0: nothing read since assign
+        changed = self.judge.changed
         for tp in folded:
             names = self._by_partition.get(tp.partition, [])
             states = {name: self.judge.state(name) for name in names}
-            self.checkpoints.save(tp.partition, Checkpoint(tp.offset, states, topic_id))
+            self.checkpoints.save(tp.partition, Checkpoint(tp.offset, states, topic_id), changed)
+            changed.difference_update(names)
         if folded:
             if wait:
                 self.consumer.commit(offsets=folded, asynchronous=False)
@@ -254,6 +256,8 @@ class JudgeStage:
         for tp in partitions:
             low, high = consumer.get_watermark_offsets(tp, timeout=10)
             start = self._resume(tp.partition, low, high)
+            if start == OFFSET_BEGINNING:
+                self.checkpoints.forget(tp.partition)
             first = max(start, low)  # OFFSET_BEGINNING (< 0) reads from low
             if high > first:
                 self._rebuilding.add(tp.partition)

@@ -370,6 +370,17 @@ class ExperimentMonitor:
             dict(self.nonfinite),
         )
 
+    def evaluated_state(self) -> tuple[object, ...]:
+        """What :meth:`evaluate` may change that later results depend on: each rule's
+        hysteresis (firing, hits, misses), and what each time window holds (its count and
+        newest time: evictions, times brought back to the clock). An evaluation that
+        leaves it equal changed only what the next one recomputes the same way (pairs a
+        window owed its batch statistics), so a checkpoint may skip the experiment."""
+        windows = [b.window for b in self._battery.values() if b.window is not None]
+        windows += [s for s in self._rule_stats.values() if isinstance(s, Window)]
+        held = [(w.n, w._ts[-1] if w._ts else None) for w in windows if w.seconds is not None]
+        return (*map(tuple, self._hyst.values()), *held)
+
     def _key(self, rule: str, seg: str) -> str:
         return f"{self.cfg.name}:{rule}:{seg}"
 
@@ -377,13 +388,15 @@ class ExperimentMonitor:
         alpha = self.cfg.effective_alpha(rule)
         cond = rule_condition(rule, self.cfg.metrics[rule.metric], res, alpha)
         h = self._hyst.setdefault((rule.name, seg), [0, 0, 0])  # firing, hits, misses
+        # hits and misses stop at the count that matters, so an experiment evaluated again
+        # and again without new data soon stops changing (checkpoints skip it then)
         if cond:
-            h[1], h[2] = h[1] + 1, 0
+            h[1], h[2] = min(h[1] + 1, rule.fire_after), 0
             if not h[0] and h[1] >= rule.fire_after:
                 h[0] = 1
                 return self._alert("FIRING", rule, seg, res, alpha, now_ms)
         else:
-            h[1], h[2] = 0, h[2] + 1
+            h[1], h[2] = 0, min(h[2] + 1, rule.resolve_after)
             if h[0] and h[2] >= rule.resolve_after:
                 h[0] = 0
                 return self._alert("RESOLVED", rule, seg, res, alpha, now_ms)

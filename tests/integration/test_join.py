@@ -211,7 +211,7 @@ def _wait_for_a_checkpoint_of_events(
             watch.close()
     folded = time.time()
     checkpoints = tmp_path / "join-data" / "judge"
-    while not any(p.stat().st_mtime > folded for p in checkpoints.glob("*/partition-*.pickle")):
+    while not any(p.stat().st_mtime > folded for p in checkpoints.glob("*/partition-*.manifest")):
         assert time.monotonic() < deadline, "stage 2 wrote no checkpoint"
         time.sleep(0.2)
 

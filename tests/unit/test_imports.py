@@ -37,6 +37,7 @@ PURE_CORE = [
     "streams.join.observe",
     "streams.join.validity",
     "streams.join.judge",
+    "streams.join.state_codec",
 ]
 PURE_CORE_MAY_USE = {"numpy", "scipy"}
 TRANSPORT = ["confluent_kafka", "aiokafka", "kafka", "faust", "mode", "fastavro"]

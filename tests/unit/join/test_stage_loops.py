@@ -4,6 +4,7 @@ restores, expiry and dead letters (the real broker: tests/integration/test_join*
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -257,3 +258,47 @@ def test_stage_two_folds_the_events_and_dead_letters_junk(tmp_path: Path) -> Non
     assert [(d.component, d.error_type) for d in letters] == [("join", "undecodable")]  # type: ignore[union-attr]
     assert broker.records(TOPICS.metrics)
     judge.close()
+
+
+def test_stage_two_resumes_from_checkpoints_that_skip_idle_experiments(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = _broker()
+    for i in range(30):
+        _publish(broker, f"r{i}", live=True, shadow=True, label=True)
+    pairs = _stage(broker, tmp_path / "pairs")
+    _drain(pairs)
+    pairs.close()
+
+    def judge_stage() -> JudgeStage:
+        stage = JudgeStage(
+            SETTINGS, _experiments(), f"{GROUP}-judge", JoinMetrics(), tmp_path,
+            clients=FakeClients(broker),
+        )  # fmt: skip
+        stage.start()
+        while stage.poll(0):
+            pass
+        return stage
+
+    def state_files() -> list[str]:
+        return sorted(p.name for p in tmp_path.glob("judge/*/partition-*/*"))
+
+    first = judge_stage()
+    for _ in range(4):  # the rules' hysteresis settles: idle reports change nothing more
+        first.publish_reports()
+    first.checkpoint(wait=True)
+    written = state_files()
+    assert len(written) == len(first.experiments.experiments)
+    first.publish_reports()
+    first.close()  # a last checkpoint: no experiment changed since the one before
+    assert state_files() == written
+    with caplog.at_level(logging.INFO, logger="streams.join"):
+        second = judge_stage()
+    resumed = caplog.text.count("resumes at offset")
+    assert resumed == len(list(tmp_path.glob("judge/*/partition-*.manifest"))) > 0
+    second.publish_reports()
+    assert {n: r["counts"] for n, r in second.latest.items()} == {
+        n: r["counts"] for n, r in first.latest.items()
+    }
+    assert second.latest["worse"]["counts"]["labelled"] == 30
+    second.close()
