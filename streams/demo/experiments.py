@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["DELIVERY_DECISION", "DELIVERY_KPIS", "delivery_experiment_toml", "experiments_toml"]
+__all__ = [
+    "CPU_MARGIN",
+    "DELIVERY_DECISION",
+    "DELIVERY_KPIS",
+    "delivery_experiment_toml",
+    "experiments_toml",
+]
 
 DELIVERY_DECISION = "streams.downstream.delivery:promise_slot"
 DELIVERY_KPIS = "streams.downstream.delivery:delivery_kpis"
+CPU_MARGIN = 3.0
+"""The diagnosis candidates' CPU budget: at most +300% (four times) live's CPU per prediction."""
 
 
 def experiments_toml(
@@ -20,11 +28,20 @@ def experiments_toml(
     label_ttl_s: float = 60.0,
     min_samples: int = 100,
     latency_margin_ms: float = 10.0,
+    cpu_margin: float = CPU_MARGIN,
+    cpu_bound_ms: float = 10.0,
+    latency_bound_ms: float = 500.0,
 ) -> str:
     """TOML text: one binary experiment per candidate, log loss primary, short TTLs.
 
-    Guardrail: latency at most ``latency_margin_ms`` slower (absolute, so the sub-millisecond
-    latencies of small models do not turn noise into a violation). Rules: anytime-valid
+    Guardrails: latency at most ``latency_margin_ms`` slower (absolute, so the sub-millisecond
+    latencies of small models do not turn noise into a violation), and CPU per prediction
+    (``cpu_ms``, live's timed by the hook in the app, a candidate's in its worker) at most
+    ``cpu_margin`` above live's, relative (3.0: at most four times live's). Both metrics are
+    declared bounded, latency in ``[0, latency_bound_ms]`` and CPU in ``[0, cpu_bound_ms]``:
+    rare spikes of a loaded machine would otherwise keep their guardrails undecided
+    (Cochran's rule, README "Statistics"); a value above its bound is clipped, which only
+    shrinks a slower or costlier candidate's excess. Rules: anytime-valid
     (mSPRT) alerts on worse log loss and accuracy (critical, overall and per country) and
     on latency (warning, more than 5 ms worse).
 
@@ -53,10 +70,23 @@ candidates = [{quoted}]
 task = "binary"
 positive_class = "1"
 primary_metric = "log_loss"
-guardrails = [{{ metric = "latency_ms", margin = {latency_margin_ms} }}]
+guardrails = [
+  {{ metric = "latency_ms", margin = {latency_margin_ms} }},
+  {{ metric = "cpu_ms", margin = {cpu_margin}, relative = true }},
+]
 alpha = 0.05
 min_samples = {min_samples}
 segments = ["country"]
+
+[[experiments.metrics]]  # bounds make the guardrails decide despite rare spikes (README)
+name = "latency_ms"
+higher_is_better = false
+bounds = [0, {latency_bound_ms}]
+
+[[experiments.metrics]]
+name = "cpu_ms"
+higher_is_better = false
+bounds = [0, {cpu_bound_ms}]
 
 [[experiments.rules]]
 name = "worse-log-loss"

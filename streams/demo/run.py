@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from streams.broker import BrokerError, LocalBroker
 from streams.broker.config import free_port
 from streams.demo.collect import Recorder
-from streams.demo.experiments import delivery_experiment_toml, experiments_toml
+from streams.demo.experiments import CPU_MARGIN, delivery_experiment_toml, experiments_toml
 from streams.demo.models import (
     ETA_DESCRIPTIONS,
     DemoModel,
@@ -48,6 +48,8 @@ MODEL = "diagnosis"
 ETA_MODEL = "eta"
 """The second served model: delivery-time predictions judged by downstream KPIs."""
 PARTITIONS = 3
+DIAGNOSIS_BATCH = 20
+"""Largest batch of a diagnosis worker (a few tens of ms of the costly candidate's CPU)."""
 READY_TIMEOUT_S = 120.0
 
 
@@ -159,7 +161,10 @@ class _Demo:
         for model in candidates:
             features = ",".join(model.features)
             path = model.save(models)
-            self._worker(settings, MODEL, model.version, path, "--features", features)
+            # A batch is answered one request at a time: small batches keep the costly
+            # candidate's calls far inside the call deadline when a backlog builds up.
+            options = ("--features", features, "--batch-size", str(DIAGNOSIS_BATCH))
+            self._worker(settings, MODEL, model.version, path, *options)
         self._worker(settings, ETA_MODEL, "v2", save_eta_model(self.eta[1], models, "v2"))
         command = shadow_eval_command(
             "join", "--experiments", str(experiments), "--partitions", str(PARTITIONS),
@@ -211,7 +216,7 @@ class _Demo:
         options, recorder = self.options, self.recorder
         self.publisher = ShadowPublisher(
             settings, model=MODEL, version=live.version, export_metrics=False,
-            close_at_exit=False, name="demo",
+            close_at_exit=False, name="demo", measure_cost=True,
         )  # fmt: skip
         self.feeder = LabelFeeder(
             self.publisher, max_delay_s=options.max_label_delay_s, seed=options.seed
@@ -303,7 +308,10 @@ class _Demo:
             "duration": f"{time.monotonic() - self.started:.0f} s",
             "live model": "diagnosis v1 logistic regression on 2 features (breast-cancer dataset)",
             "candidates": "diagnosis v2 gradient boosting on 30 features; diagnosis v3 logistic "
-            "regression on 2 texture features",
+            "regression on 2 texture features; diagnosis v4 ensemble (30-tree forest, boosting, "
+            "logistic) on 30 features, the most accurate and the costliest",
+            "cost": "CPU per prediction: live's timed by the hook in the app, each candidate's "
+            f"in its worker, both one request per call; guardrail cpu_ms at most {CPU_MARGIN:+.0%}",
             "delivery model": f"eta v1 (live) {ETA_DESCRIPTIONS['v1']}; eta v2 (candidate) "
             f"{ETA_DESCRIPTIONS['v2']}; judged by the planner's promised slots "
             "(decision) and late deliveries, idle minutes (KPIs)",

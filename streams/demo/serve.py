@@ -43,7 +43,9 @@ def serve(
     """
     data = load_data()
     live = train_models(data)[0]
-    publisher = ShadowPublisher(settings, model=model, version=version, close_at_exit=False)
+    publisher = ShadowPublisher(
+        settings, model=model, version=version, close_at_exit=False, measure_cost=True
+    )
     feeder = LabelFeeder(publisher, max_delay_s=max_label_delay_s, seed=seed)
     app = ServingApp(live, publisher)
     interval = 1.0 / rate

@@ -37,19 +37,16 @@ class ServingApp:
         self.served = 0
 
     def handle(self, request: DemoRequest) -> tuple[str, int]:
-        """Predict (this is what the user gets), publish; the request id and the class."""
-        started = time.perf_counter()
-        predicted, probabilities = self.model.predict_one(request.features)
-        latency_ms = (time.perf_counter() - started) * 1000
-        request_id = self.publisher.publish(
-            request.features,
-            predicted,
-            probabilities=probabilities,
-            latency_ms=latency_ms,
-            segments=request.segments,
-        )
+        """Predict (this is what the user gets), publish; the request id and the class.
+
+        The hook's ``track()`` times the prediction: its latency, and its thread CPU time
+        when the publisher measures cost (``measure_cost=True``).
+        """
+        with self.publisher.track(request.features, segments=request.segments) as tracked:
+            predicted, tracked.probabilities = self.model.predict_one(request.features)
+            tracked.prediction = predicted
         self.served += 1
-        return request_id, predicted
+        return tracked.request_id, predicted
 
 
 class DeliveryApp:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -179,6 +180,11 @@ def agreement_text(rate: float | None, low: float | None, high: float | None) ->
 ALERT_COLUMNS = ("experiment", "rule", "severity", "segment", "state", "Δ [CI]", "n")
 
 
+_EVIDENCE_TESTS = "|".join((*SEQUENTIAL_TESTS, "bounded_cs"))
+_GUARDRAIL_EVIDENCE = re.compile(rf" \((?:{_EVIDENCE_TESTS}): [^()]*\)")
+"""The test evidence in parentheses after each guardrail of a reason."""
+
+
 def short_reason(reason: str) -> str:
     """The verdict reason without the test's full evidence (kept in JSON and the report).
 
@@ -186,7 +192,11 @@ def short_reason(reason: str) -> str:
     --------
     >>> short_reason("primary log_loss significantly worse: msprt: statistic=9 p=0.01")
     'primary log_loss significantly worse'
+    >>> short_reason("guardrail a violated: excess in [2, 3] (bounded_cs: e=9 CI=[2, 3]); "
+    ...              "guardrail b violated: excess in [4, 5] (msprt: e=8)")
+    'guardrail a violated: excess in [2, 3]; guardrail b violated: excess in [4, 5]'
     """
+    reason = _GUARDRAIL_EVIDENCE.sub("", reason)
     marks = (f"{sep}{test}" for test in SEQUENTIAL_TESTS for sep in (": ", " ("))
     cut = min((i for i in map(reason.find, marks) if i >= 0), default=-1)
     return reason if cut < 0 else reason[:cut]
@@ -234,9 +244,6 @@ def _summary_table(run: RunResult, rows: list[SummaryRow]) -> Table:
     table.add_column("Δ business KPIs [CI]", min_width=wide)
     table.add_column("decisions agree", min_width=10, max_width=10)
     table.add_column("latency p50", justify="right", max_width=7)
-    costs = any(row.cost is not None and row.cost.measured for row in rows)
-    if costs:
-        table.add_column("cost (in its worker)", min_width=wide, overflow="fold")
     table.add_column("verdict", no_wrap=True)
     table.add_column("reason", overflow="fold")
     for row in rows:
@@ -244,7 +251,6 @@ def _summary_table(run: RunResult, rows: list[SummaryRow]) -> Table:
         primary = MetricDelta(
             row.primary_metric, row.primary_delta, row.primary_low, row.primary_high
         )
-        cost = [row.cost.text().replace("; ", "\n") if row.cost else "-"] if costs else []
         table.add_row(
             row.experiment,
             f"{row.paired} / {row.labelled}",
@@ -255,17 +261,43 @@ def _summary_table(run: RunResult, rows: list[SummaryRow]) -> Table:
                 row.decision_agreement, row.decision_agreement_low, row.decision_agreement_high
             ).replace(" [", "\n[", 1),
             "-" if row.latency_ratio_p50 is None else f"{row.latency_ratio_p50:.2f}x",
-            *cost,
             f"[{style}]{row.decision.upper()}[/]" if style else row.decision.upper(),
             short_reason(row.reason),
         )
     return table
 
 
+def _cost_table(rows: list[SummaryRow]) -> Table | None:
+    """What each candidate costs beside live, one line each; ``None`` if nothing was measured.
+
+    A table of its own, so the verdicts table keeps its reasons readable on a usual terminal.
+    """
+    measured = [(r.experiment, r.cost) for r in rows if r.cost is not None and r.cost.measured]
+    if not measured:
+        return None
+    table = Table(
+        title="what each candidate costs",
+        title_justify="left",
+        caption="CPU ms per prediction (p50 / p99; ratio of the means to live), estimated "
+        "cores at the observed request rate, peak memory per replica, model load time; live's "
+        "measured in the serving app, a candidate's in its shadow worker",
+        caption_justify="left",
+    )
+    table.add_column("experiment", no_wrap=True)
+    table.add_column("cost (in its worker)", overflow="fold")
+    for experiment, cost in measured:
+        table.add_row(experiment, cost.text())
+    return table
+
+
 def render_summary(run: RunResult, console: Console) -> None:
-    """Print the summary table, then the alerts raised, to ``console``."""
-    table = _summary_table(run, summary_rows(run))
-    console.print(table)
+    """Print the verdicts table, what each candidate costs (if measured), then the alerts
+    raised, to ``console``."""
+    rows = summary_rows(run)
+    console.print(_summary_table(run, rows))
+    costs = _cost_table(rows)
+    if costs is not None:
+        console.print(costs)
     alerts = alert_rows(run)
     if not alerts:
         console.print("No alerts were raised.")

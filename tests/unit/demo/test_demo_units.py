@@ -6,16 +6,20 @@ import doctest
 import importlib
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from streams.demo.experiments import delivery_experiment_toml, experiments_toml
-from streams.demo.models import load_data, train_models
+from streams.demo.experiments import CPU_MARGIN, delivery_experiment_toml, experiments_toml
+from streams.demo.models import DemoModel, load_data, train_models
 from streams.demo.serving import DeliveryApp, LabelFeeder
 from streams.demo.traffic import COUNTRIES, deliveries, requests
 from streams.downstream.delivery import train_eta_models
 from streams.join.experiments import ExperimentsFile
+from streams.records import ModelInput
+from streams.worker.loading import load_model_file
+from streams.worker.model import ModelAdapter
 
 MODULES = [
     "streams.demo.models",
@@ -39,15 +43,43 @@ def test_docstring_examples(name: str) -> None:
 
 def test_candidates_are_better_and_worse_than_live_on_held_out_data() -> None:
     data = load_data()
-    live, better, worse = train_models(data)
+    models = train_models(data)
     stream = list(requests(data, 600, seed=3))
 
     def accuracy(model_index: int) -> float:
-        model = (live, better, worse)[model_index]
+        model = models[model_index]
         return sum(model.predict_one(r.features)[0] == r.label for r in stream) / len(stream)
 
     assert accuracy(1) > accuracy(0) + 0.03
     assert accuracy(2) < accuracy(0) - 0.05
+    assert accuracy(3) > accuracy(0) + 0.03  # the costly candidate is better too
+
+
+def test_costly_candidate_needs_many_times_live_cpu_per_request() -> None:
+    data = load_data()
+    live, _, _, costly = train_models(data)
+    stream = list(requests(data, 200, seed=3))
+
+    def cpu_s(model: DemoModel) -> float:
+        started = time.thread_time()
+        for request in stream:
+            model.predict_one(request.features)
+        return time.thread_time() - started
+
+    assert cpu_s(costly) > 5 * cpu_s(live)
+
+
+def test_a_worker_answers_each_request_as_the_app_does(tmp_path: Path) -> None:
+    data = load_data()
+    costly = train_models(data)[3]
+    loaded = load_model_file(costly.save(tmp_path))
+    rows = [r.features for r in requests(data, 3, seed=3)]
+    inputs = [ModelInput(str(i), "d", 0, features) for i, features in enumerate(rows)]
+    answers = ModelAdapter(loaded).predict(inputs)
+    assert [(a.value, a.probabilities) for a in answers] == [
+        (str(value), probabilities) for value, probabilities in map(costly.predict_one, rows)
+    ]
+    assert all(a.cpu_ms is not None and a.cpu_ms > 0 for a in answers)
 
 
 def test_request_stream_is_seeded_and_segmented() -> None:
@@ -65,6 +97,11 @@ def test_generated_experiments_parse() -> None:
     assert names == ["d/v2", "d/v3"]
     assert parsed.get("d/v2").rules.primary_metric == "log_loss"
     assert parsed.join.pair_ttl_s == 30.0
+    rules = parsed.get("d/v3").rules
+    cpu = next(g for g in rules.guardrails if g.metric == "cpu_ms")
+    assert cpu.relative and cpu.margin == CPU_MARGIN
+    assert rules.metrics["cpu_ms"].bounds == (0.0, 10.0)
+    assert rules.metrics["latency_ms"].bounds == (0.0, 500.0)
 
 
 def test_generated_delivery_experiment_judges_downstream_kpis() -> None:

@@ -110,7 +110,7 @@ def test_the_summary_the_json_and_the_report_show_the_costs(tmp_path: Path) -> N
     console = Console(record=True, width=250)
     render_summary(run, console)
     text = console.export_text()
-    assert "cost (in its worker)" in text and "MiB per replica (3.0x)" in text
+    assert "what each candidate costs" in text and "MiB per replica (3.0x)" in text
     rows = {row.experiment: row.to_dict() for row in summary_rows(run)}
     assert json.loads(json.dumps(rows))["churn/costly"]["cost"]["memory_mb"] == CANDIDATE_MB
     assert "900 MiB per replica (3.0x)" in summary_table(summary_rows(run))  # the HTML report's
