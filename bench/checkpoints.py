@@ -10,8 +10,8 @@ alternation, ``--runs`` times (medians):
   rename; reproduced here as the baseline) and its reader;
 * ``json_all``: :meth:`Checkpoints.save` writing every experiment (a first checkpoint,
   or every experiment busy);
-* ``json_one_changed``: the same save when one experiment had events since the last one
-  (the others idle: nothing written for them).
+* ``json_one_changed``: the same save when one experiment (the one with the largest
+  state) had events since the last one, the others idle: nothing written for them.
 
 ``ratio_*`` are new / old.  ``restore_identical``: resuming from the JSON checkpoint of
 the first half of the traffic and folding the second half gives exactly the snapshots,
@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from judge import BINARY, JOIN, MULTICLASS, REGRESSION, join_events, requests
 
 import streams
+from streams.join import state_codec
 from streams.join.checkpoints import Checkpoint, Checkpoints
 from streams.join.experiments import ExperimentsFile
 from streams.join.judge import ExperimentState, Judge
@@ -124,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         judge.report(name, now)
     states = {name: judge.state(name) for name in names}
     pickle.dumps(states)  # windows feed their batch statistics once, before any timing
-    busy = next(e for e in events[half:] if e.experiment == names[0])
+    # the one busy experiment: the one with the largest state (the dearest to write)
+    heaviest = max(names, key=lambda name: len(state_codec.dumps(states[name])))
+    busy = next(e for e in events[half:] if e.experiment == heaviest)
     times: dict[str, list[float]] = {k: [] for k in ("pickle", "json_all", "json_one_changed")}
     loads: dict[str, list[float]] = {"pickle": [], "json": []}
     checkpoint, busy_only = Checkpoint(half, states, TOPIC), {busy.experiment}
@@ -162,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     load_med = {k: statistics.median(v) for k, v in loads.items()}
     out = {
         "experiments": len(names),
+        "one_changed": heaviest,
         "events_folded": half,
         "runs": runs,
         "write_ms": {k: round(v, 3) for k, v in med.items()},

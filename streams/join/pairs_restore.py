@@ -4,7 +4,10 @@
 After an assignment, and after an aborted transaction (a rewind), stage 1 brings the
 store of each input partition it owns up to its changelog partition's committed end
 (``read_committed``: an aborted batch's state changes are skipped), and the consumer goes
-back to the inputs' committed offsets. A persistent store (``rocksdb://``) replays only
+back to the inputs' committed offsets. After an assignment it does so in steps
+(:meth:`OwnedStores.begin`, :meth:`OwnedStores.step`) between polls of its group, the new
+inputs paused meanwhile, so that a long restore never holds the group's callback past
+``max.poll.interval.ms``. A persistent store (``rocksdb://``) replays only
 the changelog after the offset it recorded (:func:`resume_offset`); it is rebuilt from
 the start instead when it cannot be trusted: it recorded nothing, or another changelog
 topic (a topic deleted and created again has a new id), or an offset past the end (or
@@ -44,6 +47,7 @@ from streams.settings import Settings
 __all__ = [
     "OwnedStores",
     "Replay",
+    "Restore",
     "read_topic_id",
     "restore",
     "restore_config",
@@ -128,6 +132,8 @@ class OwnedStores:
         """How each owned partition's store was last brought up to date."""
         self._topic_id: str | None = None
         self._next_mark = 0.0
+        self._running: Restore | None = None
+        self._started = 0.0
 
     @property
     def pending(self) -> int:
@@ -137,22 +143,67 @@ class OwnedStores:
     def restore(self, owned: set[int]) -> dict[int, Replay]:
         """Open the stores of ``owned`` not open yet and bring them all up to their
         changelog partitions: the tail after a persistent store's offset, or all of it."""
+        self.begin(owned)
+        while self.restoring and not self.step(float("inf")):
+            pass
+        return self.last_restore
+
+    @property
+    def restoring(self) -> bool:
+        """A restore begun and not finished: the stores are not up to date."""
+        return self._running is not None
+
+    def begin(self, owned: set[int]) -> None:
+        """Start bringing the stores of ``owned`` up to date (:meth:`step` goes on)."""
+        self._abandon()
+        self._started = time.monotonic()
         for partition in owned - self.parts.keys():
             self.parts[partition] = self.stores.open(partition)
+        self.last_restore = {}
         if not owned:
-            return {}
+            self._log_restored()
+            return
         self._topic_id = read_topic_id(self._admin, self.topic)
         reader = self._reader()
         try:
             stores = {p: self.parts[p] for p in sorted(owned)}
-            replays = restore(reader, self.topic, stores, self.header, self._topic_id,
-                              self.first_due, int(time.time() * 1000), self.ttls,
-                              self.upgrades)  # fmt: skip
-        finally:
+            self._running = Restore(reader, self.topic, stores, self.header, self._topic_id,
+                                    self.first_due, int(time.time() * 1000), self.ttls,
+                                    self.upgrades)  # fmt: skip
+        except BaseException:
             reader.close()
+            raise
+
+    def step(self, seconds: float) -> bool:
+        """Go on with the restore begun for about ``seconds``; True once it is done (the
+        stores up to date, :attr:`last_restore` set)."""
+        running = self._running
+        if running is None:
+            return True
+        try:
+            if not running.step(seconds):
+                return False
+        except BaseException:
+            self._abandon()
+            raise
+        self._abandon()
         self._next_mark = time.monotonic() + MARK_EVERY_S
-        self.last_restore = replays
-        return replays
+        self.last_restore = running.replays
+        self._log_restored()
+        return True
+
+    def _log_restored(self) -> None:
+        replays = self.last_restore
+        rebuilt = {p: r.rebuilt for p, r in replays.items() if r.rebuilt is not None}
+        log.info("join: stage 1 owns partitions %s; restored %d requests in %.1fs, replaying "
+                 "%d changelog records (rebuilt: %s)", sorted(self.parts), self.pending,
+                 time.monotonic() - self._started, sum(r.records for r in replays.values()),
+                 rebuilt or "none")  # fmt: skip
+
+    def _abandon(self) -> None:
+        if self._running is not None:
+            self._running.reader.close()
+            self._running = None
 
     def mark(self, consumer: ConsumerLike, force: bool = False) -> None:
         """Record in each persistent store the changelog offset it reflects, every
@@ -160,6 +211,8 @@ class OwnedStores:
         change is in the stores by then, and the changelog's end is past them all."""
         if not (self.stores.persistent and self.parts and self._topic_id is not None):
             return
+        if self._running is not None:
+            return  # the stores are behind the changelog's end until the restore is done
         if not force and time.monotonic() < self._next_mark:
             return
         self._next_mark = time.monotonic() + MARK_EVERY_S
@@ -174,7 +227,8 @@ class OwnedStores:
             store.mark(Persisted(high, self._topic_id, self.header, written, self.ttls))
 
     def close(self) -> None:
-        """Close every store (a persistent one stays on disk)."""
+        """Close every store (a persistent one stays on disk), abandoning a restore."""
+        self._abandon()
         for store in self.parts.values():
             store.close()
         self.parts.clear()
@@ -239,54 +293,79 @@ def restore(
     upgrades: Upgrades | None = None,
 ) -> dict[int, Replay]:
     """Bring each store (by changelog partition) up to the changelog's end as read now,
-    file its new requests' deadlines, and record the offset reached.
+    file its new requests' deadlines, and record the offset reached (:class:`Restore`
+    read to its end)."""
+    running = Restore(reader, topic, stores, header, topic_id, first_due, now_ms, ttls, upgrades)
+    while not running.step(float("inf")):
+        pass
+    return running.replays
+
+
+class Restore:
+    """One restore of stores from their changelog partitions, read in steps so that the
+    caller may keep serving its consumer group in between (its inputs paused).
 
     ``reader`` is a consumer of its own (``enable.partition.eof``, ``read_committed``),
     assigned here; ``header``: the changelog values' wire header (magic byte and the
     state's schema id), checked and not stored; ``first_due``: a request's first deadline
     from its first-seen time; ``upgrades``: older state versions read (see
-    :class:`OwnedStores`).
+    :class:`OwnedStores`). A restore abandoned midway leaves each store with the offset
+    it recorded before (replaying is idempotent: the next restore reads from there).
     """
-    replays: dict[int, Replay] = {}
-    for partition, store in stores.items():
-        low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-        start, why = resume_offset(store.persisted(), low, high, topic_id, header, now_ms, ttls)
-        if start is None:
-            store.wipe()
-            replays[partition] = Replay(low, high, why)
-        else:
-            replays[partition] = Replay(start, high, None)
-    counts = _read(reader, topic, stores, header, replays, first_due, upgrades or {})
-    for partition, store in stores.items():
-        replay = replays[partition]
-        replays[partition] = Replay(replay.start, replay.end, replay.rebuilt, counts[partition])
-        if not store.persistent:
-            _file_all(store, first_due)
-        elif topic_id is not None:
-            store.mark(Persisted(replay.end, topic_id, header, now_ms, ttls))
-    return replays
 
+    def __init__(
+        self,
+        reader: ConsumerLike,
+        topic: str,
+        stores: Mapping[int, PartitionStore],
+        header: bytes,
+        topic_id: str | None,
+        first_due: Callable[[int], int],
+        now_ms: int,
+        ttls: str = "",
+        upgrades: Upgrades | None = None,
+    ) -> None:
+        self.reader, self.topic, self.stores, self.header = reader, topic, stores, header
+        self.topic_id, self.first_due, self.now_ms, self.ttls = topic_id, first_due, now_ms, ttls
+        self.upgrades = upgrades or {}
+        self.replays: dict[int, Replay] = {}
+        """How each store is brought up to date (its records counted once done)."""
+        for partition, store in stores.items():
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            start, why = resume_offset(store.persisted(), low, high, topic_id, header, now_ms, ttls)
+            if start is None:
+                store.wipe()
+                self.replays[partition] = Replay(low, high, why)
+            else:
+                self.replays[partition] = Replay(start, high, None)
+        self.counts = dict.fromkeys(stores, 0)
+        self.foreign = 0
+        self.done = False
+        self.remaining = {p for p, r in self.replays.items() if r.end > r.start}
+        self.pending: dict[int, dict[StoreKey, bytes | None]] = {p: {} for p in self.remaining}
+        if self.remaining:
+            reader.assign([TopicPartition(topic, p, self.replays[p].start) for p in self.remaining])
 
-def _read(
-    reader: ConsumerLike,
-    topic: str,
-    stores: Mapping[int, PartitionStore],
-    header: bytes,
-    replays: Mapping[int, Replay],
-    first_due: Callable[[int], int],
-    upgrades: Upgrades,
-) -> dict[int, int]:
-    """Apply changelog partitions from each replay's start to its end to their stores,
-    in writes of up to READ_BATCH records; returns the records read per partition."""
-    counts = dict.fromkeys(stores, 0)
-    remaining = {p for p, r in replays.items() if r.end > r.start}
-    if not remaining:
-        return counts
-    reader.assign([TopicPartition(topic, p, replays[p].start) for p in remaining])
-    size, foreign = len(header), 0
-    pending: dict[int, dict[StoreKey, bytes | None]] = {p: {} for p in remaining}
-    while remaining:
-        for message in reader.consume(READ_BATCH, 1.0):
+    def step(self, seconds: float) -> bool:
+        """Read for about ``seconds`` (at least one batch); True once every store is up to
+        its changelog's end (then its deadlines filed and its offset recorded)."""
+        if self.done:
+            return True
+        deadline = time.monotonic() + seconds
+        while self.remaining:
+            self._read_batch()
+            if self.remaining and time.monotonic() >= deadline:
+                return False
+        self._finish()
+        self.done = True
+        return True
+
+    def _read_batch(self) -> None:
+        """Apply up to READ_BATCH changelog records to their stores, in writes of up to
+        READ_BATCH records each."""
+        size, stores, replays = len(self.header), self.stores, self.replays
+        remaining = self.remaining
+        for message in self.reader.consume(READ_BATCH, 1.0):
             at: int = message.partition()
             error = message.error()
             if error is not None:
@@ -295,28 +374,40 @@ def _read(
                     continue
                 raise KafkaException(error)
             value = message.value()
-            changes = pending[at]
-            upgrade = None if value is None else upgrades.get(value[:size])
+            changes = self.pending[at]
+            upgrade = None if value is None else self.upgrades.get(value[:size])
             if upgrade is not None:  # an older state version: rewritten as the current one
                 body = upgrade(value[size:])
-                value = None if body is None else header + body
-            if value is not None and value[:size] == header:
+                value = None if body is None else self.header + body
+            if value is not None and value[:size] == self.header:
                 changes[key_from_changelog(message.key())] = value[size:]
             else:
-                foreign += value is not None
+                self.foreign += value is not None
                 changes[key_from_changelog(message.key())] = None
-            counts[at] += 1
+            self.counts[at] += 1
             if len(changes) >= READ_BATCH:
-                _apply(stores[at], changes, first_due)
+                _apply(stores[at], changes, self.first_due)
             if message.offset() + 1 >= replays[at].end:
                 remaining.discard(at)
-    for at, changes in pending.items():
-        _apply(stores[at], changes, first_due)
-    if foreign:
-        log.warning("join: %d changelog values of %s were not a join state (schema id other "
-                    "than %s): their requests were not restored", foreign, topic,
-                    int.from_bytes(header[1:], "big"))  # fmt: skip
-    return counts
+
+    def _finish(self) -> None:
+        for at, changes in self.pending.items():
+            _apply(self.stores[at], changes, self.first_due)
+        if self.foreign:
+            log.warning("join: %d changelog values of %s were not a join state (schema id "
+                        "other than %s): their requests were not restored", self.foreign,
+                        self.topic, int.from_bytes(self.header[1:], "big"))  # fmt: skip
+        for partition, store in self.stores.items():
+            replay = self.replays[partition]
+            self.replays[partition] = Replay(
+                replay.start, replay.end, replay.rebuilt, self.counts[partition]
+            )
+            if not store.persistent:
+                _file_all(store, self.first_due)
+            elif self.topic_id is not None:
+                store.mark(
+                    Persisted(replay.end, self.topic_id, self.header, self.now_ms, self.ttls)
+                )
 
 
 def _apply(

@@ -68,6 +68,9 @@ TRANSACTION_TIMEOUT_MS = 10_000
 """How long a killed worker's open transaction holds back readers before the broker
 aborts it."""
 EXPIRE_BUDGET_S = 2.0
+RESTORE_STEP_S = 2.0
+"""How long one poll goes on with a restore before it serves the group again (well
+under max.poll.interval.ms)."""
 """An expiry call settles due requests in passes of ``batch_size`` per partition, one
 transaction each, for this long at most (the rest waits for the next call)."""
 STATE_PARTS = 8
@@ -188,10 +191,15 @@ class PairStage:
         self.consumer.subscribe(self.sources, on_assign=self._on_assign, on_revoke=self._on_revoke)
 
     def poll(self, timeout: float) -> int:
-        """Process one batch (waiting up to ``timeout`` s for it); returns its size."""
-        messages = self.consumer.consume(self.batch_size, timeout)
+        """Process one batch (waiting up to ``timeout`` s for it), or go on with a restore
+        for up to RESTORE_STEP_S; returns the records processed or restored (at least 1
+        while a restore goes on)."""
+        restoring = self.state.restoring
+        messages = self.consumer.consume(self.batch_size, 0 if restoring else timeout)
         if messages:
             self.process(messages)
+        if self.state.restoring:  # begun above (an assignment) or before
+            return len(messages) + self._restore_step()
         self.state.mark(self.consumer)
         return len(messages)
 
@@ -215,7 +223,7 @@ class PairStage:
     def status(self) -> str:
         return (
             f"stage 1: {self.processed} records, {self.pending} requests pending, "
-            f"partitions {sorted(self._owned)}"
+            f"partitions {sorted(self._owned)}{' (restoring)' if self.state.restoring else ''}"
         )
 
     def process(self, messages: list[Any]) -> None:
@@ -406,20 +414,22 @@ class PairStage:
                 TopicError(f"partitions changed while the join runs: input partition "
                            f"{max(owned)} assigned, the join runs with {self.partitions}")
             )  # fmt: skip
-        started = time.monotonic()
-        replays = self.state.restore(owned)
+        # The restore runs in poll(), not here: a restore longer than max.poll.interval.ms
+        # inside this callback would cost the group an extra rebalance. The inputs wait,
+        # paused, until their stores are up to date (as Kafka Streams does).
+        self.state.begin(owned)
         self._owned = owned
+        consumer.assign(partitions)
+        consumer.pause(partitions)
+
+    def _restore_step(self) -> int:
+        """Go on with the restore; once done, resume the inputs. Returns 1 while it goes
+        on, then the changelog records it replayed (at least 1)."""
+        if not self.state.step(RESTORE_STEP_S):
+            return 1
+        self.consumer.resume(self.consumer.assignment())
         self.metrics.pending.set(self.pending)
-        rebuilt = {p: r.rebuilt for p, r in replays.items() if r.rebuilt is not None}
-        log.info(
-            "join: stage 1 owns partitions %s; restored %d requests in %.1fs, replaying %d "
-            "changelog records (rebuilt: %s)",
-            sorted(owned),
-            self.pending,
-            time.monotonic() - started,
-            sum(r.records for r in replays.values()),
-            rebuilt or "none",
-        )
+        return max(1, sum(r.records for r in self.state.last_restore.values()))
 
     def _rewind(self) -> None:
         """Back to the last committed transaction: its state and its input offsets."""
@@ -431,8 +441,10 @@ class PairStage:
     def expire(self) -> None:
         """Settle the requests due (:mod:`streams.join.pairs_expiry`), in transactions
         of up to ``batch_size`` per partition, for EXPIRE_BUDGET_S at most."""
-        if not self._owned or not caught_up(
-            self.consumer, self._at_end, self.sources, self.metrics
+        if (
+            not self._owned
+            or self.state.restoring
+            or not caught_up(self.consumer, self._at_end, self.sources, self.metrics)
         ):
             # Behind on the topics (a backlog, a restart): the other half of a pending
             # request may still be unread, so nothing can be declared missing yet.

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streams.codec import Codec
 from streams.join.stage_judge import events_of
@@ -72,6 +72,13 @@ def _produce(settings: Settings, ids: range, role: Role, version: str, prefix: s
     assert producer.flush(30) == 0
 
 
+COORDINATOR_MOVING = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+}
+
+
 def _committed(settings: Settings) -> int:
     """Input records stage 1 committed (all its input topics)."""
     consumer = Consumer(
@@ -81,6 +88,10 @@ def _committed(settings: Settings) -> int:
         topics = (settings.topics.live_predictions, settings.topics.shadow_predictions)
         wanted = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
         return sum(max(tp.offset, 0) for tp in consumer.committed(wanted, timeout=10))
+    except KafkaException as exc:
+        if exc.args[0].code() not in COORDINATOR_MOVING:
+            raise
+        return 0  # the group's coordinator is not ready yet: ask again
     finally:
         consumer.close()
 

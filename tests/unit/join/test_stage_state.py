@@ -171,3 +171,45 @@ def test_a_store_whose_deadlines_were_filed_under_other_ttls_is_rebuilt(tmp_path
     assert reasons == {"its deadlines were filed under other TTLs"}
     assert shorter.pending == 6
     shorter.close()
+
+
+def test_the_restore_runs_in_the_loop_with_the_inputs_paused_and_survives_a_rebalance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long restore is done in steps between polls (never inside the assignment
+    callback, so the group keeps the member); the inputs wait paused, expiry and the
+    stores' offsets wait for it; a rebalance midway abandons it and the next one redoes
+    it; the counts are exact."""
+    import streams.join.pairs_restore
+    import streams.join.stage_pairs
+
+    broker = _broker()
+    for i in range(40):
+        _publish(broker, f"r{i}", live=True, shadow=False, label=False)
+    _run(broker, tmp_path / "first").close()
+    for i in range(40):
+        _publish(broker, f"r{i}", live=False, shadow=True, label=False)
+    written = sum(len(log) for log in broker.topics[TOPICS.join_state])
+    monkeypatch.setattr(streams.join.pairs_restore, "READ_BATCH", 2)
+    monkeypatch.setattr(streams.join.stage_pairs, "RESTORE_STEP_S", 0.0)
+    stage = _stage(broker, tmp_path / "second", pair_ttl=0.001, label_ttl=0.002)
+    consumer = stage.consumer
+    assert stage.state.restoring and "(restoring)" in stage.status()
+    assert consumer.paused == {(tp.topic, tp.partition) for tp in consumer.assignment()}
+    assert stage.poll(0) == 1 and stage.processed == 0  # one more step, no input read
+    stage.expire()  # waits for the restore: no request declared missing
+    assert _events(broker) == []
+    assert all(store.persisted() is None for store in stage.parts.values())
+    consumer.revoke()  # a rebalance midway: the restore is abandoned ...
+    assert not stage.state.restoring and not stage.parts
+    consumer.subscribe(stage.sources, on_assign=stage._on_assign, on_revoke=stage._on_revoke)
+    steps = 0
+    while stage.state.restoring or steps == 0:  # ... and begun again at the next assignment
+        stage.poll(0)
+        steps += 1
+    assert steps > 3 and not consumer.paused
+    assert sum(r.records for r in stage.state.last_restore.values()) == written
+    _drain(stage)
+    paired = [e for e in _events(broker) if e[0] is JoinKind.PAIRED and e[1] == "worse"]
+    assert sorted(e[2] for e in paired) == sorted(f"r{i}" for i in range(40))
+    stage.close()

@@ -219,10 +219,16 @@ class FakeConsumer:
     def assign(self, partitions: list[TopicPartition]) -> None:
         self._subscribed = None
         self.positions = {}
+        committed = self.broker.committed.get(self.group, {})
         for tp in partitions:
+            where = (tp.topic, tp.partition)
             size = len(self.broker.topics[tp.topic][tp.partition])
-            offset = 0 if tp.offset in (OFFSET_BEGINNING, OFFSET_INVALID) else tp.offset
-            self.positions[(tp.topic, tp.partition)] = min(offset, size)
+            offset = tp.offset
+            if offset == OFFSET_INVALID:  # as handed to on_assign: the committed offset
+                offset = committed.get(where, size if self.latest else 0)
+            elif offset == OFFSET_BEGINNING:
+                offset = 0
+            self.positions[where] = min(offset, size)
 
     def assignment(self) -> list[TopicPartition]:
         return [TopicPartition(t, p) for t, p in self.positions]
