@@ -63,6 +63,13 @@ __all__ = ["join"]
     show_default=True,
     help="Address the page binds to (0.0.0.0: every interface; it has no authentication).",
 )
+@click.option(
+    "--hold-partitions-on-stop",
+    is_flag=True,
+    help="With a rocksdb:// store: on SIGTERM keep this process's stage-1 partitions for "
+    "the group session timeout (10 s) instead of handing them over at once, so a restart "
+    "on the same host and --data-dir gets them and their stores back without a rebalance.",
+)
 @click.option("--metrics-port", type=int, default=0, help="Prometheus port (0: off).")
 @click.option("--metrics-addr", default="127.0.0.1", show_default=True,
               help="Address /metrics binds (0.0.0.0: every interface, e.g. in a pod).")  # fmt: skip
@@ -83,6 +90,7 @@ def join(
     batch_size: int,
     web_port: int | None,
     web_host: str,
+    hold_partitions_on_stop: bool,
     metrics_port: int,
     metrics_addr: str,
     log_level: str,
@@ -144,6 +152,7 @@ def join(
             data_dir=data_dir,
             batch_size=batch_size,
             watchdog=Watchdog(experiments.join.stall_limit_s, restart_process),
+            leave_on_stop=not hold_partitions_on_stop,
         )
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from None

@@ -60,6 +60,12 @@ class JoinWorker:
         What to do when a transaction call never returns (:class:`PairStage`).
     metrics
         Prometheus metrics to update (a fresh registry by default).
+    leave_on_stop
+        Stopped by :meth:`stop` (SIGTERM), stage 1 leaves its group so its partitions
+        move at once, also as the static member a ``rocksdb://`` store makes it; False:
+        a static member keeps them for the session timeout (10 s), so a restart on the
+        same host and data dir within it gets them back without a rebalance. A process
+        that stops on an error (a fenced one restarts in place) never leaves.
 
     Examples
     --------
@@ -77,6 +83,7 @@ class JoinWorker:
         batch_size: int = BATCH_SIZE,
         watchdog: Watchdog | None = None,
         metrics: JoinMetrics | None = None,
+        leave_on_stop: bool = True,
     ) -> None:
         unknown = set(stages) - set(STAGES)
         if unknown or not stages:
@@ -112,6 +119,7 @@ class JoinWorker:
         self._report_every = join.snapshot_every_s
         self._checkpoint_every = join.checkpoint_every_s
         self._stop = threading.Event()
+        self.leave_on_stop = leave_on_stop
 
     @property
     def latest(self) -> dict[str, dict[str, Any]]:
@@ -159,6 +167,7 @@ class JoinWorker:
                         "; ".join(s.status() for s in (pairs, judge) if s is not None),
                     )
         finally:
-            for stage in (pairs, judge):
-                if stage is not None:
-                    stage.close()
+            if pairs is not None:  # stopped as asked: hand its partitions over at once
+                pairs.close(leave=self._stop.is_set() and self.leave_on_stop)
+            if judge is not None:
+                judge.close()

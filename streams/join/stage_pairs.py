@@ -43,6 +43,7 @@ from streams.join.slots import EncodedJoinEvent, JoinOutcome, SlotPairing
 from streams.join.store import Due
 from streams.join.stores import Stores, store_directory
 from streams.kafka import CONFLUENT, KafkaClients, ProducerWrapper, TransactionalBatch, Watchdog
+from streams.kafka.assignment import leave_group
 from streams.kafka.clients import MessageLike
 from streams.kafka.config import (
     admin_config,
@@ -206,9 +207,12 @@ class PairStage:
         self.state.mark(self.consumer)
         return len(messages)
 
-    def close(self) -> None:
+    def close(self, leave: bool = False) -> None:
+        """``leave``: hand the partitions over at once, also as a static member."""
         self.state.mark(self.consumer, force=True)
         try:
+            if leave and self.state.stores.persistent:  # a static member
+                leave_group(self.consumer)
             self.consumer.close()
         except KafkaException as exc:
             log.warning("join: closing the stage-1 consumer: %s", exc)

@@ -191,6 +191,8 @@ class _Decoder:
             return node  # a JSON scalar
         ((tag, body), *rest) = node.items()
         if tag == "r":
+            if type(body) is not int or not 0 <= body < len(self.memo):
+                raise ValueError(f"a reference to nothing decoded: {body!r}")
             found = self.memo[body]
             if found is _PENDING:
                 raise ValueError("a reference to an object inside itself")

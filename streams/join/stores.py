@@ -35,7 +35,8 @@ class Stores:
         """Consumer settings of the stage's group member: with a persistent store, a
         static member (``group.instance.id``, from the host and the store directory), so
         a restarted worker gets its partitions, and their stores, back at once instead
-        of after the dead member's session timeout (and a scale-down waits that long)."""
+        of after the dead member's session timeout. Such a member never leaves on close:
+        a graceful stop leaves first (:func:`~streams.kafka.assignment.leave_group`)."""
         if not self.persistent:
             return {}
         where = f"{socket.gethostname()}:{self.directory.resolve()}"

@@ -9,9 +9,9 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streams.kafka.clients import ConsumerLike
 
-__all__ = ["assignment_lag", "describe_partitions", "pause_assignment", "watermarks"]
+__all__ = ["assignment_lag", "describe_partitions", "leave_group", "pause_assignment", "watermarks"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("streams.kafka")
 
 _LEADERLESS = frozenset({
     KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
@@ -83,3 +83,20 @@ def describe_partitions(partitions: list[TopicPartition]) -> str:
     for tp in partitions:
         by_topic.setdefault(tp.topic, []).append(tp.partition)
     return ", ".join(f"{t}{sorted(p)}" for t, p in by_topic.items()) or "nothing"
+
+
+def leave_group(consumer: ConsumerLike, timeout: float = 5.0) -> None:
+    """Leave the consumer group now, before ``close()``.
+
+    librdkafka never sends the leave of a static member (``group.instance.id``) on
+    close (KIP-345): its partitions wait a session timeout for it to come back. An
+    unsubscribe sends it once the revocation is served (the revoke callback runs in the
+    polls here; a message they return is dropped: its offset was not committed).
+    """
+    consumer.unsubscribe()
+    deadline = time.monotonic() + timeout
+    while consumer.memberid() and time.monotonic() < deadline:
+        consumer.poll(0.05)
+    if consumer.memberid():
+        log.warning("could not leave group (member %s) within %.0fs: its partitions move "
+                    "after the session timeout", consumer.memberid(), timeout)  # fmt: skip

@@ -174,6 +174,7 @@ def test_anything_else_is_refused_when_written(value: object) -> None:
         b'{"o": "streams.join.checkpoints.Checkpoints", "v": {}}',
         b'{"x": 1}',
         b'{"r": 5}',
+        b'[[1.0], {"r": -1}]',
         b'{"t": [{"r": 0}]}',
         b'{"o": "streams.stats.paired.PairedT", "v": {"t": [{"d": [1, 2]}, null]}}',
         b'{"F": [0, 3]}\n\x00\x00',

@@ -184,6 +184,8 @@ class FakeConsumer:
         self._callbacks: dict[str, Callable[..., None]] = {}
         self.paused: set[tuple[str, int]] = set()
         self.closed = False
+        self.member: str | None = None
+        self._leaving = False
 
     # -- assignment -------------------------------------------------------------------
     def subscribe(self, topics: list[str], **callbacks: Any) -> None:
@@ -203,6 +205,7 @@ class FakeConsumer:
             start = len(self.broker.topics[tp.topic][tp.partition]) if self.latest else 0
             self.positions[where] = committed.get(where, start)
         self._subscribed = None
+        self.member = f"{self.group}-member"
         if "on_assign" in self._callbacks:
             self._callbacks["on_assign"](self, partitions)
 
@@ -262,7 +265,18 @@ class FakeConsumer:
     def resume(self, partitions: list[TopicPartition]) -> None:
         self.paused -= {(tp.topic, tp.partition) for tp in partitions}
 
+    def unsubscribe(self) -> None:
+        """As librdkafka: the revocation runs, and the member leaves, in the next poll."""
+        self._subscribed, self._leaving = None, True
+
+    def memberid(self) -> str | None:
+        return self.member
+
     def poll(self, timeout: float = -1) -> FakeMessage | None:
+        if self._leaving:
+            self.revoke()
+            self.member, self._leaving = None, False
+            return None
         messages = self.consume(1, timeout)
         return messages[0] if messages else None
 
