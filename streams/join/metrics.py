@@ -60,6 +60,13 @@ class JoinMetrics:
             ["error_type"],
             registry=self.registry,
         )
+        self.lost = Counter(
+            "shadow_join_lost",
+            "Records deleted (retention) before the join read them, by topic: offsets out "
+            "of range, each gap alerted (rule data_loss).",
+            ["topic"],
+            registry=self.registry,
+        )
         self.pending = Gauge(
             "shadow_join_pending_requests",
             "Requests held in stage 1 state on this worker.",
@@ -77,6 +84,10 @@ class JoinMetrics:
             ["experiment"],
             registry=self.registry,
         )
+
+    def count_lost(self, topic: str, records: int) -> None:
+        """Records of ``topic`` lost unread (:class:`~streams.kafka.offset_loss.OffsetLoss`)."""
+        self.lost.labels(topic).inc(records)
 
     @staticmethod
     def count(counter: Counter, amounts: Mapping[Any, int]) -> None:

@@ -34,12 +34,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, TopicCollection, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    KafkaError,
+    KafkaException,
+    TopicCollection,
+    TopicPartition,
+)
 
 from streams.join.keys import StoreKey, key_from_changelog
 from streams.join.slot_state import Slot
 from streams.join.store import PartitionStore, Persisted
 from streams.join.stores import Stores
+from streams.kafka.assignment import watermarks
 from streams.kafka.clients import ConsumerLike
 from streams.kafka.config import reader_config
 from streams.settings import Settings
@@ -331,7 +338,7 @@ class Restore:
         self.replays: dict[int, Replay] = {}
         """How each store is brought up to date (its records counted once done)."""
         for partition, store in stores.items():
-            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            low, high = watermarks(reader, TopicPartition(topic, partition))
             start, why = resume_offset(store.persisted(), low, high, topic_id, header, now_ms, ttls)
             if start is None:
                 store.wipe()
@@ -442,7 +449,11 @@ def read_topic_id(admin: Any, topic: str) -> str | None:
 
 def rewind_inputs(consumer: ConsumerLike) -> None:
     """Seek every assigned input partition back to its committed offset (the start when
-    the group has none)."""
+    the group has none: the log start, so a retention that moved it is no loss)."""
     assigned = consumer.assignment()
     for tp in consumer.committed(assigned, timeout=30):
-        consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0))
+        offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+        try:
+            consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        except KafkaException as exc:  # stopped by an offset error: its event restarts it
+            log.warning("join: cannot rewind %s[%d]: %s", tp.topic, tp.partition, exc)

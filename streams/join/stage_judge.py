@@ -34,9 +34,11 @@ from streams.join.metrics import JoinMetrics
 from streams.join.recent import RecentReports
 from streams.join.stage_pairs import BATCH_SIZE, LIBRDKAFKA_LOGS, now_ms
 from streams.kafka import CONFLUENT, KafkaClients, ProducerWrapper
+from streams.kafka.assignment import watermarks
 from streams.kafka.clients import MessageLike
 from streams.kafka.config import admin_config, group_config, producer_config
 from streams.kafka.deadletter import dead_letter, send_dead_letter
+from streams.kafka.offset_loss import OffsetLoss
 from streams.records import JoinEvent, JoinEventBatch, Record
 from streams.settings import Settings
 from streams.topics import partition_of
@@ -106,6 +108,10 @@ class JudgeStage:
         self.recent = RecentReports()
         """Recent snapshots, alerts and verdicts (the live experiment page)."""
         self.consumer = clients.consumer(group_config(settings, group, logs=LIBRDKAFKA_LOGS))
+        self.offset_loss = OffsetLoss(
+            settings, "join stage 2", metrics.count_lost, self.codec, clients=clients,
+            experiments=lambda partition: self._by_partition.get(partition, ()),
+        )  # fmt: skip
         self.reports = ProducerWrapper(
             producer_config(settings, logs=LIBRDKAFKA_LOGS), log=log, clients=clients
         )
@@ -170,7 +176,8 @@ class JudgeStage:
             error = message.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("join: consumer error: %s", error)
+                    if not self.offset_loss.handle(self.consumer, message):
+                        log.warning("join: consumer error: %s", error)
                 elif partition in rebuilding:
                     rebuilding.discard(partition)
                     if not rebuilding:
@@ -254,7 +261,7 @@ class JudgeStage:
         backlog = 0
         self._committed = self._committed_offsets(consumer, partitions)
         for tp in partitions:
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            low, high = watermarks(consumer, tp)
             start = self._resume(tp.partition, low, high)
             if start == OFFSET_BEGINNING:
                 self.checkpoints.forget(tp.partition)
@@ -291,13 +298,8 @@ class JudgeStage:
         if checkpoint.offset > high:  # truncated (unclean leader election)
             log.warning("join: ignoring the partition-%d checkpoint: past the end", partition)
             return OFFSET_BEGINNING
-        if checkpoint.offset < low:
-            log.warning(
-                "join: partition %d: events %d to %d expired before they were judged",
-                partition,
-                checkpoint.offset,
-                low - 1,
-            )
+        if checkpoint.offset < low:  # expired before they were judged: counted, alerted
+            self.offset_loss.gap(self.topics.join_events, partition, checkpoint.offset, low)
         for name, state in checkpoint.states.items():
             self.judge.restore(name, state)
         log.info("join: partition %d resumes at offset %d", partition, checkpoint.offset)

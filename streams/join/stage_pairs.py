@@ -52,6 +52,7 @@ from streams.kafka.config import (
 )
 from streams.kafka.deadletter import dead_letter, send_dead_letter
 from streams.kafka.limits import TOO_LARGE, record_limit
+from streams.kafka.offset_loss import OffsetLoss
 from streams.records import GroundTruth, JoinEventBatch, JoinKind, JoinSlot, ModelInput, Prediction
 from streams.settings import Settings
 from streams.topics import TopicError, co_partitioned, partition_of
@@ -153,6 +154,9 @@ class PairStage:
                 settings, group, logs=LIBRDKAFKA_LOGS, overrides=stores.group_member(group)
             )
         )
+        self.offset_loss = OffsetLoss(
+            settings, "join stage 1", metrics.count_lost, self.codec, clients=clients
+        )
         producer = transactional_config(
             settings, group, timeout_ms=TRANSACTION_TIMEOUT_MS, logs=LIBRDKAFKA_LOGS
         )
@@ -251,7 +255,7 @@ class PairStage:
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
                     at_end.add((topic, partition))
-                else:
+                elif not self.offset_loss.handle(self.consumer, message):
                     log.warning("join: consumer error: %s", error)
                 continue
             source = (topic, partition)

@@ -7,6 +7,7 @@
   rate-limited logs);
 - :mod:`streams.kafka.transaction`: one batch as one Kafka transaction (join stage 1);
 - :mod:`streams.kafka.watchdog`: restarts a process stuck in a transaction call;
+- :mod:`streams.kafka.offset_loss`: offsets out of range counted and alerted, not skipped;
 - :mod:`streams.kafka.deadletter`: the dead-letter path of the worker and the join;
 - :mod:`streams.kafka.assignment`: a consumer's lag, pausing its partitions, log text.
 

@@ -5,13 +5,36 @@ from __future__ import annotations
 import logging
 import time
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streams.kafka.clients import ConsumerLike
 
-__all__ = ["assignment_lag", "describe_partitions", "leave_group", "pause_assignment"]
+__all__ = ["assignment_lag", "describe_partitions", "leave_group", "pause_assignment", "watermarks"]
 
 log = logging.getLogger("streams.kafka")
+
+_LEADERLESS = frozenset({
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION,
+})  # fmt: skip
+
+
+def watermarks(
+    consumer: ConsumerLike, where: TopicPartition, wait_s: float = 60
+) -> tuple[int, int]:
+    """A partition's low and high offsets, waiting up to ``wait_s`` while it has no
+    leader yet (a topic created just before, on a loaded broker) instead of failing
+    the assignment that asks."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(where, timeout=10)
+            return low, high
+        except KafkaException as exc:
+            if exc.args[0].code() not in _LEADERLESS or time.monotonic() > deadline:
+                raise
+            log.info("%s[%d] has no leader yet: %s", where.topic, where.partition, exc)
+            time.sleep(0.5)
 
 
 def assignment_lag(consumer: ConsumerLike) -> int:

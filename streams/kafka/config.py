@@ -251,14 +251,16 @@ def group_config(
     logs: str | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Config:
-    """A consumer of one of the join's groups: manual offsets, committed reads only."""
+    """A consumer of one of the join's groups: manual offsets, committed reads only;
+    offsets out of range are an error event, never a silent jump
+    (:mod:`streams.kafka.offset_loss`)."""
     return base_config(
         settings,
         logs=logs,
         overrides={
             "group.id": group,
             "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
+            "auto.offset.reset": "error",
             "isolation.level": "read_committed",
             "partition.assignment.strategy": "range",  # co-partitioned topics stay together
             "session.timeout.ms": GROUP_SESSION_TIMEOUT_MS,

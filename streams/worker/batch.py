@@ -47,7 +47,8 @@ class Batch:
     skipped: int = 0
     """Inputs of another model (see ``model_name``), consumed but not scored."""
     errors: list[Any] = field(default_factory=list)
-    """Consumer errors delivered in place of messages (logged, not dead-lettered)."""
+    """Consumer error events delivered in place of messages (handled or logged, not
+    dead-lettered)."""
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     """``(topic, partition) -> offset after the last message``: what to commit when done."""
 
@@ -108,7 +109,7 @@ def assemble(
     decode = codec.decode_as
     for message in messages:
         if message.error() is not None:
-            batch.errors.append(message.error())
+            batch.errors.append(message)
             continue
         topic, partition, offset = message.topic() or "", message.partition(), message.offset()
         if partition is None or offset is None:

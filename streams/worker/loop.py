@@ -34,6 +34,7 @@ from streams.kafka.assignment import assignment_lag, describe_partitions, pause_
 from streams.kafka.config import base_config, producer_config
 from streams.kafka.deadletter import dead_letter, send_dead_letter
 from streams.kafka.limits import ENVELOPE_BYTES, record_limit
+from streams.kafka.offset_loss import OffsetLoss
 from streams.process_cost import MIB, WorkerCost
 from streams.records import ModelInput, Prediction, Role
 from streams.settings import Settings
@@ -130,6 +131,10 @@ class ShadowWorker:
             self.metrics.threads = self.adapter.pool.size
         self.codec = codec or codec_for(settings)
         self.clients = clients
+        self.offset_loss = OffsetLoss(
+            settings, f"worker {self.config.name}@{version}", self.metrics.count_lost,
+            self.codec, start=self.config.start, cooperative=True, clients=clients,
+        )  # fmt: skip
         self._inflight: deque[_InFlight] = deque()
         self._consumer: ConsumerLike | None = None
         self._producer: ProducerWrapper | None = None
@@ -151,7 +156,7 @@ class ShadowWorker:
                 "enable.auto.commit": True,
                 "auto.commit.interval.ms": 1000,
                 "enable.auto.offset.store": False,
-                "auto.offset.reset": self.config.start,
+                "auto.offset.reset": "error",  # config.start: streams.kafka.offset_loss
                 "session.timeout.ms": session,
                 "heartbeat.interval.ms": max(min(3000, session // 3), 100),
                 "partition.assignment.strategy": "cooperative-sticky",
@@ -253,7 +258,6 @@ class ShadowWorker:
     def _process(self, messages: list[Any]) -> None:
         started = time.perf_counter()
         metrics = self.metrics
-        metrics.consumed += len(messages)
         producer = self._producer
         assert producer is not None
         batch = assemble(
@@ -263,8 +267,10 @@ class ShadowWorker:
             required_for=self.adapter.required_features,
             max_bytes=record_limit(producer.max_bytes),
         )
-        for error in batch.errors:
-            log.warning("consumer error: %s", error)
+        metrics.consumed += len(messages) - len(batch.errors)  # records, not error events
+        for event in batch.errors:
+            if self._consumer is None or not self.offset_loss.handle(self._consumer, event):
+                log.warning("consumer error: %s", event.error())
         metrics.skipped += batch.skipped
         held = HeldBatch(batch, self.adapter.score(batch.inputs), started)
         if held.unscored:

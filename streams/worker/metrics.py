@@ -34,6 +34,8 @@ _COUNTERS = {
     "dead_lettered": "Bad inputs delivered to the dead-letter topic.",
     "skipped": "Inputs of other models, consumed and not scored.",
     "delivery_failures": "Messages the producer finally failed to deliver.",
+    "lost": "Inputs deleted (retention) before the worker read them: offsets out of range, "
+    "each gap alerted (rule data_loss).",
     "timeouts": "Model calls abandoned at their deadline (their inputs: timeout predictions).",
     "model_cpu_seconds": "CPU time of the model calls (each in the thread that ran it).",
     "model_restarts": "Model processes killed and replaced (--isolate process).",
@@ -67,6 +69,7 @@ class WorkerMetrics:
     dead_lettered: int = 0
     skipped: int = 0
     delivery_failures: int = 0
+    lost: int = 0
     timeouts: int = 0
     model_cpu_seconds: float = 0.0
     model_restarts: int = 0
@@ -81,6 +84,10 @@ class WorkerMetrics:
     batch_seconds_sum: float = 0.0
     bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(BATCH_BUCKETS) + 1))
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+
+    def count_lost(self, topic: str, records: int) -> None:
+        """Inputs lost unread (:class:`~streams.kafka.offset_loss.OffsetLoss`)."""
+        self.lost += records
 
     def observe_batch(self, seconds: float) -> None:
         """Record how long one batch took from consumed to handed to the producer."""
@@ -104,6 +111,8 @@ class WorkerMetrics:
             line += f" timeouts={self.timeouts} hung={self.hung_threads}/{self.threads}"
         if self.model_restarts:
             line += f" model_restarts={self.model_restarts}"
+        if self.lost:
+            line += f" LOST={self.lost} (out of retention)"
         return line + (" STALLED: every model thread is stuck" if self.stalled else "")
 
 

@@ -289,7 +289,8 @@ class FakeConsumer:
         ]
 
     def seek(self, partition: TopicPartition) -> None:
-        self.positions[(partition.topic, partition.partition)] = partition.offset
+        offset = 0 if partition.offset == OFFSET_BEGINNING else partition.offset
+        self.positions[(partition.topic, partition.partition)] = offset
         self._at_eof.discard((partition.topic, partition.partition))
 
     def get_watermark_offsets(

@@ -75,6 +75,7 @@ def test_join_groups_read_committed_with_manual_offsets_and_eof_events() -> None
     assert config["enable.auto.commit"] is False
     assert config["enable.partition.eof"] is True
     assert config["partition.assignment.strategy"] == "range"
+    assert config["auto.offset.reset"] == "error"  # streams.kafka.offset_loss handles it
 
 
 def test_readers_join_no_shared_group() -> None:

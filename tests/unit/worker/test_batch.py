@@ -62,7 +62,7 @@ def test_assemble_sorts_inputs_rejects_and_skips() -> None:
         (14, "missing_features"),
     ]
     assert batch.skipped == 1
-    assert batch.errors == ["transient"]
+    assert [m.error() for m in batch.errors] == ["transient"]
     assert batch.next_offsets == {("shadow.inputs", 0): 15, ("shadow.inputs", 1): 6}
 
 
