@@ -155,8 +155,9 @@ class PairStage:
             )
         )
         self.offset_loss = OffsetLoss(
-            settings, "join stage 1", metrics.count_lost, self.codec, clients=clients
-        )
+            settings, "join stage 1", metrics.count_lost, self.codec, clients=clients,
+            paused=lambda: self.state.restoring,  # the inputs wait for the stores
+        )  # fmt: skip
         producer = transactional_config(
             settings, group, timeout_ms=TRANSACTION_TIMEOUT_MS, logs=LIBRDKAFKA_LOGS
         )

@@ -107,6 +107,9 @@ class OffsetLoss:
     experiments
         The experiments a partition's records belong to (one alert each); none: one
         alert with an empty ``experiment``.
+    paused
+        Whether the consumer's whole assignment is paused now (join stage 1 while it
+        restores its stores): a reassignment keeps it paused.
     clients
         Where the alerts' producer comes from (made at the first alert).
     """
@@ -121,6 +124,7 @@ class OffsetLoss:
         start: Literal["earliest", "latest"] = "earliest",
         cooperative: bool = False,
         experiments: Callable[[int], Iterable[str]] | None = None,
+        paused: Callable[[], bool] | None = None,
         clients: KafkaClients = CONFLUENT,
     ) -> None:
         self.settings = settings
@@ -133,6 +137,7 @@ class OffsetLoss:
         self.alerts = 0
         self._on_lost = on_lost
         self._experiments = experiments
+        self._paused = paused
         self._clients = clients
         self._counted: dict[tuple[str, int], int] = {}
         """The offset up to which a partition's gap was counted."""
@@ -217,4 +222,6 @@ class OffsetLoss:
             else:
                 offset = position.offset if position.offset >= 0 else at.offset
                 moved.append(TopicPartition(at.topic, at.partition, offset))
-        consumer.assign(moved)
+        consumer.assign(moved)  # (which resumes every partition)
+        if self._paused is not None and self._paused():
+            consumer.pause(moved)

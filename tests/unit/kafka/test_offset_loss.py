@@ -43,6 +43,9 @@ class Consumer:
     def assign(self, partitions: list[TopicPartition]) -> None:
         self._record("assign", partitions)
 
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self._record("pause", partitions)
+
     def incremental_assign(self, partitions: list[TopicPartition]) -> None:
         self._record("incremental_assign", partitions)
 
@@ -141,3 +144,15 @@ def test_a_gap_found_at_a_checkpoint_is_alerted_per_experiment() -> None:
     assert loss.gap(TOPIC, 1, 5, 12) == 0
     assert counted == {TOPIC: 7}
     assert sorted((a.experiment, a.result.n) for a in alerts(broker)) == [("a", 7), ("b", 7)]
+
+
+def test_a_paused_assignment_stays_paused() -> None:
+    restoring = [True]
+    loss, _, _ = handler(paused=lambda: restoring[0])
+    consumer = Consumer((0, 90), {0: -1001, 1: -1001})
+    assert loss.handle(consumer, reset_event(1, None))
+    assert consumer.calls == [("assign", [(0, -1001), (1, -2)]), ("pause", [(0, -1001), (1, -2)])]
+    restoring[0] = False
+    consumer.calls.clear()
+    assert loss.handle(consumer, reset_event(0, None))
+    assert [name for name, _ in consumer.calls] == ["assign"]
