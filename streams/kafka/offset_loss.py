@@ -171,7 +171,11 @@ class OffsetLoss:
                 start = high
             elif offset > high:  # a new leader's high watermark may lag: once more first
                 self._past_end[(topic, partition)] = offset
-        self._reassign(consumer, TopicPartition(topic, partition, start))
+        try:
+            self._reassign(consumer, TopicPartition(topic, partition, start))
+        except KafkaException as exc:  # a rebalance under way: its assignment restarts it
+            log.warning("%s: cannot restart %s[%d] at %d: %s",
+                        self.component, topic, partition, start, exc)  # fmt: skip
         return True
 
     def gap(self, topic: str, partition: int, first: int, end: int) -> int:

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from streams.codec import Codec
 from streams.kafka.offset_loss import LOSS_RULE, OffsetLoss
@@ -156,3 +162,13 @@ def test_a_paused_assignment_stays_paused() -> None:
     consumer.calls.clear()
     assert loss.handle(consumer, reset_event(0, None))
     assert [name for name, _ in consumer.calls] == ["assign"]
+
+
+def test_a_reassignment_refused_mid_rebalance_is_left_to_the_rebalance() -> None:
+    class Rebalancing(Consumer):
+        def assign(self, partitions: list[TopicPartition]) -> None:
+            raise KafkaException(FakeError(KafkaError._STATE, "rebalance in progress"))
+
+    loss, broker, counted = handler()
+    assert loss.handle(Rebalancing((40, 90), {0: -1001}), reset_event(0, 10))
+    assert counted == {TOPIC: 30} and len(alerts(broker)) == 1  # counted all the same
