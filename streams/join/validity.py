@@ -6,7 +6,8 @@ that answered (no ``error``) is **invalid** when
 
 * ``missing``: it carries no value;
 * ``nonfinite``: its value, or one of its probabilities, is NaN or infinite (a regression
-  value also when so large, over 6.7e153, that a squared error of it would overflow);
+  value also when so large, over :data:`LARGEST_VALUE` (about 2.9e76), that a statistic
+  of its squared error would overflow);
 * ``wrong_type``: its value does not fit the experiment's task (text for a regression);
 * ``unknown_class``: its class, or a class of its probability vector, is not one of the
   experiment's ``classes`` (when it lists them);
@@ -29,6 +30,7 @@ from streams.stats.metrics import INVALID as INVALID_METRIC
 
 __all__ = [
     "INVALID_METRIC",
+    "LARGEST_VALUE",
     "PROBABILITY_TOLERANCE",
     "REASONS",
     "class_text",
@@ -39,6 +41,10 @@ __all__ = [
 REASONS = ("missing", "nonfinite", "wrong_type", "unknown_class", "bad_probabilities")
 PROBABILITY_TOLERANCE = 0.01
 """How far from 1 a probability vector may sum (rounding in a model's softmax, float32)."""
+LARGEST_VALUE = 2.0**254
+"""The largest regression value or label (about 2.9e76): with both sides within it, a
+squared error is at most 2**510, so the square of a difference of two (the statistics
+square every metric's difference) stays finite."""
 
 
 def class_text(value: object) -> str:
@@ -58,8 +64,8 @@ def class_text(value: object) -> str:
 
 def _number_problem(value: object) -> str | None:
     if type(value) is float or (isinstance(value, int) and not isinstance(value, bool)):
-        q = 4.0 * value * value  # nan or inf unless finite and no loss of it can overflow
-        return None if q - q == 0.0 else "nonfinite"
+        # Comparisons are False for NaN, so NaN and the infinities land on "nonfinite".
+        return None if -LARGEST_VALUE <= value <= LARGEST_VALUE else "nonfinite"
     return "wrong_type"
 
 
@@ -117,7 +123,7 @@ def prediction_problem(
         return None
     value = prediction.value
     if task == "regression":
-        if type(value) is float and (q := 4.0 * value * value) - q == 0.0:
+        if type(value) is float and -LARGEST_VALUE <= value <= LARGEST_VALUE:
             return None  # the common case first: this runs for both sides of every event
     elif type(value) is str and (classes is None or value in classes):
         probabilities = prediction.probabilities

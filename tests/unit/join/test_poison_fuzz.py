@@ -121,6 +121,8 @@ side = st.tuples(values, probabilities, st.one_of(st.none(), st.just("timeout"))
 @example(
     task="regression", events=[((0.0, None, None, 0.0), (1.35e154, None, "timeout", 0.0), 0.0)]
 )
+# A regression value whose squared error squares to infinity (2**256): invalid, not fed.
+@example(task="regression", events=[((0.0, None, None, 0.0), (2.0**256, None, None, 0.0), 0.0)])
 @given(
     task=st.sampled_from(sorted(JUDGES)),
     events=st.lists(st.tuples(side, side, st.one_of(st.none(), values)), min_size=1, max_size=6),
