@@ -56,7 +56,6 @@ __all__ = [
     "Replay",
     "Restore",
     "read_topic_id",
-    "restore",
     "restore_config",
     "resume_offset",
     "rewind_inputs",
@@ -90,7 +89,7 @@ class Replay:
 
 class OwnedStores:
     """The stores of the input partitions stage 1 owns: opened on assignment, brought
-    up to the changelog (:func:`restore`), their offsets recorded, closed on revocation.
+    up to the changelog (:class:`Restore`), their offsets recorded, closed on revocation.
 
     Parameters
     ----------
@@ -286,26 +285,6 @@ def resume_offset(
     if now_ms - persisted.written_ms > TOMBSTONE_RETENTION_MS:
         return None, "older than the changelog keeps tombstones"
     return persisted.offset, f"replaying from offset {persisted.offset}"
-
-
-def restore(
-    reader: ConsumerLike,
-    topic: str,
-    stores: Mapping[int, PartitionStore],
-    header: bytes,
-    topic_id: str | None,
-    first_due: Callable[[int], int],
-    now_ms: int,
-    ttls: str = "",
-    upgrades: Upgrades | None = None,
-) -> dict[int, Replay]:
-    """Bring each store (by changelog partition) up to the changelog's end as read now,
-    file its new requests' deadlines, and record the offset reached (:class:`Restore`
-    read to its end)."""
-    running = Restore(reader, topic, stores, header, topic_id, first_due, now_ms, ttls, upgrades)
-    while not running.step(float("inf")):
-        pass
-    return running.replays
 
 
 class Restore:
