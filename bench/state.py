@@ -1,6 +1,6 @@
 """Join stage 1 at scale on ``rocksdb://``: memory, restart and expiry with many pending requests.
 
-    python bench/state.py --json [--pending 1000000]
+    python bench/state.py --json [--pending 5000000]
 
 On its own broker (or ``SHADOW_KAFKA_BOOTSTRAP``), topics of ``--partitions`` (3)
 partitions. Stage 1 alone (``shadow-eval join --stage pairs --store rocksdb://``) runs as
@@ -290,8 +290,9 @@ def run(settings: Settings, args: argparse.Namespace, directory: Path) -> dict[s
     join = Join(settings, directory, DAY_S)
     join.restored()
     next_id = 10**12  # the throughput and probe requests, apart from the pending ones
-    _throughput(settings, progress, next_id, args.requests // 3, runs=1)  # warm-up
-    next_id += args.requests
+    # Warm-up: the broker's JVM compiles its hot paths during the first runs.
+    _throughput(settings, progress, next_id, args.requests, runs=2)
+    next_id += 2 * args.requests
     none_rate = _throughput(settings, progress, next_id, args.requests)
     _note("records_per_s_none_pending", none_rate)
     next_id += 3 * args.requests
@@ -344,7 +345,7 @@ def run(settings: Settings, args: argparse.Namespace, directory: Path) -> dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pending", type=int, default=1_000_000)
+    parser.add_argument("--pending", type=int, default=5_000_000)
     parser.add_argument("--waves", type=int, default=5)
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument(

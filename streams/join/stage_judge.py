@@ -7,8 +7,9 @@ a partition is revoked and at shutdown), or is re-read from its beginning when i
 none; snapshots, alerts and verdicts go out only once every partition has caught up.
 Stage 1 commits events exactly once (Kafka transactions) and this consumer reads
 committed events only, so the judge keeps no set of seen events. The group's committed
-offsets are those of the last checkpoint: they show its lag (``shadow-eval status``),
-they are never where it resumes.
+offsets are those of the last checkpoint (or the log start, once events deleted below it
+were counted: :func:`unjudged_from`): they show its lag (``shadow-eval status``) and
+where the events no owner judged begin; they are never where it resumes.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from streams.records import JoinEvent, JoinEventBatch, Record
 from streams.settings import Settings
 from streams.topics import partition_of
 
-__all__ = ["JudgeStage", "events_of"]
+__all__ = ["JudgeStage", "events_of", "unjudged_from"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,29 @@ def events_of(record: Record) -> tuple[JoinEvent, ...]:
     if kind is JoinEvent:
         return (record,)  # type: ignore[return-value]
     raise CodecError(f"expected a JoinEventBatch or JoinEvent, got {kind.__name__}")
+
+
+def unjudged_from(checkpoint: int | None, committed: int | None) -> int | None:
+    """The offset of a partition's first join event that no owner has judged (or counted
+    as lost): events from there up to the log start were deleted unjudged.
+
+    Stage 2 commits offsets only with a checkpoint it wrote, or the log start right after
+    counting the events deleted below it. So the group's ``committed`` offset, whoever
+    wrote it, says every event before it was judged or counted; this worker's
+    ``checkpoint`` (None: none usable) says the same of the events it folded. The later
+    of the two counts, so the same gap is never counted twice: not when both exist, not
+    after a restart. None when neither exists (a new group, which starts at the log
+    start, loses nothing).
+
+    Examples
+    --------
+    >>> unjudged_from(None, 40), unjudged_from(70, 40), unjudged_from(30, 40)
+    (40, 70, 40)
+    >>> unjudged_from(None, None) is None
+    True
+    """
+    known = [offset for offset in (checkpoint, committed) if offset is not None]
+    return max(known) if known else None
 
 
 class JudgeStage:
@@ -119,8 +143,9 @@ class JudgeStage:
         self._rebuilding: set[int] = set()
         """Partitions still being re-read after a rebalance."""
         self._committed: dict[int, int] = {}
-        """The group's committed offset per partition at assignment: a rebuild dead-letters
-        only the bad records from there on (those before it a previous owner judged)."""
+        """The group's committed offset per partition at assignment (if any): a rebuild
+        dead-letters only the bad records from there on (those before it a previous owner
+        judged), and counts the events from there to the log start as lost."""
         key = settings.checkpoint_key
         self.checkpoints = Checkpoints(
             data_dir / "judge" / group,
@@ -251,25 +276,35 @@ class JudgeStage:
         self._rebuilding = set()
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        """Resume each partition from its checkpoint, or re-read it from the start."""
+        """Resume each partition from its checkpoint, or re-read it from the start;
+        either way, count the events deleted before any owner judged them."""
         self.judge = self._new_judge()
         self._owned = {tp.partition for tp in partitions}
         self._rebuilding = set()
         self._topic_id = self._read_topic_id()
         self.recent.retain(n for p in self._owned for n in self._by_partition.get(p, ()))
-        starts = []
+        starts: list[TopicPartition] = []
+        lost: list[TopicPartition] = []  # log starts below which a loss was just counted
         backlog = 0
         self._committed = self._committed_offsets(consumer, partitions)
         for tp in partitions:
             low, high = watermarks(consumer, tp)
-            start = self._resume(tp.partition, low, high)
-            if start == OFFSET_BEGINNING:
+            checkpoint = self._resume(tp.partition, high)
+            first = unjudged_from(checkpoint, self._committed.get(tp.partition))
+            if first is not None and first < low:  # deleted before they were judged
+                self.offset_loss.gap(tp.topic, tp.partition, first, low)
+                lost.append(TopicPartition(tp.topic, tp.partition, low))
+            if checkpoint is None:
                 self.checkpoints.forget(tp.partition)
-            first = max(start, low)  # OFFSET_BEGINNING (< 0) reads from low
-            if high > first:
+                start = OFFSET_BEGINNING  # reads from the log start, whatever it is then
+            else:
+                start = max(checkpoint, low)  # (what lies below low was counted above)
+                log.info("join: partition %d resumes at offset %d", tp.partition, start)
+            if high > max(start, low):
                 self._rebuilding.add(tp.partition)
-                backlog += high - first
+                backlog += high - max(start, low)
             starts.append(TopicPartition(tp.topic, tp.partition, start))
+        self._commit_counted(consumer, lost)
         consumer.assign(starts)
         log.info(
             "join: stage 2 owns partitions %s; re-reading up to %d records",
@@ -281,28 +316,46 @@ class JudgeStage:
     def _committed_offsets(consumer: Any, partitions: list[TopicPartition]) -> dict[int, int]:
         try:
             committed = consumer.committed(partitions, timeout=10)
-        except KafkaException as exc:  # then every bad record re-read is dead-lettered
-            log.warning("join: cannot read stage 2's committed offsets: %s", exc)
+        except KafkaException as exc:
+            log.warning(
+                "join: cannot read stage 2's committed offsets (so every bad record re-read "
+                "is dead-lettered, and without a checkpoint no loss below the log start is "
+                "counted): %s",
+                exc,
+            )
             return {}
-        return {tp.partition: max(tp.offset, 0) for tp in committed}
+        return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
 
-    def _resume(self, partition: int, low: int, high: int) -> int:
-        """Where to start reading ``partition``: its checkpoint's offset, restoring its
-        state, or the beginning."""
+    def _commit_counted(self, consumer: Any, lost: list[TopicPartition]) -> None:
+        """Commit the log start of the partitions whose lost events were just counted, so
+        a restart before their next checkpoint does not count them again."""
+        if not lost:
+            return
+        try:
+            consumer.commit(offsets=lost, asynchronous=False)
+        except KafkaException as exc:
+            log.warning(
+                "join: cannot commit stage 2's offsets past its lost events (a restart "
+                "before the next checkpoint counts them again): %s",
+                exc,
+            )
+            return
+        self._committed.update((tp.partition, tp.offset) for tp in lost)
+
+    def _resume(self, partition: int, high: int) -> int | None:
+        """The offset of ``partition``'s checkpoint, its state restored; None when it has
+        no usable checkpoint (then it is re-read from the beginning)."""
         if self._topic_id is None:
-            return OFFSET_BEGINNING
+            return None
         experiments = self._by_partition.get(partition, [])
         checkpoint = self.checkpoints.load(partition, experiments, self._topic_id)
         if checkpoint is None:
-            return OFFSET_BEGINNING
+            return None
         if checkpoint.offset > high:  # truncated (unclean leader election)
             log.warning("join: ignoring the partition-%d checkpoint: past the end", partition)
-            return OFFSET_BEGINNING
-        if checkpoint.offset < low:  # expired before they were judged: counted, alerted
-            self.offset_loss.gap(self.topics.join_events, partition, checkpoint.offset, low)
+            return None
         for name, state in checkpoint.states.items():
             self.judge.restore(name, state)
-        log.info("join: partition %d resumes at offset %d", partition, checkpoint.offset)
         return checkpoint.offset
 
     def _read_topic_id(self) -> str | None:

@@ -6,7 +6,9 @@ a stopped group's committed offset at once, as retention does after an outage lo
 it. With every component stopped, requests are served, then their inputs (the worker's)
 and labels (stage 1's) deleted; stage 1 alone then turns the unlabelled, unscored
 requests into expiry events, which are deleted before stage 2 reads them (its checkpoint
-lies below the new log start: "expired before they were judged").
+lies below the new log start: "expired before they were judged"). Last, more events are
+deleted unjudged and stage 2 starts without a checkpoint (another machine's data dir): it
+counts them from its group's committed offset, once, also when it restarts.
 """
 
 from __future__ import annotations
@@ -17,16 +19,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from streams.codec import codec_for
 from streams.hook import ShadowPublisher
 from streams.join.engine import JoinWorker
 from streams.join.experiments import ExperimentsFile
 from streams.kafka.config import client_config
 from streams.kafka.offset_loss import LOSS_RULE
+from streams.records import JoinEvent, JoinEventBatch, JoinKind
 from streams.settings import Settings, load_settings
 from streams.synthetic import CandidateSpec, classification_requests
+from streams.topics import partition_of
 from streams.worker import ShadowWorker
 from streams.worker.config import WorkerConfig
 from tests.integration import candidates
@@ -34,6 +39,8 @@ from tests.integration.helpers import admin_client, create_topics
 from tests.integration.join_helpers import Expected, Outputs
 
 SERVED, LOST = 90, 60
+UNJUDGED = 25
+"""Join event records written while stage 2 is stopped and deleted before it reads them."""
 EXPERIMENTS = ExperimentsFile.parse("""
 [join]
 pair_ttl_s = 1.5
@@ -106,6 +113,20 @@ def _wait(condition: Callable[[], bool], what: str, timeout: float = 90) -> None
         time.sleep(0.2)
 
 
+def _write_events(settings: Settings, experiment: str, n: int) -> None:
+    """``n`` join-event records of ``experiment``, one expiry event each, on its partition
+    (as stage 1 writes them, without its transaction markers: one offset per record)."""
+    codec = codec_for(settings, register=False)
+    partition = partition_of(experiment.encode(), settings.partitions)
+    producer = Producer(client_config(settings, acks="all"))
+    for i in range(n):
+        event = JoinEvent(JoinKind.EXPIRED, experiment, f"unjudged-{i}", 0, None, None,
+                          reason="no_label")  # fmt: skip
+        producer.produce(settings.topics.join_events, codec.encode(JoinEventBatch((event,))),
+                         experiment.encode(), partition=partition)  # fmt: skip
+    assert producer.flush(30) == 0
+
+
 def _delete_unread(settings: Settings, topic: str, group: str) -> int:
     """Delete every record of ``topic``; returns how many ``group`` had not read."""
     consumer = Consumer(client_config(settings, **{"group.id": group}))
@@ -162,6 +183,19 @@ def test_offsets_out_of_retention_are_counted_and_alerted(
         with _running(settings, data, "judge") as (join, _):
             _wait(lambda: _lost(join, topics.join_events) == events_lost, "stage 2's count")
             outputs.wait_for(Expected(paired=SERVED, labelled=SERVED), names=("worse",))
+        # 5. More events deleted before stage 2 read them; it starts without a checkpoint
+        #    (another data dir): counted from its group's offset, and once only.
+        _write_events(settings, "worse", UNJUDGED)
+        unjudged_lost = _delete_unread(settings, topics.join_events, f"{group}-judge")
+        assert unjudged_lost == UNJUDGED
+        elsewhere = tmp_path / "elsewhere"
+        with _running(settings, elsewhere, "judge") as (join, _):
+            _wait(lambda: _lost(join, topics.join_events) == UNJUDGED, "stage 2's count, "
+                  "without a checkpoint")  # fmt: skip
+        with _running(settings, elsewhere, "judge") as (join, _):  # a restart: nothing new
+            # it reports once its assignment (which counts any loss) is done
+            _wait(lambda: "worse" in join.latest, "stage 2 restarted and reporting")
+            assert _lost(join, topics.join_events) == 0
         outputs.poll(2.0)
         losses = [a for a in outputs.alerts if a.rule == LOSS_RULE]
         by_topic: dict[str, int] = {}
@@ -173,11 +207,12 @@ def test_offsets_out_of_retention_are_counted_and_alerted(
         assert by_topic == {
             topics.inputs: LOST,
             topics.ground_truth: LOST,
-            topics.join_events: events_lost,
+            topics.join_events: events_lost + UNJUDGED,
         }, losses
-        assert {a.experiment for a in losses if topics.join_events in a.message} == {"worse"}
+        judged = [(a.experiment, a.result.n) for a in losses if topics.join_events in a.message]
+        assert sorted(judged) == sorted([("worse", events_lost), ("worse", UNJUDGED)])  # once
         print(f"served={SERVED + LOST} paired={SERVED} inputs_lost={inputs_lost} "
               f"labels_lost={labels_lost} event_records_lost={events_lost} "
-              f"alerts={len(losses)}")  # fmt: skip
+              f"unjudged_without_checkpoint={unjudged_lost} alerts={len(losses)}")  # fmt: skip
     finally:
         outputs.consumer.close()

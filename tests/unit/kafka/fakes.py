@@ -6,7 +6,8 @@ and admin clients on it, as ``streams.kafka.CONFLUENT`` makes real ones. Enough 
 librdkafka's behaviour for the loops' unit tests: a bounded local producer queue
 (``BufferError``), delivery on ``poll``/``flush`` (failures injected per topic),
 transactions whose records and offsets appear together on commit, end-of-partition
-events, subscriptions assigned every partition on the first ``consume``. The real broker
+events, subscriptions assigned every partition on the first ``consume``, records deleted
+below a log start (an offset-reset event for a consumer sent below it). The real broker
 stays in the integration tests.
 """
 
@@ -100,6 +101,8 @@ class FakeBroker:
     abort_errors: list[FakeError] = field(default_factory=list)
     """Raised, one per call, by the next ``abort_transaction`` calls."""
     max_value_bytes: int = 1_000_000
+    log_start: dict[tuple[str, int], int] = field(default_factory=dict)
+    """A partition's first offset still held (``delete_records``, retention)."""
 
     def create(self, *names: str) -> None:
         for name in names:
@@ -112,6 +115,14 @@ class FakeBroker:
             partition = partition_of(key or b"", self.partitions)
         self.topics[topic][partition].append((key, value))
         return partition
+
+    def delete_records(self, topic: str, partition: int, before: int) -> None:
+        """Move the partition's log start to ``before``, as ``delete_records`` does."""
+        where = (topic, partition)
+        self.log_start[where] = max(self.log_start.get(where, 0), before)
+
+    def start(self, topic: str, partition: int) -> int:
+        return self.log_start.get((topic, partition), 0)
 
     def records(self, topic: str) -> list[tuple[bytes | None, bytes | None]]:
         """Every record of ``topic``, partition by partition."""
@@ -202,7 +213,8 @@ class FakeConsumer:
         committed = self.broker.committed.get(self.group, {})
         for tp in partitions:
             where = (tp.topic, tp.partition)
-            start = len(self.broker.topics[tp.topic][tp.partition]) if self.latest else 0
+            size = len(self.broker.topics[tp.topic][tp.partition])
+            start = size if self.latest else self.broker.start(*where)
             self.positions[where] = committed.get(where, start)
         self._subscribed = None
         self.member = f"{self.group}-member"
@@ -227,7 +239,7 @@ class FakeConsumer:
             if offset == OFFSET_INVALID:  # as handed to on_assign: the committed offset
                 offset = committed.get(where, size if self.latest else 0)
             elif offset == OFFSET_BEGINNING:
-                offset = 0
+                offset = self.broker.start(*where)
             self.positions[where] = min(offset, size)
 
     def assignment(self) -> list[TopicPartition]:
@@ -242,6 +254,10 @@ class FakeConsumer:
             if (topic, partition) in self.paused:
                 continue
             log = self.broker.topics[topic][partition]
+            if position < self.broker.start(topic, partition):  # auto.offset.reset=error
+                error = FakeError(KafkaError._AUTO_OFFSET_RESET, "Broker: Offset out of range")
+                out.append(FakeMessage(topic, partition, position, _error=error))
+                continue
             while position < len(log) and len(out) < num_messages:
                 key, value = log[position]
                 out.append(FakeMessage(topic, partition, position, key, value))
@@ -289,14 +305,17 @@ class FakeConsumer:
         ]
 
     def seek(self, partition: TopicPartition) -> None:
-        offset = 0 if partition.offset == OFFSET_BEGINNING else partition.offset
+        offset = partition.offset
+        if offset == OFFSET_BEGINNING:
+            offset = self.broker.start(partition.topic, partition.partition)
         self.positions[(partition.topic, partition.partition)] = offset
         self._at_eof.discard((partition.topic, partition.partition))
 
     def get_watermark_offsets(
         self, partition: TopicPartition, timeout: float = -1, cached: bool = False
     ) -> tuple[int, int]:
-        return 0, len(self.broker.topics[partition.topic][partition.partition])
+        where = (partition.topic, partition.partition)
+        return self.broker.start(*where), len(self.broker.topics[where[0]][where[1]])
 
     def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
         return self.broker.metadata()
