@@ -14,17 +14,16 @@ Expiry runs only when every owned input partition is read to its end, so a reque
 other half is still unread (a backlog, a restart) is never declared missing.
 
 This module is the loop; the changelog restore is :mod:`streams.join.pairs_restore`, the
-expiry clock :mod:`streams.join.pairs_expiry`, the clients :mod:`streams.kafka`.
+expiry clock :mod:`streams.join.pairs_expiry`, what a transaction writes (join events,
+state changes) :mod:`streams.join.pairs_output`, the clients :mod:`streams.kafka`.
 """
 
 from __future__ import annotations
 
 import logging
-import operator
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +31,15 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streams.codec import Codec, CodecError, codec_for
 from streams.join.experiments import ExperimentsFile
-from streams.join.keys import StoreKey, changelog_key, request_key
+from streams.join.keys import StoreKey, request_key
 from streams.join.metrics import JoinMetrics
 from streams.join.pairs_expiry import ExpiryClock, caught_up
+from streams.join.pairs_output import PairOutput
 from streams.join.pairs_restore import OwnedStores, restore_config, rewind_inputs
 from streams.join.partition_watch import changed_partitions
-from streams.join.slot_events import MAX_EVENTS_BYTES, event_batch, event_chunks
+from streams.join.slot_events import MAX_EVENTS_BYTES, event_chunks
 from streams.join.slot_state import Slot
-from streams.join.slots import EncodedJoinEvent, JoinOutcome, SlotPairing
-from streams.join.store import Due
+from streams.join.slots import JoinOutcome, SlotPairing
 from streams.join.stores import Stores, store_directory
 from streams.kafka import CONFLUENT, KafkaClients, ProducerWrapper, TransactionalBatch, Watchdog
 from streams.kafka.assignment import leave_group
@@ -55,7 +54,7 @@ from streams.kafka.limits import TOO_LARGE, record_limit
 from streams.kafka.offset_loss import OffsetLoss
 from streams.records import GroundTruth, JoinEventBatch, JoinKind, JoinSlot, ModelInput, Prediction
 from streams.settings import Settings
-from streams.topics import TopicError, co_partitioned, partition_of
+from streams.topics import TopicError, co_partitioned
 
 __all__ = ["LIBRDKAFKA_LOGS", "MAX_EVENTS_BYTES", "PairStage", "event_chunks", "now_ms"]
 
@@ -69,16 +68,14 @@ TRANSACTION_TIMEOUT_MS = 10_000
 """How long a killed worker's open transaction holds back readers before the broker
 aborts it."""
 EXPIRE_BUDGET_S = 2.0
+"""An expiry call settles due requests in passes of ``batch_size`` per partition, one
+transaction each, for this long at most (the rest waits for the next call)."""
 RESTORE_STEP_S = 2.0
 """How long one poll goes on with a restore before it serves the group again (well
 under max.poll.interval.ms)."""
-"""An expiry call settles due requests in passes of ``batch_size`` per partition, one
-transaction each, for this long at most (the rest waits for the next call)."""
 STATE_PARTS = 8
 """A request's state (live, candidates, label) holds up to this many inputs' values."""
 _REQUEST_RECORDS = (Prediction, GroundTruth, ModelInput)
-_KIND_AND_REASON = operator.itemgetter(1, 2)
-"""Of a queued join event."""
 _UNREAD = Slot("", 0)
 """A request this batch has not touched yet (never a state: a sentinel)."""
 
@@ -169,18 +166,15 @@ class PairStage:
         self.processed = 0
         self.max_record_bytes = record_limit(self.producer.max_bytes, STATE_PARTS)
         """Larger inputs are dead-lettered (``too_large``): state and events must fit."""
-        self._slot_header = self.codec.header_of(JoinSlot)
-        self._batch_header = self.codec.header_of(JoinEventBatch)
-        self._outgoing: dict[str, list[bytes]] = {}
-        """This transaction's join events so far, by experiment."""
+        slot_header = self.codec.header_of(JoinSlot)
+        batch_header = self.codec.header_of(JoinEventBatch)
         self._owned: set[int] = set()
         self._at_end: set[tuple[str, int]] = set()
-        self._event_partitions: dict[str, int] = {}
         self.clock = ExpiryClock(self.pairing.pair_ttl_ms, self.pairing.label_ttl_ms)
         self.state = OwnedStores(
             stores,
             self.topics.join_state,
-            self._slot_header,
+            slot_header,
             self.clock.first_due,
             f"{self.pairing.pair_ttl_ms}/{self.pairing.label_ttl_ms}",
             lambda: clients.consumer(restore_config(settings, group, LIBRDKAFKA_LOGS)),
@@ -189,6 +183,9 @@ class PairStage:
         )
         self.parts = self.state.parts
         """The store of each input partition owned."""
+        self.output = PairOutput(
+            self.producer, settings, slot_header, batch_header, self.parts, metrics
+        )
 
     def start(self) -> None:
         log.info("stage 1: transactional.id %s", self.transactional_id)
@@ -245,7 +242,7 @@ class PairStage:
         outcomes: Counter[JoinOutcome] = Counter()
         accepted = 0
         now = now_ms()
-        self._outgoing = {}
+        self.output.forget_queued()
         pairing.take_events()  # (what a batch that failed midway left queued)
         self.transaction.begin()  # step 1
         for message in messages:
@@ -302,95 +299,21 @@ class PairStage:
                 outcomes[applied] += 1
                 touched[key] = slot
         emitted: Counter[tuple[JoinKind, str | None]] = Counter()
-        self._send(pairing.take_events(), emitted)
-        self._produce_events()  # step 2
-        changes = self._write_states(touched, dirty)
+        self.output.queue_events(pairing.take_events(), emitted)
+        self.output.produce_events()  # step 2
+        changes = self.output.write_states(touched, dirty)
         if self.transaction.commit(offsets):  # steps 3 and 4
             # The stores only ever hold committed changes (an abort rewound them).
             filed: dict[int, list[tuple[StoreKey, int]]] = {}
             for key, due in created.items():
                 filed.setdefault(dirty[key], []).append((key, due))
-            self._apply(changes, filed, {})
+            self.output.apply(changes, filed, {})
         self.processed += len(messages)
         self.metrics.count(self.metrics.events_in, topics)
-        self._count_emitted(emitted)
+        self.output.count_emitted(emitted)
         if accepted:
             outcomes[JoinOutcome.ACCEPTED] = accepted
         self.metrics.count(self.metrics.outcomes, {o.value: n for o, n in outcomes.items()})
-
-    def _send(
-        self, events: Sequence[EncodedJoinEvent], emitted: Counter[tuple[JoinKind, str | None]]
-    ) -> None:
-        """Queue join events for :meth:`_produce_events` and tally them."""
-        outgoing = self._outgoing
-        for experiment, _kind, _reason, value in events:
-            queued = outgoing.get(experiment)
-            if queued is None:
-                outgoing[experiment] = [value]
-            else:
-                queued.append(value)
-        emitted.update(map(_KIND_AND_REASON, events))
-
-    def _produce_events(self) -> None:
-        """Produce the queued join events in the open transaction: JoinEventBatch records
-        of up to MAX_EVENTS_BYTES, keyed and partitioned by experiment."""
-        topic, header, produce = self.topics.join_events, self._batch_header, self.producer.produce
-        for experiment, values in self._outgoing.items():
-            key, partition = experiment.encode(), self._event_partition(experiment)
-            for chunk in event_chunks(values):
-                produce(topic, event_batch(header, chunk), key, partition)
-        self._outgoing = {}
-
-    def _count_emitted(self, emitted: Counter[tuple[JoinKind, str | None]]) -> None:
-        self.metrics.count(
-            self.metrics.join_events,
-            {(kind.value, reason or ""): n for (kind, reason), n in emitted.items()},
-        )
-
-    def _event_partition(self, experiment: str) -> int:
-        partition = self._event_partitions.get(experiment)
-        if partition is None:
-            partition = partition_of(experiment.encode(), self.partitions)
-            self._event_partitions[experiment] = partition
-        return partition
-
-    def _write_states(
-        self, touched: dict[StoreKey, Slot | None], dirty: dict[StoreKey, int]
-    ) -> dict[int, dict[StoreKey, bytes | None]]:
-        """Produce a batch's state changes to the changelog (in the open transaction);
-        returns them by partition, for :meth:`_apply` once the transaction committed.
-
-        A request's changelog partition is its input partition (murmur2 of the request
-        id, as every producer of the per-request topics must use): the owner of input
-        partition p restores changelog partition p.
-        """
-        header, topic = self._slot_header, self.topics.join_state
-        produce = self.producer.produce
-        changes: dict[int, dict[StoreKey, bytes | None]] = {}
-        for key, partition in dirty.items():
-            slot = touched[key]
-            of_partition = changes.get(partition)
-            if of_partition is None:
-                of_partition = changes[partition] = {}
-            if slot is None:
-                of_partition[key] = None
-                produce(topic, None, changelog_key(key), partition)
-            else:
-                packed = of_partition[key] = slot.pack()
-                produce(topic, header + packed, changelog_key(key), partition)
-        return changes
-
-    def _apply(
-        self,
-        changes: dict[int, dict[StoreKey, bytes | None]],
-        filed: dict[int, list[tuple[StoreKey, int]]],
-        settled: dict[int, list[Due]],
-    ) -> None:
-        """Write a committed transaction's state changes and deadlines to the stores."""
-        for partition in changes.keys() | filed.keys() | settled.keys():
-            self.parts[partition].write(
-                changes.get(partition, {}), filed.get(partition, ()), settled.get(partition, ())
-            )
 
     def _dead_letter(self, message: MessageLike, error_type: str, reason: str) -> None:
         """Dead-letter a consumed record in the open transaction (counted and logged)."""
@@ -468,17 +391,17 @@ class PairStage:
         touched: dict[StoreKey, Slot | None] = {}
         dirty: dict[StoreKey, int] = {}
         emitted: Counter[tuple[JoinKind, str | None]] = Counter()
-        self._outgoing = {}
+        self.output.forget_queued()
         self.pairing.take_events()  # (what a batch that failed midway left queued)
         self.transaction.begin()
         filed = self.clock.settle(self.pairing, self.parts, settled, now, touched, dirty)
-        self._send(self.pairing.take_events(), emitted)
-        self._produce_events()
-        changes = self._write_states(touched, dirty)
+        self.output.queue_events(self.pairing.take_events(), emitted)
+        self.output.produce_events()
+        changes = self.output.write_states(touched, dirty)
         if not self.transaction.commit({}):
             return False  # aborted and rewound: the next call looks again
-        self._apply(changes, filed, settled)
-        self._count_emitted(emitted)
+        self.output.apply(changes, filed, settled)
+        self.output.count_emitted(emitted)
         return any(len(due) >= self.batch_size for due in settled.values())
 
 

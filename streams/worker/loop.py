@@ -6,13 +6,14 @@ letter produced before them has been delivered; librdkafka's auto-commit then co
 stored offsets only. Batch *k+1* is scored while batch *k* is in flight. Deliveries are
 accounted without a Python callback per record (:class:`~streams.kafka.ProducerWrapper`):
 the micro-batches in flight are *settled* together whenever the producer's queue is
-empty, and at least every ``SETTLE_EVERY_S`` by a flush. A rebalance flushes, stores and
-commits before partitions go; SIGTERM (a stop event) drains the same way. A record that
-finally fails delivery stops the worker with :class:`WorkerError` without committing past
-it, so a restart re-reads it. While every model thread is stuck in a call past its
-deadline the worker holds the micro-batch it could not finish, pauses its partitions
-(stops taking inputs) and says so (status line, ``shadow_worker_stalled``, a warning)
-until a thread is free again (:mod:`streams.worker.held`).
+empty, and at least every ``SETTLE_EVERY_S`` by a flush (:mod:`streams.worker.delivery`).
+A rebalance flushes, stores and commits before partitions go; SIGTERM (a stop event)
+drains the same way. A record that finally fails delivery stops the worker with
+:class:`WorkerError` without committing past it, so a restart re-reads it. While every
+model thread is stuck in a call past its deadline the worker holds the micro-batch it
+could not finish, pauses its partitions (stops taking inputs) and says so (status line,
+``shadow_worker_stalled``, a warning) until a thread is free again
+(:mod:`streams.worker.held`).
 
 The loop gets its clients from a :class:`~streams.kafka.KafkaClients` factory, so its unit
 tests run it on an in-process fake of the broker.
@@ -23,10 +24,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from streams.codec import Codec, EncodeError, codec_for
 from streams.kafka import CONFLUENT, ConsumerLike, KafkaClients, ProducerWrapper
@@ -41,6 +41,7 @@ from streams.settings import Settings
 from streams.topics import TopicError, describe_topics
 from streams.worker.batch import Batch, Reject, assemble
 from streams.worker.config import WorkerConfig
+from streams.worker.delivery import SETTLE_EVERY_S, SETTLE_FLUSH_S, Deliveries, InFlight
 from streams.worker.held import HeldBatch
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.model import ModelAdapter, Outcome
@@ -51,27 +52,10 @@ log = logging.getLogger("streams.worker")
 LIBRDKAFKA_LOGS = "streams.worker.librdkafka"
 """Where the worker's clients log (rate-limited: a broker outage makes many lines)."""
 LAG_EVERY = 5.0
-SETTLE_EVERY_S = 1.0
-"""Deliveries are waited for (a flush) at least this often when the queue never empties."""
-SETTLE_FLUSH_S = 5.0
 
 
 class WorkerError(RuntimeError):
     """The worker had to stop: a delivery failed for good, or Kafka is unusable."""
-
-
-class _InFlight:
-    """One micro-batch's outputs awaiting delivery and the offsets they unlock."""
-
-    __slots__ = ("errors", "letters", "offsets", "predictions")
-
-    def __init__(
-        self, offsets: dict[tuple[str, int], int], predictions: int, letters: int, errors: int
-    ) -> None:
-        self.offsets = offsets
-        self.predictions = predictions
-        self.letters = letters
-        self.errors = errors
 
 
 class ShadowWorker:
@@ -135,11 +119,9 @@ class ShadowWorker:
             settings, f"worker {self.config.name}@{version}", self.metrics.count_lost,
             self.codec, start=self.config.start, cooperative=True, clients=clients,
         )  # fmt: skip
-        self._inflight: deque[_InFlight] = deque()
+        self._deliveries = Deliveries(self.metrics, self.config.drain_timeout)
         self._consumer: ConsumerLike | None = None
         self._producer: ProducerWrapper | None = None
-        self._failure: str | None = None
-        self._settle_due = 0.0
         self._held: HeldBatch | None = None
         self._backlog: list[Any] = []
         """Messages consumed while a batch was held (a partition assigned meanwhile)."""
@@ -225,9 +207,9 @@ class ShadowWorker:
         )
         batch_size, batch_timeout = self.config.batch_size, self.config.batch_ms / 1000.0
         next_lag = next_status = time.monotonic()
-        self._settle_due = next_lag + SETTLE_EVERY_S
+        self._deliveries.settle_due = next_lag + SETTLE_EVERY_S
         try:
-            while not stop.is_set() and self._failure is None:
+            while not stop.is_set() and self._deliveries.failure is None:
                 messages = consumer.consume(batch_size, batch_timeout)
                 if self._held is not None:
                     self._backlog += messages
@@ -238,7 +220,9 @@ class ShadowWorker:
                 producer.poll(0)
                 now = time.monotonic()
                 # Idle: no reason to let the last outputs linger, settle them now.
-                self._settle(now, None if messages else SETTLE_FLUSH_S)
+                self._deliveries.settle(
+                    producer, consumer, now, None if messages else SETTLE_FLUSH_S
+                )
                 if now >= next_lag:
                     self._update_lag()
                     next_lag = now + LAG_EVERY
@@ -251,8 +235,8 @@ class ShadowWorker:
             consumer.close()
             self._consumer = self._producer = None
         log.info("stopped: %s", self.metrics.status_line())
-        if self._failure is not None:
-            raise WorkerError(self._failure)
+        if self._deliveries.failure is not None:
+            raise WorkerError(self._deliveries.failure)
         return self.metrics
 
     def _process(self, messages: list[Any]) -> None:
@@ -284,8 +268,7 @@ class ShadowWorker:
         assert producer is not None
         errors = sum(1 for outcome in outcomes if outcome.error is not None)
         self.metrics.model_cpu_seconds += sum(o.cpu_ms or 0.0 for o in outcomes) / 1000.0
-        flight = _InFlight(batch.next_offsets, len(outcomes), len(batch.rejects), errors)
-        self._inflight.append(flight)
+        flight = self._deliveries.add(batch.next_offsets, len(outcomes), len(batch.rejects), errors)
         records = self._predictions(batch.inputs, outcomes, flight, producer.max_bytes)
         producer.produce_all(self.settings.topics.shadow_predictions, records)
         for reject in batch.rejects:
@@ -332,7 +315,7 @@ class ShadowWorker:
         self,
         inputs: list[ModelInput],
         outcomes: list[Outcome],
-        flight: _InFlight,
+        flight: InFlight,
         max_bytes: int,
     ) -> list[tuple[bytes, bytes]]:
         """``(value, key)`` of each input's prediction; an output that cannot be encoded,
@@ -392,64 +375,8 @@ class ShadowWorker:
         assert self._producer is not None
         send_dead_letter(self._producer, self.settings.topics.dlq, letter, self.codec)
 
-    # -- delivery and offsets --------------------------------------------------------------
-    def _settle(self, now: float, timeout: float | None = None) -> None:
-        """Store the offsets of the batches in flight once all their outputs are delivered.
-
-        They are when the producer's queue is empty; when it never empties (a steady
-        stream), every SETTLE_EVERY_S the loop waits for it (a flush, ``timeout`` s at
-        most). A failed delivery stops the worker, nothing after it committed.
-        """
-        producer, inflight = self._producer, self._inflight
-        if producer is None or not inflight or self._failed(producer):
-            return
-        if not producer.settled():
-            if timeout is None:
-                if now < self._settle_due:
-                    return
-                timeout = SETTLE_FLUSH_S
-            remaining = producer.flush(timeout)
-            if self._failed(producer) or remaining:
-                if remaining and timeout >= self.config.drain_timeout:
-                    log.warning("%d messages still undelivered after %.0fs", remaining, timeout)
-                return
-        self._settle_due = now + SETTLE_EVERY_S
-        metrics = self.metrics
-        done: dict[tuple[str, int], int] = {}
-        for flight in inflight:
-            metrics.produced += flight.predictions
-            metrics.dead_lettered += flight.letters
-            metrics.errors += flight.errors
-            done.update(flight.offsets)
-        inflight.clear()
-        if done and self._consumer is not None:
-            offsets = [TopicPartition(t, p, o) for (t, p), o in done.items()]
-            try:
-                self._consumer.store_offsets(offsets=offsets)
-            except KafkaException as exc:  # partitions revoked or lost meanwhile
-                log.debug("cannot store offsets %s: %s", offsets, exc)
-
-    def _failed(self, producer: ProducerWrapper) -> bool:
-        if not producer.failed:
-            return False
-        if self._failure is None:
-            self.metrics.delivery_failures += 1
-            self._failure = f"delivery failed, not committing past it: {producer.last_failure}"
-            log.error(self._failure)
-        return True
-
-    def _commit(self) -> None:
-        if self._consumer is None:
-            return
-        try:
-            self._consumer.commit(asynchronous=False)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError._NO_OFFSET:
-                log.warning("commit failed: %s", exc)
-
     def _drain(self) -> None:
-        self._settle(time.monotonic(), self.config.drain_timeout)
-        self._commit()
+        self._deliveries.drain(self._producer, self._consumer)
 
     # -- rebalances ------------------------------------------------------------------------
     def _on_assign(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -467,9 +394,7 @@ class ShadowWorker:
         lost = {(tp.topic, tp.partition) for tp in partitions}
         if self._held is not None:
             self._held.forget(lost)
-        for flight in self._inflight:
-            for key in lost & flight.offsets.keys():
-                del flight.offsets[key]
+        self._deliveries.forget(lost)
 
     def _update_lag(self) -> None:
         if self._consumer is None:
