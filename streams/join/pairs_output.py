@@ -1,7 +1,7 @@
 """What one transaction of join stage 1 writes: its join events and its requests' new states.
 
 Every stage-1 transaction (a batch of inputs, or an expiry pass, in
-:mod:`streams.join.stage_pairs`) ends the same way. The join events it queued go out as
+:mod:`streams.join.stage_pairs`) ends the same way. The join events the pairing made go out as
 JoinEventBatch records, one per experiment and up to ``MAX_EVENTS_BYTES`` each; each
 request whose state changed is written to the compacted ``<prefix>.join.state``
 changelog. Both go in the open transaction. The per-partition stores take the same state
@@ -68,36 +68,27 @@ class PairOutput:
         self._batch_header = batch_header
         self.parts = parts
         self.metrics = metrics
-        self._outgoing: dict[str, list[bytes]] = {}
-        """This transaction's join events so far, by experiment."""
         self._event_partitions: dict[str, int] = {}
 
-    def forget_queued(self) -> None:
-        """Drop the join events a batch that failed midway left queued."""
-        self._outgoing = {}
-
-    def queue_events(
+    def produce_events(
         self, events: Sequence[EncodedJoinEvent], emitted: Counter[tuple[JoinKind, str | None]]
     ) -> None:
-        """Queue join events for :meth:`produce_events` and tally them."""
-        outgoing = self._outgoing
+        """Produce a transaction's join events in it, grouped by experiment into
+        JoinEventBatch records of up to MAX_EVENTS_BYTES, keyed and partitioned by
+        experiment; tally them into ``emitted`` (counted once committed)."""
+        by_experiment: dict[str, list[bytes]] = {}
         for experiment, _kind, _reason, value in events:
-            queued = outgoing.get(experiment)
+            queued = by_experiment.get(experiment)
             if queued is None:
-                outgoing[experiment] = [value]
+                by_experiment[experiment] = [value]
             else:
                 queued.append(value)
         emitted.update(map(_KIND_AND_REASON, events))
-
-    def produce_events(self) -> None:
-        """Produce the queued join events in the open transaction: JoinEventBatch records
-        of up to MAX_EVENTS_BYTES, keyed and partitioned by experiment."""
         topic, header, produce = self.topics.join_events, self._batch_header, self.producer.produce
-        for experiment, values in self._outgoing.items():
+        for experiment, values in by_experiment.items():
             key, partition = experiment.encode(), self._event_partition(experiment)
             for chunk in event_chunks(values):
                 produce(topic, event_batch(header, chunk), key, partition)
-        self._outgoing = {}
 
     def count_emitted(self, emitted: Counter[tuple[JoinKind, str | None]]) -> None:
         self.metrics.count(

@@ -297,12 +297,13 @@ class JudgeStage:
             if checkpoint is None:
                 self.checkpoints.forget(tp.partition)
                 start = OFFSET_BEGINNING  # reads from the log start, whatever it is then
+                reads_from = low
             else:
-                start = max(checkpoint, low)  # (what lies below low was counted above)
+                start = reads_from = max(checkpoint, low)  # (below low: counted above)
                 log.info("join: partition %d resumes at offset %d", tp.partition, start)
-            if high > max(start, low):
+            if high > reads_from:
                 self._rebuilding.add(tp.partition)
-                backlog += high - max(start, low)
+                backlog += high - reads_from
             starts.append(TopicPartition(tp.topic, tp.partition, start))
         self._commit_counted(consumer, lost)
         consumer.assign(starts)

@@ -242,7 +242,6 @@ class PairStage:
         outcomes: Counter[JoinOutcome] = Counter()
         accepted = 0
         now = now_ms()
-        self.output.forget_queued()
         pairing.take_events()  # (what a batch that failed midway left queued)
         self.transaction.begin()  # step 1
         for message in messages:
@@ -299,8 +298,7 @@ class PairStage:
                 outcomes[applied] += 1
                 touched[key] = slot
         emitted: Counter[tuple[JoinKind, str | None]] = Counter()
-        self.output.queue_events(pairing.take_events(), emitted)
-        self.output.produce_events()  # step 2
+        self.output.produce_events(pairing.take_events(), emitted)  # step 2
         changes = self.output.write_states(touched, dirty)
         if self.transaction.commit(offsets):  # steps 3 and 4
             # The stores only ever hold committed changes (an abort rewound them).
@@ -391,12 +389,10 @@ class PairStage:
         touched: dict[StoreKey, Slot | None] = {}
         dirty: dict[StoreKey, int] = {}
         emitted: Counter[tuple[JoinKind, str | None]] = Counter()
-        self.output.forget_queued()
         self.pairing.take_events()  # (what a batch that failed midway left queued)
         self.transaction.begin()
         filed = self.clock.settle(self.pairing, self.parts, settled, now, touched, dirty)
-        self.output.queue_events(self.pairing.take_events(), emitted)
-        self.output.produce_events()
+        self.output.produce_events(self.pairing.take_events(), emitted)
         changes = self.output.write_states(touched, dirty)
         if not self.transaction.commit({}):
             return False  # aborted and rewound: the next call looks again
