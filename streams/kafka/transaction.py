@@ -9,14 +9,19 @@ Join stage 1 runs each batch as a :class:`TransactionalBatch`, in numbered steps
 3. :meth:`~TransactionalBatch.commit` adds the consumed input offsets to the
    transaction (``send_offsets_to_transaction``, as the consumer group's) and
    commits it: outputs, changelog and offsets become visible together.
-4. A retriable failure of step 3 repeats it (up to ``attempts`` times); an abortable
-   one (a broker restart, a fenced epoch after a rebalance) aborts the transaction and
-   calls ``rewind``, which must bring the local store back to the changelog and seek
-   the consumer back to the committed offsets: the batch is redone, never lost. An
-   abort that times out (the whole cluster down) is retried until it goes through. A
-   fatal one is raised: :class:`Fenced` when this producer was fenced (it was a zombie,
-   frozen past its transaction timeout while another process took over) or lost its
-   transaction state with a killed coordinator.
+4. A retriable failure of step 3 (a timeout: the broker or the cluster is away) repeats
+   it, with a growing pause, until it goes through or turns abortable or fatal: librdkafka
+   goes on with a timed-out call in the background, and until the same call is made
+   again every other transactional call, ``abort_transaction`` among them, fails with a
+   retriable ``_CONFLICT``. The broker ends the wait: past ``transaction.timeout.ms`` it
+   aborts the transaction and the producer is fenced. An abortable failure (a broker
+   restart, a fenced epoch after a rebalance) aborts the transaction and calls
+   ``rewind``, which must bring the local store back to the changelog and seek the
+   consumer back to the committed offsets: the batch is redone, never lost. An abort
+   that times out is repeated the same way. A fatal one is raised: :class:`Fenced` when
+   this producer was fenced (it was a zombie, frozen past its transaction timeout while
+   another process took over), lost its transaction state with a killed coordinator, or
+   finds another transactional call still pending.
 
 Steps 3 and 4 run under a :class:`~streams.kafka.watchdog.Watchdog`: librdkafka's
 transaction calls can block past their own timeout when the group coordinator goes
@@ -26,6 +31,7 @@ away (confluentinc/librdkafka#5456, #5511), and only a restart unblocks them.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -35,13 +41,16 @@ from confluent_kafka import KafkaError, KafkaException
 from streams.kafka.clients import ConsumerLike, topic_partitions
 from streams.kafka.producer import PARTITION_ANY, ProducerWrapper
 
-__all__ = ["COMMIT_ATTEMPTS", "COMMIT_TIMEOUT_S", "Fenced", "Guard", "TransactionalBatch"]
+__all__ = ["COMMIT_TIMEOUT_S", "Fenced", "Guard", "TransactionalBatch"]
 
 log = logging.getLogger(__name__)
 
 COMMIT_TIMEOUT_S = 10.0
-COMMIT_ATTEMPTS = 6
-"""A commit that keeps failing for a minute is aborted and the batch redone."""
+"""How long one commit or abort call waits before it is made again."""
+RETRY_PAUSE_S = 0.1
+MAX_RETRY_PAUSE_S = 5.0
+"""The pause before a call is made again doubles from the first to the last: a call that
+fails at once must not spin."""
 
 
 FENCED_CODES = frozenset({
@@ -53,15 +62,23 @@ FENCED_CODES = frozenset({
 class Fenced(KafkaException):
     """The transactional producer cannot go on: it was fenced (its process was a zombie,
     frozen or cut off past its transaction timeout, and the coordinator aborted its
-    transaction) or its transaction state was lost with a coordinator killed mid-commit
-    (``INVALID_TXN_STATE``). Nothing it had not committed is visible; the process must
+    transaction), its transaction state was lost with a coordinator killed mid-commit
+    (``INVALID_TXN_STATE``), or another transactional call is still pending
+    (``_CONFLICT``). Nothing it had not committed is visible; the process must
     start over from Kafka (the join's CLI restarts it in place)."""
 
 
+def _cannot_go_on(error: KafkaError) -> bool:
+    """A fatal error, or another transactional call still pending: librdkafka answers
+    ``_CONFLICT`` (retriable, but no retry of this call ends it)."""
+    return bool(error.fatal()) or error.code() == KafkaError._CONFLICT
+
+
 def _fatal(exc: KafkaException) -> KafkaException:
-    """``exc`` itself, or as :class:`Fenced` when it says the producer was fenced."""
+    """``exc`` itself, or as :class:`Fenced` when it says the producer cannot go on."""
     error = exc.args[0]
-    return Fenced(error) if error.code() in FENCED_CODES else exc
+    fenced = error.code() in FENCED_CODES or error.code() == KafkaError._CONFLICT
+    return Fenced(error) if fenced else exc
 
 
 class Guard(Protocol):
@@ -101,15 +118,15 @@ class TransactionalBatch:
         watchdog: Guard,
         rewind: Callable[[], Any],
         *,
-        attempts: int = COMMIT_ATTEMPTS,
         timeout_s: float = COMMIT_TIMEOUT_S,
+        sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         self.producer = producer
         self.consumer = consumer
         self.watchdog = watchdog
         self.rewind = rewind
-        self.attempts = attempts
         self.timeout_s = timeout_s
+        self.sleep = sleep
         self.open = False
         self.committed = 0
         self.aborted = 0
@@ -134,24 +151,38 @@ class TransactionalBatch:
     # 3. and 4.
     def commit(self, offsets: Mapping[tuple[str, int], int]) -> bool:
         """Commit the open transaction with the input ``offsets`` (next offset to read per
-        ``(topic, partition)``); False when it was aborted and rewound instead."""
+        ``(topic, partition)``); False when it was aborted and rewound instead.
+
+        A call that times out is made again, the same call, until the broker answers.
+        """
+        unsent = dict(offsets)  # emptied once they are in the transaction
+        client = self.producer.client
         try:
-            for attempt in range(1, self.attempts + 1):
+            attempt = 0
+            while True:
+                attempt += 1
                 try:
                     with self.watchdog.guard("committing a transaction"):
-                        self._commit_once(offsets)
+                        if unsent:
+                            client.send_offsets_to_transaction(
+                                topic_partitions(unsent),
+                                self.consumer.consumer_group_metadata(),
+                                self.timeout_s,
+                            )
+                            unsent = {}
+                        client.commit_transaction(self.timeout_s)
                     self.committed += 1
                     return True
                 except KafkaException as exc:
                     error = exc.args[0]
-                    if error.fatal():
+                    if _cannot_go_on(error):
                         log.error("transaction failed, stopping: %s", error)
                         raise _fatal(exc) from exc
-                    if error.retriable() and not error.txn_requires_abort():
-                        log.warning("committing a transaction (attempt %d): %s", attempt, error)
-                        continue
-                    log.warning("transaction aborted (%s); redoing it", error)
-                    break
+                    if not error.retriable() or error.txn_requires_abort():
+                        log.warning("transaction aborted (%s); redoing it", error)
+                        break
+                    log.warning("committing a transaction (attempt %d): %s", attempt, error)
+                    self._pause(attempt)
             self.abort()
             return False
         finally:
@@ -160,7 +191,7 @@ class TransactionalBatch:
     def abort(self) -> None:
         """Abort the open transaction and rewind (step 4).
 
-        An abort that times out (the cluster is down) is retried until the cluster
+        An abort that times out (the cluster is down) is made again until the cluster
         answers: the batch waits out the outage instead of stopping the process.
         """
         attempt = 0
@@ -172,21 +203,15 @@ class TransactionalBatch:
                 break
             except KafkaException as exc:
                 error = exc.args[0]
-                if error.fatal():
+                if _cannot_go_on(error):
                     raise _fatal(exc) from exc
                 if not error.retriable():
                     raise
                 log.warning("aborting a transaction (attempt %d): %s", attempt, error)
+                self._pause(attempt)
         self.open = False
         self.aborted += 1
         self.rewind()
 
-    def _commit_once(self, offsets: Mapping[tuple[str, int], int]) -> None:
-        client = self.producer.client
-        if offsets:
-            client.send_offsets_to_transaction(
-                topic_partitions(offsets),
-                self.consumer.consumer_group_metadata(),
-                self.timeout_s,
-            )
-        client.commit_transaction(self.timeout_s)
+    def _pause(self, attempt: int) -> None:
+        self.sleep(min(RETRY_PAUSE_S * 2 ** min(attempt - 1, 10), MAX_RETRY_PAUSE_S))

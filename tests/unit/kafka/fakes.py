@@ -96,6 +96,8 @@ class FakeBroker:
     committed: dict[str, dict[tuple[str, int], int]] = field(default_factory=dict)
     failing_topics: set[str] = field(default_factory=set)
     """Deliveries to these topics fail."""
+    offsets_errors: list[FakeError] = field(default_factory=list)
+    """Raised, one per call, by the next ``send_offsets_to_transaction`` calls."""
     commit_errors: list[FakeError] = field(default_factory=list)
     """Raised, one per call, by the next ``commit_transaction`` calls."""
     abort_errors: list[FakeError] = field(default_factory=list)
@@ -368,6 +370,7 @@ class FakeProducer:
         self._transaction: list[tuple[str, bytes | None, bytes | None, int]] | None = None
         self._offsets: dict[tuple[str, int], int] = {}
         self._offsets_group = ""
+        self._pending_call: str | None = None
         self.commits = self.aborts = 0
 
     def produce(
@@ -423,7 +426,25 @@ class FakeProducer:
     def init_transactions(self, timeout: float = -1) -> None:
         assert self.transactional
 
+    def _call(self, name: str, errors: list[FakeError]) -> None:
+        """librdkafka's rule for transactional calls: one that failed retriably (timed
+        out) goes on in the background until the same call is made again, and any other
+        call meanwhile fails at once with a retriable ``_CONFLICT``."""
+        if self._pending_call not in (None, name):
+            raise KafkaException(FakeError(
+                KafkaError._CONFLICT,
+                f"Conflicting {self._pending_call} API call is already in progress",
+                retriable=True,
+            ))  # fmt: skip
+        self._pending_call = None
+        if errors:
+            error = errors.pop(0)
+            if error.retriable() and not (error.txn_requires_abort() or error.fatal()):
+                self._pending_call = name
+            raise KafkaException(error)
+
     def begin_transaction(self) -> None:
+        self._call("begin_transaction", [])
         assert self._transaction is None, "a transaction is open already"
         self._transaction = []
         self._offsets = {}
@@ -431,13 +452,13 @@ class FakeProducer:
     def send_offsets_to_transaction(
         self, positions: list[TopicPartition], group_metadata: Any, timeout: float = -1
     ) -> None:
+        self._call("send_offsets_to_transaction", self.broker.offsets_errors)
         self._offsets.update({(tp.topic, tp.partition): tp.offset for tp in positions})
         self._offsets_group = str(group_metadata)
 
     def commit_transaction(self, timeout: float = -1) -> None:
         self._deliver()
-        if self.broker.commit_errors:
-            raise KafkaException(self.broker.commit_errors.pop(0))
+        self._call("commit_transaction", self.broker.commit_errors)
         assert self._transaction is not None
         for topic, value, key, partition in self._transaction:
             self.broker.append(topic, key, value, partition)
@@ -447,8 +468,7 @@ class FakeProducer:
         self.commits += 1
 
     def abort_transaction(self, timeout: float = -1) -> None:
-        if self.broker.abort_errors:
-            raise KafkaException(self.broker.abort_errors.pop(0))
+        self._call("abort_transaction", self.broker.abort_errors)
         self.queue = []
         self._transaction = None
         self.aborts += 1

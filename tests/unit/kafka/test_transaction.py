@@ -23,6 +23,13 @@ class Guard:
         yield
 
 
+class Pauses(list[float]):
+    """Records the batch's pauses between repeated calls instead of sleeping."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
 def _batch() -> tuple[FakeBroker, TransactionalBatch, list[str], Guard]:
     broker = FakeBroker()
     broker.create("in", "out")
@@ -31,7 +38,9 @@ def _batch() -> tuple[FakeBroker, TransactionalBatch, list[str], Guard]:
     consumer = clients.consumer({"group.id": "g"})
     rewinds: list[str] = []
     guard = Guard()
-    batch = TransactionalBatch(producer, consumer, guard, lambda: rewinds.append("rewound"))
+    batch = TransactionalBatch(
+        producer, consumer, guard, lambda: rewinds.append("rewound"), sleep=Pauses()
+    )
     batch.init()
     return broker, batch, rewinds, guard
 
@@ -73,14 +82,41 @@ def test_an_abortable_failure_aborts_and_rewinds_and_shows_nothing() -> None:
     assert broker.records("out") == [(b"k", b"again")]
 
 
-def test_retries_that_keep_failing_end_in_an_abort() -> None:
-    broker, batch, rewinds, _ = _batch()
+def test_a_commit_that_keeps_timing_out_is_resumed_never_given_up_for_an_abort() -> None:
+    # librdkafka goes on with a timed-out commit; an abort meanwhile fails with _CONFLICT.
+    broker, batch, rewinds, guard = _batch()
     broker.commit_errors.extend(
-        FakeError(KafkaError._TIMED_OUT, "slow", retriable=True) for _ in range(batch.attempts)
+        FakeError(KafkaError._TIMED_OUT, "cluster away", retriable=True) for _ in range(12)
     )
     batch.begin()
-    assert not batch.commit({})
-    assert rewinds == ["rewound"]
+    batch.produce("out", b"v", b"k", 0)
+    assert batch.commit({("in", 0): 5})
+    assert broker.records("out") == [(b"k", b"v")] and broker.committed["g"] == {("in", 0): 5}
+    assert rewinds == [] and batch.aborted == 0 and broker.commit_errors == []
+    assert guard.guarded == ["committing a transaction"] * 13  # each call watched alone
+    assert batch.sleep == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0]
+
+
+def test_offsets_that_time_out_are_sent_again_and_only_then_the_commit_made() -> None:
+    broker, batch, rewinds, _ = _batch()
+    broker.offsets_errors.append(FakeError(KafkaError._TIMED_OUT, "slow", retriable=True))
+    broker.commit_errors.append(FakeError(KafkaError._TIMED_OUT, "slow", retriable=True))
+    batch.begin()
+    batch.produce("out", b"v", b"k", 0)
+    assert batch.commit({("in", 0): 9})  # offsets, offsets again, commit, commit again
+    assert broker.records("out") == [(b"k", b"v")] and broker.committed["g"] == {("in", 0): 9}
+    assert rewinds == [] and batch.sleep == [0.1, 0.2]
+
+
+def test_another_transactional_call_still_pending_stops_the_process_as_fenced() -> None:
+    broker, batch, rewinds, _ = _batch()
+    broker.commit_errors.append(
+        FakeError(KafkaError._CONFLICT, "abort_transaction in progress", retriable=True)
+    )
+    batch.begin()
+    with pytest.raises(Fenced):  # retrying cannot end it; the join restarts in place
+        batch.commit({("in", 0): 1})
+    assert rewinds == [] and batch.sleep == [] and not batch.open
 
 
 def test_a_fatal_failure_is_raised() -> None:
@@ -112,7 +148,7 @@ def test_an_abort_that_times_out_is_retried_until_the_cluster_answers() -> None:
     assert not batch.commit({("in", 0): 1})
     assert broker.abort_errors == [] and rewinds == ["rewound"] and batch.aborted == 1
     assert guard.guarded.count("aborting a transaction") == 6  # each call watched alone
-    assert broker.records("out") == []
+    assert broker.records("out") == [] and batch.sleep == [0.1, 0.2, 0.4, 0.8, 1.6]
 
 
 def test_a_zombie_fenced_while_aborting_is_raised_as_fenced() -> None:
