@@ -27,9 +27,14 @@ def test_every_bad_record_is_accounted_for_and_nothing_stops(
     topics = settings.topics
     run = run_poisoned(settings, tmp_path, GOOD)
     assert run.crashes == []  # worker, both join stages and alerts tail still running
+    figures = {  # what the accounting is made of, shown if it does not add up
+        "produced": dict(run.plan.produced), "counts": dict(run.snapshot.counts),
+        "join_metrics": {k: v for k, v in run.join_metrics.items() if k.startswith("shadow_join")},
+        "letters": {"/".join(k): v for k, v in run.letters.items()},
+    }  # fmt: skip
     assert account(run, settings) == dict.fromkeys(
         ("inputs", "live", "shadow", "labels", "events", "invalid"), 0
-    )
+    ), figures
     plan, letters, metrics, snapshot = run.plan, run.letters, run.join_metrics, run.snapshot
     bad = plan.bad
     # inputs: the worker consumed every record; each is a prediction or a dead letter.
