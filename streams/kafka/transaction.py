@@ -30,6 +30,7 @@ away (confluentinc/librdkafka#5456, #5511), and only a restart unblocks them.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -158,9 +159,7 @@ class TransactionalBatch:
         unsent = dict(offsets)  # emptied once they are in the transaction
         client = self.producer.client
         try:
-            attempt = 0
-            while True:
-                attempt += 1
+            for attempt in itertools.count(1):
                 try:
                     with self.watchdog.guard("committing a transaction"):
                         if unsent:
@@ -194,9 +193,7 @@ class TransactionalBatch:
         An abort that times out (the cluster is down) is made again until the cluster
         answers: the batch waits out the outage instead of stopping the process.
         """
-        attempt = 0
-        while True:
-            attempt += 1
+        for attempt in itertools.count(1):
             try:
                 with self.watchdog.guard("aborting a transaction"):
                     self.producer.client.abort_transaction(self.timeout_s)
